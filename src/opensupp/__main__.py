@@ -1,0 +1,3 @@
+from opensupp.cli import main
+
+main()

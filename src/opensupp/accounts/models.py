@@ -1,0 +1,18 @@
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table
+
+from opensupp.db import metadata
+from opensupp.partners.models import Id
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("partner_id", BigInteger, ForeignKey("partners.id", ondelete="CASCADE"), nullable=False),
+    Column("title", String(255), nullable=False),
+    Column("lang", String(8), nullable=False),
+    Column("account_key", String(40), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    # the keyset index every partner-scoped list and lookup uses
+    Index("ix_accounts_partner_id_id", "partner_id", "id"),
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,28 @@
+"""``create_app(settings)``: the partner API as one ASGI application."""
+
+from __future__ import annotations
+
+import orjson
+
+from opensupp.accounts.api import router as accounts
+from opensupp.config import Settings
+from opensupp.db import Database
+from opensupp.logs import setup_logging
+from opensupp.web.asgi import App
+from opensupp.web.openapi import build_openapi
+from opensupp.web.system import router as system
+
+ROUTERS = [system, accounts]
+
+
+def create_app(settings: Settings, db: Database | None = None) -> App:
+    app = App(settings, ROUTERS, db=db)
+    app.openapi = orjson.dumps(build_openapi(app.table.routes))
+    return app
+
+
+def app_factory() -> App:
+    """For uvicorn's ``--factory`` (and its worker processes): settings from the environment."""
+    settings = Settings()
+    setup_logging(settings.log_level)
+    return create_app(settings)

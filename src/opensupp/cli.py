@@ -1,0 +1,189 @@
+"""The ``opensupp`` command: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from typing import Any, Awaitable, Callable
+
+import click
+
+from opensupp import __version__
+from opensupp.config import Settings
+from opensupp.db import Session, open_database, redact_url
+from opensupp.errors import DomainError
+from opensupp.timeutil import iso
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's message names the bad variable
+        raise click.ClickException(f"bad OPENSUPP_* setting: {exc}") from None
+
+
+def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
+    settings = _settings()
+    url = settings.resolved_database_url()
+
+    async def run() -> Any:
+        db = open_database(url, pool_size=1)
+        await db.open()
+        try:
+            async with db.transaction() as session:
+                return await fn(session)
+        finally:
+            await db.close()
+
+    _migrate(url)
+    try:
+        return asyncio.run(run())
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from None
+
+
+def _migrate(url: str) -> None:
+    from opensupp.migrate import migrate
+
+    try:
+        migrate(url)
+    except Exception as exc:
+        raise click.ClickException(f"cannot migrate {redact_url(url)}: {exc}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="opensupp")
+@click.option(
+    "--database-url",
+    envvar="OPENSUPP_DATABASE_URL",
+    help="sqlite:///path/to/file.db or postgresql://user@host:port/db "
+    "[env OPENSUPP_DATABASE_URL; default: an SQLite file in OPENSUPP_DATA_DIR]",
+)
+def main(database_url: str | None) -> None:
+    """opensupp: a self-hostable live-chat provisioning server (Smartsupp partner API).
+
+    Every setting is an OPENSUPP_* environment variable; see the README.
+    """
+    if database_url:
+        os.environ["OPENSUPP_DATABASE_URL"] = database_url  # worker processes inherit it
+
+
+@main.command()
+def migrate() -> None:
+    """Create the database or bring its schema up to date, then exit."""
+    url = _settings().resolved_database_url()
+    _migrate(url)
+    click.echo(f"database {redact_url(url)} is up to date", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="address to bind")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="processes")
+@click.option("--no-access-log", is_flag=True, help="no line per request [env OPENSUPP_ACCESS_LOG=0]")
+def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
+    """Migrate the database, then serve the API (Ctrl-C stops)."""
+    import uvicorn
+
+    from opensupp.logs import setup_logging
+
+    if no_access_log:
+        os.environ["OPENSUPP_ACCESS_LOG"] = "0"
+    settings = _settings()
+    setup_logging(settings.log_level)
+    url = settings.resolved_database_url()
+    _migrate(url)
+    click.echo(f"opensupp {__version__}: database {redact_url(url)}, http://{host}:{port}/docs", err=True)
+    uvicorn.run(
+        "opensupp.app:app_factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.group()
+def keys() -> None:
+    """Partners' API keys (stored hashed; a key is shown once, when created)."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="name of the key, and of the new partner")
+@click.option("--partner", help="add the key to this existing partner (id or name) instead")
+@click.option("--if-none", is_flag=True, help="do nothing when any active key exists (first start)")
+def keys_create(name: str, partner: str | None, if_none: bool) -> None:
+    """Create a key (and a partner); print the key alone on the last line of stdout."""
+    from opensupp.partners import service
+
+    async def create(session: Session) -> tuple[int, str] | None:
+        if if_none and await service.count_active_keys(session):
+            return None
+        if partner:
+            partner_id = await service.find_partner(session, ref=partner)
+        else:
+            partner_id = await service.create_partner(session, name=name)
+        return partner_id, await service.create_key(session, partner_id=partner_id, name=name)
+
+    created = _run_in_transaction(create)
+    if created is None:
+        click.echo("an active key exists already; nothing created", err=True)
+        return
+    partner_id, key = created
+    click.echo(f"Created key {key[:12]}... for partner {partner_id}. It is stored hashed and cannot be shown again:", err=True)
+    click.echo(key)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per key")
+def keys_list(as_json: bool) -> None:
+    """List keys: id, partner, name, prefix, created, last used, revoked."""
+    from opensupp.partners import service
+
+    rows = _run_in_transaction(service.list_keys)
+    if as_json:
+        for k in rows:
+            click.echo(json.dumps({
+                "id": k.id, "partner_id": k.partner_id, "partner": k.partner_name, "name": k.name,
+                "prefix": k.prefix, "created": iso(k.created_at),
+                "last_used": iso(k.last_used_at) if k.last_used_at else None,
+                "revoked": iso(k.revoked_at) if k.revoked_at else None,
+            }))
+        return
+    header = ("ID", "PARTNER", "NAME", "PREFIX", "CREATED", "LAST USED", "REVOKED")
+    table = [header] + [
+        (str(k.id), f"{k.partner_name} ({k.partner_id})", k.name, k.prefix, iso(k.created_at),
+         iso(k.last_used_at) if k.last_used_at else "never", iso(k.revoked_at) if k.revoked_at else "-")
+        for k in rows
+    ]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@keys.command("revoke")
+@click.argument("key")
+def keys_revoke(key: str) -> None:
+    """Revoke KEY, given by its id or its prefix as `keys list` shows them."""
+    from opensupp.partners import service
+
+    async def revoke(session: Session):
+        return await service.revoke_key(session, ref=key)
+
+    info = _run_in_transaction(revoke)
+    ttl = _settings().key_cache_seconds
+    click.echo(f"revoked key {info.id} ({info.prefix}...) of partner {info.partner_name}; "
+               f"running servers refuse it within {ttl:g} s")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""Every table, imported in one place so Alembic sees the whole schema."""
+
+from opensupp.accounts.models import accounts
+from opensupp.db import metadata
+from opensupp.idempotency.models import idempotency_keys
+from opensupp.partners.models import api_keys, partners
+
+__all__ = ["metadata", "partners", "api_keys", "accounts", "idempotency_keys"]

@@ -1,0 +1,385 @@
+"""The HTTP edge: one ASGI callable for the whole partner API.
+
+Per request, in API.md's order of checks: read the body (413 over 1 MiB), authenticate
+(401), route (404, 405), parse and validate the body (400), then run the route's handler
+inside the unit of work its verb calls for, and answer JSON. Every error, ours or a bug,
+leaves through ``web.errors``; every request writes one access-log line with the apiKey
+redacted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import re
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from opensupp.config import Settings
+from opensupp.db import Database, open_database
+from opensupp.errors import (
+    AuthError,
+    DomainError,
+    InvalidJSON,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    invalid,
+)
+from opensupp.idempotency import service as idempotency
+from opensupp.partners import service as partners
+from opensupp.timeutil import now
+from opensupp.web.errors import JSON, error_response, server_error
+from opensupp.web.fields import validate
+from opensupp.web.pagination import encode_cursor, parse_page
+from opensupp.web.ratelimit import RateLimiter
+from opensupp.web.routing import Route, RouteTable, Router
+
+MAX_BODY = 1024 * 1024
+MAX_SHOWN_KEY = 64
+TOUCH_EVERY = 60
+PURGE_EVERY = 3600
+
+log = logging.getLogger("opensupp")
+access_log = logging.getLogger("opensupp.access")
+
+_API_KEY_IN_QUERY = re.compile(r"(?i)((?:^|&)apikey=)[^&]*")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, bytes]
+
+
+class ClientGone(Exception):
+    pass
+
+
+class Request:
+    """What a handler sees: the caller, the ids in the path, the query."""
+
+    __slots__ = ("method", "path", "query_string", "partner_id", "key_id", "ids", "app", "_query")
+
+    def __init__(self, app: App, method: str, path: str, query_string: bytes) -> None:
+        self.app = app
+        self.method = method
+        self.path = path
+        self.query_string = query_string
+        self.partner_id: int | None = None
+        self.key_id: int | None = None
+        self.ids: list[int] = []
+        self._query: dict[str, str] | None = None
+
+    @property
+    def query(self) -> dict[str, str]:
+        if self._query is None:
+            self._query = dict(parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True))
+        return self._query
+
+    @property
+    def db(self) -> Database:
+        return self.app.db
+
+
+class KeyCache:
+    """Looked-up keys, trusted for ``ttl`` seconds (a revoked key stops within that)."""
+
+    def __init__(self, ttl: float, size: int = 10_000) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: dict[bytes, tuple[partners.Principal, float]] = {}
+
+    def get(self, key_hash: bytes) -> partners.Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is not None and entry[1] > time.monotonic():
+            return entry[0]
+        return None
+
+    def put(self, key_hash: bytes, principal: partners.Principal) -> None:
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key_hash] = (principal, time.monotonic() + self.ttl)
+
+
+def redact_query(query_string: bytes) -> str:
+    qs = query_string.decode("latin-1")
+    if "apikey" in qs.lower():
+        qs = _API_KEY_IN_QUERY.sub(r"\1[redacted]", qs)
+    return qs
+
+
+def parse_object(raw: bytes) -> dict[str, Any]:
+    """A POST body as a JSON object; empty means ``{}``."""
+    if not raw.strip():
+        return {}
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        line, column, reason = exc.lineno, exc.colno, exc.msg
+        if "UTF-8" in reason:
+            line, column = _utf8_error_position(raw)
+            reason = "invalid UTF-8"
+        raise InvalidJSON(f"Request body is not valid JSON: {reason} at line {line}, column {column}.") from None
+    if not isinstance(data, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(data), "a number")
+        raise InvalidJSON(f"Request body must be a JSON object, not {kind} (line 1, column 1).")
+    return data
+
+
+def _utf8_error_position(raw: bytes) -> tuple[int, int]:
+    try:
+        raw.decode("utf-8")
+        return 1, 1
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = len(before) - (before.rfind(b"\n") + 1) + 1
+        return line, column
+
+
+async def read_body(scope: dict[str, Any], receive: Any, content_length: int | None) -> bytes:
+    if content_length is not None and content_length > MAX_BODY:
+        raise PayloadTooLarge(f"Request body is over 1 MiB ({MAX_BODY} bytes).")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise PayloadTooLarge(f"Request body is over 1 MiB ({MAX_BODY} bytes).")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class App:
+    def __init__(self, settings: Settings, routers: list[Router], db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or open_database(settings.resolved_database_url(), pool_size=settings.db_pool_size)
+        self.table = RouteTable(routers)
+        self.keys = KeyCache(settings.key_cache_seconds)
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
+        self.idempotency_ttl = int(settings.idempotency_hours * 3600)
+        self.log_access = settings.access_log
+        self._touched: dict[int, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.openapi: bytes | None = None  # filled by opensupp.app
+
+    # ------------------------------------------------------------------ ASGI
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.db.open()
+        self.spawn(self._purge_loop())
+        # Everything alive now (modules, the route table) lives as long as the process:
+        # keep it out of the collector's generations so full collections stay short.
+        gc.collect()
+        gc.freeze()
+
+    async def shutdown(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.db.close()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ one request
+
+    async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        req = Request(self, scope["method"], scope["path"], scope["query_string"])
+        try:
+            status, headers, body = await self.handle(req, scope, receive)
+        except DomainError as exc:
+            status, headers, body = error_response(exc)
+        except ClientGone:
+            return
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("error %s in %s %s", error_id, req.method, self._logged_path(req))
+            status, headers, body = server_error(error_id)
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        if self.log_access:
+            client = scope.get("client")
+            access_log.info(
+                '%s "%s %s" %d %d %.1fms partner=%s',
+                client[0] if client else "-",
+                req.method,
+                self._logged_path(req),
+                status,
+                len(body),
+                (time.perf_counter() - started) * 1000,
+                req.partner_id if req.partner_id is not None else "-",
+            )
+
+    @staticmethod
+    def _logged_path(req: Request) -> str:
+        if req.query_string:
+            return f"{req.path}?{redact_query(req.query_string)}"
+        return req.path
+
+    async def handle(self, req: Request, scope: dict[str, Any], receive: Any) -> Answer:
+        api_key = idempotency_key = content_length = None
+        chunked = False
+        for name, value in scope["headers"]:
+            if name == b"apikey":
+                api_key = value.decode("latin-1")
+            elif name == b"content-length":
+                content_length = int(value) if value.isdigit() else None
+            elif name == b"idempotency-key":
+                idempotency_key = value.decode("latin-1")
+            elif name == b"transfer-encoding":
+                chunked = True
+        if req.method == "GET" and content_length is None and not chunked:
+            raw = b""  # a GET's body is never used; a large declared one still gets its 413
+        else:
+            raw = await read_body(scope, receive, content_length)
+
+        route, req.ids = self.table.lookup(req.path)
+        if route is None or not route.public:
+            await self.authenticate(req, api_key)
+        if route is None:
+            raise NotFound(f"No such path: {req.path}. See /docs for the API.")
+        method = req.method
+        if method not in route.methods:
+            if method == "GET" and route.get_as_post:
+                raw = b""
+            else:
+                raise MethodNotAllowed(f"{method} is not allowed on {req.path}; use {route.allow}.", route.allow)
+        return await self.dispatch(route, req, raw, idempotency_key)
+
+    async def authenticate(self, req: Request, api_key: str | None) -> None:
+        if api_key is None:
+            api_key = req.query.get("apiKey")
+        if not api_key:
+            raise AuthError("No apiKey given.")
+        key_hash = partners.hash_key(api_key)
+        principal = self.keys.get(key_hash)
+        if principal is None:
+            async with self.db.read() as session:
+                principal = await partners.authenticate(session, key_hash=key_hash)
+            if principal is None:
+                shown = api_key if len(api_key) <= MAX_SHOWN_KEY else api_key[:MAX_SHOWN_KEY] + "..."
+                raise AuthError(f"No account found for apiKey {shown}.")
+            self.keys.put(key_hash, principal)
+        req.partner_id = principal.partner_id
+        req.key_id = principal.key_id
+        if self.limiter is not None:
+            self.limiter.check(principal.key_id)
+        self._touch(principal.key_id)
+
+    def _touch(self, key_id: int) -> None:
+        """Record when a key was last used, at most once a minute per key and process."""
+        t = now()
+        if t - self._touched.get(key_id, 0) >= TOUCH_EVERY:
+            self._touched[key_id] = t
+            self.spawn(self._write_touch(key_id, t))
+
+    async def _write_touch(self, key_id: int, t: int) -> None:
+        try:
+            async with self.db.single() as session:
+                await partners.touch_key(session, key_id=key_id, at=t)
+        except Exception:
+            log.warning("could not record last use of key %s", key_id, exc_info=True)
+
+    async def _purge_loop(self) -> None:
+        while True:
+            try:
+                async with self.db.single() as session:
+                    purged = await idempotency.purge_expired(session, before=now() - self.idempotency_ttl)
+                if purged:
+                    log.info("purged %d expired idempotency keys", purged)
+            except Exception:
+                log.warning("could not purge idempotency keys", exc_info=True)
+            await asyncio.sleep(PURGE_EVERY)
+
+    # ------------------------------------------------------------------ verbs
+
+    async def dispatch(self, route: Route, req: Request, raw: bytes, idempotency_key: str | None) -> Answer:
+        verb = route.verb
+        db = self.db
+        if verb == "get":
+            async with db.read() as session:
+                return ok(await route.handler(req, session))
+        if verb == "list":
+            limit, after = parse_page(req.query)
+            async with db.read() as session:
+                records = await route.handler(req, session, after, limit + 1)
+            more = len(records) > limit
+            if more:
+                records = records[:limit]
+            return ok({"records": records, "next": encode_cursor(int(records[-1]["id"])) if more else None})
+        if verb == "delete":
+            async with db.single() as session:
+                await route.handler(req, session)
+            return 204, [], b""
+        if verb == "page":
+            result = await route.handler(req)
+            return result if route.raw else ok(result)
+
+        data = parse_object(raw)
+        body = validate(route.body, data) if route.body is not None else data
+        if verb == "create" and idempotency_key is not None:
+            return await self.create_once(route, req, data, body, idempotency_key)
+        unit = db.single() if route.unit == "single" else db.transaction()
+        async with unit as session:
+            return ok(await route.handler(req, session, body))
+
+    async def create_once(self, route: Route, req: Request, data: dict[str, Any], body: Any, key: str) -> Answer:
+        if not _IDEMPOTENCY_KEY.fullmatch(key):
+            raise invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
+        path = "/" + "/".join(s for s in req.path.split("/") if s)
+        fingerprint = idempotency.fingerprint(path, data)
+        async with self.db.transaction() as session:
+            stored = await idempotency.claim(
+                session, partner_id=req.partner_id, key=key, fingerprint=fingerprint,
+                now=now(), ttl=self.idempotency_ttl,
+            )
+            if stored is not None:
+                status, answer = stored
+                return status, [JSON, (b"idempotent-replayed", b"true")], answer.encode()
+            out = orjson.dumps(await route.handler(req, session, body))
+            await idempotency.record(session, partner_id=req.partner_id, key=key, status=200, response=out.decode())
+        return 200, [JSON], out
+
+
+def ok(result: dict[str, Any]) -> Answer:
+    return 200, [JSON], orjson.dumps(result)

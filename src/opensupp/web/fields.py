@@ -1,0 +1,182 @@
+"""Request-body field types and the translation of pydantic errors into ours.
+
+API.md's fine print, in types: numbers may come as decimal strings and booleans as
+"true"/"false"/"1"/"0" (nothing else is coerced); strings count code points, refuse
+control characters (tab and newline only in multi-line fields) and, when required, blanks.
+Models are strict and forbid unknown fields.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from typing import Annotated, Any, Iterable
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import ValidationError as PydanticValidationError
+from pydantic import WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+from opensupp.errors import FieldError, ValidationFailed
+from opensupp.langs import LANGS
+
+_INT = re.compile(r"-?[0-9]{1,18}")
+_NUMBER = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+class Body(BaseModel):
+    """Base of every request body: strict types, unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _int_from_string(value: Any) -> Any:
+    if type(value) is str and _INT.fullmatch(value):
+        return int(value)
+    return value
+
+
+def _number_from_string(value: Any) -> Any:
+    if type(value) is str and _NUMBER.fullmatch(value):
+        return float(value) if "." in value else int(value)
+    if type(value) is int:
+        return value
+    return value
+
+
+def _bool_from_string(value: Any) -> Any:
+    if type(value) is str:
+        return _BOOLS.get(value, value)
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_int_from_string)]
+Bool = Annotated[bool, BeforeValidator(_bool_from_string)]
+Number = Annotated[float, BeforeValidator(_number_from_string)]
+
+
+def _check_text(multiline: bool, required: bool):
+    pattern = _CONTROL_MULTILINE if multiline else _CONTROL
+
+    def check(value: str) -> str:
+        if pattern.search(value):
+            raise PydanticCustomError(
+                "control_character",
+                "must not contain control characters" + (" other than tab and newline" if multiline else ""),
+            )
+        if required and not value.strip():
+            raise PydanticCustomError("blank", "must not be blank")
+        return value
+
+    return check
+
+
+def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> Any:
+    """A string of at most ``max_length`` code points (at least one when required)."""
+    return Annotated[
+        str,
+        StringConstraints(min_length=1 if required else 0, max_length=max_length),
+        AfterValidator(_check_text(multiline, required)),
+    ]
+
+
+def _check_lang(value: str) -> str:
+    if value not in LANGS:
+        raise PydanticCustomError(
+            "lang", "must be a supported language code, one of: {allowed}", {"allowed": ", ".join(LANGS)}
+        )
+    return value
+
+
+Lang = Annotated[str, AfterValidator(_check_lang), WithJsonSchema({"type": "string", "enum": list(LANGS)})]
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def field_path(loc: Iterable[Any]) -> str:
+    """('config', 1, 'times', 0, 'to') -> 'config[1].times[0].to'"""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if isinstance(arg, (type, types.GenericAlias)) or typing.get_args(arg):
+            found = _submodel(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, str):
+            field = current.model_fields.get(part)
+            current = _submodel(field.annotation) if field else None
+    return list(current.model_fields) if current else []
+
+
+_MESSAGES = {
+    "missing": "is required",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "model_type": "must be an object",
+    "model_attributes_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be a list",
+    "finite_number": "must be a finite number",
+}
+
+
+def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(model, tuple(err["loc"][:-1]))
+        return "is not a known field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if kind == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx['min_length']} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    if kind == "too_long":
+        return f"must have at most {ctx.get('max_length')} items"
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} items"
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        return f"must be {sign} {bound}"
+    if kind == "literal_error":
+        return f"must be one of: {ctx.get('expected', '')}".replace("'", "")
+    return _MESSAGES.get(kind) or err["msg"]
+
+
+def validate(model: type[Body], data: dict[str, Any]) -> Any:
+    """Validate a parsed JSON object against ``model``; every problem in one error."""
+    try:
+        return model.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationFailed(
+            [FieldError(field_path(e["loc"]), _message(model, e)) for e in exc.errors(include_url=False)]
+        ) from None

@@ -1,0 +1,132 @@
+"""Routes in the PHP wrapper's URL grammar, and the O(1) lookup that serves them.
+
+A route is declared once with its verb (list, create, get, update, delete), its body and
+response models; the dispatcher, the unit of work, idempotency, paging and the OpenAPI
+document are all derived from that one declaration.
+
+Paths are matched segment by segment after dropping empty segments, so a trailing slash
+or a doubled slash never matters and never redirects. A segment of canonical decimal
+digits (no leading zero, at most 18 digits so it fits a BIGINT) fills an ``{id}`` slot;
+anything else (``0012``, ``-1``, ``abc``, 20 digits) matches no route and is a 404.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable
+
+from pydantic import BaseModel
+
+_PARAM = re.compile(r"\{(\w+)\}")
+SLOT = "{}"
+
+#: verb -> (HTTP methods, unit of work)
+VERBS: dict[str, tuple[tuple[str, ...], str]] = {
+    "list": (("GET",), "read"),
+    "get": (("GET",), "read"),
+    "create": (("POST",), "single"),
+    "update": (("POST",), "transaction"),
+    "delete": (("GET",), "single"),
+    "action": (("POST",), "transaction"),
+    "page": (("GET",), "none"),
+}
+
+
+@dataclass(slots=True)
+class Route:
+    path: str
+    verb: str
+    handler: Callable[..., Awaitable[Any]]
+    summary: str
+    tag: str
+    body: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    unit: str = "read"
+    public: bool = False
+    description: str = ""
+    params: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    methods: tuple[str, ...] = ("GET",)
+    allow: str = "GET"
+    get_as_post: bool = False
+    raw: bool = False  # handler builds its own response (docs pages)
+
+    def __post_init__(self) -> None:
+        self.params = tuple(_PARAM.findall(self.path))
+        self.key = template_key(self.path)
+        self.methods, default_unit = VERBS[self.verb]
+        if self.unit == "read":
+            self.unit = default_unit
+        # The PHP wrapper sends a GET when a create's or update's parameters are empty.
+        self.get_as_post = self.methods == ("POST",)
+        self.allow = "GET, POST" if self.get_as_post else ", ".join(self.methods)
+
+
+def template_key(path: str) -> tuple[str, ...]:
+    return tuple(SLOT if _PARAM.fullmatch(s) else s for s in path.split("/") if s)
+
+
+def match_key(path: str) -> tuple[tuple[str, ...], list[int]]:
+    """('accounts', '{}', 'get'), [12] for '//accounts/12/get/'."""
+    key: list[str] = []
+    ids: list[int] = []
+    for segment in path.split("/"):
+        if not segment:
+            continue
+        if segment.isdigit() and segment.isascii() and segment[0] != "0" and len(segment) <= 18:
+            key.append(SLOT)
+            ids.append(int(segment))
+        else:
+            key.append(segment)
+    return tuple(key), ids
+
+
+@dataclass
+class Router:
+    routes: list[Route] = field(default_factory=list)
+
+    def add(self, verb: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            summary = kwargs.pop("summary", None) or (handler.__doc__ or handler.__name__).strip().splitlines()[0]
+            description = kwargs.pop("description", None) or _rest_of_doc(handler.__doc__)
+            self.routes.append(Route(path, verb, handler, summary=summary, description=description, **kwargs))
+            return handler
+
+        return register
+
+    def list(self, path: str, **kw: Any):
+        return self.add("list", path, **kw)
+
+    def create(self, path: str, **kw: Any):
+        return self.add("create", path, **kw)
+
+    def get(self, path: str, **kw: Any):
+        return self.add("get", path, **kw)
+
+    def update(self, path: str, **kw: Any):
+        return self.add("update", path, **kw)
+
+    def delete(self, path: str, **kw: Any):
+        return self.add("delete", path, **kw)
+
+
+def _rest_of_doc(doc: str | None) -> str:
+    if not doc:
+        return ""
+    lines = doc.strip().splitlines()[1:]
+    return "\n".join(line.strip() for line in lines).strip()
+
+
+class RouteTable:
+    def __init__(self, routers: list[Router]) -> None:
+        self.routes = [r for router in routers for r in router.routes]
+        self._by_key: dict[tuple[str, ...], Route] = {}
+        for route in self.routes:
+            if route.key in self._by_key:
+                raise ValueError(f"two routes for {route.path}")
+            self._by_key[route.key] = route
+
+    def lookup(self, path: str) -> tuple[Route | None, list[int]]:
+        key, ids = match_key(path)
+        return self._by_key.get(key), ids

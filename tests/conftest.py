@@ -1,0 +1,207 @@
+"""Fixtures: every test runs on SQLite and on a real PostgreSQL, through the real app.
+
+PostgreSQL: ``OPENSUPP_TEST_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test)
+names a server where the run creates its own fresh database and drops it at the end.
+Where none answers, the PostgreSQL half skips loudly, unless OPENSUPP_REQUIRE_POSTGRES=1
+(as .ci/run sets), which turns the skip into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import asyncpg
+import httpx
+import pytest
+
+from opensupp.app import create_app
+from opensupp.config import Settings
+from opensupp.db import parse_url
+from opensupp.migrate import migrate
+from opensupp.partners import service as partners
+
+POSTGRES_URL = os.environ.get("OPENSUPP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("OPENSUPP_REQUIRE_POSTGRES") == "1"
+_skipped_postgres: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _skipped_postgres:
+        terminalreporter.write_sep("!", "PostgreSQL tests SKIPPED", red=True, bold=True)
+        terminalreporter.write_line(_skipped_postgres[0], red=True)
+        terminalreporter.write_line("Set OPENSUPP_REQUIRE_POSTGRES=1 to make this a failure.", red=True)
+
+
+def _postgres_admin(sql: str) -> None:
+    async def run() -> None:
+        conn = await asyncpg.connect(parse_url(POSTGRES_URL)[1], timeout=5)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+def _fresh_postgres() -> tuple[str, str]:
+    name = f"opensupp_test_{os.getpid()}_{secrets.token_hex(3)}"
+    try:
+        _postgres_admin(f'CREATE DATABASE "{name}"')
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        message = f"PostgreSQL at {POSTGRES_URL} is not reachable ({exc!r})."
+        if REQUIRE_POSTGRES:
+            pytest.fail(message + " OPENSUPP_REQUIRE_POSTGRES=1 requires it.", pytrace=False)
+        _skipped_postgres.append(message)
+        pytest.skip(message)
+    base = POSTGRES_URL.rsplit("/", 1)[0]
+    return name, f"{base}/{name}"
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated database for the whole run, one per backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'opensupp.db'}"
+        migrate(url)
+        yield url
+        return
+    name, url = _fresh_postgres()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, key_cache_seconds=0, db_pool_size=25)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    await application.startup()
+    try:
+        yield application
+    finally:
+        await application.shutdown()
+
+
+async def new_key(app: Any, name: str | None = None) -> str:
+    """A fresh partner and its key, made by the real services."""
+    name = name or f"partner-{secrets.token_hex(6)}"
+    async with app.db.transaction() as session:
+        partner_id = await partners.create_partner(session, name=name)
+        return await partners.create_key(session, partner_id=partner_id, name=name)
+
+
+def client_for(app: Any, key: str | None = None) -> httpx.AsyncClient:
+    headers = {"apiKey": key} if key else {}
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test", headers=headers)
+
+
+@pytest.fixture
+async def key(app: Any) -> str:
+    return await new_key(app)
+
+
+@pytest.fixture
+async def api(app: Any, key: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated as a fresh partner."""
+    async with client_for(app, key) as client:
+        yield client
+
+
+@pytest.fixture
+async def anon(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(app) as client:
+        yield client
+
+
+# --------------------------------------------------------------------------- live servers
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def opensupp(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opensupp", *args], env=env, capture_output=True, text=True, timeout=120, check=check, **kw
+    )
+
+
+class LiveServer:
+    def __init__(self, url: str, process: subprocess.Popen[str], log: Path) -> None:
+        self.url = url
+        self.process = process
+        self.log = log
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+def start_server(database_url: str, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> LiveServer:
+    port = free_port()
+    log = tmp_path / f"server-{port}.log"
+    full_env = {**os.environ, "OPENSUPP_DATABASE_URL": database_url, **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "opensupp", "serve", "--port", str(port), *extra],
+        env=full_env, stdout=log.open("w"), stderr=subprocess.STDOUT, text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {log.read_text()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return LiveServer(url, process, log)
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start: {log.read_text()}")
+
+
+def stop_server(server: LiveServer) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+
+
+@pytest.fixture
+def env(database_url: str) -> dict[str, str]:
+    return {**os.environ, "OPENSUPP_DATABASE_URL": database_url}
+
+
+@pytest.fixture
+def live(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    server = start_server(database_url, tmp_path)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def cli_key(env: dict[str, str], name: str | None = None) -> str:
+    out = opensupp("keys", "create", "--name", name or f"cli-{secrets.token_hex(6)}", env=env)
+    return out.stdout.strip().splitlines()[-1]
