@@ -11,7 +11,7 @@ from opensupp.accounts.service import Account
 from opensupp.db import Session
 from opensupp.timeutil import iso
 from opensupp.web.fields import Body, Lang, Text
-from opensupp.web.resources import Out, ReadOnlyId, changes, check_read_only
+from opensupp.web.resources import Out, ReadOnly, ReadOnlyId, changes, check_read_only
 from opensupp.web.routing import Router
 
 router = Router()
@@ -27,9 +27,9 @@ class AccountCreate(Body):
 class AccountUpdate(Body):
     title: Text(255) = Field(None, description="New internal name.")
     lang: Lang = Field(None, description="New language.")
-    id: ReadOnlyId = Field(None, description="Read-only: ignored when equal to the current value.")
-    accountKey: str = Field(None, description="Read-only: ignored when equal to the current value.")
-    createdAt: str = Field(None, description="Read-only: ignored when equal to the current value.")
+    id: ReadOnlyId = ReadOnly()
+    accountKey: str = ReadOnly()
+    createdAt: str = ReadOnly()
 
 
 class AccountOut(Out):

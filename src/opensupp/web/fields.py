@@ -13,7 +13,7 @@ import types
 import typing
 from typing import Annotated, Any, Iterable
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 from pydantic import WithJsonSchema
 from pydantic_core import PydanticCustomError
@@ -26,6 +26,7 @@ _NUMBER = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
 _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_NON_BLANK = re.compile(r"[^\s\x00-\x1f\x7f]")
 
 
 class Body(BaseModel):
@@ -68,11 +69,19 @@ def _check_text(multiline: bool, required: bool):
                 "control_character",
                 "must not contain control characters" + (" other than tab and newline" if multiline else ""),
             )
-        if required and not value.strip():
+        if required and not _NON_BLANK.search(value):
             raise PydanticCustomError("blank", "must not be blank")
         return value
 
     return check
+
+
+def _text_pattern(multiline: bool, required: bool) -> str:
+    """The same rules as ``_check_text``, as a JSON Schema pattern for the docs and fuzzers."""
+    allowed = r"[^\x00-\x08\x0b-\x1f\x7f]" if multiline else r"[^\x00-\x1f\x7f]"
+    if not required:
+        return f"^{allowed}*$"
+    return f"^{allowed}*{_NON_BLANK.pattern}{allowed}*$"
 
 
 def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> Any:
@@ -81,6 +90,7 @@ def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> 
         str,
         StringConstraints(min_length=1 if required else 0, max_length=max_length),
         AfterValidator(_check_text(multiline, required)),
+        Field(json_schema_extra={"pattern": _text_pattern(multiline, required)}),
     ]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from opensupp import __version__
-from opensupp.web.pagination import MAX_LIMIT
+from opensupp.web.pagination import CURSOR_PATTERN, MAX_LIMIT
 from opensupp.web.routing import Route
 
 ID_PATTERN = "^[1-9][0-9]{0,17}$"
@@ -140,7 +140,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
             {"name": "limit", "in": "query", "required": False,
              "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": MAX_LIMIT}},
             {"name": "after", "in": "query", "required": False,
-             "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{11}$"}, "description": "The previous page's `next`."},
+             "schema": {"type": "string", "pattern": CURSOR_PATTERN}, "description": "The previous page's `next`."},
         ]
     if route.verb == "create":
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
@@ -149,7 +149,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         op["parameters"] = params
     if route.body is not None:
         op["requestBody"] = {
-            "required": False,
+            "required": route.verb == "create",
             "content": {"application/json": {"schema": schemas.ref(route.body, "validation")}},
         }
     responses: dict[str, Any] = {}

@@ -13,7 +13,9 @@ import re
 from opensupp.errors import invalid
 
 MAX_LIMIT = 1000
-_CURSOR = re.compile(r"[A-Za-z0-9_-]{11}")
+# 64 bits in 11 characters: the top bit is 0 (a BIGINT id), the 2 padding bits are 0
+CURSOR_PATTERN = "^[A-Za-f][A-Za-z0-9_-]{9}[AEIMQUYcgkosw048]$"
+_CURSOR = re.compile(CURSOR_PATTERN)
 _LIMIT = re.compile(r"[0-9]{1,4}")
 
 
@@ -22,12 +24,12 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    if _CURSOR.fullmatch(cursor):
+    if _CURSOR.match(cursor):
         try:
             last_id = int.from_bytes(base64.urlsafe_b64decode(cursor + "="), "big")
         except (binascii.Error, ValueError):
-            last_id = 0
-        if 0 < last_id < 10**18 and encode_cursor(last_id) == cursor:
+            last_id = -1
+        if encode_cursor(last_id) == cursor:
             return last_id
     raise invalid("after", "is not a cursor this server issued; pass the previous page's next")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from opensupp.errors import FieldError, ValidationFailed
 
@@ -15,6 +15,11 @@ def _id_as_string(value: Any) -> Any:
 
 #: An id sent back in an update body, as the string we answered or as a number.
 ReadOnlyId = Annotated[str, BeforeValidator(_id_as_string)]
+
+
+def ReadOnly() -> Any:
+    """An update body's read-only field: accepted back unchanged, refused if different."""
+    return Field(None, description="Read-only: ignored when equal to the current value.", json_schema_extra={"readOnly": True})
 
 
 class Out(BaseModel):

@@ -1,0 +1,801 @@
+"""Benchmark the partner API against its baselines; see bench/README.md.
+
+    python bench/api.py [--backend sqlite|postgres|both] [--duration SECONDS]
+                        [--connections 64] [--rounds N]
+
+Starts a raw ASGI app (bench/raw_app.py) and the real server (``python -m opensupp serve``)
+on fresh databases, drives them with wrk (and PostgreSQL with pgbench), alternating each
+scenario with its baseline ``--rounds`` times, and prints the medians, the ratios and the
+floors. It is a measurement, not a test: the exit code is 0 whatever the floors say.
+Everything it starts or creates (processes, temp files, PostgreSQL databases) is removed
+at the end, also on errors and Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import collections
+import contextlib
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+BENCH_DIR = Path(__file__).resolve().parent
+SRC_DIR = BENCH_DIR.parent / "src"
+PG_ADMIN_URL = os.environ.get("OPENSUPP_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+SMALL, LARGE = 10**3, 10**6  # accounts in the table for the two list measurements
+PAGE = 100
+DEEP_OFFSET = 150  # the deep page starts this many rows before the end of the table
+CREATE_BODY = '{"title":"Account name","lang":"en"}'
+
+# names of the scenarios (and of the baselines they are compared with)
+RAW_GET, RAW_POST, PGBENCH = "raw ASGI GET", "raw ASGI POST", "pgbench INSERT"
+GET, CREATE, CREATE_IDEM = "account get", "account create", "account create + Idempotency-Key"
+LIST_SMALL, LIST_LARGE, LIST_DEEP = "list page 1 @ 10^3 rows", "list page 1 @ 10^6 rows", "list deep page @ 10^6 rows"
+LIST_CEILING = 1.3
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass
+class Result:
+    """One run of wrk or pgbench."""
+
+    rate: float  # requests (transactions) per second
+    p99_ms: float
+    bad_status: int = 0  # wrk: responses with status >= 400; pgbench: failed transactions
+    socket_errors: int = 0  # wrk: connect, read, write errors and timeouts
+
+    @property
+    def errors(self) -> int:
+        return self.bad_status + self.socket_errors
+
+
+@dataclass(frozen=True)
+class Compare:
+    """Compare a scenario's median rate with a baseline's.
+
+    ``floor``: the rate must be at least this fraction of the baseline's.
+    ``ceiling``: the cost (1/rate) may be at most this multiple of the baseline's.
+    Neither: shown for information.
+    """
+
+    baseline: str
+    floor: float | None = None
+    ceiling: float | None = None
+
+
+@dataclass
+class Scenario:
+    name: str
+    measure: Callable[[int], Result]  # one run of that many seconds
+    check: Callable[[], str | None] | None = None  # one request by hand: None, or what is wrong
+    compares: list[Compare] = field(default_factory=list)
+    runs: list[Result] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return statistics.median(r.rate for r in self.runs)
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.median(r.p99_ms for r in self.runs)
+
+    @property
+    def spread(self) -> float:
+        rates = [r.rate for r in self.runs]
+        return (max(rates) - min(rates)) / 2 / self.rate if self.rate else 0.0
+
+    @property
+    def bad_status(self) -> int:
+        return sum(r.bad_status for r in self.runs)
+
+    @property
+    def socket_errors(self) -> int:
+        return sum(r.socket_errors for r in self.runs)
+
+    @property
+    def errors(self) -> int:
+        return self.bad_status + self.socket_errors
+
+
+@dataclass
+class Report:
+    title: str
+    info: list[str] = field(default_factory=list)
+    scenarios: dict[str, Scenario] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, scenario: Scenario) -> Scenario:
+        self.scenarios[scenario.name] = scenario
+        return scenario
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+class Pinning:
+    """Servers on CPU 0, load generators on CPU 1, when taskset and two CPUs are there."""
+
+    def __init__(self, wanted: bool) -> None:
+        cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+        if not wanted:
+            self.enabled, self.why = False, "off (--no-pin)"
+        elif shutil.which("taskset") is None:
+            self.enabled, self.why = False, "off (no taskset)"
+        elif not {0, 1} <= cpus:
+            self.enabled, self.why = False, f"off (CPUs 0 and 1 not both available: {sorted(cpus)})"
+        else:
+            self.enabled, self.why = True, "on (servers on CPU 0, wrk and pgbench on CPU 1; PostgreSQL unpinned)"
+
+    def server(self, cmd: list[str]) -> list[str]:
+        return ["taskset", "-c", "0", *cmd] if self.enabled else cmd
+
+    def client(self, cmd: list[str]) -> list[str]:
+        return ["taskset", "-c", "1", *cmd] if self.enabled else cmd
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment without the caller's OPENSUPP_* settings, this checkout's src first."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSUPP_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC_DIR), env.get("PYTHONPATH")) if p)
+    env.update(extra)
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method: str, url: str, headers: dict[str, str] | None = None, body: str | None = None) -> tuple[int, bytes]:
+    data = body.encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+class Server:
+    """A server process on CPU 0, its stdout and stderr in a log file."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path, health: str) -> None:
+        self.name, self.cmd, self.env, self.log, self.health = name, cmd, env, log, health
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.peak_rss_kib: int | None = None
+
+    def start(self) -> None:
+        with open(self.log, "wb") as log:
+            # a session of its own: a Ctrl-C reaches us, and we stop it in order
+            self.proc = subprocess.Popen(
+                self.cmd, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            with contextlib.suppress(OSError):
+                if http("GET", self.health)[0] == 200:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not answer {self.health} within 60 s:\n{self.log_tail()}")
+
+    def read_peak_rss(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return None
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        return None
+
+    def stop(self) -> None:
+        """Record the peak RSS, then SIGTERM (uvicorn's graceful stop), then SIGKILL."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.peak_rss_kib = self.read_peak_rss()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 20) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+ACCESS_LINE = re.compile(r'" (\d{3}) \d+ [\d.]+ms partner=')
+PROBLEM_LINE = re.compile(r" (WARNING|ERROR|CRITICAL) |^Traceback ")
+
+
+def scan_log(path: Path) -> tuple[str, list[str]]:
+    """A one-line summary of a server log (access lines by status) and its problem lines."""
+    statuses: collections.Counter[str] = collections.Counter()
+    problems: list[str] = []
+    with open(path, errors="replace") as log:
+        for line in log:
+            m = ACCESS_LINE.search(line)
+            if m:
+                statuses[m.group(1)] += 1
+            elif PROBLEM_LINE.search(line):
+                problems.append(line.rstrip())
+    by_status = ", ".join(f"{s}: {n:,}" for s, n in sorted(statuses.items())) or "none"
+    return f"{sum(statuses.values()):,} access lines ({by_status}), {len(problems)} warning/error lines", problems
+
+
+# --------------------------------------------------------------------------- load generators
+
+LUA_IDEMPOTENCY = r"""
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+local counter = 0
+local prefix = "bench-"
+function init(args)
+  prefix = (args[1] or "bench") .. "-" .. tostring(tid or 1) .. "-"
+end
+
+function request()
+  counter = counter + 1
+  wrk.headers["Idempotency-Key"] = prefix .. counter
+  return wrk.format()
+end
+"""
+
+LUA_DONE = r"""
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCHJSON {"requests": %.0f, "duration_us": %.0f, "status": %.0f, "connect": %.0f, "read": %.0f, ' ..
+    '"write": %.0f, "timeout": %.0f, "p99_us": %.0f}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(99)))
+end
+"""
+
+
+def lua_string(text: str) -> str:
+    if not text.isascii():
+        raise ValueError("wrk scripts here carry ASCII only")
+    return json.dumps(text)  # a JSON string of ASCII is a valid Lua string
+
+
+class Wrk:
+    def __init__(self, tmp: Path, pin: Pinning, threads: int, connections: int) -> None:
+        self.tmp, self.pin, self.threads, self.connections = tmp, pin, threads, connections
+        self._scripts = 0
+
+    def script(self, method: str, headers: dict[str, str], body: str | None = None, idempotency: bool = False) -> Path:
+        lines = ["-- generated by bench/api.py", f"wrk.method = {lua_string(method)}"]
+        if body is not None:
+            lines.append(f"wrk.body = {lua_string(body)}")
+        lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]
+        text = "\n".join(lines) + "\n" + (LUA_IDEMPOTENCY if idempotency else "") + LUA_DONE
+        self._scripts += 1
+        path = self.tmp / f"wrk-{self._scripts}.lua"
+        path.write_text(text)
+        return path
+
+    def run(self, url: str, script: Path, seconds: int) -> Result:
+        cmd = self.pin.client([
+            "wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
+            "-s", str(script), url, "--", secrets.token_hex(6),  # a fresh Idempotency-Key prefix per run
+        ])
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
+        if out.returncode != 0 or line is None:
+            raise RuntimeError(f"wrk failed ({out.returncode}): {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
+        s = json.loads(line.split(" ", 1)[1])
+        return Result(
+            rate=s["requests"] / (s["duration_us"] / 1e6),
+            p99_ms=s["p99_us"] / 1000,
+            bad_status=int(s["status"]),
+            socket_errors=int(s["connect"] + s["read"] + s["write"] + s["timeout"]),
+        )
+
+
+PGBENCH_SCRIPT = """\
+INSERT INTO {table} (partner_id, title, lang, account_key, created_at)
+VALUES (:partner, 'Account name', 'en', substr(md5(random()::text) || md5(random()::text), 1, 40),
+        extract(epoch from now())::bigint)
+RETURNING id, title, lang, account_key, created_at;
+"""
+PGBENCH_TABLE = "bench_pgbench_accounts"
+PGBENCH_DDL = f"""
+CREATE TABLE {PGBENCH_TABLE} (
+    id BIGSERIAL PRIMARY KEY,
+    partner_id BIGINT NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
+    title VARCHAR(255) NOT NULL,
+    lang VARCHAR(8) NOT NULL,
+    account_key VARCHAR(40) NOT NULL UNIQUE,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX ON {PGBENCH_TABLE} (partner_id, id);
+"""
+
+
+class Pgbench:
+    """pgbench's single-row INSERT into a scratch copy of ``accounts``: the PostgreSQL baseline."""
+
+    def __init__(self, tmp: Path, pin: Pinning, connections: int, url: str, partner_id: int) -> None:
+        self.tmp, self.pin, self.connections, self.url, self.partner_id = tmp, pin, connections, url, partner_id
+        self.script = tmp / "pgbench-insert.sql"
+        self.script.write_text(PGBENCH_SCRIPT.format(table=PGBENCH_TABLE))
+        self._runs = 0
+
+    def run(self, seconds: int) -> Result:
+        self._runs += 1
+        logs = self.tmp / f"pgbench-{self._runs}"
+        logs.mkdir()
+        cmd = self.pin.client([
+            "pgbench", "-n", "-M", "prepared", "-c", str(self.connections), "-j", str(min(2, self.connections)),
+            "-T", str(seconds), "-f", str(self.script), "-D", f"partner={self.partner_id}",
+            "-l", f"--log-prefix={logs}/tx", self.url,
+        ])
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=logs)
+        tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", out.stdout, re.M)
+        if tps is None:
+            raise RuntimeError(f"pgbench failed ({out.returncode}): {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
+        failed = re.search(r"^number of failed transactions: (\d+)", out.stdout, re.M)
+        latencies, unparsed = [], 0
+        for path in logs.iterdir():
+            for line in path.read_text().splitlines():
+                cols = line.split()
+                if len(cols) > 2 and cols[2].isdigit():
+                    latencies.append(int(cols[2]))
+                else:
+                    unparsed += 1
+        shutil.rmtree(logs)
+        latencies.sort()
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000 if latencies else float("nan")
+        return Result(rate=float(tps.group(1)), p99_ms=p99,
+                      bad_status=int(failed.group(1)) if failed else unparsed + (out.returncode != 0))
+
+
+# --------------------------------------------------------------------------- databases
+
+
+def sql_now() -> int:
+    return int(time.time())
+
+
+class SQLiteBackend:
+    name, title = "sqlite", "SQLite"
+
+    def __init__(self, tmp: Path, stack: contextlib.ExitStack) -> None:
+        self.tmp = tmp
+
+    def new_database(self, label: str) -> str:
+        return f"sqlite:///{self.tmp / f'{label}.db'}"  # an absolute path: four slashes
+
+    @staticmethod
+    def _connect(url: str) -> sqlite3.Connection:
+        return sqlite3.connect(url.removeprefix("sqlite:///"))
+
+    def fetchval(self, url: str, sql: str, *args: Any) -> Any:
+        with contextlib.closing(self._connect(url)) as conn:
+            row = conn.execute(re.sub(r"\$(\d+)", r"?\1", sql), args).fetchone()
+            return None if row is None else row[0]
+
+    def fill(self, url: str, partner_id: int, n: int) -> None:
+        """n accounts for the partner, in one transaction; keys random (the index sees random inserts)."""
+        created = sql_now()
+        rows = ((partner_id, f"Account {i}", "en", os.urandom(16).hex() + f"{i:08x}", created) for i in range(n))
+        with contextlib.closing(self._connect(url)) as conn, conn:
+            conn.execute("PRAGMA cache_size = -262144")  # 256 MiB for this connection: random index inserts
+            conn.executemany(
+                "INSERT INTO accounts (partner_id, title, lang, account_key, created_at) VALUES (?, ?, ?, ?, ?)", rows
+            )
+        # No ANALYZE: the server never runs one, so production SQLite files have no statistics either.
+
+    def describe(self, url: str) -> str:
+        return "SQLite %s, the server's WAL + synchronous=NORMAL" % sqlite3.sqlite_version
+
+    def prepare_baseline(self, url: str) -> None:
+        pass
+
+
+class PostgresBackend:
+    name, title = "postgres", "PostgreSQL"
+
+    def __init__(self, tmp: Path, stack: contextlib.ExitStack) -> None:
+        import asyncpg  # a dependency of the project, needed only here
+
+        self.asyncpg = asyncpg
+        self.stack = stack
+        self.prefix = f"opensupp_bench_{secrets.token_hex(4)}"
+        self.base = PG_ADMIN_URL.rsplit("/", 1)[0]
+
+    def _run(self, url: str, fn: Callable[[Any], Any]) -> Any:
+        async def go() -> Any:
+            conn = await self.asyncpg.connect(url, timeout=10)
+            try:
+                return await fn(conn)
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
+    def new_database(self, label: str) -> str:
+        name = self.prefix if label == "main" else f"{self.prefix}_{label}"
+        self._run(PG_ADMIN_URL, lambda c: c.execute(f'CREATE DATABASE "{name}"'))
+        self.stack.callback(self.drop, name)
+        return f"{self.base}/{name}"
+
+    def drop(self, name: str) -> None:
+        try:
+            self._run(PG_ADMIN_URL, lambda c: c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        except Exception as exc:  # keep cleaning up the rest
+            print(f"!! could not drop PostgreSQL database {name}: {exc!r}", file=sys.stderr)
+
+    def fetchval(self, url: str, sql: str, *args: Any) -> Any:
+        return self._run(url, lambda c: c.fetchval(sql, *args))
+
+    def fill(self, url: str, partner_id: int, n: int) -> None:
+        async def fill(conn: Any) -> None:
+            await conn.execute(
+                "INSERT INTO accounts (partner_id, title, lang, account_key, created_at)"
+                " SELECT $1, 'Account ' || g, 'en',"
+                "   substr(md5(random()::text) || md5(random()::text), 1, 32) || lpad(to_hex(g), 8, '0'), $2"
+                " FROM generate_series(1, $3) AS g",
+                partner_id, sql_now(), n,
+            )
+            await conn.execute("VACUUM (ANALYZE) accounts")  # what autovacuum does soon after a bulk load
+
+        self._run(url, fill)
+
+    def describe(self, url: str) -> str:
+        async def settings(conn: Any) -> str:
+            version = await conn.fetchval("SHOW server_version")
+            values = [f"{s}={await conn.fetchval(f'SHOW {s}')}" for s in
+                      ("max_connections", "shared_buffers", "synchronous_commit", "fsync")]
+            return f"PostgreSQL {version} ({', '.join(values)}); database {url.rsplit('/', 1)[1]}"
+
+        return self._run(url, settings)
+
+    def prepare_baseline(self, url: str) -> None:
+        self._run(url, lambda c: c.execute(PGBENCH_DDL))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    tmp: Path
+    stack: contextlib.ExitStack
+    pin: Pinning
+    wrk: Wrk
+    raw_url: str = ""
+
+    def start_server(self, name: str, cmd: list[str], health: str, **env: str) -> Server:
+        server = Server(name, self.pin.server(cmd), child_env(**env), self.tmp / f"{name}.log", health)
+        self.stack.callback(server.stop)
+        server.start()
+        return server
+
+    def start_real(self, name: str, database_url: str) -> tuple[Server, str]:
+        port = free_port()
+        cmd = [sys.executable, "-m", "opensupp", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        base = f"http://127.0.0.1:{port}"
+        return self.start_server(name, cmd, f"{base}/healthz", OPENSUPP_DATABASE_URL=database_url), base
+
+
+def create_key(database_url: str, name: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "opensupp", "keys", "create", "--name", name],
+        env=child_env(OPENSUPP_DATABASE_URL=database_url), capture_output=True, text=True,
+    )
+    if out.returncode != 0 or not out.stdout.strip():
+        raise RuntimeError(f"keys create failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return out.stdout.strip().splitlines()[-1]
+
+
+def cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(last_id.to_bytes(8, "big")).rstrip(b"=").decode()
+
+
+def wrk_scenario(ctx: Context, name: str, url: str, method: str = "GET", headers: dict[str, str] | None = None,
+                 body: str | None = None, idempotency: bool = False,
+                 expect: Callable[[Any], bool] | None = None) -> Scenario:
+    headers = dict(headers or {})
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    script = ctx.wrk.script(method, headers, body, idempotency)
+
+    def check() -> str | None:
+        sent = dict(headers, **({"Idempotency-Key": secrets.token_hex(8)} if idempotency else {}))
+        status, answer = http(method, url, sent, body)
+        if status != 200:
+            return f"answers {status}: {answer[:300]!r}"
+        if expect is not None and not expect(json.loads(answer)):
+            return f"answers an unexpected body: {answer[:300]!r}"
+        return None
+
+    return Scenario(name, lambda seconds: ctx.wrk.run(url, script, seconds), check)
+
+
+def run_group(ctx: Context, label: str, scenarios: list[Scenario]) -> None:
+    """Check and warm up each scenario, then run them in turn, ``--rounds`` times."""
+    for s in scenarios:
+        if s.check is not None:
+            problem = s.check()
+            if problem:
+                s.problems.append(problem)
+                say(f"  !! {s.name}: {problem}")
+        if ctx.args.warmup:
+            s.measure(ctx.args.warmup)
+    for n in range(1, ctx.args.rounds + 1):
+        parts = []
+        for s in scenarios:
+            result = s.measure(ctx.args.duration)
+            s.runs.append(result)
+            flag = f" ({result.errors} errors!)" if result.errors else ""
+            parts.append(f"{s.name} {result.rate:,.0f}/s{flag}")
+        say(f"  {label} round {n}/{ctx.args.rounds}: " + "; ".join(parts))
+
+
+def raw_scenarios(ctx: Context, report: Report) -> tuple[Scenario, Scenario]:
+    get = report.add(wrk_scenario(ctx, RAW_GET, ctx.raw_url + "/"))
+    post = report.add(wrk_scenario(ctx, RAW_POST, ctx.raw_url + "/", "POST", body=CREATE_BODY))
+    return get, post
+
+
+def bench_backend(ctx: Context, backend: SQLiteBackend | PostgresBackend) -> Report:
+    report = Report(backend.title)
+    say(f"\n== {backend.title}: preparing databases")
+
+    # the main database: the list partner's 10^3 rows, then gets and creates (creates last)
+    main_url = backend.new_database("main")
+    key = create_key(main_url, "bench")
+    partner = backend.fetchval(main_url, "SELECT partner_id FROM api_keys ORDER BY id DESC LIMIT 1")
+    backend.fill(main_url, partner, SMALL)
+    account_id = backend.fetchval(
+        main_url, "SELECT id FROM accounts WHERE partner_id = $1 ORDER BY id LIMIT 1 OFFSET $2", partner, SMALL // 2
+    )
+    backend.prepare_baseline(main_url)
+    report.info.append(backend.describe(main_url))
+
+    # a second database with 10^6 rows, so both list measurements see their own table size
+    started = time.monotonic()
+    large_url = backend.new_database("large")
+    large_key = create_key(large_url, "bench-large")
+    large_partner = backend.fetchval(large_url, "SELECT partner_id FROM api_keys ORDER BY id DESC LIMIT 1")
+    backend.fill(large_url, large_partner, LARGE)
+    deep_after = backend.fetchval(
+        large_url, "SELECT id FROM accounts WHERE partner_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2",
+        large_partner, DEEP_OFFSET,
+    )
+    say(f"  filled {LARGE:,} accounts in {time.monotonic() - started:.1f} s")
+
+    main, main_base = ctx.start_real(f"{backend.name}-main", main_url)
+    large, large_base = ctx.start_real(f"{backend.name}-large", large_url)
+    auth, large_auth = {"apiKey": key}, {"apiKey": large_key}
+
+    def full_page(page: Any) -> bool:
+        return len(page["records"]) == PAGE and page["next"] is not None
+
+    list_small = report.add(wrk_scenario(ctx, LIST_SMALL, f"{main_base}/accounts/?limit={PAGE}", headers=auth,
+                                         expect=full_page))
+    list_large = report.add(wrk_scenario(ctx, LIST_LARGE, f"{large_base}/accounts/?limit={PAGE}",
+                                         headers=large_auth, expect=full_page))
+    list_deep = report.add(wrk_scenario(
+        ctx, LIST_DEEP, f"{large_base}/accounts/?limit={PAGE}&after={cursor(deep_after)}", headers=large_auth,
+        expect=full_page,
+    ))
+    list_small.compares = [Compare(RAW_GET)]
+    list_large.compares = [Compare(LIST_SMALL, ceiling=LIST_CEILING)]
+    list_deep.compares = [Compare(LIST_SMALL, ceiling=LIST_CEILING)]
+    say(f"== {backend.title}: measuring ({ctx.args.rounds} rounds of {ctx.args.duration} s per scenario)")
+    run_group(ctx, "lists", [list_small, list_large, list_deep])
+    large.stop()  # frees its PostgreSQL connections before pgbench opens its own
+
+    raw_get, raw_post = raw_scenarios(ctx, report)
+    get = report.add(wrk_scenario(ctx, GET, f"{main_base}/accounts/{account_id}/get", headers=auth,
+                                  expect=lambda a: a["id"] == str(account_id)))
+    run_group(ctx, "get", [raw_get, get])
+
+    create = report.add(wrk_scenario(ctx, CREATE, f"{main_base}/accounts/create", "POST", auth, CREATE_BODY,
+                                     expect=lambda a: len(a["accountKey"]) == 40))
+    create_idem = report.add(wrk_scenario(ctx, CREATE_IDEM, f"{main_base}/accounts/create", "POST", auth,
+                                          CREATE_BODY, idempotency=True, expect=lambda a: len(a["accountKey"]) == 40))
+    group = [raw_post]
+    if isinstance(backend, PostgresBackend):
+        pgbench = Pgbench(ctx.tmp, ctx.pin, ctx.args.connections, main_url, partner)
+        group.append(report.add(Scenario(PGBENCH, pgbench.run)))
+        get.compares = [Compare(RAW_GET)]
+        create.compares = [Compare(PGBENCH, floor=0.25), Compare(RAW_POST)]
+        create_idem.compares = [Compare(PGBENCH), Compare(RAW_POST)]
+    else:
+        get.compares = [Compare(RAW_GET, floor=0.25)]
+        create.compares = [Compare(RAW_POST, floor=0.15)]
+        create_idem.compares = [Compare(RAW_POST)]
+    run_group(ctx, "create", group + [create, create_idem])
+    main.stop()
+
+    for server, role in ((main, f"get, create, list @ 10^3 rows"), (large, "lists @ 10^6 rows")):
+        rss = f"{server.peak_rss_kib / 1024:.1f} MiB" if server.peak_rss_kib else "unknown"
+        summary, problems = scan_log(server.log)
+        report.notes.append(f"server for {role}: peak RSS (VmHWM) {rss}; log: {summary}")
+        report.notes += [f"  !! {line}" for line in problems[:10]]
+    report.scenarios = {name: report.scenarios[name] for name in (
+        RAW_GET, RAW_POST, PGBENCH, GET, CREATE, CREATE_IDEM, LIST_SMALL, LIST_LARGE, LIST_DEEP,
+    ) if name in report.scenarios}
+    return report
+
+
+# --------------------------------------------------------------------------- output
+
+
+@dataclass
+class Verdict:
+    text: str  # PASS, FAIL, INVALID, or "" for information
+    ratio: str
+    bound: str
+
+
+def judge(report: Report, s: Scenario, c: Compare) -> Verdict:
+    base = report.scenarios[c.baseline]
+    erroneous = s.errors or base.errors or s.problems or base.problems
+    if c.ceiling is not None:
+        cost = base.rate / s.rate
+        ok = cost <= c.ceiling
+        return Verdict("INVALID" if erroneous else "PASS" if ok else "FAIL", f"{cost:.2f}x cost", f"<= {c.ceiling:.2f}x")
+    ratio = s.rate / base.rate
+    if c.floor is None:
+        return Verdict("", f"{ratio:.1%}", "info")
+    verdict = "INVALID" if erroneous else "PASS" if ratio >= c.floor else "FAIL"
+    return Verdict(verdict, f"{ratio:.1%}", f">= {c.floor:.0%}")
+
+
+def print_report(report: Report) -> list[str]:
+    """The table; returns the summary lines of its floors."""
+    say(f"\n== {report.title} results")
+    for line in report.info:
+        say(f"  {line}")
+    header = ("scenario", "req/s", "p99 ms", "spread", "errors", "compared with", "ratio", "floor", "verdict")
+    rows: list[tuple[str, ...]] = []
+    summary: list[str] = []
+    for s in report.scenarios.values():
+        cells = (s.name, f"{s.rate:,.0f}", f"{s.p99_ms:.1f}", f"±{s.spread:.0%}", f"{s.errors:,}")
+        if not s.compares:
+            rows.append(cells + ("", "", "", ""))
+        for i, c in enumerate(s.compares):
+            v = judge(report, s, c)
+            rows.append((cells if i == 0 else ("",) * len(cells)) + (c.baseline, v.ratio, v.bound, v.text))
+            if v.text:
+                summary.append(f"FLOOR {report.title}: {s.name} vs {c.baseline}: {v.ratio} ({v.bound}) {v.text}")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
+    right = {1, 2, 3, 4, 6}
+    for row in [header] + rows:
+        say("  " + "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+    for s in report.scenarios.values():
+        if s.errors:
+            say(f"  !! {s.name}: {s.bad_status:,} non-2xx/3xx responses (or failed transactions) and "
+                f"{s.socket_errors:,} socket errors: it MEASURES ERRORS, NOT WORK")
+        for problem in s.problems:
+            say(f"  !! {s.name}: the request checked by hand {problem}")
+    for note in report.notes:
+        say(f"  {note}")
+    return summary
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="Benchmark the opensupp partner API against raw ASGI and pgbench.")
+    p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    p.add_argument("--duration", type=int, default=4, help="seconds per run (default 4)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections and pgbench clients (default 64)")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    p.add_argument("--rounds", type=int, default=3, help="runs per scenario, alternated with its baseline (default 3)")
+    p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load per scenario first (default 1)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs with taskset")
+    p.add_argument("--keep-temp", action="store_true", help="keep the temp dir (server logs, SQLite files)")
+    args = p.parse_args(argv)
+    if args.duration < 1 or args.rounds < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0:
+        p.error("--duration, --rounds, --connections and --threads must be at least 1, --warmup at least 0")
+    if args.connections < args.threads:
+        p.error("--connections must be at least --threads")
+    return args
+
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
+    for tool in ("wrk",) + (("pgbench",) if args.backend != "sqlite" else ()):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed")
+    tmp = Path(tempfile.mkdtemp(prefix="opensupp-bench-"))
+    if args.keep_temp:
+        stack.callback(say, f"kept {tmp}")
+    else:
+        stack.callback(shutil.rmtree, tmp, True)
+    pin = Pinning(not args.no_pin)
+    ctx = Context(args, tmp, stack, pin, Wrk(tmp, pin, args.threads, args.connections))
+
+    say(f"opensupp API benchmark: wrk -t{args.threads} -c{args.connections}, {args.duration} s per run, "
+        f"{args.rounds} rounds alternated with the baseline (medians shown), {args.warmup} s warm-up per scenario")
+    say(f"CPU pinning: {pin.why}")
+    say(f"python {sys.version.split()[0]} ({sys.executable}); uvicorn loop=uvloop http=httptools, 1 worker; "
+        f"access log on (to a file) for the real server, off for raw ASGI")
+
+    port = free_port()
+    raw = ctx.start_server("raw-asgi", [sys.executable, str(BENCH_DIR / "raw_app.py"), "--port", str(port)],
+                           f"http://127.0.0.1:{port}/")
+    ctx.raw_url = f"http://127.0.0.1:{port}"
+
+    backends = {"sqlite": [SQLiteBackend], "postgres": [PostgresBackend],
+                "both": [SQLiteBackend, PostgresBackend]}[args.backend]
+    started = time.monotonic()
+    reports = [bench_backend(ctx, cls(tmp, stack)) for cls in backends]
+    raw.stop()
+
+    summary: list[str] = []
+    for report in reports:
+        summary += print_report(report)
+    raw_summary, raw_problems = scan_log(raw.log)
+    say(f"\nraw ASGI server: peak RSS (VmHWM) {(raw.peak_rss_kib or 0) / 1024:.1f} MiB; "
+        f"{len(raw_problems)} warning/error lines in its log")
+    say(f"\nsummary ({time.monotonic() - started:.0f} s; a measurement, the exit code is 0 whatever it says):")
+    for line in summary:
+        say(f"  {line}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminate)
+    stack = contextlib.ExitStack()
+    try:
+        run(args, stack)
+    except KeyboardInterrupt:
+        print("\ninterrupted: cleaning up", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
