@@ -748,6 +748,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         stack.callback(shutil.rmtree, tmp, True)
     pin = Pinning(not args.no_pin)
     ctx = Context(args, tmp, stack, pin, Wrk(tmp, pin, args.threads, args.connections))
+    started = time.monotonic()
 
     say(f"opensupp API benchmark: wrk -t{args.threads} -c{args.connections}, {args.duration} s per run, "
         f"{args.rounds} rounds alternated with the baseline (medians shown), {args.warmup} s warm-up per scenario")
@@ -762,16 +763,17 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
 
     backends = {"sqlite": [SQLiteBackend], "postgres": [PostgresBackend],
                 "both": [SQLiteBackend, PostgresBackend]}[args.backend]
-    started = time.monotonic()
     reports = [bench_backend(ctx, cls(tmp, stack)) for cls in backends]
     raw.stop()
 
     summary: list[str] = []
     for report in reports:
         summary += print_report(report)
-    raw_summary, raw_problems = scan_log(raw.log)
+    _, raw_problems = scan_log(raw.log)
     say(f"\nraw ASGI server: peak RSS (VmHWM) {(raw.peak_rss_kib or 0) / 1024:.1f} MiB; "
         f"{len(raw_problems)} warning/error lines in its log")
+    for line in raw_problems[:10]:
+        say(f"  !! {line}")
     say(f"\nsummary ({time.monotonic() - started:.0f} s; a measurement, the exit code is 0 whatever it says):")
     for line in summary:
         say(f"  {line}")
