@@ -229,14 +229,15 @@ class App:
         except DomainError as exc:
             status, headers, body = error_response(exc)
         except ClientGone:
-            return
+            status, body = 499, b""  # nginx's code for "client closed the request"
         except Exception:
             error_id = secrets.token_hex(4)
             log.exception("error %s in %s %s", error_id, req.method, self._logged_path(req))
             status, headers, body = server_error(error_id)
-        headers.append((b"content-length", str(len(body)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        if status != 499:
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
         if self.log_access:
             client = scope.get("client")
             access_log.info(
