@@ -8,11 +8,12 @@ from opensupp.accounts.api import router as accounts
 from opensupp.config import Settings
 from opensupp.db import Database
 from opensupp.logs import setup_logging
+from opensupp.users.api import router as users
 from opensupp.web.asgi import App
 from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
-ROUTERS = [system, accounts]
+ROUTERS = [system, accounts, users]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> App:

@@ -358,6 +358,8 @@ class App:
 
         data = parse_object(raw)
         body = validate(route.body, data) if route.body is not None else data
+        if route.prepare is not None:
+            body = await route.prepare(req, body)
         if verb == "create" and idempotency_key is not None:
             return await self.create_once(route, req, data, body, idempotency_key)
         unit = db.single() if route.unit == "single" else db.transaction()

@@ -34,6 +34,12 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    @classmethod
+    def check_raw(cls, data: dict[str, Any]) -> list[FieldError]:
+        """Rules pydantic cannot state with exact paths (a catalogue, cross-field rules),
+        checked on the parsed JSON so their errors join pydantic's in one answer."""
+        return []
+
 
 def _int_from_string(value: Any) -> Any:
     if type(value) is str and _INT.fullmatch(value):
@@ -185,8 +191,11 @@ def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
 def validate(model: type[Body], data: dict[str, Any]) -> Any:
     """Validate a parsed JSON object against ``model``; every problem in one error."""
     try:
-        return model.model_validate(data)
+        body, errors = model.model_validate(data), []
     except PydanticValidationError as exc:
-        raise ValidationFailed(
-            [FieldError(field_path(e["loc"]), _message(model, e)) for e in exc.errors(include_url=False)]
-        ) from None
+        body, errors = None, [FieldError(field_path(e["loc"]), _message(model, e)) for e in exc.errors(include_url=False)]
+    seen = {e.field for e in errors}
+    errors += [e for e in model.check_raw(data) if e.field not in seen]
+    if errors:
+        raise ValidationFailed(errors)
+    return body

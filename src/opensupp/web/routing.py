@@ -51,6 +51,9 @@ class Route:
     allow: str = "GET"
     get_as_post: bool = False
     raw: bool = False  # handler builds its own response (docs pages)
+    # async (req, body) -> what the handler gets instead of the body; runs before the
+    # unit of work opens (password hashing must not hold a transaction)
+    prepare: Callable[..., Awaitable[Any]] | None = None
 
     def __post_init__(self) -> None:
         self.params = tuple(_PARAM.findall(self.path))

@@ -1,0 +1,97 @@
+"""SQL for the tables that live under an account (users, triggers, ...), in one place.
+
+Every statement is scoped to the partner through the account, in a single statement, so a
+create is one round trip and no id of another partner (or of another of the partner's
+accounts) is ever read, changed or deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opensupp.accounts.service import not_found as account_not_found
+from opensupp.db import Row, Session
+from opensupp.errors import NotFound
+
+OWNED = "EXISTS (SELECT 1 FROM accounts a WHERE a.id = $2 AND a.partner_id = $3)"
+
+
+@dataclass(frozen=True)
+class ChildTable:
+    table: str
+    noun: str  # "user", for messages
+    columns: tuple[str, ...]  # what a read returns; "id" first
+    select: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "select", ", ".join(self.columns))
+
+    def not_found(self, item_id: int, account_id: int) -> NotFound:
+        return NotFound(f"No {self.noun} {item_id} in account {account_id}.")
+
+    async def insert(
+        self, session: Session, *, partner_id: int, account_id: int, values: dict[str, Any], defaults: dict[str, str] | None = None
+    ) -> Row:
+        """Insert one row under the account; ``defaults`` are SQL expressions over the
+        account row ``a`` used where a value is None (``{"lang": "a.lang"}``)."""
+        defaults = defaults or {}
+        names = list(values)
+        exprs = [
+            f"COALESCE(${i}, {defaults[n]})" if n in defaults else f"${i}"
+            for i, n in enumerate(names, start=3)
+        ]
+        row = await session.fetchrow(
+            f"INSERT INTO {self.table} (account_id, {', '.join(names)})"
+            f" SELECT a.id, {', '.join(exprs)} FROM accounts a WHERE a.id = $1 AND a.partner_id = $2"
+            f" RETURNING {self.select}",
+            account_id, partner_id, *values.values(),
+        )
+        if row is None:
+            raise account_not_found(account_id)
+        return row
+
+    async def get(self, session: Session, *, partner_id: int, account_id: int, item_id: int) -> Row:
+        row = await session.fetchrow(
+            f"SELECT {self.select} FROM {self.table} WHERE id = $1 AND account_id = $2 AND {OWNED}",
+            item_id, account_id, partner_id,
+        )
+        if row is None:
+            raise self.not_found(item_id, account_id)
+        return row
+
+    async def list(self, session: Session, *, partner_id: int, account_id: int, after: int, limit: int) -> list[Row]:
+        rows = await session.fetch(
+            f"SELECT {self.select} FROM {self.table} WHERE account_id = $2 AND {OWNED} AND id > $1"
+            " ORDER BY id LIMIT $4",
+            after, account_id, partner_id, limit,
+        )
+        if not rows:
+            owned = await session.fetchval(
+                "SELECT 1 FROM accounts WHERE id = $1 AND partner_id = $2", account_id, partner_id
+            )
+            if owned is None:
+                raise account_not_found(account_id)
+        return rows
+
+    async def update(
+        self, session: Session, *, partner_id: int, account_id: int, item_id: int, values: dict[str, Any]
+    ) -> Row:
+        if not values:
+            return await self.get(session, partner_id=partner_id, account_id=account_id, item_id=item_id)
+        sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=4))
+        row = await session.fetchrow(
+            f"UPDATE {self.table} SET {sets} WHERE id = $1 AND account_id = $2 AND {OWNED} RETURNING {self.select}",
+            item_id, account_id, partner_id, *values.values(),
+        )
+        if row is None:
+            raise self.not_found(item_id, account_id)
+        return row
+
+    async def delete(self, session: Session, *, partner_id: int, account_id: int, item_id: int) -> None:
+        deleted = await session.execute(
+            f"DELETE FROM {self.table} WHERE id = $1 AND account_id = $2 AND {OWNED}",
+            item_id, account_id, partner_id,
+        )
+        if not deleted:
+            raise self.not_found(item_id, account_id)

@@ -1,0 +1,45 @@
+"""users
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2026-11-27 14:10:33.059641
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0002'
+down_revision = '0001'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table('users',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('email_key', sa.String(length=254), nullable=False),
+    sa.Column('fullname', sa.String(length=255), nullable=False),
+    sa.Column('nickname', sa.String(length=255), nullable=False),
+    sa.Column('avatar', sa.String(length=2000), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('lang', sa.String(length=8), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_users_account_id_accounts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
+    sa.UniqueConstraint('email_key', name=op.f('uq_users_email_key')),
+    sqlite_autoincrement=True
+    )
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.create_index('ix_users_account_id_id', ['account_id', 'id'], unique=False)
+
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('users', schema=None) as batch_op:
+        batch_op.drop_index('ix_users_account_id_id')
+
+    op.drop_table('users')
