@@ -8,12 +8,13 @@ from opensupp.accounts.api import router as accounts
 from opensupp.config import Settings
 from opensupp.db import Database
 from opensupp.logs import setup_logging
+from opensupp.offlineemails.api import router as offlineemails
 from opensupp.users.api import router as users
 from opensupp.web.asgi import App
 from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
-ROUTERS = [system, accounts, users]
+ROUTERS = [system, accounts, users, offlineemails]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> App:

@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 from opensupp.db import Row
 from opensupp.timeutil import iso
 from opensupp.users import service
-from opensupp.web.crud import Crud, Service, register
+from opensupp.web.crud import Crud, register, table_service
 from opensupp.web.fields import Body, Lang, Text
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
@@ -87,10 +87,7 @@ register(
     Crud(
         plural="users", noun="user", tag="Users",
         create=UserCreate, update=UserUpdate, out=UserOut, to_json=user_json,
-        service=Service(
-            list=service.list_users, get=service.get_user, create=service.create_user,
-            update=service.update_user, delete=service.delete_user,
-        ),
+        service=table_service(service.USERS, create=service.create_user, update=service.update_user),
         writable=("email", "password", "fullname", "role", "nickname", "avatar", "note", "lang"),
         prepare=service.hashed,
     ),

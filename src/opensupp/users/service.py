@@ -48,14 +48,6 @@ async def create_user(
         raise _taken(email) from None
 
 
-async def get_user(session: Session, *, partner_id: int, account_id: int, item_id: int) -> Row:
-    return await USERS.get(session, partner_id=partner_id, account_id=account_id, item_id=item_id)
-
-
-async def list_users(session: Session, *, partner_id: int, account_id: int, after: int, limit: int) -> list[Row]:
-    return await USERS.list(session, partner_id=partner_id, account_id=account_id, after=after, limit=limit)
-
-
 async def update_user(session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]) -> Row:
     values = dict(changes)
     if "email" in values:
@@ -64,10 +56,6 @@ async def update_user(session: Session, *, partner_id: int, account_id: int, ite
         return await USERS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)
     except UniqueViolation:
         raise _taken(values["email"]) from None
-
-
-async def delete_user(session: Session, *, partner_id: int, account_id: int, item_id: int) -> None:
-    await USERS.delete(session, partner_id=partner_id, account_id=account_id, item_id=item_id)
 
 
 async def verify_user_password(db: Database, *, user_id: int, password: str) -> bool:

@@ -35,7 +35,7 @@ class Service:
 @dataclass(frozen=True)
 class Crud:
     plural: str  # "users": the path segment and operation names
-    noun: str  # "user"
+    noun: str  # "user", "offline email"
     tag: str
     create: type[Body]
     update: type[Body]
@@ -47,6 +47,11 @@ class Crud:
     # turns the fields of a validated create or update into service arguments (e.g.
     # hashes a password) before the unit of work opens, so slow work never holds it
     prepare: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+
+
+def table_service(table: Any, *, create: Handler, update: Handler) -> Service:
+    """A Service whose list, get and delete are the account-scoped table's own."""
+    return Service(list=table.list, get=table.get, create=create, update=update, delete=table.delete)
 
 
 def _named(handler: Handler, name: str, doc: str) -> Handler:
@@ -93,14 +98,16 @@ def register(router: Router, spec: Crud, extra_doc: dict[str, str] | None = None
         return body, fields
 
     p = spec.plural
+    op = noun.replace(" ", "_")
+    a = "an" if noun[0] in "aeiou" else "a"
     router.list(base, response=spec.out, tag=spec.tag)(
         _named(list_items, f"list_{p}", f"List {p}\n\nThe account's {p}, oldest first. {docs.get('list', '')}"))
     router.create(f"{base}/create", body=spec.create, response=spec.out, tag=spec.tag, prepare=prepare_create)(
-        _named(create_item, f"create_{noun}", f"Create a {noun}\n\n{docs.get('create', '')}"))
+        _named(create_item, f"create_{op}", f"Create {a} {noun}\n\n{docs.get('create', '')}"))
     router.get(f"{base}/{{id}}/get", response=spec.out, tag=spec.tag)(
-        _named(get_item, f"get_{noun}", f"Get a {noun}"))
+        _named(get_item, f"get_{op}", f"Get {a} {noun}"))
     router.update(f"{base}/{{id}}/update", body=spec.update, response=spec.out, tag=spec.tag, prepare=prepare_update)(
-        _named(update_item, f"update_{noun}",
-               f"Update a {noun}\n\nPartial: only the fields sent change. {docs.get('update', '')}"))
+        _named(update_item, f"update_{op}",
+               f"Update {a} {noun}\n\nPartial: only the fields sent change. {docs.get('update', '')}"))
     router.delete(f"{base}/{{id}}/delete", tag=spec.tag)(
-        _named(delete_item, f"delete_{noun}", f"Delete a {noun}"))
+        _named(delete_item, f"delete_{op}", f"Delete {a} {noun}"))

@@ -1,8 +1,8 @@
-"""users
+"""partner api resources
 
 Revision ID: 0002
 Revises: 0001
-Create Date: 2026-11-27 14:10:33.059641
+Create Date: 2026-11-27 14:11:19.886258
 """
 from alembic import op
 import sqlalchemy as sa
@@ -15,6 +15,20 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('offline_emails',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('account_id', sa.BigInteger(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('email_key', sa.String(length=254), nullable=False),
+    sa.Column('created_at', sa.BigInteger(), nullable=False),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_offline_emails_account_id_accounts'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_offline_emails')),
+    sa.UniqueConstraint('account_id', 'email_key', name=op.f('uq_offline_emails_account_id_email_key')),
+    sqlite_autoincrement=True
+    )
+    with op.batch_alter_table('offline_emails', schema=None) as batch_op:
+        batch_op.create_index('ix_offline_emails_account_id_id', ['account_id', 'id'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('account_id', sa.BigInteger(), nullable=False),
@@ -43,3 +57,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_users_account_id_id')
 
     op.drop_table('users')
+    with op.batch_alter_table('offline_emails', schema=None) as batch_op:
+        batch_op.drop_index('ix_offline_emails_account_id_id')
+
+    op.drop_table('offline_emails')

@@ -1,0 +1,1 @@
+"""Office hours: one per account (the rules live in ``rules``)."""

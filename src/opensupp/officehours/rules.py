@@ -1,0 +1,305 @@
+"""Office hours: the shape, the rules and the partial update, as pure functions.
+
+``{"active", "days", "timezone", "config": [{"dow", "times": [{"from", "to"}]}]}``
+(API.md, "Office hours" and its fine print):
+
+- ``active``: a boolean.
+- ``days``: the open days, distinct integers 0 (Sunday) to 6 (Saturday), kept in the order
+  sent. A day in ``days`` with no ``config`` entry is open all day; a day not in ``days``
+  is closed.
+- ``timezone``: an offset in hours from -12 to 14 in steps of 0.25, answered exactly as
+  sent (``1`` stays ``1``, ``5.5`` stays ``5.5``; ``"5.5"`` becomes ``5.5``), or an IANA
+  zone name (``"Europe/Prague"``) that follows daylight saving.
+- ``config``: at most 7 entries, at most one per ``dow``, each for a day in ``days``;
+  ``times`` holds 1 to 48 intervals of minutes after midnight, ``0 <= from < to <= 1440``,
+  sorted by ``from``, not overlapping (touching, ``705``/``705``, is fine). An entry with
+  no intervals is refused: leave the day out of ``days`` to close it, or out of
+  ``config`` to keep it open all day.
+
+As everywhere in the API, numbers may come as decimal strings and booleans as
+``"true"``/``"false"``/``"1"``/``"0"``; nothing else is coerced, and a boolean is never a
+number. Every problem is reported at once, each at its exact path
+(``config[1].times[0].to``). A list that is longer than allowed is reported as such and
+its items are not looked into, so the error list stays short whatever the body holds.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import re
+import zoneinfo
+from typing import Any
+
+from opensupp.errors import FieldError
+
+DEFAULT: dict[str, Any] = {"active": False, "days": [], "timezone": 0, "config": []}
+
+FIELDS = ("active", "days", "timezone", "config")
+ENTRY_FIELDS = ("dow", "times")
+INTERVAL_FIELDS = ("from", "to")
+MAX_CONFIG = 7
+MAX_TIMES = 48
+MINUTES_PER_DAY = 1440
+MIN_OFFSET = -12
+MAX_OFFSET = 14
+
+# the same spellings as opensupp.web.fields (which this module may not import)
+_INT = re.compile(r"-?[0-9]{1,18}")
+_NUMBER = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+
+_MISSING = object()
+
+DAY_MESSAGE = "must be an integer from 0 to 6 (0 is Sunday)"
+MINUTE_MESSAGE = f"must be an integer from 0 to {MINUTES_PER_DAY}"
+TIMEZONE_MESSAGE = (
+    f"must be an offset in hours from {MIN_OFFSET} to {MAX_OFFSET} in steps of 0.25 (like 1, -5 or 5.5) "
+    'or an IANA time zone name (like "Europe/Prague", "America/New_York" or "UTC")'
+)
+
+
+@functools.cache
+def zone_names() -> frozenset[str]:
+    """Every IANA zone name this machine knows (system zoneinfo and the tzdata package)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+@functools.cache
+def _zone_names_folded() -> dict[str, str]:
+    return {name.casefold(): name for name in sorted(zone_names())}
+
+
+def _unknown(path: str, allowed: tuple[str, ...]) -> FieldError:
+    return FieldError(path, f"is not a known field (allowed: {', '.join(allowed)})")
+
+
+def _as_int(value: Any) -> int | None:
+    """An integer, or its decimal string; None for anything else (bools and floats included)."""
+    if type(value) is int:
+        return value
+    if type(value) is str and _INT.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _as_bool(value: Any) -> bool | None:
+    if type(value) is bool:
+        return value
+    if type(value) is str:
+        return _BOOLS.get(value)
+    return None
+
+
+def _in_range(value: Any, low: int, high: int) -> int | None:
+    number = _as_int(value)
+    return number if number is not None and low <= number <= high else None
+
+
+def check_timezone(value: Any) -> tuple[int | float | str | None, str | None]:
+    """``(normalized, None)`` for a valid ``timezone``, else ``(None, message)``."""
+    number: int | float | None = None
+    if type(value) in (int, float):
+        number = value
+    elif type(value) is str and _NUMBER.fullmatch(value):
+        number = float(value) if "." in value else int(value)
+    elif type(value) is str:
+        if value in zone_names():
+            return value, None
+        suggestion = _zone_names_folded().get(value.casefold())
+        if suggestion is not None:
+            return None, f'is not a known IANA time zone name (did you mean "{suggestion}"?)'
+        return None, TIMEZONE_MESSAGE
+    else:
+        return None, TIMEZONE_MESSAGE
+    if not math.isfinite(number) or not MIN_OFFSET <= number <= MAX_OFFSET:
+        return None, f"must be from {MIN_OFFSET} to {MAX_OFFSET} hours (or an IANA time zone name)"
+    if not float(number * 4).is_integer():
+        return None, "must be a whole number of quarter hours (like 5.5 or 5.75)"
+    return number, None
+
+
+def merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """The partial update: the keys in ``patch`` replace the stored ones, the others stay.
+
+    ``config`` (like every key) is replaced as a whole, never merged entry by entry.
+    Unknown keys are carried over so that ``validate_office_hours`` names them. Neither
+    argument is modified.
+    """
+    return copy.deepcopy({**DEFAULT, **stored, **patch})
+
+
+def validate_office_hours(doc: object) -> tuple[dict[str, Any], list[FieldError]]:
+    """Check a complete office-hours object; return it normalized and every problem found.
+
+    A missing key takes its value from ``DEFAULT``. The returned document has the keys in
+    the order of ``DEFAULT``, with strings coerced to numbers and booleans where allowed;
+    it is meaningful only when the error list is empty (invalid values are passed through).
+    """
+    errors: list[FieldError] = []
+    if not isinstance(doc, dict):
+        return copy.deepcopy(DEFAULT), [FieldError("", "must be an object")]
+    for key in doc:
+        if key not in FIELDS:
+            errors.append(_unknown(str(key), FIELDS))
+
+    out: dict[str, Any] = {}
+
+    active = doc.get("active", DEFAULT["active"])
+    flag = _as_bool(active)
+    if flag is None:
+        errors.append(FieldError("active", "must be true or false"))
+        out["active"] = active
+    else:
+        out["active"] = flag
+
+    days, days_ok = _validate_days(doc.get("days", _MISSING), errors)
+    out["days"] = days
+
+    timezone, message = check_timezone(doc.get("timezone", DEFAULT["timezone"]))
+    if message is not None:
+        errors.append(FieldError("timezone", message))
+        out["timezone"] = doc.get("timezone")
+    else:
+        out["timezone"] = timezone
+
+    out["config"] = _validate_config(doc.get("config", _MISSING), set(days) if days_ok else None, errors)
+    return out, errors
+
+
+def _validate_days(value: Any, errors: list[FieldError]) -> tuple[list[Any], bool]:
+    if value is _MISSING:
+        return [], True
+    if not isinstance(value, list):
+        errors.append(FieldError("days", "must be a list"))
+        return value, False
+    if len(value) > 7:
+        errors.append(FieldError("days", "must have at most 7 items"))
+        return value, False
+    days: list[Any] = []
+    seen: dict[int, int] = {}
+    ok = True
+    for i, item in enumerate(value):
+        day = _in_range(item, 0, 6)
+        if day is None:
+            errors.append(FieldError(f"days[{i}]", DAY_MESSAGE))
+            days.append(item)
+            ok = False
+        elif day in seen:
+            errors.append(FieldError(f"days[{i}]", f"day {day} is listed twice (also days[{seen[day]}])"))
+            days.append(day)
+            ok = False
+        else:
+            seen[day] = i
+            days.append(day)
+    return days, ok
+
+
+def _validate_config(value: Any, days: set[int] | None, errors: list[FieldError]) -> Any:
+    if value is _MISSING:
+        return []
+    if not isinstance(value, list):
+        errors.append(FieldError("config", "must be a list"))
+        return value
+    if len(value) > MAX_CONFIG:
+        errors.append(FieldError("config", f"must have at most {MAX_CONFIG} items (one per day)"))
+        return value
+    out: list[Any] = []
+    seen: dict[int, int] = {}
+    for i, entry in enumerate(value):
+        path = f"config[{i}]"
+        if not isinstance(entry, dict):
+            errors.append(FieldError(path, "must be an object"))
+            out.append(entry)
+            continue
+        for key in entry:
+            if key not in ENTRY_FIELDS:
+                errors.append(_unknown(f"{path}.{key}", ENTRY_FIELDS))
+        normalized: dict[str, Any] = {}
+
+        if "dow" not in entry:
+            errors.append(FieldError(f"{path}.dow", "is required"))
+        else:
+            dow = _in_range(entry["dow"], 0, 6)
+            if dow is None:
+                errors.append(FieldError(f"{path}.dow", DAY_MESSAGE))
+                normalized["dow"] = entry["dow"]
+            else:
+                normalized["dow"] = dow
+                if dow in seen:
+                    errors.append(FieldError(f"{path}.dow", f"dow {dow} already has an entry (config[{seen[dow]}])"))
+                else:
+                    seen[dow] = i
+                    if days is not None and dow not in days:
+                        errors.append(FieldError(f"{path}.dow", f"dow {dow} is not in days"))
+
+        if "times" not in entry:
+            errors.append(FieldError(f"{path}.times", "is required"))
+        else:
+            normalized["times"] = _validate_times(entry["times"], f"{path}.times", errors)
+        out.append(normalized)
+    return out
+
+
+def _validate_times(value: Any, path: str, errors: list[FieldError]) -> Any:
+    if not isinstance(value, list):
+        errors.append(FieldError(path, "must be a list"))
+        return value
+    if not value:
+        errors.append(
+            FieldError(
+                path,
+                "must have at least one interval (leave the day out of days to close it, "
+                "or out of config to open it all day)",
+            )
+        )
+        return value
+    if len(value) > MAX_TIMES:
+        errors.append(FieldError(path, f"must have at most {MAX_TIMES} items"))
+        return value
+    out: list[Any] = []
+    previous: tuple[int, int, int] | None = None  # (index, from, to) of the last valid interval
+    latest: tuple[int, int] | None = None  # (index, to) of the valid interval that ends last
+    for j, interval in enumerate(value):
+        here = f"{path}[{j}]"
+        if not isinstance(interval, dict):
+            errors.append(FieldError(here, "must be an object"))
+            out.append(interval)
+            continue
+        for key in interval:
+            if key not in INTERVAL_FIELDS:
+                errors.append(_unknown(f"{here}.{key}", INTERVAL_FIELDS))
+        normalized: dict[str, Any] = {}
+        bounds: dict[str, int] = {}
+        for key in INTERVAL_FIELDS:
+            if key not in interval:
+                errors.append(FieldError(f"{here}.{key}", "is required"))
+                continue
+            minute = _in_range(interval[key], 0, MINUTES_PER_DAY)
+            if minute is None:
+                errors.append(FieldError(f"{here}.{key}", MINUTE_MESSAGE))
+                normalized[key] = interval[key]
+            else:
+                normalized[key] = bounds[key] = minute
+        out.append(normalized)
+        if len(bounds) != 2:
+            continue
+        start, end = bounds["from"], bounds["to"]
+        if start >= end:
+            errors.append(FieldError(f"{here}.to", "must be after from"))
+            continue
+        if previous is not None and start < previous[1]:
+            errors.append(
+                FieldError(
+                    f"{here}.from",
+                    f"must not be before the previous interval's from ({previous[1]}): sort the intervals by from",
+                )
+            )
+        elif latest is not None and start < latest[1]:
+            which = "the previous interval" if latest[0] == previous[0] else f"{path}[{latest[0]}]"
+            errors.append(FieldError(f"{here}.from", f"overlaps {which} (ends at {latest[1]})"))
+        previous = (j, start, end)
+        if latest is None or end > latest[1]:
+            latest = (j, end)
+    return out

@@ -1,0 +1,37 @@
+"""The addresses that receive the messages visitors leave while nobody is online."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opensupp.accounts.children import ChildTable
+from opensupp.db import Row, Session, UniqueViolation
+from opensupp.errors import Conflict
+from opensupp.timeutil import now
+from opensupp.users.service import email_key
+
+OFFLINE_EMAILS = ChildTable("offline_emails", "offline email", ("id", "email"))
+
+
+def _taken(email: str) -> Conflict:
+    return Conflict(f"{email} is already an offline email of this account.")
+
+
+async def create_offline_email(session: Session, *, partner_id: int, account_id: int, email: str) -> Row:
+    values = {"email": email, "email_key": email_key(email), "created_at": now()}
+    try:
+        return await OFFLINE_EMAILS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
+    except UniqueViolation:
+        raise _taken(email) from None
+
+
+async def update_offline_email(
+    session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
+) -> Row:
+    values = dict(changes)
+    if "email" in values:
+        values["email_key"] = email_key(values["email"])
+    try:
+        return await OFFLINE_EMAILS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)
+    except UniqueViolation:
+        raise _taken(values["email"]) from None

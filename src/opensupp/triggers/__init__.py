@@ -1,0 +1,1 @@
+"""Triggers (auto-messages): the catalogue of their conditions and actions, and, later, the engine."""
