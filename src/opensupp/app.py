@@ -7,14 +7,17 @@ import orjson
 from opensupp.accounts.api import router as accounts
 from opensupp.config import Settings
 from opensupp.db import Database
+from opensupp.hooks.api import router as hooks
 from opensupp.logs import setup_logging
+from opensupp.officehours.api import router as officehours
 from opensupp.offlineemails.api import router as offlineemails
+from opensupp.triggers.api import router as triggers
 from opensupp.users.api import router as users
 from opensupp.web.asgi import App
 from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
-ROUTERS = [system, accounts, users, offlineemails]
+ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> App:

@@ -2,9 +2,12 @@
 
 from opensupp.accounts.models import accounts
 from opensupp.db import metadata
+from opensupp.hooks.models import hooks
 from opensupp.idempotency.models import idempotency_keys
+from opensupp.officehours.models import office_hours
 from opensupp.offlineemails.models import offline_emails
 from opensupp.partners.models import api_keys, partners
+from opensupp.triggers.models import triggers
 from opensupp.users.models import users
 
-__all__ = ["metadata", "partners", "api_keys", "accounts", "idempotency_keys", "users", "offline_emails"]
+__all__ = ["metadata", "partners", "api_keys", "accounts", "idempotency_keys", "users", "offline_emails", "triggers", "office_hours", "hooks"]
