@@ -209,3 +209,25 @@ async def test_tenant_isolation_for_every_verb(app, api):
         assert (await other.get("/accounts/")).json()["records"] == [theirs]
     assert (await api.get(f"/accounts/{mine['id']}/get")).json() == mine
     assert (await api.get("/accounts/")).json()["records"] == [mine]
+
+
+async def test_deleting_an_account_deletes_everything_under_it(app, api):
+    import secrets
+
+    a = await create(api)
+    aid = a["id"]
+    user = {"email": f"cascade.{secrets.token_hex(4)}@example.com", "fullname": "C", "password": "12345678"}
+    assert (await api.post(f"/accounts/{aid}/users/create", json=user)).status_code == 200
+    trigger = {"name": "t", "actions": [{"name": "message", "agent_nick": "A", "message": "Hi"}]}
+    assert (await api.post(f"/accounts/{aid}/triggers/create", json=trigger)).status_code == 200
+    assert (await api.post(f"/accounts/{aid}/officehours/update", json={"active": True})).status_code == 200
+    assert (await api.post(f"/accounts/{aid}/offlineemails/create", json={"email": "o@example.com"})).status_code == 200
+    hook = {"name": "webhook", "config": {"url": "https://example.com/h"}}
+    assert (await api.post(f"/accounts/{aid}/hooks/create", json=hook)).status_code == 200
+
+    assert (await api.get(f"/accounts/{aid}/delete")).status_code == 204
+    async with app.db.read() as s:
+        for table in ("users", "triggers", "office_hours", "offline_emails", "hooks"):
+            assert await s.fetchval(f"SELECT count(*) FROM {table} WHERE account_id = $1", int(aid)) == 0, table
+    for path in ("users/", "triggers/", "offlineemails/", "hooks/", "officehours/get"):
+        assert (await api.get(f"/accounts/{aid}/{path}")).status_code == 404

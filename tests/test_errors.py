@@ -9,8 +9,6 @@ import pytest
 from conftest import client_for
 from opensupp.config import Settings
 from opensupp.app import create_app
-from opensupp.errors import Conflict
-from opensupp.web.errors import error_response
 
 pytestmark = pytest.mark.anyio
 
@@ -138,12 +136,14 @@ async def test_post_to_a_get_path_is_405(api, path):
 # ----------------------------------------------------------------------------- 409
 
 
-def test_conflict_maps_to_409():
-    # Accounts have no unique field a client sets; users' e-mails (next issue) do, and
-    # their tests exercise this end to end. Here: the one mapping module.
-    status, headers, body = error_response(Conflict("taken"))
-    assert status == 409
-    assert body == b'{"error":"Conflict","message":"taken"}'
+async def test_conflict_is_409(api):
+    import secrets
+
+    aid = (await api.post("/accounts/create", json={"title": "x", "lang": "en"})).json()["id"]
+    user = {"email": f"taken.{secrets.token_hex(4)}@example.com", "fullname": "T", "password": "12345678"}
+    assert (await api.post(f"/accounts/{aid}/users/create", json=user)).status_code == 200
+    body = error_of(await api.post(f"/accounts/{aid}/users/create", json=user), 409, "Conflict")
+    assert body["message"] == f"The email {user['email']} is already used by another user."
 
 
 # ----------------------------------------------------------------------------- 413
