@@ -7,7 +7,7 @@ import logging
 import anyio
 import pytest
 
-from conftest import client_for, new_key
+from conftest import client_for
 from opensupp.app import create_app
 from opensupp.config import Settings
 from opensupp.partners import service as partners

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import httpx
-import pytest
 
 from conftest import cli_key, opensupp, start_server, stop_server
 

@@ -28,11 +28,11 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import re
 import zoneinfo
 from typing import Any
 
 from opensupp.errors import FieldError
+from opensupp.values import NUMBER, as_bool, as_int
 
 DEFAULT: dict[str, Any] = {"active": False, "days": [], "timezone": 0, "config": []}
 
@@ -46,9 +46,6 @@ MIN_OFFSET = -12
 MAX_OFFSET = 14
 
 # the same spellings as opensupp.web.fields (which this module may not import)
-_INT = re.compile(r"-?[0-9]{1,18}")
-_NUMBER = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
-_BOOLS = {"true": True, "false": False, "1": True, "0": False}
 
 _MISSING = object()
 
@@ -75,25 +72,8 @@ def _unknown(path: str, allowed: tuple[str, ...]) -> FieldError:
     return FieldError(path, f"is not a known field (allowed: {', '.join(allowed)})")
 
 
-def _as_int(value: Any) -> int | None:
-    """An integer, or its decimal string; None for anything else (bools and floats included)."""
-    if type(value) is int:
-        return value
-    if type(value) is str and _INT.fullmatch(value):
-        return int(value)
-    return None
-
-
-def _as_bool(value: Any) -> bool | None:
-    if type(value) is bool:
-        return value
-    if type(value) is str:
-        return _BOOLS.get(value)
-    return None
-
-
 def _in_range(value: Any, low: int, high: int) -> int | None:
-    number = _as_int(value)
+    number = as_int(value)
     return number if number is not None and low <= number <= high else None
 
 
@@ -102,7 +82,7 @@ def check_timezone(value: Any) -> tuple[int | float | str | None, str | None]:
     number: int | float | None = None
     if type(value) in (int, float):
         number = value
-    elif type(value) is str and _NUMBER.fullmatch(value):
+    elif type(value) is str and NUMBER.fullmatch(value):
         number = float(value) if "." in value else int(value)
     elif type(value) is str:
         if value in zone_names():
@@ -147,7 +127,7 @@ def validate_office_hours(doc: object) -> tuple[dict[str, Any], list[FieldError]
     out: dict[str, Any] = {}
 
     active = doc.get("active", DEFAULT["active"])
-    flag = _as_bool(active)
+    flag = as_bool(active)
     if flag is None:
         errors.append(FieldError("active", "must be true or false"))
         out["active"] = active

@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal
 import re2
 
 from opensupp.errors import FieldError
+from opensupp.values import MAX_DIGITS, as_bool, as_int, text_problem
 
 ConditionType = Literal["number", "string", "boolean", "enum"]
 Origin = Literal["smartsupp", "opensupp"]
@@ -38,7 +39,6 @@ MAX_CONDITIONS = 100
 MIN_ACTIONS, MAX_ACTIONS = 1, 20
 MAX_STRING = 1000  # code points of a condition's string value
 MAX_REGEX = 500  # code points of a ``regex`` condition's pattern
-MAX_DIGITS = 18  # a whole number has at most 18 digits, so it always fits a signed 64-bit column
 MAX_MAGNITUDE = 10**MAX_DIGITS - 1
 
 CONDITION_FIELDS = ("name", "value", "cmp")
@@ -140,11 +140,6 @@ ACTIONS: dict[str, ActionSpec] = {
 
 # ----------------------------------------------------------------------------- validation
 
-_DIGITS = re.compile(rf"-?[0-9]{{1,{MAX_DIGITS}}}")
-_BOOLS = {"true": True, "false": False, "1": True, "0": False}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_NON_BLANK = re.compile(r"[^\s\x00-\x1f\x7f]")
 
 
 class _Invalid(Exception):
@@ -245,15 +240,12 @@ def _action(item: dict, at: str, errors: list[FieldError]) -> dict:
 
 
 def _number_value(spec: ConditionSpec, value: object) -> int:
-    if type(value) is str and _DIGITS.fullmatch(value):
-        value = int(value)
-    elif type(value) is float and value.is_integer():  # JSON has one number type: 60.0 is 60
-        value = int(value)
+    number = as_int(value)
     low = spec.min if spec.min is not None else -MAX_MAGNITUDE
     high = spec.max if spec.max is not None else MAX_MAGNITUDE
-    if type(value) is not int or not low <= value <= high:  # bool is not int here: type() is exact
+    if number is None or not low <= number <= high:
         raise _Invalid(_number_expected(spec))
-    return value
+    return number
 
 
 def _number_expected(spec: ConditionSpec) -> str:
@@ -265,11 +257,10 @@ def _number_expected(spec: ConditionSpec) -> str:
 
 
 def _boolean_value(spec: ConditionSpec, value: object) -> bool:
-    if type(value) is str and value in _BOOLS:
-        return _BOOLS[value]
-    if type(value) is not bool:
+    flag = as_bool(value)
+    if flag is None:
         raise _Invalid("must be true or false")
-    return value
+    return flag
 
 
 def _enum_value(spec: ConditionSpec, value: object) -> str:
@@ -293,10 +284,9 @@ def _text(value: object, max_length: int, *, multiline: bool, required: bool) ->
         raise _Invalid("must not be empty")
     if len(value) > max_length:
         raise _Invalid(f"must be at most {max_length} characters")
-    if (_CONTROL_MULTILINE if multiline else _CONTROL).search(value):
-        raise _Invalid("must not contain control characters" + (" other than tab and newline" if multiline else ""))
-    if required and not _NON_BLANK.search(value):
-        raise _Invalid("must not be blank")
+    problem = text_problem(value, multiline=multiline, required=required)
+    if problem is not None:
+        raise _Invalid(problem)
     return value
 
 

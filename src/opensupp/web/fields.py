@@ -8,7 +8,6 @@ Models are strict and forbid unknown fields.
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from typing import Annotated, Any, Iterable
@@ -18,15 +17,10 @@ from pydantic import ValidationError as PydanticValidationError
 from pydantic import WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from opensupp import values
 from opensupp.errors import FieldError, ValidationFailed
 from opensupp.langs import LANGS
 
-_INT = re.compile(r"-?[0-9]{1,18}")
-_NUMBER = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
-_BOOLS = {"true": True, "false": False, "1": True, "0": False}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_NON_BLANK = re.compile(r"[^\s\x00-\x1f\x7f]")
 
 
 class Body(BaseModel):
@@ -41,42 +35,28 @@ class Body(BaseModel):
         return []
 
 
-def _int_from_string(value: Any) -> Any:
-    if type(value) is str and _INT.fullmatch(value):
-        return int(value)
-    return value
+def _coerced(convert: Any) -> Any:
+    """A BeforeValidator that applies ``convert`` to strings and leaves the rest to pydantic."""
 
-
-def _number_from_string(value: Any) -> Any:
-    if type(value) is str and _NUMBER.fullmatch(value):
-        return float(value) if "." in value else int(value)
-    if type(value) is int:
+    def before(value: Any) -> Any:
+        if type(value) is str:
+            converted = convert(value)
+            return value if converted is None else converted
         return value
-    return value
+
+    return BeforeValidator(before)
 
 
-def _bool_from_string(value: Any) -> Any:
-    if type(value) is str:
-        return _BOOLS.get(value, value)
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_int_from_string)]
-Bool = Annotated[bool, BeforeValidator(_bool_from_string)]
-Number = Annotated[float, BeforeValidator(_number_from_string)]
+Int = Annotated[int, _coerced(values.as_int)]
+Bool = Annotated[bool, _coerced(values.as_bool)]
+Number = Annotated[float, _coerced(values.as_number)]
 
 
 def _check_text(multiline: bool, required: bool):
-    pattern = _CONTROL_MULTILINE if multiline else _CONTROL
-
     def check(value: str) -> str:
-        if pattern.search(value):
-            raise PydanticCustomError(
-                "control_character",
-                "must not contain control characters" + (" other than tab and newline" if multiline else ""),
-            )
-        if required and not _NON_BLANK.search(value):
-            raise PydanticCustomError("blank", "must not be blank")
+        problem = values.text_problem(value, multiline=multiline, required=required)
+        if problem is not None:
+            raise PydanticCustomError("text", problem)
         return value
 
     return check
@@ -87,7 +67,7 @@ def _text_pattern(multiline: bool, required: bool) -> str:
     allowed = r"[^\x00-\x08\x0b-\x1f\x7f]" if multiline else r"[^\x00-\x1f\x7f]"
     if not required:
         return f"^{allowed}*$"
-    return f"^{allowed}*{_NON_BLANK.pattern}{allowed}*$"
+    return f"^{allowed}*{values.NON_BLANK.pattern}{allowed}*$"
 
 
 def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> Any:
