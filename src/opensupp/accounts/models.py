@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table
+from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, UniqueConstraint
 
 from opensupp.db import metadata
 from opensupp.partners.models import Id
@@ -16,3 +16,17 @@ accounts = Table(
     Index("ix_accounts_partner_id_id", "partner_id", "id"),
     sqlite_autoincrement=True,
 )
+
+
+def child_table(name: str, *columns: Column | UniqueConstraint) -> Table:
+    """A table under an account: ``id``, ``account_id`` (deleted with the account), the
+    columns given, and the (account_id, id) index that scoped lookups and pages use."""
+    return Table(
+        name,
+        metadata,
+        Column("id", Id, primary_key=True),
+        Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
+        *columns,
+        Index(f"ix_{name}_account_id_id", "account_id", "id"),
+        sqlite_autoincrement=True,
+    )

@@ -1,13 +1,9 @@
-from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, String, Text
 
-from opensupp.db import metadata
-from opensupp.partners.models import Id
+from opensupp.accounts.models import child_table
 
-triggers = Table(
+triggers = child_table(
     "triggers",
-    metadata,
-    Column("id", Id, primary_key=True),
-    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("name", String(255), nullable=False),
     Column("description", Text, nullable=False),
@@ -17,6 +13,4 @@ triggers = Table(
     Column("conditions", Text, nullable=False),  # JSON, as answered
     Column("actions", Text, nullable=False),  # JSON, as answered
     Column("created_at", BigInteger, nullable=False),
-    Index("ix_triggers_account_id_id", "account_id", "id"),
-    sqlite_autoincrement=True,
 )

@@ -1,13 +1,9 @@
-from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import BigInteger, Column, String, Text
 
-from opensupp.db import metadata
-from opensupp.partners.models import Id
+from opensupp.accounts.models import child_table
 
-users = Table(
+users = child_table(
     "users",
-    metadata,
-    Column("id", Id, primary_key=True),
-    Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
     Column("role", String(16), nullable=False),
     Column("email", String(254), nullable=False),
     # the login: unique across the server, compared case-insensitively
@@ -19,6 +15,4 @@ users = Table(
     Column("lang", String(8), nullable=False),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    Index("ix_users_account_id_id", "account_id", "id"),
-    sqlite_autoincrement=True,
 )
