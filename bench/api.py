@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 import signal
@@ -32,7 +33,6 @@ import sys
 import tempfile
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +51,12 @@ CREATE_BODY = '{"title":"Account name","lang":"en"}'
 RAW_GET, RAW_POST, PGBENCH = "raw ASGI GET", "raw ASGI POST", "pgbench INSERT"
 GET, CREATE, CREATE_IDEM = "account get", "account create", "account create + Idempotency-Key"
 LIST_SMALL, LIST_LARGE, LIST_DEEP = "list page 1 @ 10^3 rows", "list page 1 @ 10^6 rows", "list deep page @ 10^6 rows"
-LIST_CEILING = 1.3
+# the floors (see bench/README.md)
+SQLITE_GET_FLOOR = 0.25  # account get >= 25% of raw ASGI GET
+SQLITE_CREATE_FLOOR = 0.15  # account create >= 15% of raw ASGI POST
+POSTGRES_CREATE_FLOOR = 0.25  # account create >= 25% of pgbench's INSERT rate
+LIST_CEILING = 1.3  # a list page at 10^6 rows costs at most 1.3x the page at 10^3
+CLIENT_BOUND = 0.9  # a load generator using this share of its CPU may be what limits the rate
 
 
 # --------------------------------------------------------------------------- results
@@ -65,6 +70,8 @@ class Result:
     p99_ms: float
     bad_status: int = 0  # wrk: responses with status >= 400; pgbench: failed transactions
     socket_errors: int = 0  # wrk: connect, read, write errors and timeouts
+    server_cpu: float | None = None  # share of one CPU the server process used during the run
+    client_cpu: float | None = None  # the same for wrk or pgbench
 
     @property
     def errors(self) -> int:
@@ -77,12 +84,13 @@ class Compare:
 
     ``floor``: the rate must be at least this fraction of the baseline's.
     ``ceiling``: the cost (1/rate) may be at most this multiple of the baseline's.
-    Neither: shown for information.
+    Neither: shown for information (and in the summary too with ``summary``).
     """
 
     baseline: str
     floor: float | None = None
     ceiling: float | None = None
+    summary: bool = False
 
 
 @dataclass
@@ -108,6 +116,16 @@ class Scenario:
         return (max(rates) - min(rates)) / 2 / self.rate if self.rate else 0.0
 
     @property
+    def server_cpu(self) -> float | None:
+        shares = [r.server_cpu for r in self.runs if r.server_cpu is not None]
+        return statistics.median(shares) if shares else None
+
+    @property
+    def client_cpu(self) -> float | None:
+        shares = [r.client_cpu for r in self.runs if r.client_cpu is not None]
+        return statistics.median(shares) if shares else None
+
+    @property
     def bad_status(self) -> int:
         return sum(r.bad_status for r in self.runs)
 
@@ -126,6 +144,7 @@ class Report:
     info: list[str] = field(default_factory=list)
     scenarios: dict[str, Scenario] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    peak_rss: str = "unknown"  # of the server that ran get, create and the 10^3 list
 
     def add(self, scenario: Scenario) -> Scenario:
         self.scenarios[scenario.name] = scenario
@@ -185,10 +204,11 @@ def http(method: str, url: str, headers: dict[str, str] | None = None, body: str
 
 
 class Server:
-    """A server process on CPU 0, its stdout and stderr in a log file."""
+    """A server process on CPU 0 at ``base`` (http://host:port), its stdout and stderr in a log file."""
 
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path, health: str) -> None:
-        self.name, self.cmd, self.env, self.log, self.health = name, cmd, env, log, health
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log: Path, base: str, health: str) -> None:
+        self.name, self.cmd, self.env, self.log = name, cmd, env, log
+        self.base, self.health = base, base + health
         self.proc: subprocess.Popen[bytes] | None = None
         self.peak_rss_kib: int | None = None
 
@@ -254,6 +274,42 @@ def scan_log(path: Path) -> tuple[str, list[str]]:
     return f"{sum(statuses.values()):,} access lines ({by_status}), {len(problems)} warning/error lines", problems
 
 
+class CpuMeter:
+    """CPU used during a run, as shares of one CPU: by a server process, and by our finished
+    children (the wrk or pgbench run). A saturated server shows ~100%; a client near 100% means
+    the load generator, not the server, may have been the limit."""
+
+    def __init__(self, server: Server | None) -> None:
+        self.pid = server.proc.pid if server is not None and server.proc is not None else None
+        self.server: float | None = None
+        self.client: float | None = None
+
+    def _server_seconds(self) -> float | None:
+        if self.pid is None:
+            return None
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    @staticmethod
+    def _children_seconds() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def __enter__(self) -> CpuMeter:
+        self._wall, self._srv, self._cli = time.monotonic(), self._server_seconds(), self._children_seconds()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        wall = time.monotonic() - self._wall
+        srv = self._server_seconds()
+        if srv is not None and self._srv is not None:
+            self.server = (srv - self._srv) / wall
+        self.client = (self._children_seconds() - self._cli) / wall
+
+
 # --------------------------------------------------------------------------- load generators
 
 LUA_IDEMPOTENCY = r"""
@@ -310,12 +366,13 @@ class Wrk:
         path.write_text(text)
         return path
 
-    def run(self, url: str, script: Path, seconds: int) -> Result:
+    def run(self, url: str, script: Path, seconds: int, server: Server | None) -> Result:
         cmd = self.pin.client([
             "wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
             "-s", str(script), url, "--", secrets.token_hex(6),  # a fresh Idempotency-Key prefix per run
         ])
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        with CpuMeter(server) as cpu:
+            out = subprocess.run(cmd, capture_output=True, text=True)
         line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
         if out.returncode != 0 or line is None:
             raise RuntimeError(f"wrk failed ({out.returncode}): {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
@@ -325,6 +382,8 @@ class Wrk:
             p99_ms=s["p99_us"] / 1000,
             bad_status=int(s["status"]),
             socket_errors=int(s["connect"] + s["read"] + s["write"] + s["timeout"]),
+            server_cpu=cpu.server,
+            client_cpu=cpu.client,
         )
 
 
@@ -366,7 +425,8 @@ class Pgbench:
             "-T", str(seconds), "-f", str(self.script), "-D", f"partner={self.partner_id}",
             "-l", f"--log-prefix={logs}/tx", self.url,
         ])
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=logs)
+        with CpuMeter(None) as cpu:  # PostgreSQL's own processes are not measured
+            out = subprocess.run(cmd, capture_output=True, text=True, cwd=logs)
         tps = re.search(r"^tps = ([\d.]+) \(without initial connection time\)", out.stdout, re.M)
         if tps is None:
             raise RuntimeError(f"pgbench failed ({out.returncode}): {' '.join(cmd)}\n{out.stdout}\n{out.stderr}")
@@ -382,7 +442,7 @@ class Pgbench:
         shutil.rmtree(logs)
         latencies.sort()
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000 if latencies else float("nan")
-        return Result(rate=float(tps.group(1)), p99_ms=p99,
+        return Result(rate=float(tps.group(1)), p99_ms=p99, client_cpu=cpu.client,
                       bad_status=int(failed.group(1)) if failed else unparsed + (out.returncode != 0))
 
 
@@ -413,8 +473,8 @@ class SQLiteBackend:
 
     def fill(self, url: str, partner_id: int, n: int) -> None:
         """n accounts for the partner, in one transaction; keys random (the index sees random inserts)."""
-        created = sql_now()
-        rows = ((partner_id, f"Account {i}", "en", os.urandom(16).hex() + f"{i:08x}", created) for i in range(n))
+        first = sql_now() - n  # one account a second, up to now
+        rows = ((partner_id, f"Account {i}", "en", os.urandom(16).hex() + f"{i:08x}", first + i) for i in range(n))
         with contextlib.closing(self._connect(url)) as conn, conn:
             conn.execute("PRAGMA cache_size = -262144")  # 256 MiB for this connection: random index inserts
             conn.executemany(
@@ -470,9 +530,9 @@ class PostgresBackend:
             await conn.execute(
                 "INSERT INTO accounts (partner_id, title, lang, account_key, created_at)"
                 " SELECT $1, 'Account ' || g, 'en',"
-                "   substr(md5(random()::text) || md5(random()::text), 1, 32) || lpad(to_hex(g), 8, '0'), $2"
+                "   substr(md5(random()::text) || md5(random()::text), 1, 32) || lpad(to_hex(g), 8, '0'), $2 + g"
                 " FROM generate_series(1, $3) AS g",
-                partner_id, sql_now(), n,
+                partner_id, sql_now() - n, n,  # one account a second, up to now
             )
             await conn.execute("VACUUM (ANALYZE) accounts")  # what autovacuum does soon after a bulk load
 
@@ -501,19 +561,26 @@ class Context:
     stack: contextlib.ExitStack
     pin: Pinning
     wrk: Wrk
-    raw_url: str = ""
+    raw: Server | None = None
 
-    def start_server(self, name: str, cmd: list[str], health: str, **env: str) -> Server:
-        server = Server(name, self.pin.server(cmd), child_env(**env), self.tmp / f"{name}.log", health)
+    def start_server(self, name: str, cmd: list[str], port: int, health: str, **env: str) -> Server:
+        log = self.tmp / f"{name}.log"
+        server = Server(name, self.pin.server(cmd), child_env(**env), log, f"http://127.0.0.1:{port}", health)
         self.stack.callback(server.stop)
         server.start()
         return server
 
-    def start_real(self, name: str, database_url: str) -> tuple[Server, str]:
+    def start_raw(self) -> Server:
+        port = free_port()
+        cmd = [sys.executable, str(BENCH_DIR / "raw_app.py"), "--host", "127.0.0.1", "--port", str(port)]
+        self.raw = self.start_server("raw-asgi", cmd, port, "/")
+        return self.raw
+
+    def start_real(self, name: str, database_url: str) -> Server:
+        """``opensupp serve`` on the database."""
         port = free_port()
         cmd = [sys.executable, "-m", "opensupp", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        base = f"http://127.0.0.1:{port}"
-        return self.start_server(name, cmd, f"{base}/healthz", OPENSUPP_DATABASE_URL=database_url), base
+        return self.start_server(name, cmd, port, "/healthz", OPENSUPP_DATABASE_URL=database_url)
 
 
 def create_key(database_url: str, name: str) -> str:
@@ -530,9 +597,10 @@ def cursor(last_id: int) -> str:
     return base64.urlsafe_b64encode(last_id.to_bytes(8, "big")).rstrip(b"=").decode()
 
 
-def wrk_scenario(ctx: Context, name: str, url: str, method: str = "GET", headers: dict[str, str] | None = None,
-                 body: str | None = None, idempotency: bool = False,
+def wrk_scenario(ctx: Context, name: str, server: Server, path: str, method: str = "GET",
+                 headers: dict[str, str] | None = None, body: str | None = None, idempotency: bool = False,
                  expect: Callable[[Any], bool] | None = None) -> Scenario:
+    url = server.base + path
     headers = dict(headers or {})
     if body is not None:
         headers["Content-Type"] = "application/json"
@@ -547,7 +615,7 @@ def wrk_scenario(ctx: Context, name: str, url: str, method: str = "GET", headers
             return f"answers an unexpected body: {answer[:300]!r}"
         return None
 
-    return Scenario(name, lambda seconds: ctx.wrk.run(url, script, seconds), check)
+    return Scenario(name, lambda seconds: ctx.wrk.run(url, script, seconds, server), check)
 
 
 def run_group(ctx: Context, label: str, scenarios: list[Scenario]) -> None:
@@ -570,89 +638,119 @@ def run_group(ctx: Context, label: str, scenarios: list[Scenario]) -> None:
         say(f"  {label} round {n}/{ctx.args.rounds}: " + "; ".join(parts))
 
 
-def raw_scenarios(ctx: Context, report: Report) -> tuple[Scenario, Scenario]:
-    get = report.add(wrk_scenario(ctx, RAW_GET, ctx.raw_url + "/"))
-    post = report.add(wrk_scenario(ctx, RAW_POST, ctx.raw_url + "/", "POST", body=CREATE_BODY))
-    return get, post
+@dataclass
+class Fixture:
+    """A fresh database with one partner, its key and its accounts, and the server on it."""
+
+    url: str
+    key: str
+    partner: int
+    account_id: int = 0  # one of the partner's accounts, for the get
+    server: Server | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"apiKey": self.key}
 
 
-def bench_backend(ctx: Context, backend: SQLiteBackend | PostgresBackend) -> Report:
-    report = Report(backend.title)
-    say(f"\n== {backend.title}: preparing databases")
-
-    # the main database: the list partner's 10^3 rows, then gets and creates (creates last)
-    main_url = backend.new_database("main")
-    key = create_key(main_url, "bench")
-    partner = backend.fetchval(main_url, "SELECT partner_id FROM api_keys ORDER BY id DESC LIMIT 1")
-    backend.fill(main_url, partner, SMALL)
+def prepare(backend: SQLiteBackend | PostgresBackend, label: str, accounts: int) -> Fixture:
+    url = backend.new_database(label)
+    key = create_key(url, f"bench-{label}")
+    partner = backend.fetchval(url, "SELECT partner_id FROM api_keys ORDER BY id DESC LIMIT 1")
+    backend.fill(url, partner, accounts)
     account_id = backend.fetchval(
-        main_url, "SELECT id FROM accounts WHERE partner_id = $1 ORDER BY id LIMIT 1 OFFSET $2", partner, SMALL // 2
+        url, "SELECT id FROM accounts WHERE partner_id = $1 ORDER BY id LIMIT 1 OFFSET $2", partner, accounts // 2
     )
-    backend.prepare_baseline(main_url)
-    report.info.append(backend.describe(main_url))
+    return Fixture(url, key, partner, account_id)
 
-    # a second database with 10^6 rows, so both list measurements see their own table size
-    started = time.monotonic()
-    large_url = backend.new_database("large")
-    large_key = create_key(large_url, "bench-large")
-    large_partner = backend.fetchval(large_url, "SELECT partner_id FROM api_keys ORDER BY id DESC LIMIT 1")
-    backend.fill(large_url, large_partner, LARGE)
+
+def full_page(page: Any) -> bool:
+    return len(page["records"]) == PAGE and page["next"] is not None
+
+
+def measure_lists(ctx: Context, report: Report, backend: SQLiteBackend | PostgresBackend,
+                  small: Fixture, large: Fixture) -> None:
+    """The first page at 10^3 and at 10^6 rows, and a page near the end of the 10^6."""
     deep_after = backend.fetchval(
-        large_url, "SELECT id FROM accounts WHERE partner_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2",
-        large_partner, DEEP_OFFSET,
+        large.url, "SELECT id FROM accounts WHERE partner_id = $1 ORDER BY id DESC LIMIT 1 OFFSET $2",
+        large.partner, DEEP_OFFSET,
     )
-    say(f"  filled {LARGE:,} accounts in {time.monotonic() - started:.1f} s")
+    path = f"/accounts/?limit={PAGE}"
+    group = [
+        wrk_scenario(ctx, LIST_SMALL, small.server, path, headers=small.auth, expect=full_page),
+        wrk_scenario(ctx, LIST_LARGE, large.server, path, headers=large.auth, expect=full_page),
+        wrk_scenario(ctx, LIST_DEEP, large.server, f"{path}&after={cursor(deep_after)}", headers=large.auth,
+                     expect=full_page),
+    ]
+    group[0].compares = [Compare(RAW_GET)]
+    group[1].compares = group[2].compares = [Compare(LIST_SMALL, ceiling=LIST_CEILING)]
+    run_group(ctx, "lists", [report.add(s) for s in group])
 
-    main, main_base = ctx.start_real(f"{backend.name}-main", main_url)
-    large, large_base = ctx.start_real(f"{backend.name}-large", large_url)
-    auth, large_auth = {"apiKey": key}, {"apiKey": large_key}
 
-    def full_page(page: Any) -> bool:
-        return len(page["records"]) == PAGE and page["next"] is not None
+def measure_get(ctx: Context, report: Report, postgres: bool, main: Fixture) -> None:
+    """One existing account by id, against raw GET."""
+    raw = wrk_scenario(ctx, RAW_GET, ctx.raw, "/")
+    get = wrk_scenario(ctx, GET, main.server, f"/accounts/{main.account_id}/get", headers=main.auth,
+                       expect=lambda a: a["id"] == str(main.account_id))
+    get.compares = [Compare(RAW_GET, summary=True)] if postgres else [Compare(RAW_GET, floor=SQLITE_GET_FLOOR)]
+    run_group(ctx, "get", [report.add(raw), report.add(get)])
 
-    list_small = report.add(wrk_scenario(ctx, LIST_SMALL, f"{main_base}/accounts/?limit={PAGE}", headers=auth,
-                                         expect=full_page))
-    list_large = report.add(wrk_scenario(ctx, LIST_LARGE, f"{large_base}/accounts/?limit={PAGE}",
-                                         headers=large_auth, expect=full_page))
-    list_deep = report.add(wrk_scenario(
-        ctx, LIST_DEEP, f"{large_base}/accounts/?limit={PAGE}&after={cursor(deep_after)}", headers=large_auth,
-        expect=full_page,
-    ))
-    list_small.compares = [Compare(RAW_GET)]
-    list_large.compares = [Compare(LIST_SMALL, ceiling=LIST_CEILING)]
-    list_deep.compares = [Compare(LIST_SMALL, ceiling=LIST_CEILING)]
-    say(f"== {backend.title}: measuring ({ctx.args.rounds} rounds of {ctx.args.duration} s per scenario)")
-    run_group(ctx, "lists", [list_small, list_large, list_deep])
-    large.stop()  # frees its PostgreSQL connections before pgbench opens its own
 
-    raw_get, raw_post = raw_scenarios(ctx, report)
-    get = report.add(wrk_scenario(ctx, GET, f"{main_base}/accounts/{account_id}/get", headers=auth,
-                                  expect=lambda a: a["id"] == str(account_id)))
-    run_group(ctx, "get", [raw_get, get])
+def measure_create(ctx: Context, report: Report, postgres: bool, main: Fixture) -> None:
+    """Creates (they add rows, so they come last), against raw POST and, on PostgreSQL, pgbench."""
+    def created(a: Any) -> bool:
+        return len(a["accountKey"]) == 40
 
-    create = report.add(wrk_scenario(ctx, CREATE, f"{main_base}/accounts/create", "POST", auth, CREATE_BODY,
-                                     expect=lambda a: len(a["accountKey"]) == 40))
-    create_idem = report.add(wrk_scenario(ctx, CREATE_IDEM, f"{main_base}/accounts/create", "POST", auth,
-                                          CREATE_BODY, idempotency=True, expect=lambda a: len(a["accountKey"]) == 40))
-    group = [raw_post]
-    if isinstance(backend, PostgresBackend):
-        pgbench = Pgbench(ctx.tmp, ctx.pin, ctx.args.connections, main_url, partner)
-        group.append(report.add(Scenario(PGBENCH, pgbench.run)))
-        get.compares = [Compare(RAW_GET)]
-        create.compares = [Compare(PGBENCH, floor=0.25), Compare(RAW_POST)]
+    path = "/accounts/create"
+    group = [wrk_scenario(ctx, RAW_POST, ctx.raw, "/", "POST", body=CREATE_BODY)]
+    if postgres:
+        pgbench = Pgbench(ctx.tmp, ctx.pin, ctx.args.connections, main.url, main.partner)
+        group.append(Scenario(PGBENCH, pgbench.run))
+    create = wrk_scenario(ctx, CREATE, main.server, path, "POST", main.auth, CREATE_BODY, expect=created)
+    create_idem = wrk_scenario(ctx, CREATE_IDEM, main.server, path, "POST", main.auth, CREATE_BODY,
+                               idempotency=True, expect=created)
+    if postgres:
+        create.compares = [Compare(PGBENCH, floor=POSTGRES_CREATE_FLOOR), Compare(RAW_POST, summary=True)]
         create_idem.compares = [Compare(PGBENCH), Compare(RAW_POST)]
     else:
-        get.compares = [Compare(RAW_GET, floor=0.25)]
-        create.compares = [Compare(RAW_POST, floor=0.15)]
+        create.compares = [Compare(RAW_POST, floor=SQLITE_CREATE_FLOOR)]
         create_idem.compares = [Compare(RAW_POST)]
-    run_group(ctx, "create", group + [create, create_idem])
-    main.stop()
+    run_group(ctx, "create", [report.add(s) for s in group + [create, create_idem]])
 
-    for server, role in ((main, f"get, create, list @ 10^3 rows"), (large, "lists @ 10^6 rows")):
+
+def note_servers(report: Report, main: Server, large: Server) -> None:
+    for server, role in ((main, "get, create, list @ 10^3 rows"), (large, "lists @ 10^6 rows")):
         rss = f"{server.peak_rss_kib / 1024:.1f} MiB" if server.peak_rss_kib else "unknown"
         summary, problems = scan_log(server.log)
         report.notes.append(f"server for {role}: peak RSS (VmHWM) {rss}; log: {summary}")
         report.notes += [f"  !! {line}" for line in problems[:10]]
+        if server is main:
+            report.peak_rss = rss
+
+
+def bench_backend(ctx: Context, backend: SQLiteBackend | PostgresBackend) -> Report:
+    report = Report(backend.title)
+    postgres = isinstance(backend, PostgresBackend)
+    say(f"\n== {backend.title}: preparing databases")
+    # The main database: the list partner's 10^3 rows, then gets and creates (creates last).
+    main = prepare(backend, "main", SMALL)
+    backend.prepare_baseline(main.url)
+    report.info.append(backend.describe(main.url))
+    # A second database with 10^6 rows: each list measurement sees its own table size.
+    started = time.monotonic()
+    large = prepare(backend, "large", LARGE)
+    say(f"  filled {LARGE:,} accounts in {time.monotonic() - started:.1f} s")
+    for fixture, label in ((main, "main"), (large, "large")):
+        fixture.server = ctx.start_real(f"{backend.name}-{label}", fixture.url)
+
+    say(f"== {backend.title}: measuring ({ctx.args.rounds} rounds of {ctx.args.duration} s per scenario)")
+    measure_lists(ctx, report, backend, main, large)
+    large.server.stop()  # frees its PostgreSQL connections before pgbench opens its own
+    measure_get(ctx, report, postgres, main)
+    measure_create(ctx, report, postgres, main)
+    main.server.stop()
+
+    note_servers(report, main.server, large.server)
     report.scenarios = {name: report.scenarios[name] for name in (
         RAW_GET, RAW_POST, PGBENCH, GET, CREATE, CREATE_IDEM, LIST_SMALL, LIST_LARGE, LIST_DEEP,
     ) if name in report.scenarios}
@@ -688,11 +786,13 @@ def print_report(report: Report) -> list[str]:
     say(f"\n== {report.title} results")
     for line in report.info:
         say(f"  {line}")
-    header = ("scenario", "req/s", "p99 ms", "spread", "errors", "compared with", "ratio", "floor", "verdict")
+    header = ("scenario", "req/s", "p99 ms", "spread", "errors", "CPU srv/cli", "compared with", "ratio", "floor",
+              "verdict")
     rows: list[tuple[str, ...]] = []
     summary: list[str] = []
     for s in report.scenarios.values():
-        cells = (s.name, f"{s.rate:,.0f}", f"{s.p99_ms:.1f}", f"±{s.spread:.0%}", f"{s.errors:,}")
+        cpu = "/".join("-" if x is None else f"{x:.0%}" for x in (s.server_cpu, s.client_cpu))
+        cells = (s.name, f"{s.rate:,.0f}", f"{s.p99_ms:.1f}", f"±{s.spread:.0%}", f"{s.errors:,}", cpu)
         if not s.compares:
             rows.append(cells + ("", "", "", ""))
         for i, c in enumerate(s.compares):
@@ -700,19 +800,29 @@ def print_report(report: Report) -> list[str]:
             rows.append((cells if i == 0 else ("",) * len(cells)) + (c.baseline, v.ratio, v.bound, v.text))
             if v.text:
                 summary.append(f"FLOOR {report.title}: {s.name} vs {c.baseline}: {v.ratio} ({v.bound}) {v.text}")
+            elif c.summary:
+                summary.append(f"INFO  {report.title}: {s.name} vs {c.baseline}: {v.ratio}")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    right = {1, 2, 3, 4, 6}
+    right = {1, 2, 3, 4, 5, 7}
     for row in [header] + rows:
         say("  " + "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
                              for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
     for s in report.scenarios.values():
         if s.errors:
-            say(f"  !! {s.name}: {s.bad_status:,} non-2xx/3xx responses (or failed transactions) and "
-                f"{s.socket_errors:,} socket errors: it MEASURES ERRORS, NOT WORK")
+            say(f"  !! {s.name}: {s.bad_status:,} non-2xx responses (wrk: status >= 400; pgbench: failed "
+                f"transactions) and {s.socket_errors:,} socket errors: it MEASURES ERRORS, NOT WORK")
         for problem in s.problems:
             say(f"  !! {s.name}: the request checked by hand {problem}")
+        if (s.client_cpu or 0) >= CLIENT_BOUND:
+            say(f"  !! {s.name}: the load generator used {s.client_cpu:.0%} of its CPU: it may be the limit, "
+                "not the server")
     for note in report.notes:
         say(f"  {note}")
+    summary.append(f"RSS   {report.title}: real server peak RSS (VmHWM) {report.peak_rss}")
+    summary += [f"!!    {report.title}: {s.name} had {s.errors:,} errors: it measures errors, not work"
+                for s in report.scenarios.values() if s.errors]
+    summary += [f"!!    {report.title}: {s.name}: the request checked by hand {problem}"
+                for s in report.scenarios.values() for problem in s.problems]
     return summary
 
 
@@ -756,10 +866,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     say(f"python {sys.version.split()[0]} ({sys.executable}); uvicorn loop=uvloop http=httptools, 1 worker; "
         f"access log on (to a file) for the real server, off for raw ASGI")
 
-    port = free_port()
-    raw = ctx.start_server("raw-asgi", [sys.executable, str(BENCH_DIR / "raw_app.py"), "--port", str(port)],
-                           f"http://127.0.0.1:{port}/")
-    ctx.raw_url = f"http://127.0.0.1:{port}"
+    raw = ctx.start_raw()
 
     backends = {"sqlite": [SQLiteBackend], "postgres": [PostgresBackend],
                 "both": [SQLiteBackend, PostgresBackend]}[args.backend]
