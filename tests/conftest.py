@@ -156,6 +156,13 @@ class LiveServer:
     def log_text(self) -> str:
         return self.log.read_text()
 
+    def log_after(self, needle: str, timeout: float = 5.0) -> str:
+        """The log once ``needle`` is in it (access lines are written in batches)."""
+        deadline = time.monotonic() + timeout
+        while needle not in (text := self.log_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return text
+
 
 def start_server(database_url: str, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> LiveServer:
     port = free_port()

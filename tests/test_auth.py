@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import logging
+import io
 
 import anyio
 import pytest
@@ -85,17 +85,37 @@ async def test_last_use_is_recorded(app, key):
     assert used
 
 
-async def test_access_log_redacts_the_key(app, key, caplog):
+async def test_access_log_redacts_the_key(app, key):
+    app.access.stream = io.StringIO()
     async with client_for(app) as c:
-        with caplog.at_level(logging.INFO, logger="opensupp.access"):
-            await c.get(f"/accounts/?apiKey={key}&limit=5")
-            await c.get(f"/accounts/?limit=5&APIKEY={key}")
-            await c.get("/test", headers={"apiKey": key})
-            await c.post("/accounts/create", json={"title": "x", "lang": "en"}, headers={"apiKey": key})
-    lines = [r.getMessage() for r in caplog.records if r.name == "opensupp.access"]
+        await c.get(f"/accounts/?apiKey={key}&limit=5")
+        await c.get(f"/accounts/?limit=5&APIKEY={key}")
+        await c.get("/test", headers={"apiKey": key})
+        await c.post("/accounts/create", json={"title": "x", "lang": "en"}, headers={"apiKey": key})
+    app.access.flush()
+    lines = app.access.stream.getvalue().splitlines()
     assert len(lines) == 4
+    assert all(" INFO opensupp.access: 127.0.0.1 " in line for line in lines)
     assert all(key not in line for line in lines)
     assert '"GET /accounts/?apiKey=[redacted]&limit=5" 200' in lines[0]
     # only ``apiKey`` authenticates, but a key under any spelling is redacted
     assert '"GET /accounts/?limit=5&APIKEY=[redacted]" 401' in lines[1]
     assert '"POST /accounts/create" 200' in lines[3]
+
+
+def test_access_log_writes_whole_lines_in_pipe_sized_chunks():
+    from opensupp.web.accesslog import PIPE_BUF, AccessLog
+
+    class Recorder(io.StringIO):
+        writes: list[str] = []
+
+        def write(self, text):
+            self.writes.append(text)
+            return super().write(text)
+
+    log = AccessLog(stream=Recorder())
+    for i in range(300):
+        log.add("10.0.0.1", "GET", f"/accounts/{i}/get", 200, 120, 0.4, 7)
+    log.flush()
+    assert len(log.stream.getvalue().splitlines()) == 300
+    assert all(len(w) <= PIPE_BUF and w.endswith("\n") for w in Recorder.writes)

@@ -34,6 +34,7 @@ from opensupp.errors import (
 from opensupp.idempotency import service as idempotency
 from opensupp.partners import service as partners
 from opensupp.timeutil import now
+from opensupp.web.accesslog import AccessLog
 from opensupp.web.errors import JSON, error_response, server_error
 from opensupp.web.fields import validate
 from opensupp.web.pagination import encode_cursor, parse_page
@@ -46,7 +47,6 @@ TOUCH_EVERY = 60
 PURGE_EVERY = 3600
 
 log = logging.getLogger("opensupp")
-access_log = logging.getLogger("opensupp.access")
 
 _API_KEY_IN_QUERY = re.compile(r"(?i)((?:^|&)apikey=)[^&]*")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
@@ -171,7 +171,7 @@ class App:
         self.keys = KeyCache(settings.key_cache_seconds)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
         self.idempotency_ttl = int(settings.idempotency_hours * 3600)
-        self.log_access = settings.access_log
+        self.access = AccessLog() if settings.access_log else None
         self._touched: dict[int, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.openapi: bytes | None = None  # filled by opensupp.app
@@ -203,6 +203,8 @@ class App:
     async def startup(self) -> None:
         await self.db.open()
         self.spawn(self._purge_loop())
+        if self.access is not None:
+            self.spawn(self.access.run())
         # Everything alive now (modules, the route table) lives as long as the process:
         # keep it out of the collector's generations so full collections stay short.
         gc.collect()
@@ -238,10 +240,9 @@ class App:
             headers.append((b"content-length", str(len(body)).encode()))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
-        if self.log_access:
+        if self.access is not None:
             client = scope.get("client")
-            access_log.info(
-                '%s "%s %s" %d %d %.1fms partner=%s',
+            self.access.add(
                 client[0] if client else "-",
                 req.method,
                 self._logged_path(req),
