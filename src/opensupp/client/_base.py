@@ -1,0 +1,186 @@
+"""What the sync and async clients share: the resources, the retry policy, the errors.
+
+A resource method returns whatever its client's ``_request`` returns: a value for
+``Client``, an awaitable for ``AsyncClient``; so every resource is written once.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+import uuid
+from typing import Any, Callable
+
+import httpx
+
+from opensupp import __version__
+from opensupp.client.errors import error_for
+from opensupp.client.models import Account, Hook, OfficeHours, OfflineEmail, Trigger, User
+
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+MAX_RETRY_AFTER = 60.0
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+class BaseClient:
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 2,
+        backoff: float = 0.5, max_backoff: float = 8.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError("base_url must start with http:// or https://")
+        if not api_key:
+            raise ValueError("api_key is required")
+        self.base_url = base_url.rstrip("/")
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.timeout = timeout
+        self.headers = {"apiKey": api_key, "User-Agent": f"opensupp-python/{__version__}", "Accept": "application/json"}
+        self.accounts = Accounts(self)
+        self.users = Users(self)
+        self.triggers = Triggers(self)
+        self.office_hours = OfficeHoursResource(self)
+        self.offline_emails = OfflineEmails(self)
+        self.hooks = Hooks(self)
+
+    # the policy, shared by both clients' loops
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, MAX_RETRY_AFTER)
+        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        return ceiling * (0.5 + random.random() / 2)  # jitter, so retries do not stampede
+
+    def _headers(self, idempotency_key: str | None) -> dict[str, str]:
+        return {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+
+    @staticmethod
+    def _key_for(create: bool, idempotency_key: str | None) -> str | None:
+        """A create always carries a key, the same one on every retry of the call."""
+        return idempotency_key or (str(uuid.uuid4()) if create else None)
+
+    def _retryable(self, response: httpx.Response, attempt: int) -> bool:
+        return response.status_code in RETRY_STATUSES and attempt < self.max_retries
+
+    @staticmethod
+    def _result(response: httpx.Response, model: Callable[[dict[str, Any]], Any] | None, deleted_on_retry: bool) -> Any:
+        if response.status_code == 204 or (deleted_on_retry and response.status_code == 404):
+            return None  # a retried delete whose first attempt already deleted
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": "ServerError" if response.status_code >= 500 else "Error", "message": response.text[:500]}
+        if response.is_success:
+            return model(body) if model else body
+        raise error_for(response.status_code, body, _retry_after(response))
+
+
+class _Resource:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+
+class Accounts(_Resource):
+    def list(self, *, limit: int | None = None) -> Any:
+        """Every account, oldest first, following ``next`` page by page."""
+        return self._client._paginate("/accounts/", Account.from_json, limit)
+
+    def create(self, *, title: str, lang: str, idempotency_key: str | None = None) -> Any:
+        return self._client._request("POST", "/accounts/create", json={"title": title, "lang": lang},
+                                     model=Account.from_json, create=True, idempotency_key=idempotency_key)
+
+    def get(self, account_id: str | int) -> Any:
+        return self._client._request("GET", f"/accounts/{account_id}/get", model=Account.from_json)
+
+    def update(self, account_id: str | int, **fields: Any) -> Any:
+        return self._client._request("POST", f"/accounts/{account_id}/update", json=fields, model=Account.from_json)
+
+    def delete(self, account_id: str | int) -> Any:
+        return self._client._request("GET", f"/accounts/{account_id}/delete", delete=True)
+
+
+class _AccountChild(_Resource):
+    plural = ""
+    model: Callable[[dict[str, Any]], Any]
+
+    def _path(self, account_id: str | int, tail: str) -> str:
+        return f"/accounts/{account_id}/{self.plural}/{tail}"
+
+    def list(self, account_id: str | int, *, limit: int | None = None) -> Any:
+        return self._client._paginate(self._path(account_id, ""), self.model, limit)
+
+    def _create(self, account_id: str | int, fields: dict[str, Any], idempotency_key: str | None) -> Any:
+        return self._client._request("POST", self._path(account_id, "create"), json=_drop_none(fields),
+                                     model=self.model, create=True, idempotency_key=idempotency_key)
+
+    def get(self, account_id: str | int, item_id: str | int) -> Any:
+        return self._client._request("GET", self._path(account_id, f"{item_id}/get"), model=self.model)
+
+    def update(self, account_id: str | int, item_id: str | int, **fields: Any) -> Any:
+        return self._client._request("POST", self._path(account_id, f"{item_id}/update"), json=fields, model=self.model)
+
+    def delete(self, account_id: str | int, item_id: str | int) -> Any:
+        return self._client._request("GET", self._path(account_id, f"{item_id}/delete"), delete=True)
+
+
+class Users(_AccountChild):
+    plural, model = "users", staticmethod(User.from_json)
+
+    def create(self, account_id: str | int, *, email: str, password: str, fullname: str, role: str | None = None,
+               nickname: str | None = None, avatar: str | None = None, note: str | None = None,
+               lang: str | None = None, idempotency_key: str | None = None) -> Any:
+        fields = {"email": email, "password": password, "fullname": fullname, "role": role, "nickname": nickname,
+                  "avatar": avatar, "note": note, "lang": lang}
+        return self._create(account_id, fields, idempotency_key)
+
+
+class Triggers(_AccountChild):
+    plural, model = "triggers", staticmethod(Trigger.from_json)
+
+    def create(self, account_id: str | int, *, name: str, actions: list[dict[str, Any]],
+               conditions: list[dict[str, Any]] | None = None, active: bool | None = None,
+               description: str | None = None, event: str | None = None, only_once: bool | None = None,
+               constraints: str | None = None, idempotency_key: str | None = None) -> Any:
+        fields = {"name": name, "actions": actions, "conditions": conditions, "active": active,
+                  "description": description, "event": event, "only_once": only_once, "constraints": constraints}
+        return self._create(account_id, fields, idempotency_key)
+
+
+class OfflineEmails(_AccountChild):
+    plural, model = "offlineemails", staticmethod(OfflineEmail.from_json)
+
+    def create(self, account_id: str | int, *, email: str, idempotency_key: str | None = None) -> Any:
+        return self._create(account_id, {"email": email}, idempotency_key)
+
+
+class Hooks(_AccountChild):
+    plural, model = "hooks", staticmethod(Hook.from_json)
+
+    def create(self, account_id: str | int, *, name: str, config: dict[str, Any], active: bool | None = None,
+               idempotency_key: str | None = None) -> Any:
+        return self._create(account_id, {"name": name, "config": config, "active": active}, idempotency_key)
+
+
+class OfficeHoursResource(_Resource):
+    def get(self, account_id: str | int) -> Any:
+        return self._client._request("GET", f"/accounts/{account_id}/officehours/get", model=OfficeHours.from_json)
+
+    def update(self, account_id: str | int, **fields: Any) -> Any:
+        return self._client._request("POST", f"/accounts/{account_id}/officehours/update", json=fields,
+                                     model=OfficeHours.from_json)

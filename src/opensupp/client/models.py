@@ -1,0 +1,96 @@
+"""Typed answers. Attribute names are snake_case; ``raw`` keeps the JSON as answered."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    title: str
+    lang: str
+    account_key: str
+    created_at: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Account:
+        return cls(d["id"], d["title"], d["lang"], d["accountKey"], d["createdAt"], d)
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    role: str
+    email: str
+    fullname: str
+    nickname: str
+    avatar: str
+    note: str
+    lang: str
+    created_at: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> User:
+        return cls(d["id"], d["role"], d["email"], d["fullname"], d["nickname"], d["avatar"], d["note"],
+                   d["lang"], d["createdAt"], d)
+
+
+@dataclass(frozen=True)
+class Trigger:
+    id: str
+    active: bool
+    name: str
+    description: str
+    event: str
+    only_once: bool
+    constraints: str
+    conditions: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Trigger:
+        return cls(d["id"], d["active"], d["name"], d["description"], d["event"], d["only_once"],
+                   d["constraints"], d["conditions"], d["actions"], d)
+
+
+@dataclass(frozen=True)
+class OfficeHours:
+    active: bool
+    days: list[int]
+    timezone: int | float | str
+    config: list[dict[str, Any]]
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> OfficeHours:
+        return cls(d["active"], d["days"], d["timezone"], d["config"], d)
+
+
+@dataclass(frozen=True)
+class OfflineEmail:
+    id: str
+    email: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> OfflineEmail:
+        return cls(d["id"], d["email"], d)
+
+
+@dataclass(frozen=True)
+class Hook:
+    id: str
+    name: str
+    config: dict[str, Any]
+    active: bool
+    created_at: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Hook:
+        return cls(d["id"], d["name"], d["config"], d["active"], d["createdAt"], d)

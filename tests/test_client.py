@@ -1,0 +1,154 @@
+"""The SDK against a real server: every resource, errors, retries and idempotency."""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+
+import pytest
+
+import opensupp.client as sdk
+from conftest import cli_key, free_port, start_server, stop_server
+from flaky import Flaky, ProxyServer
+from opensupp.client import AsyncClient, Client
+
+EXPORTED = [
+    "Client", "AsyncClient", "Account", "User", "Trigger", "OfficeHours", "OfflineEmail", "Hook",
+    "OpensuppError", "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
+    "InvalidJSONError", "ValidationError", "AuthError", "NotFoundError", "MethodNotAllowedError",
+    "ConflictError", "PayloadTooLargeError", "IdempotencyMismatchError", "RateLimitError", "ServerError",
+]
+MESSAGE = [{"name": "message", "agent_nick": "Ann", "message": "Hi!"}]
+
+
+@pytest.fixture(scope="module")
+def live(database_url, tmp_path_factory):
+    """One server for the module (the SDK's tests only add data of their own keys)."""
+    server = start_server(database_url, tmp_path_factory.mktemp("sdk"))
+    yield server
+    stop_server(server)
+
+
+def test_public_surface_is_pinned():
+    assert sdk.__all__ == EXPORTED
+    assert all(hasattr(sdk, name) for name in EXPORTED)
+
+
+def test_the_client_imports_nothing_of_the_server():
+    code = (
+        "import sys, opensupp.client\n"
+        "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp.client'))\n"
+        "server = [m for m in ('asyncpg', 'sqlalchemy', 'alembic', 'uvicorn', 'argon2', 'pydantic', 'pydantic_settings',"
+        " 'email_validator', 're2', 'orjson') if m in sys.modules]\n"
+        "print(mods, server)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "['opensupp'] []"
+
+
+def test_every_resource_round_trip(env, live):
+    with Client(live.url, cli_key(env)) as client:
+        account = client.accounts.create(title="Acme", lang="en")
+        assert isinstance(account, sdk.Account) and len(account.account_key) == 40
+        assert client.accounts.get(account.id) == account
+        assert client.accounts.update(account.id, title="Acme 2").title == "Acme 2"
+
+        email = f"sdk.{secrets.token_hex(4)}@example.com"
+        user = client.users.create(account.id, email=email, password="12345678", fullname="Jane")
+        assert (user.email, user.role, user.nickname) == (email, "agent", "Jane")
+        assert [u.id for u in client.users.list(account.id)] == [user.id]
+        assert client.users.update(account.id, user.id, role="admin").role == "admin"
+
+        trigger = client.triggers.create(account.id, name="Hi", actions=MESSAGE,
+                                         conditions=[{"name": "delay_site", "value": 5}])
+        assert trigger.only_once is True and trigger.conditions == [{"name": "delay_site", "value": 5}]
+        hours = client.office_hours.update(account.id, active=True, days=[1], timezone="Europe/Prague")
+        assert client.office_hours.get(account.id) == hours
+        offline = client.offline_emails.create(account.id, email="help@example.com")
+        hook = client.hooks.create(account.id, name="webhook", config={"url": "https://example.com/h"})
+        assert hook.config["secret"].startswith("whsec_")
+        assert client.offline_emails.get(account.id, offline.id) == offline
+
+        assert client.triggers.delete(account.id, trigger.id) is None
+        assert client.accounts.delete(account.id) is None
+        with pytest.raises(sdk.NotFoundError) as err:
+            client.accounts.get(account.id)
+        assert (err.value.status, err.value.error, err.value.message) == (404, "NotFound", f"No account {account.id}.")
+
+
+def test_list_follows_every_page(env, live):
+    with Client(live.url, cli_key(env)) as client:
+        made = [client.accounts.create(title=f"A{i}", lang="en").id for i in range(7)]
+        assert [a.id for a in client.accounts.list(limit=2)] == made
+
+
+def test_errors_carry_the_apis_details(env, live):
+    with Client(live.url, cli_key(env)) as client:
+        with pytest.raises(sdk.ValidationError) as err:
+            client.accounts.create(title="", lang="xx")
+        assert err.value.status == 400 and {e["field"] for e in err.value.errors} == {"title", "lang"}
+        account = client.accounts.create(title="x", lang="en")
+        email = f"dup.{secrets.token_hex(4)}@example.com"
+        client.users.create(account.id, email=email, password="12345678", fullname="A")
+        with pytest.raises(sdk.ConflictError):
+            client.users.create(account.id, email=email, password="12345678", fullname="B")
+    with Client(live.url, "osk_wrong") as client, pytest.raises(sdk.AuthError) as err:
+        client.accounts.get(1)
+    assert err.value.message == "No account found for apiKey osk_wrong."
+
+
+def test_a_timed_out_create_is_retried_with_the_same_key_and_creates_once(env, live):
+    key = cli_key(env)
+    flaky = Flaky(live.url)
+    with ProxyServer(flaky, free_port()) as proxy, Client(proxy.url, key, timeout=1.0, max_retries=2, backoff=0.05) as client:
+        flaky.plan = ["hang"]
+        account = client.accounts.create(title="Once", lang="en")
+        creates = [s for s in flaky.seen if s[1] == "/accounts/create"]
+        assert len(creates) == 2 and creates[0][2] and creates[0][2] == creates[1][2]
+        assert [a.id for a in client.accounts.list()] == [account.id]
+
+
+def test_503_is_retried_and_429_honours_retry_after(env, live):
+    flaky = Flaky(live.url)
+    with ProxyServer(flaky, free_port()) as proxy, Client(proxy.url, cli_key(env), backoff=0.05) as client:
+        flaky.plan = ["503", "503"]
+        assert client.accounts.create(title="x", lang="en").title == "x"
+        assert len(flaky.seen) == 3
+        flaky.plan = ["429"]
+        started = time.monotonic()
+        assert list(client.accounts.list()) != []
+        assert time.monotonic() - started >= 1.0
+        flaky.plan = ["503"] * 3
+        with pytest.raises(sdk.ServerError) as err:
+            client.accounts.get(1)
+        assert err.value.status == 503
+
+
+def test_a_retried_delete_that_already_happened_is_a_success(env, live):
+    flaky = Flaky(live.url)
+    with ProxyServer(flaky, free_port()) as proxy, Client(proxy.url, cli_key(env), timeout=1.0, backoff=0.05) as client:
+        account = client.accounts.create(title="x", lang="en")
+        flaky.plan = ["hang"]
+        assert client.accounts.delete(account.id) is None
+        with pytest.raises(sdk.NotFoundError):
+            client.accounts.get(account.id)
+
+
+def test_unreachable_server_raises_a_connection_error():
+    with Client(f"http://127.0.0.1:{free_port()}", "osk_x", max_retries=1, backoff=0.01) as client:
+        with pytest.raises(sdk.APIConnectionError):
+            client.accounts.get(1)
+
+
+@pytest.mark.anyio
+async def test_async_client_has_the_same_surface(env, live):
+    async with AsyncClient(live.url, cli_key(env)) as client:
+        account = await client.accounts.create(title="Async", lang="de")
+        await client.users.create(account.id, email=f"a.{secrets.token_hex(4)}@example.com", password="12345678", fullname="A")
+        users = [u async for u in client.users.list(account.id, limit=1)]
+        assert len(users) == 1 and users[0].lang == "de"
+        assert (await client.accounts.get(account.id)) == account
+        with pytest.raises(sdk.NotFoundError):
+            await client.accounts.get(10**17)
