@@ -119,3 +119,21 @@ def test_access_log_writes_whole_lines_in_pipe_sized_chunks():
     log.flush()
     assert len(log.stream.getvalue().splitlines()) == 300
     assert all(len(w) <= PIPE_BUF and w.endswith("\n") for w in Recorder.writes)
+
+
+async def test_access_log_lines_cannot_be_forged(app, key):
+    app.access.stream = io.StringIO()
+    async with client_for(app, key) as c:
+        await c.get("/accounts/1%0A2026-01-01 INFO opensupp.access: forged/get")
+        await c.get('/test?x=%22%0A"')
+    app.access.flush()
+    lines = app.access.stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert '"GET /accounts/1%0A2026-01-01%20INFO%20opensupp.access:%20forged/get" 404' in lines[0]
+
+
+def test_logged_paths_escape_what_a_server_may_pass_through():
+    from opensupp.web.asgi import App, Request
+
+    req = Request(None, "GET", "/x\ny", b"", raw_path=b'/x\ny "z"')
+    assert App._logged_path(req) == "/x\\x0ay\\x20\\x22z\\x22"

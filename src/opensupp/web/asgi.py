@@ -50,6 +50,7 @@ log = logging.getLogger("opensupp")
 
 _API_KEY_IN_QUERY = re.compile(r"(?i)((?:^|&)apikey=)[^&]*")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
+_LOG_UNSAFE = re.compile(r"[\x00-\x20\x7f-\xff\"]")
 
 Headers = list[tuple[bytes, bytes]]
 Answer = tuple[int, Headers, bytes]
@@ -62,12 +63,13 @@ class ClientGone(Exception):
 class Request:
     """What a handler sees: the caller, the ids in the path, the query."""
 
-    __slots__ = ("method", "path", "query_string", "partner_id", "key_id", "ids", "app", "_query")
+    __slots__ = ("method", "path", "raw_path", "query_string", "partner_id", "key_id", "ids", "app", "_query")
 
-    def __init__(self, app: App, method: str, path: str, query_string: bytes) -> None:
+    def __init__(self, app: App, method: str, path: str, query_string: bytes, raw_path: bytes | None = None) -> None:
         self.app = app
         self.method = method
         self.path = path
+        self.raw_path = raw_path
         self.query_string = query_string
         self.partner_id: int | None = None
         self.key_id: int | None = None
@@ -225,7 +227,7 @@ class App:
 
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
-        req = Request(self, scope["method"], scope["path"], scope["query_string"])
+        req = Request(self, scope["method"], scope["path"], scope["query_string"], scope.get("raw_path"))
         try:
             status, headers, body = await self.handle(req, scope, receive)
         except DomainError as exc:
@@ -254,9 +256,12 @@ class App:
 
     @staticmethod
     def _logged_path(req: Request) -> str:
+        """The path as sent (still percent-encoded, so ``%0A`` cannot forge a log line),
+        with the apiKey redacted and any control character escaped."""
+        path = req.raw_path.decode("latin-1") if req.raw_path is not None else req.path
         if req.query_string:
-            return f"{req.path}?{redact_query(req.query_string)}"
-        return req.path
+            path = f"{path}?{redact_query(req.query_string)}"
+        return _LOG_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
     async def handle(self, req: Request, scope: dict[str, Any], receive: Any) -> Answer:
         api_key = idempotency_key = content_length = None
