@@ -185,5 +185,10 @@ def keys_revoke(key: str) -> None:
                f"running servers refuse it within {ttl:g} s")
 
 
+from opensupp.client.cli import export, provision  # noqa: E402  (the client's commands, server-free)
+
+main.add_command(provision)
+main.add_command(export)
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
