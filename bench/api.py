@@ -46,17 +46,35 @@ SMALL, LARGE = 10**3, 10**6  # accounts in the table for the two list measuremen
 PAGE = 100
 DEEP_OFFSET = 150  # the deep page starts this many rows before the end of the table
 CREATE_BODY = '{"title":"Account name","lang":"en"}'
+# the guide's trigger (docs: "1st visit greeting"), created into an account made through the API
+TRIGGER_BODY = json.dumps({
+    "active": True, "name": "1st visit greeting",
+    "description": "Greeting message to a visitor who visits your website for the 1st time",
+    "event": "onload",
+    "conditions": [{"name": "delay_site", "value": 60}, {"name": "is_visitor_send_message", "value": False},
+                   {"name": "is_visitor_served", "value": False}, {"name": "number_of_visits", "value": 1}],
+    "actions": [{"name": "message", "agent_nick": "Support",
+                 "message": "Hello, we have noticed you are here for the 1st time. If you have any questions, "
+                            "do not hesitate to get in touch."}],
+})
+UNIQUE = "{unique}"  # replaced per request by the wrk script (see LUA_UNIQUE_BODY)
+USER_BODY = json.dumps({"email": f"{UNIQUE}@example.com", "fullname": "John Doe", "password": "john.doe.secret"})
+CPUS = os.cpu_count() or 1  # the server's hash pool has this many threads (opensupp.passwords)
 
 # names of the scenarios (and of the baselines they are compared with)
 RAW_GET, RAW_POST, PGBENCH = "raw ASGI GET", "raw ASGI POST", "pgbench INSERT"
 GET, CREATE, CREATE_IDEM = "account get", "account create", "account create + Idempotency-Key"
 LIST_SMALL, LIST_LARGE, LIST_DEEP = "list page 1 @ 10^3 rows", "list page 1 @ 10^6 rows", "list deep page @ 10^6 rows"
+TRIGGER_GET, TRIGGER_CREATE = "trigger get", "trigger create"
+HASH, USER_CREATE = f"argon2id hash, {CPUS} threads", "user create"
 # the floors (see bench/README.md)
 SQLITE_GET_FLOOR = 0.25  # account get >= 25% of raw ASGI GET
 SQLITE_CREATE_FLOOR = 0.15  # account create >= 15% of raw ASGI POST
 POSTGRES_CREATE_FLOOR = 0.25  # account create >= 25% of pgbench's INSERT rate
+USER_FLOOR = 0.70  # user create >= 70% of the bare argon2id hash rate on all cores
 LIST_CEILING = 1.3  # a list page at 10^6 rows costs at most 1.3x the page at 10^3
 CLIENT_BOUND = 0.9  # a load generator using this share of its CPU may be what limits the rate
+BUSY_MACHINE = 0.8  # the hash baseline using less than this share of all CPUs ran on a busy machine
 
 
 # --------------------------------------------------------------------------- results
@@ -98,6 +116,8 @@ class Scenario:
     name: str
     measure: Callable[[int], Result]  # one run of that many seconds
     check: Callable[[], str | None] | None = None  # one request by hand: None, or what is wrong
+    warmup: bool = True  # False: no unmeasured run first (a fresh process each run warms itself)
+    all_cpus: bool = False  # meant to keep every CPU busy: a share well below CPUS means a busy machine
     compares: list[Compare] = field(default_factory=list)
     runs: list[Result] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -178,6 +198,12 @@ class Pinning:
     def client(self, cmd: list[str]) -> list[str]:
         return ["taskset", "-c", "1", *cmd] if self.enabled else cmd
 
+    @staticmethod
+    def all_cpus() -> str:
+        """The CPUs an unpinned process gets: ours (the bench itself is not pinned)."""
+        cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        return ",".join(map(str, cpus)) or "all"
+
 
 def child_env(**extra: str) -> dict[str, str]:
     """The environment without the caller's OPENSUPP_* settings, this checkout's src first."""
@@ -249,6 +275,21 @@ class Server:
             self.proc.kill()
             self.proc.wait()
 
+    def settle(self, timeout: float = 10.0) -> float:
+        """Wait until the server is idle (< 5% of one CPU over 100 ms): work queued by a wrk run
+        that has ended (hashes of requests still in flight) must not spill into the next run.
+        Returns the seconds waited."""
+        began = time.monotonic()
+        if self.proc is None:
+            return 0.0
+        while time.monotonic() - began < timeout:
+            before = proc_cpu_seconds(self.proc.pid)
+            time.sleep(0.1)
+            after = proc_cpu_seconds(self.proc.pid)
+            if before is None or after is None or after - before < 0.005:
+                break
+        return time.monotonic() - began
+
     def log_tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -274,6 +315,47 @@ def scan_log(path: Path) -> tuple[str, list[str]]:
     return f"{sum(statuses.values()):,} access lines ({by_status}), {len(problems)} warning/error lines", problems
 
 
+def proc_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds used so far by a process, all its threads (utime + stime)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy(window: float = 0.25) -> float | None:
+    """Share of all CPUs busy (not idle, not waiting for I/O) over ``window`` seconds, from /proc/stat."""
+    def sample() -> tuple[int, int] | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, ValueError, IndexError):
+            return None
+        return sum(fields[:8]), fields[3] + fields[4]  # user..steal; idle + iowait
+
+    before = sample()
+    time.sleep(window)
+    after = sample()
+    if before is None or after is None or after[0] == before[0]:
+        return None
+    return 1 - (after[1] - before[1]) / (after[0] - before[0])
+
+
+def wait_quiet(limit: float = 0.10, timeout: float = 3.0) -> str:
+    """Wait until the whole machine is nearly idle (< ``limit`` of all CPUs busy): the user
+    scenario and its baseline use every CPU, so PostgreSQL's checkpoints or autovacuum after
+    the creates, or the last server's shutdown, would take from whichever of them runs first."""
+    began = time.monotonic()
+    busy = None
+    while time.monotonic() - began < timeout:
+        busy = machine_busy()
+        if busy is None or busy < limit:
+            break
+    waited = time.monotonic() - began
+    state = "unknown" if busy is None else f"{busy:.0%} busy"
+    return f"waited {waited:.1f} s for a quiet machine ({state}{', gave up' if busy and busy >= limit else ''})"
+
+
 class CpuMeter:
     """CPU used during a run, as shares of one CPU: by a server process, and by our finished
     children (the wrk or pgbench run). A saturated server shows ~100%; a client near 100% means
@@ -285,13 +367,7 @@ class CpuMeter:
         self.client: float | None = None
 
     def _server_seconds(self) -> float | None:
-        if self.pid is None:
-            return None
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return None if self.pid is None else proc_cpu_seconds(self.pid)
 
     @staticmethod
     def _children_seconds() -> float:
@@ -312,7 +388,9 @@ class CpuMeter:
 
 # --------------------------------------------------------------------------- load generators
 
-LUA_IDEMPOTENCY = r"""
+# A counter per wrk thread, prefixed with the run's random prefix (args[1]) and the thread's
+# number: unique across threads, rounds and runs.
+LUA_COUNTER = r"""
 local threads = 0
 function setup(thread)
   threads = threads + 1
@@ -324,11 +402,21 @@ local prefix = "bench-"
 function init(args)
   prefix = (args[1] or "bench") .. "-" .. tostring(tid or 1) .. "-"
 end
+"""
 
+LUA_IDEMPOTENCY = LUA_COUNTER + r"""
 function request()
   counter = counter + 1
   wrk.headers["Idempotency-Key"] = prefix .. counter
   return wrk.format()
+end
+"""
+
+# BODY_BEFORE .. unique .. BODY_AFTER is the body; wrk.format sets its Content-Length.
+LUA_UNIQUE_BODY = LUA_COUNTER + r"""
+function request()
+  counter = counter + 1
+  return wrk.format(nil, nil, nil, BODY_BEFORE .. prefix .. counter .. BODY_AFTER)
 end
 """
 
@@ -356,20 +444,31 @@ class Wrk:
         self._scripts = 0
 
     def script(self, method: str, headers: dict[str, str], body: str | None = None, idempotency: bool = False) -> Path:
+        """``body`` containing ``UNIQUE`` gets a new value there on every request (not with ``idempotency``)."""
         lines = ["-- generated by bench/api.py", f"wrk.method = {lua_string(method)}"]
-        if body is not None:
+        dynamic = ""
+        if body is not None and UNIQUE in body:
+            if idempotency:
+                raise ValueError("a unique body and an Idempotency-Key counter do not combine here")
+            before, after = body.split(UNIQUE, 1)
+            lines += [f"BODY_BEFORE = {lua_string(before)}", f"BODY_AFTER = {lua_string(after)}"]
+            dynamic = LUA_UNIQUE_BODY
+        elif body is not None:
             lines.append(f"wrk.body = {lua_string(body)}")
+        if idempotency:
+            dynamic = LUA_IDEMPOTENCY
         lines += [f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items()]
-        text = "\n".join(lines) + "\n" + (LUA_IDEMPOTENCY if idempotency else "") + LUA_DONE
+        text = "\n".join(lines) + "\n" + dynamic + LUA_DONE
         self._scripts += 1
         path = self.tmp / f"wrk-{self._scripts}.lua"
         path.write_text(text)
         return path
 
-    def run(self, url: str, script: Path, seconds: int, server: Server | None) -> Result:
+    def run(self, url: str, script: Path, seconds: int, server: Server | None, connections: int | None = None) -> Result:
         cmd = self.pin.client([
-            "wrk", f"-t{self.threads}", f"-c{self.connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
-            "-s", str(script), url, "--", secrets.token_hex(6),  # a fresh Idempotency-Key prefix per run
+            "wrk", f"-t{self.threads}", f"-c{connections or self.connections}", f"-d{seconds}s", "--latency",
+            "--timeout", "10s", "-s", str(script), url,
+            "--", secrets.token_hex(6),  # a fresh prefix per run, for the Idempotency-Keys and unique e-mails
         ])
         with CpuMeter(server) as cpu:
             out = subprocess.run(cmd, capture_output=True, text=True)
@@ -444,6 +543,23 @@ class Pgbench:
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] / 1000 if latencies else float("nan")
         return Result(rate=float(tps.group(1)), p99_ms=p99, client_cpu=cpu.client,
                       bad_status=int(failed.group(1)) if failed else unparsed + (out.returncode != 0))
+
+
+class HashRate:
+    """bench/hash_rate.py: the server's argon2id hasher in CPUS threads, unpinned: the user-create baseline."""
+
+    def __init__(self) -> None:
+        self.cmd = [sys.executable, str(BENCH_DIR / "hash_rate.py"), "--threads", str(CPUS)]
+
+    def run(self, seconds: int) -> Result:
+        # a session of its own, as the servers have: the same scheduling (autogroup) as the server it is compared with
+        out = subprocess.run(self.cmd + ["--seconds", str(seconds)], env=child_env(), capture_output=True, text=True,
+                             start_new_session=True)
+        line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
+        if out.returncode != 0 or line is None:
+            raise RuntimeError(f"hash_rate.py failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        s = json.loads(line.split(" ", 1)[1])
+        return Result(rate=s["rate"], p99_ms=s["p99_ms"], server_cpu=s["cpu"])
 
 
 # --------------------------------------------------------------------------- databases
@@ -563,9 +679,11 @@ class Context:
     wrk: Wrk
     raw: Server | None = None
 
-    def start_server(self, name: str, cmd: list[str], port: int, health: str, **env: str) -> Server:
+    def start_server(self, name: str, cmd: list[str], port: int, health: str, pinned: bool = True,
+                     **env: str) -> Server:
         log = self.tmp / f"{name}.log"
-        server = Server(name, self.pin.server(cmd), child_env(**env), log, f"http://127.0.0.1:{port}", health)
+        cmd = self.pin.server(cmd) if pinned else cmd
+        server = Server(name, cmd, child_env(**env), log, f"http://127.0.0.1:{port}", health)
         self.stack.callback(server.stop)
         server.start()
         return server
@@ -576,11 +694,11 @@ class Context:
         self.raw = self.start_server("raw-asgi", cmd, port, "/")
         return self.raw
 
-    def start_real(self, name: str, database_url: str) -> Server:
-        """``opensupp serve`` on the database."""
+    def start_real(self, name: str, database_url: str, pinned: bool = True) -> Server:
+        """``opensupp serve`` on the database; on CPU 0, or ``pinned=False``: on all our CPUs."""
         port = free_port()
         cmd = [sys.executable, "-m", "opensupp", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        return self.start_server(name, cmd, port, "/healthz", OPENSUPP_DATABASE_URL=database_url)
+        return self.start_server(name, cmd, port, "/healthz", pinned, OPENSUPP_DATABASE_URL=database_url)
 
 
 def create_key(database_url: str, name: str) -> str:
@@ -599,23 +717,33 @@ def cursor(last_id: int) -> str:
 
 def wrk_scenario(ctx: Context, name: str, server: Server, path: str, method: str = "GET",
                  headers: dict[str, str] | None = None, body: str | None = None, idempotency: bool = False,
-                 expect: Callable[[Any], bool] | None = None) -> Scenario:
+                 expect: Callable[[Any], bool] | None = None, connections: int | None = None,
+                 settle: bool = False) -> Scenario:
+    """``body`` may contain ``UNIQUE``: each request then has its own value there.
+    ``settle``: after each run, wait until the server has finished the work still queued."""
     url = server.base + path
     headers = dict(headers or {})
     if body is not None:
         headers["Content-Type"] = "application/json"
     script = ctx.wrk.script(method, headers, body, idempotency)
 
+    def measure(seconds: int) -> Result:
+        result = ctx.wrk.run(url, script, seconds, server, connections)
+        if settle:
+            server.settle()
+        return result
+
     def check() -> str | None:
         sent = dict(headers, **({"Idempotency-Key": secrets.token_hex(8)} if idempotency else {}))
-        status, answer = http(method, url, sent, body)
+        sent_body = None if body is None else body.replace(UNIQUE, f"check-{secrets.token_hex(6)}")
+        status, answer = http(method, url, sent, sent_body)
         if status != 200:
             return f"answers {status}: {answer[:300]!r}"
         if expect is not None and not expect(json.loads(answer)):
             return f"answers an unexpected body: {answer[:300]!r}"
         return None
 
-    return Scenario(name, lambda seconds: ctx.wrk.run(url, script, seconds, server), check)
+    return Scenario(name, measure, check)
 
 
 def run_group(ctx: Context, label: str, scenarios: list[Scenario]) -> None:
@@ -626,7 +754,7 @@ def run_group(ctx: Context, label: str, scenarios: list[Scenario]) -> None:
             if problem:
                 s.problems.append(problem)
                 say(f"  !! {s.name}: {problem}")
-        if ctx.args.warmup:
+        if ctx.args.warmup and s.warmup:
             s.measure(ctx.args.warmup)
     for n in range(1, ctx.args.rounds + 1):
         parts = []
@@ -647,6 +775,8 @@ class Fixture:
     partner: int
     account_id: int = 0  # one of the partner's accounts, for the get
     server: Server | None = None
+    api_account: str = ""  # an account created through the API, for its triggers and users
+    trigger_id: str = ""  # one trigger of it, created through the API, for the trigger get
 
     @property
     def auth(self) -> dict[str, str]:
@@ -662,6 +792,14 @@ def prepare(backend: SQLiteBackend | PostgresBackend, label: str, accounts: int)
         url, "SELECT id FROM accounts WHERE partner_id = $1 ORDER BY id LIMIT 1 OFFSET $2", partner, accounts // 2
     )
     return Fixture(url, key, partner, account_id)
+
+
+def api_create(server: Server, path: str, headers: dict[str, str], body: str) -> str:
+    """POST a create through the API; the new id."""
+    status, answer = http("POST", server.base + path, dict(headers, **{"Content-Type": "application/json"}), body)
+    if status != 200:
+        raise RuntimeError(f"POST {path} answered {status}: {answer[:300]!r}")
+    return json.loads(answer)["id"]
 
 
 def full_page(page: Any) -> bool:
@@ -688,18 +826,24 @@ def measure_lists(ctx: Context, report: Report, backend: SQLiteBackend | Postgre
 
 
 def measure_get(ctx: Context, report: Report, postgres: bool, main: Fixture) -> None:
-    """One existing account by id, against raw GET."""
+    """One existing account, and one trigger, by id, against raw GET."""
     raw = wrk_scenario(ctx, RAW_GET, ctx.raw, "/")
     get = wrk_scenario(ctx, GET, main.server, f"/accounts/{main.account_id}/get", headers=main.auth,
                        expect=lambda a: a["id"] == str(main.account_id))
-    get.compares = [Compare(RAW_GET, summary=True)] if postgres else [Compare(RAW_GET, floor=SQLITE_GET_FLOOR)]
-    run_group(ctx, "get", [report.add(raw), report.add(get)])
+    trigger = wrk_scenario(ctx, TRIGGER_GET, main.server, f"/accounts/{main.api_account}/triggers/{main.trigger_id}/get",
+                           headers=main.auth, expect=lambda t: t["id"] == main.trigger_id)
+    for s in (get, trigger):
+        s.compares = [Compare(RAW_GET, summary=True)] if postgres else [Compare(RAW_GET, floor=SQLITE_GET_FLOOR)]
+    run_group(ctx, "get", [report.add(raw), report.add(get), report.add(trigger)])
 
 
 def measure_create(ctx: Context, report: Report, postgres: bool, main: Fixture) -> None:
     """Creates (they add rows, so they come last), against raw POST and, on PostgreSQL, pgbench."""
     def created(a: Any) -> bool:
         return len(a["accountKey"]) == 40
+
+    def trigger_created(t: Any) -> bool:
+        return t["name"] == "1st visit greeting" and len(t["conditions"]) == 4 and t["id"] != main.trigger_id
 
     path = "/accounts/create"
     group = [wrk_scenario(ctx, RAW_POST, ctx.raw, "/", "POST", body=CREATE_BODY)]
@@ -709,17 +853,34 @@ def measure_create(ctx: Context, report: Report, postgres: bool, main: Fixture) 
     create = wrk_scenario(ctx, CREATE, main.server, path, "POST", main.auth, CREATE_BODY, expect=created)
     create_idem = wrk_scenario(ctx, CREATE_IDEM, main.server, path, "POST", main.auth, CREATE_BODY,
                                idempotency=True, expect=created)
+    trigger = wrk_scenario(ctx, TRIGGER_CREATE, main.server, f"/accounts/{main.api_account}/triggers/create", "POST",
+                           main.auth, TRIGGER_BODY, expect=trigger_created)
     if postgres:
-        create.compares = [Compare(PGBENCH, floor=POSTGRES_CREATE_FLOOR), Compare(RAW_POST, summary=True)]
+        create.compares = trigger.compares = [Compare(PGBENCH, floor=POSTGRES_CREATE_FLOOR),
+                                              Compare(RAW_POST, summary=True)]
         create_idem.compares = [Compare(PGBENCH), Compare(RAW_POST)]
     else:
-        create.compares = [Compare(RAW_POST, floor=SQLITE_CREATE_FLOOR)]
+        create.compares = trigger.compares = [Compare(RAW_POST, floor=SQLITE_CREATE_FLOOR)]
         create_idem.compares = [Compare(RAW_POST)]
-    run_group(ctx, "create", [report.add(s) for s in group + [create, create_idem]])
+    run_group(ctx, "create", [report.add(s) for s in group + [create, create_idem, trigger]])
 
 
-def note_servers(report: Report, main: Server, large: Server) -> None:
-    for server, role in ((main, "get, create, list @ 10^3 rows"), (large, "lists @ 10^6 rows")):
+def measure_users(ctx: Context, report: Report, main: Fixture, server: Server) -> None:
+    """User creates (an argon2id hash each) on an unpinned server, against the bare hash rate, unpinned too."""
+    def user_created(u: Any) -> bool:
+        return u["email"].endswith("@example.com") and "password" not in u and "password_hash" not in u
+
+    hashing = Scenario(HASH, HashRate().run, warmup=False, all_cpus=True)
+    create = wrk_scenario(ctx, USER_CREATE, server, f"/accounts/{main.api_account}/users/create", "POST", main.auth,
+                          USER_BODY, expect=user_created, connections=ctx.args.user_connections, settle=True)
+    create.compares = [Compare(HASH, floor=USER_FLOOR)]
+    say(f"  users: {wait_quiet()}")
+    run_group(ctx, "users", [report.add(hashing), report.add(create)])
+
+
+def note_servers(report: Report, main: Server, large: Server, users: Server) -> None:
+    for server, role in ((main, "get, create, list @ 10^3 rows"), (large, "lists @ 10^6 rows"),
+                         (users, f"user create, unpinned (CPUs {Pinning.all_cpus()})")):
         rss = f"{server.peak_rss_kib / 1024:.1f} MiB" if server.peak_rss_kib else "unknown"
         summary, problems = scan_log(server.log)
         report.notes.append(f"server for {role}: peak RSS (VmHWM) {rss}; log: {summary}")
@@ -746,13 +907,24 @@ def bench_backend(ctx: Context, backend: SQLiteBackend | PostgresBackend) -> Rep
     say(f"== {backend.title}: measuring ({ctx.args.rounds} rounds of {ctx.args.duration} s per scenario)")
     measure_lists(ctx, report, backend, main, large)
     large.server.stop()  # frees its PostgreSQL connections before pgbench opens its own
+    # After the lists (which count on exactly 10^3 accounts): an account made through the API,
+    # for the triggers and users, and one trigger in it for the trigger get.
+    main.api_account = api_create(main.server, "/accounts/create", main.auth, '{"title":"x","lang":"en"}')
+    main.trigger_id = api_create(main.server, f"/accounts/{main.api_account}/triggers/create", main.auth, TRIGGER_BODY)
     measure_get(ctx, report, postgres, main)
     measure_create(ctx, report, postgres, main)
     main.server.stop()
+    # User creates hash in the server's thread pool, which inherits the server's CPU affinity:
+    # pinned to CPU 0 it would hash on one CPU only. So they get a server of their own on the
+    # same database, unpinned like their baseline (see bench/README.md).
+    users = ctx.start_real(f"{backend.name}-users", main.url, pinned=False)
+    measure_users(ctx, report, main, users)
+    users.stop()
 
-    note_servers(report, main.server, large.server)
+    note_servers(report, main.server, large.server, users)
     report.scenarios = {name: report.scenarios[name] for name in (
-        RAW_GET, RAW_POST, PGBENCH, GET, CREATE, CREATE_IDEM, LIST_SMALL, LIST_LARGE, LIST_DEEP,
+        RAW_GET, RAW_POST, PGBENCH, HASH, GET, CREATE, CREATE_IDEM, TRIGGER_GET, TRIGGER_CREATE, USER_CREATE,
+        LIST_SMALL, LIST_LARGE, LIST_DEEP,
     ) if name in report.scenarios}
     return report
 
@@ -813,6 +985,9 @@ def print_report(report: Report) -> list[str]:
                 f"transactions) and {s.socket_errors:,} socket errors: it MEASURES ERRORS, NOT WORK")
         for problem in s.problems:
             say(f"  !! {s.name}: the request checked by hand {problem}")
+        if s.all_cpus and s.server_cpu is not None and s.server_cpu < BUSY_MACHINE * CPUS:
+            say(f"  !! {s.name}: used {s.server_cpu:.0%} CPU of the {CPUS * 100}% it could: other processes took "
+                "CPU, so this baseline, and the ratio against it, is unreliable")
         if (s.client_cpu or 0) >= CLIENT_BOUND:
             say(f"  !! {s.name}: the load generator used {s.client_cpu:.0%} of its CPU: it may be the limit, "
                 "not the server")
@@ -823,6 +998,9 @@ def print_report(report: Report) -> list[str]:
                 for s in report.scenarios.values() if s.errors]
     summary += [f"!!    {report.title}: {s.name}: the request checked by hand {problem}"
                 for s in report.scenarios.values() for problem in s.problems]
+    summary += [f"!!    {report.title}: {s.name} used {s.server_cpu:.0%} CPU of {CPUS * 100}%: a busy machine, "
+                "the ratio against it is unreliable" for s in report.scenarios.values()
+                if s.all_cpus and s.server_cpu is not None and s.server_cpu < BUSY_MACHINE * CPUS]
     return summary
 
 
@@ -835,15 +1013,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=4, help="seconds per run (default 4)")
     p.add_argument("--connections", type=int, default=64, help="wrk connections and pgbench clients (default 64)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1)")
+    p.add_argument("--user-connections", type=int, default=2 * CPUS,
+                   help=f"wrk connections for user create, which is CPU-bound (default 2 x CPUs = {2 * CPUS})")
     p.add_argument("--rounds", type=int, default=3, help="runs per scenario, alternated with its baseline (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load per scenario first (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs with taskset")
     p.add_argument("--keep-temp", action="store_true", help="keep the temp dir (server logs, SQLite files)")
     args = p.parse_args(argv)
-    if args.duration < 1 or args.rounds < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0:
-        p.error("--duration, --rounds, --connections and --threads must be at least 1, --warmup at least 0")
-    if args.connections < args.threads:
-        p.error("--connections must be at least --threads")
+    if (args.duration < 1 or args.rounds < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0
+            or args.user_connections < 1):
+        p.error("--duration, --rounds, --connections, --user-connections and --threads must be at least 1, "
+                "--warmup at least 0")
+    if min(args.connections, args.user_connections) < args.threads:
+        p.error("--connections and --user-connections must be at least --threads")
     return args
 
 
@@ -863,6 +1045,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     say(f"opensupp API benchmark: wrk -t{args.threads} -c{args.connections}, {args.duration} s per run, "
         f"{args.rounds} rounds alternated with the baseline (medians shown), {args.warmup} s warm-up per scenario")
     say(f"CPU pinning: {pin.why}")
+    say(f"user create: its own server, unpinned (CPUs {Pinning.all_cpus()}), wrk -c{args.user_connections}, against "
+        f"the bare argon2id hash rate of {CPUS} threads, unpinned (bench/hash_rate.py)")
     say(f"python {sys.version.split()[0]} ({sys.executable}); uvicorn loop=uvloop http=httptools, 1 worker; "
         f"access log on (to a file) for the real server, off for raw ASGI")
 

@@ -83,13 +83,16 @@ Event = Literal["onload", "onmessage", "onopen"]
 Constraints = Literal["all", "any"]
 
 
-def _catalogue_problems(data: dict[str, Any]) -> list[FieldError]:
+def _catalogue(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+    """Conditions and actions as the catalogue checks and normalizes them ("60" -> 60,
+    cmp kept only when sent), once per request."""
+    normalized: dict[str, Any] = {}
     errors: list[FieldError] = []
-    if "conditions" in data:
-        errors += validate_conditions(data["conditions"])[1]
-    if "actions" in data:
-        errors += validate_actions(data["actions"])[1]
-    return errors
+    for name, check in (("conditions", validate_conditions), ("actions", validate_actions)):
+        if name in data:
+            normalized[name], problems = check(data[name])
+            errors += problems
+    return normalized, errors
 
 
 class TriggerCreate(Body):
@@ -103,8 +106,8 @@ class TriggerCreate(Body):
     conditions: Conditions = []
 
     @classmethod
-    def check_raw(cls, data: dict[str, Any]) -> list[FieldError]:
-        return _catalogue_problems(data)
+    def check_raw(cls, data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+        return _catalogue(data)
 
 
 class TriggerUpdate(Body):
@@ -119,8 +122,8 @@ class TriggerUpdate(Body):
     id: ReadOnlyId = ReadOnly()
 
     @classmethod
-    def check_raw(cls, data: dict[str, Any]) -> list[FieldError]:
-        return _catalogue_problems(data)
+    def check_raw(cls, data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
+        return _catalogue(data)
 
 
 class TriggerOut(Out):
@@ -133,16 +136,6 @@ class TriggerOut(Out):
     constraints: Constraints
     conditions: Conditions
     actions: Actions
-
-
-async def normalized(fields: dict[str, Any]) -> dict[str, Any]:
-    """Conditions and actions as the catalogue normalizes them ("60" -> 60, cmp kept as sent)."""
-    fields = dict(fields)
-    if fields.get("conditions") is not None:
-        fields["conditions"] = validate_conditions(fields["conditions"])[0]
-    if fields.get("actions") is not None:
-        fields["actions"] = validate_actions(fields["actions"])[0]
-    return fields
 
 
 def trigger_json(row: Row) -> dict[str, Any]:
@@ -161,7 +154,6 @@ register(
         service=table_service(service.TRIGGERS, create=service.create_trigger, update=service.update_trigger),
         writable=("name", "actions", "active", "description", "event", "only_once", "constraints", "conditions"),
         read_only=("id",),
-        prepare=normalized,
     ),
     extra_doc={
         "create": "Conditions are checked against the catalogue (names, types, comparators); "

@@ -29,10 +29,11 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     @classmethod
-    def check_raw(cls, data: dict[str, Any]) -> list[FieldError]:
+    def check_raw(cls, data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
         """Rules pydantic cannot state with exact paths (a catalogue, cross-field rules),
-        checked on the parsed JSON so their errors join pydantic's in one answer."""
-        return []
+        checked on the parsed JSON so their errors join pydantic's in one answer.
+        Returns normalized values for the body's fields, and the problems found."""
+        return {}, []
 
 
 def _coerced(convert: Any) -> Any:
@@ -174,8 +175,9 @@ def validate(model: type[Body], data: dict[str, Any]) -> Any:
         body, errors = model.model_validate(data), []
     except PydanticValidationError as exc:
         body, errors = None, [FieldError(field_path(e["loc"]), _message(model, e)) for e in exc.errors(include_url=False)]
+    normalized, problems = model.check_raw(data)
     seen = {e.field for e in errors}
-    errors += [e for e in model.check_raw(data) if e.field not in seen]
+    errors += [e for e in problems if e.field not in seen]
     if errors:
         raise ValidationFailed(errors)
-    return body
+    return body.model_copy(update=normalized) if normalized else body
