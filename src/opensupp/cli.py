@@ -1,4 +1,8 @@
-"""The ``opensupp`` command: serve, migrate, keys."""
+"""The ``opensupp`` command: serve, migrate, keys (server side); provision, export (client).
+
+Server modules are imported inside the server commands, so the client commands start
+without loading the database drivers and the rest of the server.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,20 @@ import asyncio
 import json
 import os
 import sys
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import click
 
 from opensupp import __version__
-from opensupp.config import Settings
-from opensupp.db import Session, open_database, redact_url
-from opensupp.errors import DomainError
-from opensupp.timeutil import iso
+
+if TYPE_CHECKING:
+    from opensupp.config import Settings
+    from opensupp.db import Session
 
 
 def _settings() -> Settings:
+    from opensupp.config import Settings
+
     try:
         return Settings()
     except Exception as exc:  # pydantic's message names the bad variable
@@ -25,6 +31,9 @@ def _settings() -> Settings:
 
 
 def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
+    from opensupp.db import open_database
+    from opensupp.errors import DomainError
+
     settings = _settings()
     url = settings.resolved_database_url()
 
@@ -45,6 +54,7 @@ def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
 
 
 def _migrate(url: str) -> None:
+    from opensupp.db import redact_url
     from opensupp.migrate import migrate
 
     try:
@@ -73,6 +83,8 @@ def main(database_url: str | None) -> None:
 @main.command()
 def migrate() -> None:
     """Create the database or bring its schema up to date, then exit."""
+    from opensupp.db import redact_url
+
     url = _settings().resolved_database_url()
     _migrate(url)
     click.echo(f"database {redact_url(url)} is up to date", err=True)
@@ -87,6 +99,7 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     """Migrate the database, then serve the API (Ctrl-C stops)."""
     import uvicorn
 
+    from opensupp.db import redact_url
     from opensupp.logs import setup_logging
 
     if no_access_log:
@@ -148,6 +161,7 @@ def keys_create(name: str, partner: str | None, if_none: bool) -> None:
 def keys_list(as_json: bool) -> None:
     """List keys: id, partner, name, prefix, created, last used, revoked."""
     from opensupp.partners import service
+    from opensupp.timeutil import iso
 
     rows = _run_in_transaction(service.list_keys)
     if as_json:
