@@ -66,13 +66,23 @@ class Client(BaseClient):
         self.close()
 
 
+def async_http(timeout: float = 30.0, connections: int = 100) -> httpx.AsyncClient:
+    """httpx's API over aiohttp's connection handling (as openai-python offers): on this
+    project's machines httpx's own async transport spends ~2.7 ms of CPU per request and
+    this one ~0.36 ms, which is what decides how fast a bulk run can go."""
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
+
+
 class AsyncClient(BaseClient):
     """The same surface as ``Client``; every call is awaited, ``list`` is ``async for``."""
 
     def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 2,
                  http_client: httpx.AsyncClient | None = None, **policy: float) -> None:
         super().__init__(base_url, api_key, timeout=timeout, max_retries=max_retries, **policy)
-        self._http = http_client or httpx.AsyncClient(timeout=timeout)
+        self._http = http_client or async_http(timeout)
 
     async def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None, model: Model = None,
                        create: bool = False, delete: bool = False, idempotency_key: str | None = None) -> Any:

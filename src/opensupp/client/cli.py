@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import httpx
 
 from opensupp.client import provision as engine
 
@@ -55,10 +54,9 @@ def _api_options(required: bool = True) -> Callable[[Callable[..., Any]], Callab
 
 def _client(api_url: str, api_key: str, *, concurrency: int, timeout: float, max_retries: int) -> Any:
     from opensupp.client import AsyncClient
+    from opensupp.client._client import async_http
 
-    # one connection per request in flight, and spares: httpcore's pool costs CPU when it is full
-    limits = httpx.Limits(max_connections=2 * concurrency, max_keepalive_connections=2 * concurrency)
-    http = httpx.AsyncClient(timeout=timeout, limits=limits)
+    http = async_http(timeout, connections=2 * concurrency)  # one per request in flight, and spares
     try:
         return AsyncClient(api_url, api_key, max_retries=max_retries, http_client=http)
     except ValueError as exc:
