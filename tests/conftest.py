@@ -164,9 +164,12 @@ class LiveServer:
         return text
 
 
-def start_server(database_url: str, tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> LiveServer:
-    port = free_port()
-    log = tmp_path / f"server-{port}.log"
+def start_server(
+    database_url: str, tmp_path: Path, *extra: str, env: dict[str, str] | None = None, port: int | None = None
+) -> LiveServer:
+    """``opensupp serve`` as a real process, on ``port`` or a free one; returns once /healthz answers."""
+    port = port or free_port()
+    log = tmp_path / f"server-{port}-{time.monotonic_ns()}.log"
     full_env = {**os.environ, "OPENSUPP_DATABASE_URL": database_url, **(env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "opensupp", "serve", "--port", str(port), *extra],
@@ -181,7 +184,7 @@ def start_server(database_url: str, tmp_path: Path, *extra: str, env: dict[str, 
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return LiveServer(url, process, log)
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"server did not start: {log.read_text()}")
 

@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
@@ -478,22 +477,7 @@ def test_the_server_killed_and_restarted_part_way_loses_and_duplicates_nothing(d
     port = free_port()
 
     def serve() -> LiveServer:
-        """`opensupp serve` on the same port each time (conftest's start_server picks a new one)."""
-        log = tmp_path / f"server-{time.monotonic_ns()}.log"
-        process = subprocess.Popen([sys.executable, "-m", "opensupp", "serve", "--port", str(port)],
-                                   env={**os.environ, "OPENSUPP_DATABASE_URL": database_url},
-                                   stdout=log.open("w"), stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    return LiveServer(url, process, log)
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        process.kill()
-        raise RuntimeError(f"server did not start: {log.read_text()}")
+        return start_server(database_url, tmp_path, port=port)  # the same port each time
 
     live = serve()
     try:
