@@ -75,6 +75,12 @@ class BaseClient:
         """A create always carries a key, the same one on every retry of the call."""
         return idempotency_key or (str(uuid.uuid4()) if create else None)
 
+    @staticmethod
+    def _page_path(path: str, limit: int | None, after: str | None) -> str:
+        """A list page's path; the cursor goes in verbatim (it is URL-safe)."""
+        query = "&".join(p for p in (f"limit={limit}" if limit else "", f"after={after}" if after else "") if p)
+        return f"{path}?{query}" if query else path
+
     def _retryable(self, response: httpx.Response, attempt: int) -> bool:
         return response.status_code in RETRY_STATUSES and attempt < self.max_retries
 

@@ -48,8 +48,7 @@ class Client(BaseClient):
     def _paginate(self, path: str, model: Model, limit: int | None) -> Iterator[Any]:
         after = None
         while True:
-            query = "&".join(p for p in (f"limit={limit}" if limit else "", f"after={after}" if after else "") if p)
-            page = self._request("GET", f"{path}?{query}" if query else path)
+            page = self._request("GET", self._page_path(path, limit, after))
             for record in page["records"]:
                 yield model(record) if model else record
             after = page["next"]
@@ -104,8 +103,7 @@ class AsyncClient(BaseClient):
     async def _paginate(self, path: str, model: Model, limit: int | None) -> AsyncIterator[Any]:
         after = None
         while True:
-            query = "&".join(p for p in (f"limit={limit}" if limit else "", f"after={after}" if after else "") if p)
-            page = await self._request("GET", f"{path}?{query}" if query else path)
+            page = await self._request("GET", self._page_path(path, limit, after))
             for record in page["records"]:
                 yield model(record) if model else record
             after = page["next"]
