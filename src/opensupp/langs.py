@@ -1,4 +1,7 @@
-"""Languages of the chat box and e-mails: lower-case ISO 639-1 codes."""
+"""Languages of the chat box and e-mails: lower-case ISO 639-1 codes.
+
+Data only, no imports: the client package (provision's checks) reads it too.
+"""
 
 LANGS: tuple[str, ...] = (
     "en", "cs", "sk", "de", "fr", "es", "it", "pl", "hu", "nl", "pt", "ro", "ru", "uk",

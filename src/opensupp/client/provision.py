@@ -58,12 +58,9 @@ from opensupp.client.errors import (
     NotFoundError,
     OpensuppError,
 )
+from opensupp.langs import LANGS as SUPPORTED_LANGS
 
-# The server's list (docs/API.md, "Field types"); repeated here because the client may be
-# installed without the server.
-LANGS = frozenset(
-    ["en", "cs", "sk", "de", "fr", "es", "it", "pl", "hu", "nl", "pt", "ro", "ru", "uk", "sv", "da", "fi", "no", "tr", "el", "bg", "hr", "sl", "sr", "lt", "lv", "et", "ja", "zh", "ko", "ar", "he", "vi", "id", "th", "ca", "is", "ms", "hi", "fa"]
-)
+LANGS = frozenset(SUPPORTED_LANGS)  # the server's own list, shared (a module of data only)
 ROW_KEYS = ("title", "lang", "users", "triggers", "officehours", "offlineemails", "hooks")
 USER_KEYS = ("email", "password", "fullname", "role", "nickname", "avatar", "note", "lang")
 TRIGGER_KEYS = ("name", "actions", "conditions", "active", "description", "event", "only_once", "constraints")
