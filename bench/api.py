@@ -1070,8 +1070,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         say(f"  {line}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_with_cleanup(run: Callable[[argparse.Namespace, contextlib.ExitStack], None], args: argparse.Namespace) -> int:
+    """Run a benchmark; whatever happens (Ctrl-C, SIGTERM, an error), stop what it started."""
 
     def terminate(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -1088,6 +1088,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.close()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_with_cleanup(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -261,23 +260,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-
-    def terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, terminate)
-    stack = contextlib.ExitStack()
-    try:
-        run(args, stack)
-    except KeyboardInterrupt:
-        print("\ninterrupted: cleaning up", file=sys.stderr)
-        return 130
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not stop the cleanup
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        stack.close()
-    return 0
+    return benchapi.run_with_cleanup(run, parse_args(argv))
 
 
 if __name__ == "__main__":
