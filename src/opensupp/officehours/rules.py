@@ -72,6 +72,15 @@ def _unknown(path: str, allowed: tuple[str, ...]) -> FieldError:
     return FieldError(path, f"is not a known field (allowed: {', '.join(allowed)})")
 
 
+def _is_object(value: Any, path: str, allowed: tuple[str, ...], errors: list[FieldError]) -> bool:
+    """Whether ``value`` is an object; its unknown keys are reported either way."""
+    if not isinstance(value, dict):
+        errors.append(FieldError(path, "must be an object"))
+        return False
+    errors.extend(_unknown(f"{path}.{key}", allowed) for key in value if key not in allowed)
+    return True
+
+
 def _in_range(value: Any, low: int, high: int) -> int | None:
     number = as_int(value)
     return number if number is not None and low <= number <= high else None
@@ -189,13 +198,9 @@ def _validate_config(value: Any, days: set[int] | None, errors: list[FieldError]
     seen: dict[int, int] = {}
     for i, entry in enumerate(value):
         path = f"config[{i}]"
-        if not isinstance(entry, dict):
-            errors.append(FieldError(path, "must be an object"))
+        if not _is_object(entry, path, ENTRY_FIELDS, errors):
             out.append(entry)
             continue
-        for key in entry:
-            if key not in ENTRY_FIELDS:
-                errors.append(_unknown(f"{path}.{key}", ENTRY_FIELDS))
         normalized: dict[str, Any] = {}
 
         if "dow" not in entry:
@@ -243,13 +248,9 @@ def _validate_times(value: Any, path: str, errors: list[FieldError]) -> Any:
     latest: tuple[int, int] | None = None  # (index, to) of the valid interval that ends last
     for j, interval in enumerate(value):
         here = f"{path}[{j}]"
-        if not isinstance(interval, dict):
-            errors.append(FieldError(here, "must be an object"))
+        if not _is_object(interval, here, INTERVAL_FIELDS, errors):
             out.append(interval)
             continue
-        for key in interval:
-            if key not in INTERVAL_FIELDS:
-                errors.append(_unknown(f"{here}.{key}", INTERVAL_FIELDS))
         normalized: dict[str, Any] = {}
         bounds: dict[str, int] = {}
         for key in INTERVAL_FIELDS:

@@ -8,7 +8,7 @@ from opensupp.accounts.children import ChildTable
 from opensupp.db import Row, Session, UniqueViolation
 from opensupp.errors import Conflict
 from opensupp.timeutil import now
-from opensupp.users.service import email_key
+from opensupp.users.service import with_email_key
 
 OFFLINE_EMAILS = ChildTable("offline_emails", "offline email", ("id", "email"))
 
@@ -18,7 +18,7 @@ def _taken(email: str) -> Conflict:
 
 
 async def create_offline_email(session: Session, *, partner_id: int, account_id: int, email: str) -> Row:
-    values = {"email": email, "email_key": email_key(email), "created_at": now()}
+    values = with_email_key({"email": email, "created_at": now()})
     try:
         return await OFFLINE_EMAILS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
     except UniqueViolation:
@@ -28,9 +28,7 @@ async def create_offline_email(session: Session, *, partner_id: int, account_id:
 async def update_offline_email(
     session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
 ) -> Row:
-    values = dict(changes)
-    if "email" in values:
-        values["email_key"] = email_key(values["email"])
+    values = with_email_key(changes)
     try:
         return await OFFLINE_EMAILS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)
     except UniqueViolation:

@@ -19,6 +19,12 @@ def email_key(email: str) -> str:
     return email.casefold()
 
 
+def with_email_key(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` plus the case-insensitive ``email_key`` a unique index checks, when an
+    ``email`` is among them."""
+    return {**values, "email_key": email_key(values["email"])} if "email" in values else dict(values)
+
+
 def _taken(email: str) -> Conflict:
     return Conflict(f"The email {email} is already used by another user.")
 
@@ -36,22 +42,21 @@ async def create_user(
     role: str = "agent", nickname: str | None = None, avatar: str = "", note: str = "", lang: str | None = None,
 ) -> Row:
     values = {
-        "role": role, "email": email, "email_key": email_key(email), "fullname": fullname,
+        "role": role, "email": email, "fullname": fullname,
         "nickname": nickname or fullname, "avatar": avatar, "note": note, "lang": lang,
         "password_hash": password_hash, "created_at": now(),
     }
     try:
         return await USERS.insert(
-            session, partner_id=partner_id, account_id=account_id, values=values, defaults={"lang": "a.lang"}
+            session, partner_id=partner_id, account_id=account_id, values=with_email_key(values),
+            defaults={"lang": "a.lang"},
         )
     except UniqueViolation:
         raise _taken(email) from None
 
 
 async def update_user(session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]) -> Row:
-    values = dict(changes)
-    if "email" in values:
-        values["email_key"] = email_key(values["email"])
+    values = with_email_key(changes)
     try:
         return await USERS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)
     except UniqueViolation:
