@@ -26,6 +26,7 @@ its items are not looked into, so the error list stays short whatever the body h
 from __future__ import annotations
 
 import copy
+import datetime
 import functools
 import math
 import zoneinfo
@@ -107,6 +108,15 @@ def check_timezone(value: Any) -> tuple[int | float | str | None, str | None]:
     if not float(number * 4).is_integer():
         return None, "must be a whole number of quarter hours (like 5.5 or 5.75)"
     return number, None
+
+
+@functools.lru_cache(maxsize=1024)
+def tzinfo_of(timezone: int | float | str) -> datetime.tzinfo:
+    """The tzinfo of a valid (normalized) ``timezone``: a fixed offset in hours, or an IANA zone
+    that follows daylight saving. Triggers' ``hour_of_day`` and the schedule both use this."""
+    if isinstance(timezone, str):
+        return zoneinfo.ZoneInfo(timezone)
+    return datetime.timezone(datetime.timedelta(hours=timezone))
 
 
 def merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
