@@ -14,10 +14,11 @@ from opensupp.offlineemails.api import router as offlineemails
 from opensupp.triggers.api import router as triggers
 from opensupp.users.api import router as users
 from opensupp.web.asgi import App
+from opensupp.web.batch import router as batch
 from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
-ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks]
+ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks, batch]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> App:

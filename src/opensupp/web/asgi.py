@@ -16,7 +16,7 @@ import re
 import secrets
 import time
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 
@@ -35,6 +35,7 @@ from opensupp.idempotency import service as idempotency
 from opensupp.partners import service as partners
 from opensupp.timeutil import now
 from opensupp.web.accesslog import AccessLog
+from opensupp.web.batch import BatchRequest, Call, header
 from opensupp.web.errors import JSON, error_response, server_error
 from opensupp.web.fields import validate
 from opensupp.web.pagination import encode_cursor, parse_page
@@ -364,6 +365,8 @@ class App:
 
         data = parse_object(raw)
         body = validate(route.body, data) if route.body is not None else data
+        if verb == "batch":
+            return await self.run_batch(req, body)
         if route.prepare is not None:
             body = await route.prepare(req, body)
         if verb == "create" and idempotency_key is not None:
@@ -371,6 +374,50 @@ class App:
         unit = db.single() if route.unit == "single" else db.transaction()
         async with unit as session:
             return ok(await route.handler(req, session, body))
+
+    # ------------------------------------------------------------------ batches
+
+    async def run_batch(self, req: Request, batch: BatchRequest) -> Answer:
+        """Every call of the batch at once, each as if it had come alone (web/batch.py)."""
+        calls = batch.requests
+        answers = await asyncio.gather(*(self.run_call(req, call, str(i)) for i, call in enumerate(calls)))
+        return ok({"responses": answers})
+
+    async def run_call(self, batch_req: Request, call: Call, index: str) -> dict[str, Any]:
+        started = time.perf_counter()
+        path, _, query = call.url.partition("?")
+        req = Request(self, call.method, unquote(path), query.encode("latin-1", "replace"), call.url.encode())
+        req.partner_id, req.key_id = batch_req.partner_id, batch_req.key_id
+        raw = orjson.dumps(call.body) if call.body is not None else b""
+        try:
+            if self.limiter is not None:
+                self.limiter.check(req.key_id)
+            route, req.ids = self.table.lookup(req.path)
+            if route is None:
+                raise NotFound(f"No such path: {req.path}. See /docs for the API.")
+            if route.raw or route.verb == "batch":
+                raise NotFound(f"{req.path} cannot be called in a batch.")
+            if call.method not in route.methods:
+                if call.method == "GET" and route.get_as_post:
+                    raw = b""
+                else:
+                    raise MethodNotAllowed(f"{call.method} is not allowed on {req.path}; use {route.allow}.", route.allow)
+            status, headers, body = await self.dispatch(route, req, raw, header(call.headers, "idempotency-key"))
+        except DomainError as exc:
+            status, headers, body = error_response(exc)
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("error %s in %s %s (in a batch)", error_id, req.method, self._logged_path(req))
+            status, headers, body = server_error(error_id)
+        if self.access is not None:
+            self.access.add("batch", req.method, self._logged_path(req), status, len(body),
+                            (time.perf_counter() - started) * 1000, req.partner_id)
+        return {
+            "id": call.id if call.id is not None else index,
+            "status": status,
+            "headers": {name.decode().title(): value.decode() for name, value in headers if name != b"content-type"},
+            "body": orjson.Fragment(body) if body else None,
+        }
 
     async def create_once(self, route: Route, req: Request, data: dict[str, Any], body: Any, key: str) -> Answer:
         if not _IDEMPOTENCY_KEY.fullmatch(key):

@@ -149,7 +149,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         op["parameters"] = params
     if route.body is not None:
         op["requestBody"] = {
-            "required": route.verb == "create",
+            "required": route.verb in ("create", "batch"),
             "content": {"application/json": {"schema": schemas.ref(route.body, "validation")}},
         }
     responses: dict[str, Any] = {}

@@ -30,6 +30,7 @@ VERBS: dict[str, tuple[tuple[str, ...], str]] = {
     "delete": (("GET",), "single"),
     "action": (("POST",), "transaction"),
     "page": (("GET",), "none"),
+    "batch": (("POST",), "none"),  # each call of the batch opens its own unit
 }
 
 
