@@ -1,7 +1,7 @@
 """A real ASGI reverse proxy that misbehaves on purpose, for the SDK's retry tests.
 
 Each request takes the next action of ``plan``: "ok" forwards it; "503" and "429" answer
-that error without forwarding; "hang" forwards it (the server does the work) and then
+that error without forwarding; "404" answers as a server without that path would; "hang" forwards it (the server does the work) and then
 never answers, so the client times out, as after a lost response.
 """
 
@@ -33,6 +33,11 @@ class Flaky:
         headers = {k.decode(): v.decode() for k, v in scope["headers"] if k not in (b"host", b"content-length")}
         self.seen.append((scope["method"], scope["path"], headers.get("idempotency-key")))
         action = self.plan.pop(0) if self.plan else "ok"
+        if action == "404":
+            await send({"type": "http.response.start", "status": 404,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": b'{"error": "NotFound", "message": "No such path"}'})
+            return
         if action in ("503", "429"):
             extra = [(b"retry-after", b"1")] if action == "429" else []
             await send({"type": "http.response.start", "status": int(action),

@@ -344,7 +344,8 @@ def test_a_failing_row_is_reported_and_the_others_go_on(env, server, tmp_path):
     rows = [{"title": f"FF {tag} {i}", "lang": "en"} for i in range(10)]
     rows[1]["users"] = [{"email": taken, "password": "12345678", "fullname": "Again"}]
     path = write_ndjson(tmp_path / "fail-fast.ndjson", rows)
-    code, summary = provision(path, server.url, key, "--fail-fast", "--concurrency", "1")
+    # one row in flight: --concurrency 1 request of --batch-size 1 call
+    code, summary = provision(path, server.url, key, "--fail-fast", "--concurrency", "1", "--batch-size", "1")
     assert code == 1 and (summary["succeeded"], summary["failed"], summary["pending"]) == (1, 1, 8)
     assert "--fail-fast" in summary["stopped"]
     assert sum(entry["status"] == "pending" for entry in results(path).values()) == 8

@@ -7,10 +7,11 @@ A resource method returns whatever its client's ``_request`` returns: a value fo
 from __future__ import annotations
 
 import email.utils
+import json
 import random
 import time
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, NamedTuple
 
 import httpx
 
@@ -22,8 +23,24 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
+class Reply(NamedTuple):
+    """What one call answered: over HTTP alone, or as one response inside a batch."""
+
+    status: int
+    headers: Mapping[str, str]  # names in lower case (httpx's headers are case-insensitive)
+    body: Any  # the parsed JSON, or None
+    text: str  # the raw text when the body was not JSON
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> Reply:
+        try:
+            return cls(response.status_code, response.headers, json.loads(response.content), "")
+        except ValueError:
+            return cls(response.status_code, response.headers, None, response.text[:500])
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    value = headers.get("retry-after")
     if not value:
         return None
     try:
@@ -81,20 +98,19 @@ class BaseClient:
         query = "&".join(p for p in (f"limit={limit}" if limit else "", f"after={after}" if after else "") if p)
         return f"{path}?{query}" if query else path
 
-    def _retryable(self, response: httpx.Response, attempt: int) -> bool:
-        return response.status_code in RETRY_STATUSES and attempt < self.max_retries
+    def _retryable(self, reply: Reply, attempt: int) -> bool:
+        return reply.status in RETRY_STATUSES and attempt < self.max_retries
 
     @staticmethod
-    def _result(response: httpx.Response, model: Callable[[dict[str, Any]], Any] | None, deleted_on_retry: bool) -> Any:
-        if response.status_code == 204 or (deleted_on_retry and response.status_code == 404):
+    def _result(reply: Reply, model: Callable[[dict[str, Any]], Any] | None, deleted_on_retry: bool) -> Any:
+        if reply.status == 204 or (deleted_on_retry and reply.status == 404):
             return None  # a retried delete whose first attempt already deleted
-        try:
-            body = response.json()
-        except ValueError:
-            body = {"error": "ServerError" if response.status_code >= 500 else "Error", "message": response.text[:500]}
-        if response.is_success:
+        body = reply.body
+        if body is None:
+            body = {"error": "ServerError" if reply.status >= 500 else "Error", "message": reply.text}
+        if 200 <= reply.status < 300:
             return model(body) if model else body
-        raise error_for(response.status_code, body, _retry_after(response))
+        raise error_for(reply.status, body, _retry_after(reply.headers))
 
 
 class _Resource:

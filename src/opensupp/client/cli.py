@@ -39,9 +39,13 @@ def _api_options(required: bool = True) -> Callable[[Callable[..., Any]], Callab
                                "doubling up to 8 s, each wait 50 to 100% of that): the default waits at least "
                                "25 s in all, so it rides out a server restart. "
                                "Creates are retried with the same Idempotency-Key, so never done twice.")(fn)
+        fn = click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 100),
+                          help="Up to this many calls travel in one POST /batch request, each still answered, "
+                               "retried and made idempotent on its own; 1 sends every call alone (a server "
+                               "without /batch gets single calls anyway).")(fn)
         fn = click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 256),
-                          help="How many rows (provision) or accounts (export) are in flight at once, each "
-                               "sending one request at a time over its own HTTP connection.")(fn)
+                          help="How many HTTP requests are in flight at once, each over its own connection. "
+                               "Rows (provision) or accounts (export) in flight: this times --batch-size.")(fn)
         extra = "" if required else " Required, except with --check."
         fn = click.option("--api-key", envvar="OPENSUPP_API_KEY", required=required,
                           help=API_OPTIONS_HELP["key"] + extra)(fn)
@@ -52,13 +56,17 @@ def _api_options(required: bool = True) -> Callable[[Callable[..., Any]], Callab
     return decorate
 
 
-def _client(api_url: str, api_key: str, *, concurrency: int, timeout: float, max_retries: int) -> Any:
+def _client(api_url: str, api_key: str, *, concurrency: int, batch_size: int, timeout: float,
+            max_retries: int) -> Any:
     from opensupp.client import AsyncClient
     from opensupp.client._client import async_http
 
-    http = async_http(timeout, connections=2 * concurrency)  # one per request in flight, and spares
+    # one connection per request in flight, and spares; without batching every row in flight
+    # may have a request out
+    http = async_http(timeout, connections=2 * concurrency if batch_size > 1 else 2 * concurrency * batch_size)
     try:
-        return AsyncClient(api_url, api_key, max_retries=max_retries, http_client=http)
+        return AsyncClient(api_url, api_key, max_retries=max_retries, http_client=http, batch_size=batch_size,
+                           batch_concurrency=concurrency)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--api-url/--api-key") from None
 
@@ -181,7 +189,8 @@ interrupted (Ctrl-C or SIGTERM: rows in flight are cancelled, the results writte
 @click.option("--allow-other-url", is_flag=True,
               help="Resume a journal started against another --api-url (the same server under a new address). "
                    "Against another server the journal's rows would wrongly count as done.")
-def provision(file: Path, api_url: str | None, api_key: str | None, concurrency: int, max_retries: int,
+def provision(file: Path, api_url: str | None, api_key: str | None, concurrency: int, batch_size: int,
+              max_retries: int,
               timeout: float, fmt: str | None, check: bool, fail_fast: bool, default_password: str | None,
               generate_passwords: bool, output: str, journal_path: Path | None, results_path: Path | None,
               allow_other_url: bool) -> None:
@@ -223,7 +232,8 @@ def provision(file: Path, api_url: str | None, api_key: str | None, concurrency:
                                "its rows would count as done there. Pass --journal NEW_PATH to provision "
                                "into another server, or --allow-other-url if it is the same server")
     key_base = journal.key_base or name
-    client = _client(api_url, api_key, concurrency=concurrency, timeout=timeout, max_retries=max_retries)
+    client = _client(api_url, api_key, concurrency=concurrency, batch_size=batch_size, timeout=timeout,
+                     max_retries=max_retries)
     show_progress = not as_json and _stderr_is_terminal()
     live: dict[str, Any] = {}  # the rich progress and its console, while shown
 
@@ -237,7 +247,7 @@ def provision(file: Path, api_url: str | None, api_key: str | None, concurrency:
             outcome = runner.outcome
             live["progress"].update(live["task"], advance=1, ok=outcome.succeeded, failed=len(outcome.failed))
 
-    runner = engine.Provisioner(client, rows, journal, key_base=key_base, concurrency=concurrency,
+    runner = engine.Provisioner(client, rows, journal, key_base=key_base, concurrency=concurrency * batch_size,
                                 fail_fast=fail_fast, default_password=default_password,
                                 generate_passwords=generate_passwords, on_row_done=row_done)
 
@@ -385,11 +395,12 @@ and, into the same server, new e-mails (they are unique per server). Exit status
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file (replaced when done) instead of stdout.")
 @click.option("--omit-secrets", is_flag=True, help="Leave hooks' config.secret out (the target then generates new ones).")
-def export(api_url: str, api_key: str, concurrency: int, max_retries: int, timeout: float, out: Path | None,
-           omit_secrets: bool) -> None:
+def export(api_url: str, api_key: str, concurrency: int, batch_size: int, max_retries: int, timeout: float,
+           out: Path | None, omit_secrets: bool) -> None:
     from opensupp.client import OpensuppError
 
-    client = _client(api_url, api_key, concurrency=concurrency, timeout=timeout, max_retries=max_retries)
+    client = _client(api_url, api_key, concurrency=concurrency, batch_size=batch_size, timeout=timeout,
+                     max_retries=max_retries)
     target = out.with_name(out.name + f".tmp{os.getpid()}") if out else None
     stream = target.open("w", encoding="utf-8") if target else sys.stdout
     show_progress = _stderr_is_terminal()
@@ -418,7 +429,8 @@ def export(api_url: str, api_key: str, concurrency: int, max_retries: int, timeo
                 if progress is not None:
                     progress.advance(task_id)
 
-            return await engine.export(client, write, concurrency=concurrency, omit_secrets=omit_secrets)
+            return await engine.export(client, write, concurrency=concurrency * batch_size,
+                                       omit_secrets=omit_secrets)
         finally:
             if progress is not None:
                 progress.stop()
