@@ -2,11 +2,13 @@
 
     python bench/provision.py [--backend sqlite|postgres|both] [--accounts 10000]
                               [--rounds 3] [--concurrency 64] [--duration 4]
+                              [--cli-concurrency 8] [--batch-size 100]
 
 Per backend: a fresh database, a key, the real server on CPU 0 (access log on, to a file).
 Then, ``--rounds`` times in turn: wrk's account-create rate (exactly as bench/api.py
 measures it), and ``opensupp provision`` of an NDJSON file of ``--accounts`` accounts (no
-users), on CPU 1 like wrk. The floor: the CLI reaches at least 80% of wrk's rate, so the
+users), on CPU 1 like wrk, with the CLI's own defaults (8 requests in flight, up to 100
+calls per POST /batch; ``--batch-size 1`` measures one request per call). The floor: the CLI reaches at least 80% of wrk's rate, so the
 client is never the bottleneck. Prints the medians, the ratio, the CLI's and the server's
 peak RSS. A measurement, not a test: the exit code is 0 whatever the floor says.
 Everything it starts or creates is removed at the end, also on errors and Ctrl-C.
@@ -72,8 +74,10 @@ class Cli:
     """`opensupp provision` of a fresh NDJSON file per round, pinned like wrk, timed and measured."""
 
     def __init__(self, ctx: benchapi.Context, server: benchapi.Server, key: str, accounts: int, concurrency: int,
+                 batch_size: int,
                  label: str) -> None:
         self.ctx, self.server, self.key, self.accounts, self.concurrency = ctx, server, key, accounts, concurrency
+        self.batch_size = batch_size
         self.label = label
         self.runs = 0
 
@@ -87,7 +91,7 @@ class Cli:
             f.writelines(json.dumps({"title": f"Bulk {tag}-{i}", "lang": "en"}) + "\n" for i in range(self.accounts))
         cmd = self.ctx.pin.client([
             sys.executable, "-m", "opensupp", "provision", str(data), "--api-url", self.server.base,
-            "--concurrency", str(self.concurrency), "--output", "json",
+            "--concurrency", str(self.concurrency), "--batch-size", str(self.batch_size), "--output", "json",
         ])
         # the key through the environment (as the CLI's help advises), not in the process list
         env = benchapi.child_env(OPENSUPP_API_KEY=self.key)
@@ -139,7 +143,7 @@ def bench_backend(ctx: benchapi.Context, backend: Any, args: argparse.Namespace)
     # the CLI sends an Idempotency-Key with every create: the same with wrk, for information
     create_idem = benchapi.wrk_scenario(ctx, benchapi.CREATE_IDEM, server, "/accounts/create", "POST", auth,
                                         benchapi.CREATE_BODY, idempotency=True, expect=created)
-    cli = Cli(ctx, server, key, args.accounts, args.concurrency, f"{backend.name}-{os.getpid()}")
+    cli = Cli(ctx, server, key, args.accounts, args.cli_concurrency, args.batch_size, f"{backend.name}-{os.getpid()}")
     for s in (create, create_idem):
         problem = s.check()
         if problem:
@@ -192,7 +196,7 @@ def print_outcome(o: Outcome, args: argparse.Namespace) -> list[str]:
         ("wrk account create + Idempotency-Key (info)", f"{idem_rate:,.0f} req/s",
          f"{pct(median([r.server_cpu for r in o.wrk_idem]))}/{pct(median([r.client_cpu for r in o.wrk_idem]))}",
          f"{sum(r.errors for r in o.wrk_idem):,}"),
-        (f"provision {args.accounts:,} accounts, -c{args.concurrency}", f"{cli_rate:,.0f} rows/s",
+        (f"provision {args.accounts:,} accounts, -c{args.cli_concurrency} -b{args.batch_size}", f"{cli_rate:,.0f} rows/s",
          (f"{pct(median([c.server_cpu for c in o.cli if c.server_cpu is not None]))}/"
           f"{pct(median([c.client_cpu for c in o.cli if c.client_cpu is not None]))}"),
          f"{sum(bool(c.problems) for c in o.cli)} bad runs"),
@@ -221,14 +225,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--accounts", type=int, default=10_000, help="accounts per provision run (default 10000)")
     p.add_argument("--rounds", type=int, default=3, help="rounds of wrk and provision, alternated (default 3)")
     p.add_argument("--concurrency", type=int, default=64,
-                   help="provision's --concurrency, and wrk's connections (default 64)")
+                   help="wrk's connections (default 64)")
+    p.add_argument("--cli-concurrency", type=int, default=8, help="provision's --concurrency (default 8, its own)")
+    p.add_argument("--batch-size", type=int, default=100, help="provision's --batch-size (default 100, its own)")
     p.add_argument("--duration", type=int, default=4, help="seconds per wrk run (default 4)")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured wrk load first (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs with taskset")
     p.add_argument("--keep-temp", action="store_true", help="keep the temp dir (server log, wrk scripts)")
     args = p.parse_args(argv)
-    if min(args.accounts, args.rounds, args.concurrency, args.duration) < 1 or args.warmup < 0:
-        p.error("--accounts, --rounds, --concurrency and --duration must be at least 1, --warmup at least 0")
+    if min(args.accounts, args.rounds, args.concurrency, args.duration, args.cli_concurrency, args.batch_size) < 1 \
+            or args.warmup < 0:
+        p.error("--accounts, --rounds, --concurrency, --cli-concurrency, --batch-size and --duration must be at least 1, "
+                "--warmup at least 0")
     return args
 
 
@@ -244,7 +252,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     ctx = benchapi.Context(args, tmp, stack, pin, benchapi.Wrk(tmp, pin, 1, args.concurrency))
     started = time.monotonic()
     say(f"opensupp provision benchmark: {args.accounts:,} accounts (no users) per provision run, "
-        f"--concurrency {args.concurrency}; wrk -t1 -c{args.concurrency}, {args.duration} s per run; "
+        f"--concurrency {args.cli_concurrency} --batch-size {args.batch_size}; wrk -t1 -c{args.concurrency}, {args.duration} s per run; "
         f"{args.rounds} rounds alternated (medians shown)")
     say(f"CPU pinning: {pin.why.replace('wrk and pgbench', 'wrk and provision')}")
     say(f"python {sys.version.split()[0]} ({sys.executable}); server access log on (to a file)")

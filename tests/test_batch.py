@@ -45,6 +45,7 @@ async def test_each_call_fails_alone_with_its_own_error(api):
     async with other:
         foreign = (await other.post("/accounts/create", json={"title": "Theirs", "lang": "en"})).json()["id"]
     mine = (await api.post("/accounts/create", json={"title": "Mine", "lang": "en"})).json()["id"]
+    await api.post("/accounts/create", json={"title": "Kept", "lang": "en"})  # listed whatever the others do
     responses = await batch(api, [
         create("Good", id="a"),
         {"id": "b", "method": "POST", "url": "/accounts/create", "body": {"title": "", "lang": "xx", "nope": 1}},
@@ -68,7 +69,7 @@ async def test_each_call_fails_alone_with_its_own_error(api):
     assert by_id["h"]["status"] == 404 and "cannot be called in a batch" in by_id["h"]["body"]["message"]
     assert by_id["i"]["status"] == 400 and {e["field"] for e in by_id["i"]["body"]["errors"]} == {"title", "lang"}
     assert (await api.get(f"/accounts/{mine}/get")).status_code == 404  # the delete happened
-    assert await titles(api) == ["Good"]
+    assert await titles(api) == ["Good", "Kept"]
 
 
 async def test_idempotency_key_per_call_replays_across_batches_and_within_one(api):

@@ -282,7 +282,7 @@ def provision(file: Path, api_url: str | None, api_key: str | None, concurrency:
         if journal.opened:
             journal.close()
         if journal.closed:
-            engine.write_json_atomically(results_path, engine.results(rows, journal, source=file))
+            engine.write_json_atomically(results_path, engine.results(rows, journal, source=file, plans=runner.plans))
 
     summary = {
         "file": name, "format": fmt, "rows": outcome.rows, "succeeded": outcome.succeeded,

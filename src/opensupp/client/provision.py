@@ -76,8 +76,13 @@ _LANG = re.compile(r"[a-z]{2}")
 _TRUE_FALSE = (True, False, "true", "false", "1", "0")
 
 
+# one encoder each, made once: json.dumps with options builds a new encoder per call
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_compact = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _canonical(value)
 
 
 def digest(value: Any) -> str:
@@ -509,7 +514,7 @@ class Journal:
 
     def write(self, event: dict[str, Any]) -> None:
         assert self._fd is not None, "open() first"
-        data = (json.dumps(event, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        data = (_compact(event) + "\n").encode()
         written = os.write(self._fd, data)
         while written < len(data):  # only on a full disk or a signal; finish the line
             written += os.write(self._fd, data[written:])
@@ -730,13 +735,15 @@ class Provisioner:
         return self.journal.passwords[(line, step.id)]
 
 
-def results(rows: list[Row], journal: Journal, *, source: Path) -> dict[str, Any]:
-    """What each row made, from the journal: ``{"rows": {"<line>": {...}}}``."""
+def results(rows: list[Row], journal: Journal, *, source: Path,
+            plans: dict[int, list[Step]] | None = None) -> dict[str, Any]:
+    """What each row made, from the journal: ``{"rows": {"<line>": {...}}}``. ``plans``: the
+    rows' plans by line when already made (a Provisioner's)."""
     out: dict[str, Any] = {}
     counts: collections.Counter[str] = collections.Counter()
     last_run = len(journal.runs)
     for row in rows:
-        steps = plan(row)
+        steps = plans[row.line] if plans is not None else plan(row)
         created = journal.created.get(row.line, {})
         entry: dict[str, Any] = {"title": row.data.get("title")}
         account = created.get(steps[0].id)
@@ -785,12 +792,25 @@ def results(rows: list[Row], journal: Journal, *, source: Path) -> dict[str, Any
             "rows": out}
 
 
+def render_json(value: dict[str, Any]) -> str:
+    """``value`` as JSON with one top-level key, and one entry of a mapping under it, per line:
+    readable and diffable, and written by the C encoder (``indent=`` falls back to the
+    pure-Python one, a second for 10^4 rows)."""
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, dict) and item and all(isinstance(v, dict) for v in item.values()):
+            inner = ",\n".join(f"  {_compact(k)}: {_compact(v)}" for k, v in item.items())
+            lines.append(f" {_compact(key)}: {{\n{inner}\n }}")
+        else:
+            lines.append(f" {_compact(key)}: {_compact(item)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write_json_atomically(path: Path, value: Any) -> None:
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(value, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+        f.write(render_json(value))
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -1,11 +1,16 @@
 """Idempotency keys: the same key and body within the TTL replays the first answer.
 
-``claim`` runs first inside the create's own transaction and inserts a placeholder row
-keyed by (partner, key). A concurrent duplicate's insert then waits on the primary key
-until the first transaction ends (PostgreSQL), or waits for the write lock (SQLite): if
-the first committed it finds the stored answer and replays it; if the first failed and
-rolled back, its row vanished with it and the duplicate goes ahead. Error answers are
-therefore never stored, and no key ever creates two resources.
+The create runs first and its answer is saved under (partner, key) in the same
+transaction, by one ``INSERT ... ON CONFLICT``: two statements and no placeholder row, so
+an idempotent create costs one statement more than a plain one. When the key is already
+taken the insert finds the conflict (PostgreSQL waits on the primary key until the
+other transaction ends; SQLite's single writer has it already), the whole transaction
+rolls back, nothing of this request remains, and the stored answer is replayed, or the
+request refused when its path or body differ. A create that fails (404, 409) checks for
+a stored answer before it answers, so the replay of a create that did happen wins over
+the error its repetition would meet (a user's e-mail now taken by that very user).
+Error answers are therefore never stored, and no key ever creates two resources. An
+expired key is overwritten by the next request that uses it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import hashlib
 import orjson
 
 from opensupp.db import Session
-from opensupp.errors import Conflict, IdempotencyMismatch
+from opensupp.errors import IdempotencyMismatch
 
 MAX_KEY_LENGTH = 255
 
@@ -25,42 +30,37 @@ def fingerprint(path: str, body: dict) -> bytes:
     return hashlib.sha256(path.encode() + b"\n" + canonical).digest()
 
 
-async def claim(
+async def stored(
     session: Session, *, partner_id: int, key: str, fingerprint: bytes, now: int, ttl: int
 ) -> tuple[int, str] | None:
-    """Reserve ``key``; return a stored (status, body) to replay, or None to go ahead."""
-    inserted = await session.fetchval(
-        "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, response, created_at)"
-        " VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT (partner_id, key) DO NOTHING RETURNING 1",
-        partner_id, key, fingerprint, now,
-    )
-    if inserted:
-        return None
+    """The answer stored under ``key`` to replay, or None when the key is free (never used,
+    or expired); IdempotencyMismatch when it was used for another request."""
     row = await session.fetchrow(
-        "SELECT fingerprint, status, response, created_at FROM idempotency_keys"
-        " WHERE partner_id = $1 AND key = $2",
+        "SELECT fingerprint, status, response, created_at FROM idempotency_keys WHERE partner_id = $1 AND key = $2",
         partner_id, key,
     )
     if row is None or row[3] < now - ttl:
-        # expired (or purged a moment ago): the key is free again
-        await session.execute(
-            "DELETE FROM idempotency_keys WHERE partner_id = $1 AND key = $2", partner_id, key
-        )
-        return await claim(session, partner_id=partner_id, key=key, fingerprint=fingerprint, now=now, ttl=ttl)
+        return None
     if bytes(row[0]) != fingerprint:
         raise IdempotencyMismatch(
             "This Idempotency-Key was already used with another request (path or body); use a new key."
         )
-    if row[1] == 0:
-        raise Conflict("A request with this Idempotency-Key is still in progress; retry later.")
     return row[1], row[2]
 
 
-async def record(session: Session, *, partner_id: int, key: str, status: int, response: str) -> None:
-    await session.execute(
-        "UPDATE idempotency_keys SET status = $1, response = $2 WHERE partner_id = $3 AND key = $4",
-        status, response, partner_id, key,
+async def save(
+    session: Session, *, partner_id: int, key: str, fingerprint: bytes, now: int, ttl: int, status: int,
+    response: str,
+) -> bool:
+    """Store the answer under ``key``, taking over an expired one; False when the key is taken."""
+    saved = await session.fetchval(
+        "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, response, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (partner_id, key) DO UPDATE"
+        " SET fingerprint = excluded.fingerprint, status = excluded.status, response = excluded.response,"
+        " created_at = excluded.created_at WHERE idempotency_keys.created_at < $7 RETURNING 1",
+        partner_id, key, fingerprint, status, response, now, now - ttl,
     )
+    return bool(saved)
 
 
 async def purge_expired(session: Session, *, before: int) -> int:

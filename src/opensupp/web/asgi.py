@@ -24,6 +24,7 @@ from opensupp.config import Settings
 from opensupp.db import Database, open_database
 from opensupp.errors import (
     AuthError,
+    Conflict,
     DomainError,
     InvalidJSON,
     MethodNotAllowed,
@@ -341,7 +342,9 @@ class App:
 
     # ------------------------------------------------------------------ verbs
 
-    async def dispatch(self, route: Route, req: Request, raw: bytes, idempotency_key: str | None) -> Answer:
+    async def dispatch(self, route: Route, req: Request, raw: bytes, idempotency_key: str | None,
+                       data: dict[str, Any] | None = None) -> Answer:
+        """Answer one call; ``data`` is its body when already parsed (a batch's calls)."""
         verb = route.verb
         db = self.db
         if verb == "get":
@@ -363,7 +366,8 @@ class App:
             result = await route.handler(req)
             return result if route.raw else ok(result)
 
-        data = parse_object(raw)
+        if data is None:
+            data = parse_object(raw)
         body = validate(route.body, data) if route.body is not None else data
         if verb == "batch":
             return await self.run_batch(req, body)
@@ -388,7 +392,7 @@ class App:
         path, _, query = call.url.partition("?")
         req = Request(self, call.method, unquote(path), query.encode("latin-1", "replace"), call.url.encode())
         req.partner_id, req.key_id = batch_req.partner_id, batch_req.key_id
-        raw = orjson.dumps(call.body) if call.body is not None else b""
+        data = call.body if call.body is not None else {}
         try:
             if self.limiter is not None:
                 self.limiter.check(req.key_id)
@@ -399,10 +403,10 @@ class App:
                 raise NotFound(f"{req.path} cannot be called in a batch.")
             if call.method not in route.methods:
                 if call.method == "GET" and route.get_as_post:
-                    raw = b""
+                    data = {}
                 else:
                     raise MethodNotAllowed(f"{call.method} is not allowed on {req.path}; use {route.allow}.", route.allow)
-            status, headers, body = await self.dispatch(route, req, raw, header(call.headers, "idempotency-key"))
+            status, headers, body = await self.dispatch(route, req, b"", header(call.headers, "idempotency-key"), data)
         except DomainError as exc:
             status, headers, body = error_response(exc)
         except Exception:
@@ -420,21 +424,37 @@ class App:
         }
 
     async def create_once(self, route: Route, req: Request, data: dict[str, Any], body: Any, key: str) -> Answer:
+        """A create under an Idempotency-Key (idempotency/service.py): the create and its saved
+        answer in one transaction; a key already taken rolls it all back and replays."""
         if not _IDEMPOTENCY_KEY.fullmatch(key):
             raise invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
         path = "/" + "/".join(s for s in req.path.split("/") if s)
         fingerprint = idempotency.fingerprint(path, data)
-        async with self.db.transaction() as session:
-            stored = await idempotency.claim(
-                session, partner_id=req.partner_id, key=key, fingerprint=fingerprint,
-                now=now(), ttl=self.idempotency_ttl,
-            )
-            if stored is not None:
-                status, answer = stored
-                return status, [JSON, (b"idempotent-replayed", b"true")], answer.encode()
-            out = orjson.dumps(await route.handler(req, session, body))
-            await idempotency.record(session, partner_id=req.partner_id, key=key, status=200, response=out.decode())
-        return 200, [JSON], out
+        for _ in range(3):
+            t = now()
+            try:
+                async with self.db.transaction() as session:
+                    out = orjson.dumps(await route.handler(req, session, body))
+                    if await idempotency.save(session, partner_id=req.partner_id, key=key, fingerprint=fingerprint,
+                                              now=t, ttl=self.idempotency_ttl, status=200, response=out.decode()):
+                        return 200, [JSON], out
+                    raise _KeyTaken
+            except (_KeyTaken, DomainError) as exc:
+                # the writer's view (SQLite: a duplicate in the same group commit is not committed yet)
+                async with self.db.transaction() as session:
+                    stored = await idempotency.stored(session, partner_id=req.partner_id, key=key,
+                                                      fingerprint=fingerprint, now=now(), ttl=self.idempotency_ttl)
+                if stored is not None:
+                    status, answer = stored
+                    return status, [JSON, (b"idempotent-replayed", b"true")], answer.encode()
+                if not isinstance(exc, _KeyTaken):
+                    raise
+                # the key's holder vanished between the conflict and the look (it expired): again
+        raise Conflict("A request with this Idempotency-Key is in progress; retry later.")
+
+
+class _KeyTaken(Exception):
+    """The Idempotency-Key was saved by another request first: roll this one back."""
 
 
 def ok(result: dict[str, Any]) -> Answer:
