@@ -132,3 +132,18 @@ async def test_every_call_counts_against_the_rate_limit(database_url):
             assert limited["headers"]["Retry-After"] == "1"
     finally:
         await app.shutdown()
+
+
+async def test_a_unit_failing_mid_batch_leaves_every_other_call_done_exactly_once(api):
+    # The calls first run one after another in one shared transaction; the 404 below fails
+    # inside its unit of work, so that transaction rolls back and each call runs again alone.
+    account = (await api.post("/accounts/create", json={"title": "Home", "lang": "en"})).json()["id"]
+    trigger = {"name": "t", "actions": [{"name": "message", "agent_nick": "Ann", "message": "Hi"}]}
+    calls = [{"method": "POST", "url": f"/accounts/{account}/triggers/create", "body": {**trigger, "name": f"t{i}"},
+              "headers": {"Idempotency-Key": f"t-{i}"}} for i in range(30)]
+    calls.insert(15, {"method": "POST", "url": f"/accounts/{10**17}/triggers/create", "body": trigger})
+    responses = await batch(api, calls)
+    assert [r["status"] for r in responses] == [200] * 15 + [404] + [200] * 15
+    listed = (await api.get(f"/accounts/{account}/triggers/")).json()["records"]
+    assert sorted(t["name"] for t in listed) == sorted(f"t{i}" for i in range(30))
+    assert all("Idempotent-Replayed" not in r["headers"] for r in responses)

@@ -25,6 +25,8 @@ Services take the session and never commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import re
 import sqlite3
 from pathlib import Path
@@ -77,6 +79,45 @@ def _guard(session: Any) -> None:
             "a single() unit of work ran a second statement; open a transaction() instead"
         )
     session._spent = True
+
+
+# --------------------------------------------------------------------------- shared units
+
+
+class UnitFailed(BaseException):
+    """A unit of work failed inside ``sharing()``: the shared transaction must roll back as a
+    whole. A BaseException, so that request code's ``except Exception``/``except
+    DomainError`` lets it through to whoever opened the shared transaction."""
+
+
+_shared: contextvars.ContextVar[Any] = contextvars.ContextVar("opensupp_shared_session", default=None)
+
+
+@contextlib.contextmanager
+def sharing(session: Any) -> Any:
+    """Within this block every unit of work (read, single, transaction) of the current task
+    runs on ``session``, inside the transaction it belongs to, and opens nothing of its own.
+    A batch of calls uses it to commit once instead of once per call; a unit that fails
+    raises UnitFailed, since without a savepoint of its own it cannot undo just itself."""
+    token = _shared.set(session)
+    try:
+        yield
+    finally:
+        _shared.reset(token)
+
+
+class _SharedUnit:
+    __slots__ = ("_session",)
+
+    def __init__(self, session: Any) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> Any:
+        return self._session
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is not None and not issubclass(exc_type, UnitFailed):
+            raise UnitFailed(repr(exc)) from exc
 
 
 # --------------------------------------------------------------------------- SQLite
@@ -254,14 +295,17 @@ class SQLiteDatabase:
                     conn.close()
             self._writer = self._reader = None
 
-    def read(self) -> _SQLiteRead:
-        return _SQLiteRead(self)
+    def read(self) -> _SQLiteRead | _SharedUnit:
+        shared = _shared.get()
+        return _SQLiteRead(self) if shared is None else _SharedUnit(shared)
 
-    def single(self) -> _SQLiteWrite:
-        return _SQLiteWrite(self, True)
+    def single(self) -> _SQLiteWrite | _SharedUnit:
+        shared = _shared.get()
+        return _SQLiteWrite(self, True) if shared is None else _SharedUnit(shared)
 
-    def transaction(self) -> _SQLiteWrite:
-        return _SQLiteWrite(self, False)
+    def transaction(self) -> _SQLiteWrite | _SharedUnit:
+        shared = _shared.get()
+        return _SQLiteWrite(self, False) if shared is None else _SharedUnit(shared)
 
     # the commit group: opened by the first writer, committed one loop turn later
 
@@ -432,14 +476,17 @@ class PostgresDatabase:
             await self._pool.close()
             self._pool = None
 
-    def read(self) -> _PostgresUnit:
-        return _PostgresUnit(self, READ)
+    def read(self) -> _PostgresUnit | _SharedUnit:
+        shared = _shared.get()
+        return _PostgresUnit(self, READ) if shared is None else _SharedUnit(shared)
 
-    def single(self) -> _PostgresUnit:
-        return _PostgresUnit(self, SINGLE)
+    def single(self) -> _PostgresUnit | _SharedUnit:
+        shared = _shared.get()
+        return _PostgresUnit(self, SINGLE) if shared is None else _SharedUnit(shared)
 
-    def transaction(self) -> _PostgresUnit:
-        return _PostgresUnit(self, TX)
+    def transaction(self) -> _PostgresUnit | _SharedUnit:
+        shared = _shared.get()
+        return _PostgresUnit(self, TX) if shared is None else _SharedUnit(shared)
 
 
 Database = SQLiteDatabase | PostgresDatabase
