@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import copy
+import datetime
 
 import pytest
 
 from opensupp.errors import FieldError
-from opensupp.officehours.rules import DEFAULT, check_timezone, merge, validate_office_hours
+from opensupp.officehours.rules import (
+    DEFAULT,
+    check_date,
+    check_timezone,
+    merge,
+    parse_days,
+    parse_instant,
+    parse_start,
+    validate_office_hours,
+)
 
 GUIDE = {
     "active": True,
@@ -221,8 +231,8 @@ def test_the_document_must_be_an_object(value):
 def test_unknown_top_level_keys_are_named():
     _, errors = validate_office_hours(doc(activ=True, zone="UTC"))
     assert errors == [
-        FieldError("activ", "is not a known field (allowed: active, days, timezone, config)"),
-        FieldError("zone", "is not a known field (allowed: active, days, timezone, config)"),
+        FieldError("activ", "is not a known field (allowed: active, days, timezone, config, exceptions)"),
+        FieldError("zone", "is not a known field (allowed: active, days, timezone, config, exceptions)"),
     ]
 
 
@@ -457,3 +467,186 @@ def test_merge_then_validate_a_partial_update():
     merged = merge(copy.deepcopy(GUIDE), {"days": [1, 6, 0]})
     error = only_error(merged)
     assert error == FieldError("config[1].dow", "dow 2 is not in days")
+
+
+
+# ----------------------------------------------------------------------------- exceptions
+
+
+def closed(date):
+    return {"date": date, "times": []}
+
+
+def special(date, *times):
+    return {"date": date, "times": [{"from": a, "to": b} for a, b in times]}
+
+
+def test_exceptions_are_kept_in_the_order_sent_after_config():
+    exceptions = [special("2026-12-24", (0, 960)), closed("2026-12-25"), special("2027-01-03", (600, 700), (700, 800))]
+    normalized = ok(doc(exceptions=exceptions))
+    assert normalized == {**GUIDE, "exceptions": exceptions}
+    assert list(normalized) == ["active", "days", "timezone", "config", "exceptions"]
+
+
+def test_no_exceptions_leaves_the_key_out():
+    assert "exceptions" not in ok(doc())
+    assert "exceptions" not in ok(doc(exceptions=[]))
+    assert ok(doc(exceptions=[])) == GUIDE
+
+
+def test_an_exception_may_be_for_any_weekday_and_may_be_all_day_or_closed():
+    ok(doc(days=[], config=[], exceptions=[special("2026-12-23", (0, 1440)), closed("2026-12-21")]))
+
+
+def test_exception_numbers_may_be_strings():
+    normalized = ok(doc(exceptions=[{"date": "2026-12-24", "times": [{"from": "0", "to": "960"}]}]))
+    interval = normalized["exceptions"][0]["times"][0]
+    assert interval == {"from": 0, "to": 960} and type(interval["from"]) is int
+
+
+def test_366_exceptions_and_48_intervals_are_the_maximum():
+    first = datetime.date(2026, 1, 1)
+    dates = [(first + datetime.timedelta(days=i)).isoformat() for i in range(366)]
+    ok(doc(exceptions=[special(d, *[(i * 30, i * 30 + 30) for i in range(48)]) for d in dates[:2]] + [closed(d) for d in dates[2:]]))
+    error = only_error(doc(exceptions=[closed(d) for d in dates] + [closed("2028-01-01")]))
+    assert error == FieldError("exceptions", "must have at most 366 items (one per date)")
+    error = only_error(doc(exceptions=[special("2026-12-24", *[(i * 20, i * 20 + 10) for i in range(49)])]))
+    assert error == FieldError("exceptions[0].times", "must have at most 48 items")
+
+
+DATE_MESSAGE = 'must be a date written YYYY-MM-DD (like "2026-12-24"), from 1970-01-01 to 9998-12-31'
+
+
+@pytest.mark.parametrize(
+    "exceptions, field, message",
+    [
+        (None, "exceptions", "must be a list"),
+        ({"2026-12-24": []}, "exceptions", "must be a list"),
+        ([None], "exceptions[0]", "must be an object"),
+        (["2026-12-24"], "exceptions[0]", "must be an object"),
+        ([{"times": []}], "exceptions[0].date", "is required"),
+        ([{"date": "2026-12-24"}], "exceptions[0].times", "is required (an empty list closes the day)"),
+        ([{"date": "2026-12-24", "times": [], "open": False}], "exceptions[0].open", "is not a known field (allowed: date, times)"),
+        ([{"date": "2026-12-24", "times": None}], "exceptions[0].times", "must be a list"),
+        ([closed("2026-12-24"), closed("2026-12-24")], "exceptions[1].date", "date 2026-12-24 already has an entry (exceptions[0])"),
+        ([closed("2026-02-29")], "exceptions[0].date", "2026-02-29 is not a date of the calendar"),
+        ([closed("2026-13-01")], "exceptions[0].date", "2026-13-01 is not a date of the calendar"),
+        ([closed("2026-04-31")], "exceptions[0].date", "2026-04-31 is not a date of the calendar"),
+        ([closed("1969-12-31")], "exceptions[0].date", "must be from 1970-01-01 to 9998-12-31"),
+        ([closed("9999-01-01")], "exceptions[0].date", "must be from 1970-01-01 to 9998-12-31"),
+        ([closed("2026-1-5")], "exceptions[0].date", DATE_MESSAGE),
+        ([closed("24.12.2026")], "exceptions[0].date", DATE_MESSAGE),
+        ([closed("2026-12-24T00:00:00Z")], "exceptions[0].date", DATE_MESSAGE),
+        ([closed(" 2026-12-24")], "exceptions[0].date", DATE_MESSAGE),
+        ([closed("２０２６-12-24")], "exceptions[0].date", DATE_MESSAGE),  # full-width digits
+        ([closed(20261224)], "exceptions[0].date", DATE_MESSAGE),
+        ([closed(None)], "exceptions[0].date", DATE_MESSAGE),
+        ([special("2026-12-24", (960, 0))], "exceptions[0].times[0].to", "must be after from"),
+        ([closed("2026-12-23"), special("2026-12-24", (0, 1441))], "exceptions[1].times[0].to", "must be an integer from 0 to 1440"),
+        ([special("2026-12-24", (0, 600), (500, 700))], "exceptions[0].times[1].from", "overlaps the previous interval (ends at 600)"),
+        ([{"date": "2026-12-24", "times": [{"from": 1}]}], "exceptions[0].times[0].to", "is required"),
+        ([{"date": "2026-12-24", "times": [[0, 600]]}], "exceptions[0].times[0]", "must be an object"),
+    ],
+)
+def test_exception_errors_name_the_exact_path(exceptions, field, message):
+    _, errors = validate_office_hours(doc(exceptions=exceptions))
+    assert errors == [FieldError(field, message)], errors
+
+
+def test_every_exception_problem_is_reported_at_once():
+    _, errors = validate_office_hours(doc(exceptions=[
+        closed("2026-12-24"), {"date": "2026-12-24", "times": [{"from": 5, "to": 1}], "x": 1}, {"date": "x"},
+    ]))
+    assert fields(errors) == [
+        "exceptions[1].x", "exceptions[1].date", "exceptions[1].times[0].to", "exceptions[2].date", "exceptions[2].times",
+    ]
+
+
+def test_merge_replaces_exceptions_as_a_whole_and_an_empty_list_removes_them():
+    stored = ok(doc(exceptions=[closed("2026-12-24"), closed("2026-12-25")]))
+    assert ok(merge(stored, {"exceptions": [closed("2026-12-31")]}))["exceptions"] == [closed("2026-12-31")]
+    assert ok(merge(stored, {"days": [1, 2]}))["exceptions"] == stored["exceptions"]
+    assert ok(merge(stored, {"exceptions": []})) == GUIDE
+
+
+# ----------------------------------------------------------------------------- query parameters
+
+
+def test_check_date():
+    assert check_date("2026-12-24") == (datetime.date(2026, 12, 24), None)
+    assert check_date("1970-01-01")[0] == datetime.date(1970, 1, 1)
+    assert check_date("9998-12-31")[0] == datetime.date(9998, 12, 31)
+    assert check_date("2028-02-29")[0] == datetime.date(2028, 2, 29)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("2026-12-24T16:00:00Z", "2026-12-24T16:00:00Z"),
+        ("2026-12-24T17:00:00+01:00", "2026-12-24T16:00:00Z"),
+        ("2026-12-24T17:00:00 01:00", "2026-12-24T16:00:00Z"),  # a "+" the query string decoded
+        ("2026-12-24T12:30:00-03:30", "2026-12-24T16:00:00Z"),
+        ("2026-12-24t16:00:00z", "2026-12-24T16:00:00Z"),
+        ("2026-12-24T16:00Z", "2026-12-24T16:00:00Z"),
+        ("2026-12-24T16:00:00.999999Z", "2026-12-24T16:00:00Z"),  # a fraction is dropped
+        ("2026-12-25T00:30:00+23:59", "2026-12-24T00:31:00Z"),
+        ("1970-01-01T00:00:00+01:00", "1969-12-31T23:00:00Z"),  # the date as written counts
+        ("9998-12-31T23:59:59-23:59", "9999-01-01T23:58:59Z"),
+    ],
+)
+def test_parse_instant(text, expected):
+    value, message = parse_instant(text)
+    assert message is None
+    assert datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") == expected
+
+
+NO_OFFSET = "needs an offset: end it with Z (UTC) or like +01:00 (a time alone could be any instant)"
+INSTANT = ('must be a date and time with an offset, like "2026-12-24T16:00:00Z" or "2026-12-24T17:00:00+01:00" '
+           "(in a URL, write + as %2B)")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("2026-12-24T16:00:00", NO_OFFSET),
+        ("2026-12-24T16:00", NO_OFFSET),
+        ("2026-12-24", INSTANT),
+        ("", INSTANT),
+        ("now", INSTANT),
+        ("1798128000", INSTANT),
+        ("2026-12-24 16:00:00Z", INSTANT),
+        ("2026-12-24T16:00:00+0100", INSTANT),
+        ("2026-12-24T16:00:00+01", INSTANT),
+        ("2026-12-24T16:00:00.Z", INSTANT),
+        ("2026-12-24T16:00:00ZZ", INSTANT),
+        ("2026-12-24T16:00:00Z\n", INSTANT),
+        ("2026-02-30T16:00:00Z", "2026-02-30 is not a date of the calendar"),
+        ("1969-12-31T23:59:59Z", "must be from 1970-01-01 to 9998-12-31"),
+        ("9999-01-01T00:00:00Z", "must be from 1970-01-01 to 9998-12-31"),
+        ("2026-12-24T24:00:00Z", "2026-12-24T24:00:00Z is not a time of day (00:00:00 to 23:59:59)"),
+        ("2026-12-24T23:59:60Z", "2026-12-24T23:59:60Z is not a time of day (00:00:00 to 23:59:59)"),
+        ("2026-12-24T16:00:00+24:00", "2026-12-24T16:00:00+24:00 has no valid offset (-23:59 to +23:59)"),
+        ("2026-12-24T16:00:00+01:60", "2026-12-24T16:00:00+01:60 has no valid offset (-23:59 to +23:59)"),
+    ],
+)
+def test_parse_instant_errors(text, message):
+    assert parse_instant(text) == (None, message)
+
+
+def test_parse_start_takes_a_date_or_an_instant():
+    assert parse_start("2026-12-24") == (datetime.date(2026, 12, 24), None)
+    assert parse_start("2026-12-24T16:00:00Z") == parse_instant("2026-12-24T16:00:00Z")
+    assert parse_start("2026-12-24T16:00:00") == (None, NO_OFFSET)
+    assert parse_start("2026-02-30") == (None, "2026-02-30 is not a date of the calendar")
+    value, message = parse_start("tomorrow")
+    assert value is None and message.startswith('must be a date (like "2026-12-24") or a date and time with an offset')
+
+
+@pytest.mark.parametrize("text, expected", [("1", 1), ("7", 7), ("31", 31), ("07", 7)])
+def test_parse_days(text, expected):
+    assert parse_days(text) == (expected, None)
+
+
+@pytest.mark.parametrize("text", ["0", "32", "-1", "", "7.0", "x", " 7", "100", "٧"])
+def test_parse_days_errors(text):
+    assert parse_days(text) == (None, "must be an integer from 1 to 31")

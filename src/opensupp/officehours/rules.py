@@ -1,7 +1,8 @@
 """Office hours: the shape, the rules and the partial update, as pure functions.
 
-``{"active", "days", "timezone", "config": [{"dow", "times": [{"from", "to"}]}]}``
-(API.md, "Office hours" and its fine print):
+``{"active", "days", "timezone", "config": [{"dow", "times": [{"from", "to"}]}],
+"exceptions": [{"date", "times": [{"from", "to"}]}]}`` (API.md, "Office hours" and its
+fine print):
 
 - ``active``: a boolean.
 - ``days``: the open days, distinct integers 0 (Sunday) to 6 (Saturday), kept in the order
@@ -15,12 +16,23 @@
   sorted by ``from``, not overlapping (touching, ``705``/``705``, is fine). An entry with
   no intervals is refused: leave the day out of ``days`` to close it, or out of
   ``config`` to keep it open all day.
+- ``exceptions`` (optional): holidays and other special days, at most 366 entries, each
+  ``date`` at most once. ``date`` is a local calendar date ``YYYY-MM-DD`` from 1970-01-01
+  to 9998-12-31; its ``times`` replace that day's regular hours whether or not its weekday
+  is in ``days``. ``times`` follow the rules of ``config`` but may be empty: closed all
+  day. The key is kept only when it holds entries, so ``"exceptions": []`` removes it and
+  a document that never had any answers exactly as before exceptions existed. Entries
+  keep the order sent.
 
 As everywhere in the API, numbers may come as decimal strings and booleans as
 ``"true"``/``"false"``/``"1"``/``"0"``; nothing else is coerced, and a boolean is never a
 number. Every problem is reported at once, each at its exact path
-(``config[1].times[0].to``). A list that is longer than allowed is reported as such and
-its items are not looked into, so the error list stays short whatever the body holds.
+(``config[1].times[0].to``, ``exceptions[2].date``). A list that is longer than allowed is
+reported as such and its items are not looked into, so the error list stays short
+whatever the body holds.
+
+The query parameters of the status and schedule reads are checked here too
+(``parse_instant``, ``parse_start``, ``parse_days``): pure text in, a value or a message out.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ import copy
 import datetime
 import functools
 import math
+import re
 import zoneinfo
 from typing import Any
 
@@ -37,14 +50,21 @@ from opensupp.values import NUMBER, as_bool, as_int
 
 DEFAULT: dict[str, Any] = {"active": False, "days": [], "timezone": 0, "config": []}
 
-FIELDS = ("active", "days", "timezone", "config")
+FIELDS = ("active", "days", "timezone", "config", "exceptions")
 ENTRY_FIELDS = ("dow", "times")
+EXCEPTION_FIELDS = ("date", "times")
 INTERVAL_FIELDS = ("from", "to")
 MAX_CONFIG = 7
 MAX_TIMES = 48
+MAX_EXCEPTIONS = 366
 MINUTES_PER_DAY = 1440
 MIN_OFFSET = -12
 MAX_OFFSET = 14
+# Dates (exceptions, the schedule's ``from``) and the dates written in instants (``at``,
+# ``from``): a year of room is left before the calendar ends for the schedule's searches.
+FIRST_DATE = datetime.date(1970, 1, 1)
+LAST_DATE = datetime.date(9998, 12, 31)
+MAX_SCHEDULE_DAYS = 31
 
 # the same spellings as opensupp.web.fields (which this module may not import)
 
@@ -56,6 +76,27 @@ TIMEZONE_MESSAGE = (
     f"must be an offset in hours from {MIN_OFFSET} to {MAX_OFFSET} in steps of 0.25 (like 1, -5 or 5.5) "
     'or an IANA time zone name (like "Europe/Prague", "America/New_York" or "UTC")'
 )
+DATE_RANGE = f"from {FIRST_DATE} to {LAST_DATE}"
+DATE_MESSAGE = f'must be a date written YYYY-MM-DD (like "2026-12-24"), {DATE_RANGE}'
+INSTANT_MESSAGE = (
+    'must be a date and time with an offset, like "2026-12-24T16:00:00Z" or "2026-12-24T17:00:00+01:00" '
+    "(in a URL, write + as %2B)"
+)
+START_MESSAGE = (
+    'must be a date (like "2026-12-24") or a date and time with an offset (like "2026-12-24T16:00:00Z"; '
+    "in a URL, write + as %2B)"
+)
+DAYS_MESSAGE = f"must be an integer from 1 to {MAX_SCHEDULE_DAYS}"
+_EPOCH_DAY = datetime.date(1970, 1, 1).toordinal()
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# RFC 3339: seconds and a fraction are optional here, the offset is not. A space before
+# the offset's digits is a "+" that the query string decoded as a space.
+_INSTANT = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<h>[0-9]{2}):(?P<m>[0-9]{2})(?::(?P<s>[0-9]{2})(?:\.[0-9]+)?)?"
+    r"(?:(?P<z>[Zz])|(?P<sign>[-+ ])(?P<oh>[0-9]{2}):(?P<om>[0-9]{2}))?"
+)
+_DAYS = re.compile(r"[0-9]{1,2}")
 
 
 @functools.cache
@@ -122,7 +163,8 @@ def tzinfo_of(timezone: int | float | str) -> datetime.tzinfo:
 def merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     """The partial update: the keys in ``patch`` replace the stored ones, the others stay.
 
-    ``config`` (like every key) is replaced as a whole, never merged entry by entry.
+    ``config`` and ``exceptions`` (like every key) are replaced as a whole, never merged
+    entry by entry.
     Unknown keys are carried over so that ``validate_office_hours`` names them. Neither
     argument is modified.
     """
@@ -133,8 +175,9 @@ def validate_office_hours(doc: object) -> tuple[dict[str, Any], list[FieldError]
     """Check a complete office-hours object; return it normalized and every problem found.
 
     A missing key takes its value from ``DEFAULT``. The returned document has the keys in
-    the order of ``DEFAULT``, with strings coerced to numbers and booleans where allowed;
-    it is meaningful only when the error list is empty (invalid values are passed through).
+    the order of ``FIELDS``, with strings coerced to numbers and booleans where allowed,
+    and ``exceptions`` only when it has entries; it is meaningful only when the error list
+    is empty (invalid values are passed through).
     """
     errors: list[FieldError] = []
     if not isinstance(doc, dict):
@@ -164,6 +207,10 @@ def validate_office_hours(doc: object) -> tuple[dict[str, Any], list[FieldError]
         out["timezone"] = timezone
 
     out["config"] = _validate_config(doc.get("config", _MISSING), set(days) if days_ok else None, errors)
+
+    exceptions = _validate_exceptions(doc.get("exceptions", []), errors)
+    if exceptions != []:
+        out["exceptions"] = exceptions
     return out, errors
 
 
@@ -237,11 +284,47 @@ def _validate_config(value: Any, days: set[int] | None, errors: list[FieldError]
     return out
 
 
-def _validate_times(value: Any, path: str, errors: list[FieldError]) -> Any:
+def _validate_exceptions(value: Any, errors: list[FieldError]) -> Any:
+    if not isinstance(value, list):
+        errors.append(FieldError("exceptions", "must be a list"))
+        return value
+    if len(value) > MAX_EXCEPTIONS:
+        errors.append(FieldError("exceptions", f"must have at most {MAX_EXCEPTIONS} items (one per date)"))
+        return value
+    out: list[Any] = []
+    seen: dict[datetime.date, int] = {}
+    for i, entry in enumerate(value):
+        path = f"exceptions[{i}]"
+        if not _is_object(entry, path, EXCEPTION_FIELDS, errors):
+            out.append(entry)
+            continue
+        normalized: dict[str, Any] = {}
+        if "date" not in entry:
+            errors.append(FieldError(f"{path}.date", "is required"))
+        else:
+            normalized["date"] = entry["date"]
+            day, message = check_date(entry["date"])
+            if message is not None:
+                errors.append(FieldError(f"{path}.date", message))
+            elif day in seen:
+                errors.append(FieldError(f"{path}.date", f"date {day} already has an entry (exceptions[{seen[day]}])"))
+            else:
+                seen[day] = i
+        if "times" not in entry:
+            errors.append(FieldError(f"{path}.times", "is required (an empty list closes the day)"))
+        else:
+            normalized["times"] = _validate_times(entry["times"], f"{path}.times", errors, empty_ok=True)
+        out.append(normalized)
+    return out
+
+
+def _validate_times(value: Any, path: str, errors: list[FieldError], *, empty_ok: bool = False) -> Any:
+    """Intervals of one day: ``0 <= from < to <= 1440``, sorted, not overlapping; empty only
+    when ``empty_ok`` (an exception's closed day)."""
     if not isinstance(value, list):
         errors.append(FieldError(path, "must be a list"))
         return value
-    if not value:
+    if not value and not empty_ok:
         errors.append(
             FieldError(
                 path,
@@ -294,3 +377,65 @@ def _validate_times(value: Any, path: str, errors: list[FieldError]) -> Any:
         if latest is None or end > latest[1]:
             latest = (j, end)
     return out
+
+
+# ----------------------------------------------------------------------------- dates and query parameters
+
+
+def check_date(value: Any) -> tuple[datetime.date | None, str | None]:
+    """``(date, None)`` for a calendar date written ``YYYY-MM-DD`` within ``DATE_RANGE``,
+    else ``(None, message)``. Only a string is a date."""
+    if type(value) is not str or not _DATE.fullmatch(value):
+        return None, DATE_MESSAGE
+    try:
+        day = datetime.date.fromisoformat(value)
+    except ValueError:
+        return None, f"{value} is not a date of the calendar"
+    if not FIRST_DATE <= day <= LAST_DATE:
+        return None, f"must be {DATE_RANGE}"
+    return day, None
+
+
+def parse_instant(text: str) -> tuple[int | None, str | None]:
+    """``(unix seconds, None)`` for an RFC 3339 date and time with an offset, else
+    ``(None, message)``.
+
+    ``2026-12-24T16:00:00Z``, ``2026-12-24T17:00:00+01:00``; seconds may be left out and a
+    fraction of a second is dropped (every office-hours boundary is a whole second). The
+    offset is required: a wall-clock time alone could be any instant. The date as written
+    must be within ``DATE_RANGE``.
+    """
+    match = _INSTANT.fullmatch(text)
+    if match is None:
+        return None, INSTANT_MESSAGE
+    if match["z"] is None and match["sign"] is None:
+        return None, "needs an offset: end it with Z (UTC) or like +01:00 (a time alone could be any instant)"
+    day, message = check_date(match["date"])
+    if day is None:
+        return None, message
+    hour, minute, second = int(match["h"]), int(match["m"]), int(match["s"] or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None, f"{text} is not a time of day (00:00:00 to 23:59:59)"
+    offset = 0
+    if match["sign"] is not None:
+        if int(match["oh"]) > 23 or int(match["om"]) > 59:
+            return None, f"{text} has no valid offset (-23:59 to +23:59)"
+        offset = (-1 if match["sign"] == "-" else 1) * (int(match["oh"]) * 3600 + int(match["om"]) * 60)
+    return (day.toordinal() - _EPOCH_DAY) * 86400 + hour * 3600 + minute * 60 + second - offset, None
+
+
+def parse_start(text: str) -> tuple[datetime.date | int | None, str | None]:
+    """The schedule's ``from``: a date (``YYYY-MM-DD``, a local day of the account's time
+    zone) or an instant (as ``parse_instant``); ``(None, message)`` for anything else."""
+    if _DATE.fullmatch(text):
+        return check_date(text)
+    instant, message = parse_instant(text)
+    return instant, START_MESSAGE if message == INSTANT_MESSAGE else message
+
+
+def parse_days(text: str) -> tuple[int | None, str | None]:
+    """The schedule's ``days``: an integer from 1 to ``MAX_SCHEDULE_DAYS``."""
+    if _DAYS.fullmatch(text) and 1 <= int(text) <= MAX_SCHEDULE_DAYS:
+        return int(text), None
+    return None, DAYS_MESSAGE
+

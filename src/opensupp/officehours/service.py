@@ -1,7 +1,9 @@
-"""Office hours: one document per account, the default until the first update."""
+"""Office hours: one document per account, the default until the first update; its
+status and schedule are read from it by the pure ``schedule`` engine."""
 
 from __future__ import annotations
 
+import datetime
 from typing import Any
 
 import orjson
@@ -9,8 +11,9 @@ import orjson
 from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import Session
 from opensupp.errors import ValidationFailed
+from opensupp.officehours import schedule
 from opensupp.officehours.rules import DEFAULT, merge, validate_office_hours
-from opensupp.timeutil import now
+from opensupp.timeutil import iso, now
 
 _DEFAULT_JSON = orjson.dumps(DEFAULT).decode()
 
@@ -48,3 +51,32 @@ async def update_office_hours(
         orjson.dumps(document).decode(), now(), account_id,
     )
     return document
+
+
+async def get_office_hours_status(session: Session, *, partner_id: int, account_id: int, at: int) -> dict[str, Any]:
+    """Open or closed at ``at``, since when and until when (instants in ISO 8601 UTC)."""
+    document = await get_office_hours(session, partner_id=partner_id, account_id=account_id)
+    state = schedule.status(schedule.compile_schedule(document), at)
+    return {"open": state.open, "since": _iso(state.since), "next_change": _iso(state.next_change),
+            "timezone": document["timezone"]}
+
+
+async def get_office_hours_schedule(
+    session: Session, *, partner_id: int, account_id: int, start: datetime.date | int | None, days: int, now: int
+) -> dict[str, Any]:
+    """The open intervals of ``days`` days from ``start``: an instant (then ``days`` x 24 h),
+    a local date (then ``days`` local days from its start), or None (today, local)."""
+    document = await get_office_hours(session, partner_id=partner_id, account_id=account_id)
+    hours = schedule.compile_schedule(document)
+    if isinstance(start, int):
+        begin, end = start, start + days * 86400
+    else:
+        day = start.toordinal() if start is not None else schedule.local_day(hours, now)
+        begin, end = schedule.day_start(hours, day), schedule.day_start(hours, day + days)
+    intervals = schedule.open_intervals(hours, begin, end)
+    return {"timezone": document["timezone"], "from": iso(begin), "to": iso(end),
+            "intervals": [{"from": iso(a), "to": iso(b)} for a, b in intervals]}
+
+
+def _iso(t: int | None) -> str | None:
+    return iso(t) if t is not None else None

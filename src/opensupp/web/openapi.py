@@ -29,7 +29,7 @@ wrapper among them) work by changing their base URL.
 * Numbers may be sent as decimal strings (`"60"`) and booleans as `"true"`, `"false"`,
   `"1"`, `"0"`. Unknown body fields are refused, naming the field.
 * Lists answer `{"records", "next"}`, oldest first; pass `next` back as `after`. Query
-  parameters other than `limit`, `after` and `apiKey` are ignored.
+  parameters other than `apiKey` and those an operation lists are ignored.
 * Every create takes an `Idempotency-Key` header (1 to 255 printable ASCII characters);
   the same key with the same body within 24 hours replays the first answer (with the
   header `Idempotent-Replayed: true`), with another body or path it is a 422.
@@ -142,6 +142,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
             {"name": "after", "in": "query", "required": False,
              "schema": {"type": "string", "pattern": CURSOR_PATTERN}, "description": "The previous page's `next`."},
         ]
+    params += route.query
     if route.verb == "create":
         params.append({"name": "Idempotency-Key", "in": "header", "required": False,
                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"}})
@@ -161,7 +162,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
     codes = ["404", "405", "500"]
     if not route.public:
         codes += ["401", "413", "429"]
-    if route.body is not None or route.verb == "list":
+    if route.body is not None or route.verb == "list" or route.query:
         codes.append("400")
     if route.verb == "create":
         codes += ["409", "422"]

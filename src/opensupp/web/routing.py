@@ -52,6 +52,8 @@ class Route:
     allow: str = "GET"
     get_as_post: bool = False
     raw: bool = False  # handler builds its own response (docs pages)
+    # OpenAPI parameter objects for the query string the handler reads (documentation only)
+    query: tuple[dict[str, Any], ...] = ()
     # async (req, body) -> what the handler gets instead of the body; runs before the
     # unit of work opens (password hashing must not hold a transaction)
     prepare: Callable[..., Awaitable[Any]] | None = None
