@@ -105,6 +105,9 @@ def full_row(i: int, tag: str) -> dict[str, Any]:
     ]
     row["officehours"] = {"active": True, "days": [1, 2, 3, 4, 5], "timezone": "Europe/Prague" if i % 2 else 1,
                           "config": [{"dow": 1, "times": [{"from": 480, "to": 720}, {"from": 780, "to": 1020}]}]}
+    if i % 10 == 0:  # holidays travel too
+        row["officehours"]["exceptions"] = [{"date": "2026-12-24", "times": []},
+                                            {"date": "2026-12-31", "times": [{"from": 480, "to": 720}]}]
     if i % 50 == 0:
         row["offlineemails"] = [{"email": f"offline{i}.{tag}@example.com"}]
         row["hooks"] = [{"name": "webhook", "config": {"url": "https://hooks.example.com/in", "secret": "s" * 24,

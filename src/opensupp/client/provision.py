@@ -64,7 +64,7 @@ LANGS = frozenset(SUPPORTED_LANGS)  # the server's own list, shared (a module of
 ROW_KEYS = ("title", "lang", "users", "triggers", "officehours", "offlineemails", "hooks")
 USER_KEYS = ("email", "password", "fullname", "role", "nickname", "avatar", "note", "lang")
 TRIGGER_KEYS = ("name", "actions", "conditions", "active", "description", "event", "only_once", "constraints")
-OFFICEHOURS_KEYS = ("active", "days", "timezone", "config")
+OFFICEHOURS_KEYS = ("active", "days", "timezone", "config", "exceptions")
 HOOK_KEYS = ("name", "config", "active")
 HOOK_NAMES = ("domain-stats-report", "conversation-export", "webhook")
 CSV_COLUMNS = ("title", "lang", "email", "fullname", "password")
@@ -360,6 +360,10 @@ def validate(rows: list[Row], *, passwords_supplied: bool) -> list[Problem]:
                     if "dow" not in entry:
                         c.bad(f"officehours.config[{i}].dow", "is required")
                     c.items(f"officehours.config[{i}].times", entry.get("times"))
+                for i, entry in c.items("officehours.exceptions", hours.get("exceptions")):
+                    if "date" not in entry:
+                        c.bad(f"officehours.exceptions[{i}].date", "is required")
+                    c.items(f"officehours.exceptions[{i}].times", entry.get("times"))
 
         seen: dict[str, int] = {}
         for i, item in c.items("offlineemails", data.get("offlineemails"), objects=False):
