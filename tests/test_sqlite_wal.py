@@ -1,0 +1,57 @@
+"""The embedded database's WAL stays bounded under a steady stream of writes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from opensupp.db import SQLiteDatabase
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def test_the_wal_is_started_over_while_writes_never_pause(tmp_path):
+    path = tmp_path / "wal.db"
+    db = SQLiteDatabase(str(path))
+    db.CHECKPOINT_EVERY = 0.05  # the real values, scaled down so the test takes seconds
+    db.RESTART_FRAMES = 256  # 1 MiB
+    db.WAL_SIZE_LIMIT = 2 * 1024 * 1024
+    await db.open()
+    try:
+        async with db.transaction() as session:
+            await session.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+        written = 0
+        largest = 0
+        stop = time.monotonic() + 3.0
+
+        async def writer() -> None:
+            nonlocal written
+            while time.monotonic() < stop:
+                async with db.transaction() as session:
+                    await session.execute("INSERT INTO t (v) VALUES ($1)", os.urandom(4096))
+                written += 4096
+
+        async def watch() -> None:
+            nonlocal largest
+            while time.monotonic() < stop:
+                if os.path.exists(f"{path}-wal"):
+                    largest = max(largest, os.path.getsize(f"{path}-wal"))
+                await asyncio.sleep(0.01)
+
+        await asyncio.gather(watch(), *(writer() for _ in range(16)))
+        async with db.read() as session:
+            rows = await session.fetchval("SELECT count(*) FROM t")
+    finally:
+        await db.close()
+    assert rows * 4096 == written
+    assert written > 40 * 1024 * 1024, "the writers should have written far more than the WAL may hold"
+    # each row costs about two pages in the WAL: without restarts it would hold all of them
+    assert largest < 16 * 1024 * 1024, f"the WAL grew to {largest / 2**20:.1f} MiB for {written / 2**20:.0f} MiB written"
