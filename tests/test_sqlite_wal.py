@@ -13,11 +13,6 @@ from opensupp.db import SQLiteDatabase
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_the_wal_is_started_over_while_writes_never_pause(tmp_path):
     path = tmp_path / "wal.db"
     db = SQLiteDatabase(str(path))
