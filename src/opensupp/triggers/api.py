@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import datetime
+import re
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import Field, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
-from opensupp.db import Row
+from opensupp.db import Row, Session
 from opensupp.errors import FieldError
-from opensupp.triggers import service
+from opensupp.triggers import rules, service
 from opensupp.triggers.catalogue import (
-    ACTIONS, CONDITIONS, MAX_ACTIONS, MAX_CONDITIONS, MAX_STRING, ConditionSpec, validate_actions, validate_conditions,
+    ACTIONS, CONDITIONS, MAX_ACTIONS, MAX_CONDITIONS, MAX_MAGNITUDE, MAX_STRING, ConditionSpec, validate_actions,
+    validate_conditions,
 )
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body, Bool, Text
+from opensupp.web.fields import Body, Bool, Int, Text
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
@@ -160,3 +164,173 @@ register(
         "the answer echoes what was sent, adding `id` and the defaults.",
     },
 )
+
+
+# ----------------------------------------------------------------------------- evaluate (a dry run)
+
+MAX_VISITOR_STRING = 2000  # code points of a visitor's string (URLs run long)
+MAX_FIRED = 1000
+_ID = re.compile(r"[1-9][0-9]{0,17}")
+_INSTANT = re.compile(  # RFC 3339's date-time: date, time, optional fraction, offset
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]+))?"
+    r"(?:[Zz]|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))"
+)
+_INSTANT_MESSAGE = (
+    "must be a date-time with an offset (RFC 3339), like 2026-05-01T09:00:00+02:00 or 2026-05-01T07:00:00Z"
+)
+
+
+def _instant(value: Any) -> datetime.datetime:
+    """RFC 3339's date-time as an aware datetime; a leap second (:60) counts as :59."""
+    match = _INSTANT.fullmatch(value) if type(value) is str else None
+    if match is None:
+        raise PydanticCustomError("instant", _INSTANT_MESSAGE)
+    year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
+    micro = int((match[7] or "0")[:6].ljust(6, "0"))
+    offset = datetime.timedelta(hours=int(match[9] or 0), minutes=int(match[10] or 0))
+    try:
+        if second > 60:
+            raise ValueError("second must be in 0..60")
+        tz = datetime.timezone(-offset if match[8] == "-" else offset)
+        return datetime.datetime(year, month, day, hour, minute, min(second, 59), micro, tzinfo=tz)
+    except ValueError as exc:
+        problem = {"problem": str(exc)}
+        raise PydanticCustomError("instant", "must be a date and time that exist ({problem})", problem) from None
+
+
+def _trigger_id(value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise PydanticCustomError("trigger_id", "must be a trigger id (decimal digits, like \"12\")")
+    return value
+
+
+Instant = Annotated[
+    datetime.datetime, BeforeValidator(_instant), WithJsonSchema({"type": "string", "format": "date-time"})
+]
+TriggerId = Annotated[ReadOnlyId, AfterValidator(_trigger_id),
+                      WithJsonSchema({"type": "string", "pattern": "^[1-9][0-9]{0,17}$"})]
+VisitorText = Text(MAX_VISITOR_STRING, required=False)
+AccountStatus = Literal["online", "offline"]
+
+
+def _about(name: str, default: str = "") -> str:
+    """The field's description: its condition's, from the catalogue."""
+    about = CONDITIONS[name].description
+    return about[0].upper() + about[1:] + (f". Default: {default}." if default else ".")
+
+
+def _number(name: str) -> Any:
+    spec = CONDITIONS[name]
+    high = spec.max if spec.max is not None else MAX_MAGNITUDE
+    return Field(rules.FIRST_VISIT[name], ge=spec.min, le=high, description=_about(name))
+
+
+def _text(name: str) -> Any:
+    return Field(None, description=_about(name, '"" (null and "" both mean unknown or none)'))
+
+
+class Visitor(Body):
+    """The visitor, as the widget would see them; every field is optional, the defaults
+    are a first-time visitor who has just opened their first page."""
+
+    seconds_on_site: Int = Field(
+        rules.FIRST_VISIT[rules.SITE_CLOCK], ge=0, le=MAX_MAGNITUDE,
+        description="Seconds on the site so far: the clock `delay_site` waits on.",
+    )
+    seconds_on_page: Int = Field(
+        None, ge=0, le=MAX_MAGNITUDE,
+        description="Seconds on this page so far: the clock `delay_page` waits on. Default: `seconds_on_site`.",
+    )
+    number_of_visits: Int = _number("number_of_visits")
+    number_of_pages: Int = _number("number_of_pages")
+    number_of_chats: Int = _number("number_of_chats")
+    is_visitor_send_message: Bool = Field(
+        None, description=_about("is_visitor_send_message", "true on onmessage, else false")
+    )
+    is_visitor_served: Bool = Field(rules.FIRST_VISIT["is_visitor_served"], description=_about("is_visitor_served"))
+    is_triggered: Bool = Field(None, description=_about("is_triggered", "whether `fired_triggers` is non-empty"))
+    visitor_group: VisitorText | None = _text("visitor_group")
+    visitor_ip: VisitorText | None = _text("visitor_ip")
+    visitor_city: VisitorText | None = _text("visitor_city")
+    visitor_country_code: VisitorText | None = _text("visitor_country_code")
+    visitor_page_url: VisitorText | None = _text("visitor_page_url")
+    visitor_page_title: VisitorText | None = _text("visitor_page_title")
+    visitor_referer: VisitorText | None = _text("visitor_referer")
+    visitor_language: VisitorText | None = _text("visitor_language")
+    account_status: AccountStatus = Field(rules.FIRST_VISIT["account_status"], description=_about("account_status"))
+    fired_triggers: list[TriggerId] = Field(
+        [], max_length=MAX_FIRED, description="The triggers that have already fired for this visitor (only_once)."
+    )
+
+
+class TriggerEvaluate(Body):
+    event: Event = Field("onload", description="The event to evaluate the triggers on.")
+    at: Instant = Field(None, description="The instant to evaluate at (RFC 3339, with an offset). Default: now.")
+    visitor: Visitor = Field(default_factory=Visitor)
+
+
+class ReasonOut(Out):
+    name: str
+    cmp: str = Field(description="`eq` when the trigger leaves it out.")
+    expected: Any = Field(description="The condition's value.")
+    actual: Any = Field(description="The visitor's value when checked (a wait: its clock when it starts).")
+    ok: bool
+    at: int = Field(None, description="Only on a condition checked after a wait: seconds from now then.")
+    wait: int = Field(None, description="Only on a wait (`delay_site`, `delay_page`): the seconds it adds.")
+
+
+class DecisionOut(Out):
+    id: str
+    name: str
+    fires: Literal["now", "later", "never"] = Field(description="never: not on this event (see `why`).")
+    after: int | None = Field(description="Seconds from now when it fires: 0 now, null never.")
+    why: str | None = Field(description="Why it does not fire; null when it does.")
+    reasons: list[ReasonOut] = Field(description="One per condition, in order.")
+
+
+class VisitorOut(Out):
+    seconds_on_site: int
+    seconds_on_page: int
+    number_of_visits: int
+    number_of_pages: int
+    number_of_chats: int
+    is_visitor_send_message: bool
+    is_visitor_served: bool
+    is_triggered: bool
+    visitor_group: str
+    visitor_ip: str
+    visitor_city: str
+    visitor_country_code: str
+    visitor_page_url: str
+    visitor_page_title: str
+    visitor_referer: str
+    visitor_language: str
+    account_status: AccountStatus
+    fired_triggers: list[str]
+
+
+class TriggerEvaluation(Out):
+    event: Event
+    at: str = Field(description="The instant evaluated, `YYYY-MM-DDTHH:MM:SSZ` (whole seconds).")
+    timezone: Annotated[Any, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]})] = Field(
+        description="The account's office-hours timezone, in which hour_of_day, day_of_week and month_of_year are taken."
+    )
+    visitor: VisitorOut = Field(description="The visitor evaluated, defaults filled in.")
+    triggers: list[DecisionOut] = Field(description="Every trigger of the account, by id.")
+
+
+@router.add("action", "/accounts/{aid}/triggers/evaluate", body=TriggerEvaluate, response=TriggerEvaluation,
+            tag="Triggers", unit="single")
+async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> dict[str, Any]:
+    """Evaluate the account's triggers (a dry run)
+
+    For a visitor and an event, whether each trigger of the account fires now, after a wait
+    (`delay_site`/`delay_page` are waits, walked in order) or not, with one reason per
+    condition. Nothing is stored or sent. Time conditions are taken in the office-hours
+    timezone. A GET counts as an empty body: `onload`, now, a first-time visitor.
+    """
+    visitor = body.visitor
+    return await service.evaluate_triggers(
+        session, partner_id=req.partner_id, account_id=req.ids[0], event=body.event, at=body.at,
+        visitor={name: getattr(visitor, name) for name in visitor.model_fields_set},
+    )
