@@ -319,8 +319,8 @@ class TriggerEvaluation(Out):
     triggers: list[DecisionOut] = Field(description="Every trigger of the account, by id.")
 
 
-@router.add("action", "/accounts/{aid}/triggers/evaluate", body=TriggerEvaluate, response=TriggerEvaluation,
-            tag="Triggers", unit="single")
+@router.add("query", "/accounts/{aid}/triggers/evaluate", body=TriggerEvaluate, response=TriggerEvaluation,
+            tag="Triggers")
 async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> dict[str, Any]:
     """Evaluate the account's triggers (a dry run)
 

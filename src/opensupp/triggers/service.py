@@ -47,7 +47,7 @@ async def update_trigger(
 
 # ----------------------------------------------------------------------------- evaluate (a dry run)
 
-# One statement (the edge's single() unit allows no more): the account (no row: not this
+# One statement: the account (no row: not this
 # partner's), its office-hours document (NULL: the default) and its triggers, by id.
 _EVALUATE_SQL = (
     "SELECT o.document, t.id, t.active, t.name, t.event, t.only_once, t.constraints, t.conditions"

@@ -376,7 +376,7 @@ class App:
             body = await route.prepare(req, body)
         if verb == "create" and idempotency_key is not None:
             return await self.create_once(route, req, data, body, idempotency_key)
-        unit = db.single() if route.unit == "single" else db.transaction()
+        unit = db.read() if route.unit == "read" else db.single() if route.unit == "single" else db.transaction()
         async with unit as session:
             return ok(await route.handler(req, session, body))
 

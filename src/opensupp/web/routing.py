@@ -29,6 +29,7 @@ VERBS: dict[str, tuple[tuple[str, ...], str]] = {
     "update": (("POST",), "transaction"),
     "delete": (("GET",), "single"),
     "action": (("POST",), "transaction"),
+    "query": (("POST",), "read"),  # a POST that only reads (its body is a question, not a change)
     "page": (("GET",), "none"),
     "batch": (("POST",), "none"),  # each call of the batch opens its own unit
 }
