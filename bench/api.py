@@ -18,6 +18,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import datetime
 import json
 import os
 import re
@@ -57,6 +58,28 @@ TRIGGER_BODY = json.dumps({
                  "message": "Hello, we have noticed you are here for the 1st time. If you have any questions, "
                             "do not hesitate to get in touch."}],
 })
+EVAL_TRIGGERS = 50  # triggers of 4 conditions each in the account the evaluate scenario asks about
+
+
+def eval_trigger(i: int) -> dict[str, Any]:
+    """The guide's trigger, varied: 50 distinct triggers of 4 conditions (waits of 10 to 100 s,
+    first visits and returning ones, half of them for visitors of a page)."""
+    conditions = [{"name": "delay_site", "value": 10 + (i % 10) * 10},
+                  {"name": "is_visitor_served", "value": False},
+                  {"name": "number_of_visits", "value": 1 + i % 3, "cmp": "gte" if i % 2 else "eq"}]
+    if i % 2:
+        conditions.append({"name": "visitor_page_url", "value": f"/p/{i % 7}", "cmp": "contains"})
+    else:
+        conditions.append({"name": "is_visitor_send_message", "value": False})
+    return {"name": f"greeting {i}", "event": "onload", "conditions": conditions,
+            "actions": [{"name": "message", "agent_nick": "Support", "message": f"Hello ({i})"}]}
+
+
+# a returning visitor 25 s on a product page: some triggers fire later, some never
+EVAL_BODY = json.dumps({"event": "onload", "visitor": {
+    "seconds_on_site": 25, "seconds_on_page": 5, "number_of_visits": 2, "number_of_pages": 3,
+    "visitor_page_url": "https://shop.example.com/p/3?ref=mail", "visitor_country_code": "CZ",
+    "visitor_language": "cs"}})
 UNIQUE = "{unique}"  # replaced per request by the wrk script (see LUA_UNIQUE_BODY)
 USER_BODY = json.dumps({"email": f"{UNIQUE}@example.com", "fullname": "John Doe", "password": "john.doe.secret"})
 CPUS = os.cpu_count() or 1  # the server's hash pool has this many threads (opensupp.passwords)
@@ -66,12 +89,14 @@ RAW_GET, RAW_POST, PGBENCH = "raw ASGI GET", "raw ASGI POST", "pgbench INSERT"
 GET, CREATE, CREATE_IDEM = "account get", "account create", "account create + Idempotency-Key"
 LIST_SMALL, LIST_LARGE, LIST_DEEP = "list page 1 @ 10^3 rows", "list page 1 @ 10^6 rows", "list deep page @ 10^6 rows"
 TRIGGER_GET, TRIGGER_CREATE = "trigger get", "trigger create"
+EVALUATE = f"triggers evaluate ({EVAL_TRIGGERS} x 4 conditions)"
 HASH, USER_CREATE = f"argon2id hash, {CPUS} threads", "user create"
 # the floors (see bench/README.md)
 SQLITE_GET_FLOOR = 0.25  # account get >= 25% of raw ASGI GET
 SQLITE_CREATE_FLOOR = 0.15  # account create >= 15% of raw ASGI POST
 POSTGRES_CREATE_FLOOR = 0.25  # account create >= 25% of pgbench's INSERT rate
 USER_FLOOR = 0.70  # user create >= 70% of the bare argon2id hash rate on all cores
+EVALUATE_FLOOR = 0.50  # triggers evaluate (50 triggers x 4 conditions) >= 50% of account get
 LIST_CEILING = 1.3  # a list page at 10^6 rows costs at most 1.3x the page at 10^3
 CLIENT_BOUND = 0.9  # a load generator using this share of its CPU may be what limits the rate
 BUSY_MACHINE = 0.8  # the hash baseline using less than this share of all CPUs ran on a busy machine
@@ -777,6 +802,7 @@ class Fixture:
     server: Server | None = None
     api_account: str = ""  # an account created through the API, for its triggers and users
     trigger_id: str = ""  # one trigger of it, created through the API, for the trigger get
+    eval_account: str = ""  # an account with EVAL_TRIGGERS triggers, for the evaluate
 
     @property
     def auth(self) -> dict[str, str]:
@@ -832,9 +858,38 @@ def measure_get(ctx: Context, report: Report, postgres: bool, main: Fixture) -> 
                        expect=lambda a: a["id"] == str(main.account_id))
     trigger = wrk_scenario(ctx, TRIGGER_GET, main.server, f"/accounts/{main.api_account}/triggers/{main.trigger_id}/get",
                            headers=main.auth, expect=lambda t: t["id"] == main.trigger_id)
+    evaluate = wrk_scenario(ctx, EVALUATE, main.server, f"/accounts/{main.eval_account}/triggers/evaluate", "POST",
+                            main.auth, EVAL_BODY, expect=evaluated)
     for s in (get, trigger):
         s.compares = [Compare(RAW_GET, summary=True)] if postgres else [Compare(RAW_GET, floor=SQLITE_GET_FLOOR)]
-    run_group(ctx, "get", [report.add(raw), report.add(get), report.add(trigger)])
+    evaluate.compares = [Compare(GET, floor=EVALUATE_FLOOR)]
+    run_group(ctx, "get", [report.add(raw), report.add(get), report.add(trigger), report.add(evaluate)])
+
+
+def evaluated(answer: Any) -> bool:
+    fires = [t["fires"] for t in answer["triggers"]]
+    return (len(fires) == EVAL_TRIGGERS and all(len(t["reasons"]) == 4 for t in answer["triggers"])
+            and "later" in fires and "never" in fires)
+
+
+def engine_rate(seconds: float = 2.0) -> str:
+    """The pure engine (no HTTP, no database) on the same 50 triggers and visitor."""
+    sys.path.insert(0, str(SRC_DIR))
+    from opensupp.triggers import rules
+
+    triggers = [rules.compile_trigger({"id": i, "active": True, "only_once": True, "constraints": "all", **eval_trigger(i)})
+                for i in range(EVAL_TRIGGERS)]
+    body = json.loads(EVAL_BODY)
+    instant = datetime.datetime.now(datetime.timezone.utc)
+    runs, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        for _ in range(100):
+            rules.evaluate_all(triggers, body["event"], instant, datetime.timezone.utc, body["visitor"])
+        runs += 100
+    rate = runs / (time.perf_counter() - started)
+    return (f"pure engine (rules.evaluate_all, in this process, unpinned): {rate:,.0f} evaluations/s of "
+            f"{EVAL_TRIGGERS} triggers x 4 conditions = {rate * EVAL_TRIGGERS:,.0f} trigger decisions/s "
+            f"({1e6 / rate:.0f} us each)")
 
 
 def measure_create(ctx: Context, report: Report, postgres: bool, main: Fixture) -> None:
@@ -911,6 +966,10 @@ def bench_backend(ctx: Context, backend: SQLiteBackend | PostgresBackend) -> Rep
     # for the triggers and users, and one trigger in it for the trigger get.
     main.api_account = api_create(main.server, "/accounts/create", main.auth, '{"title":"x","lang":"en"}')
     main.trigger_id = api_create(main.server, f"/accounts/{main.api_account}/triggers/create", main.auth, TRIGGER_BODY)
+    main.eval_account = api_create(main.server, "/accounts/create", main.auth, '{"title":"eval","lang":"en"}')
+    for i in range(EVAL_TRIGGERS):
+        api_create(main.server, f"/accounts/{main.eval_account}/triggers/create", main.auth, json.dumps(eval_trigger(i)))
+    report.notes.append(engine_rate())
     measure_get(ctx, report, postgres, main)
     measure_create(ctx, report, postgres, main)
     main.server.stop()
@@ -923,7 +982,7 @@ def bench_backend(ctx: Context, backend: SQLiteBackend | PostgresBackend) -> Rep
 
     note_servers(report, main.server, large.server, users)
     report.scenarios = {name: report.scenarios[name] for name in (
-        RAW_GET, RAW_POST, PGBENCH, HASH, GET, CREATE, CREATE_IDEM, TRIGGER_GET, TRIGGER_CREATE, USER_CREATE,
+        RAW_GET, RAW_POST, PGBENCH, HASH, GET, CREATE, CREATE_IDEM, TRIGGER_GET, EVALUATE, TRIGGER_CREATE, USER_CREATE,
         LIST_SMALL, LIST_LARGE, LIST_DEEP,
     ) if name in report.scenarios}
     return report

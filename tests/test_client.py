@@ -205,3 +205,13 @@ async def test_without_batch_on_the_server_the_client_sends_calls_alone(env, liv
             assert [a.title for a in again] == ["T1", "T2"]
     paths = [s[1] for s in flaky.seen]
     assert paths.count("/batch") == 1 and paths.count("/accounts/create") == 22
+
+
+@pytest.mark.anyio
+async def test_one_bad_call_does_not_fail_the_others_of_its_batch(env, live):
+    async with AsyncClient(live.url, cli_key(env), batch_size=10) as client:
+        calls = [client.accounts.create(title=f"K{i}", lang="en") for i in range(5)]
+        calls.append(client.accounts.create(title="long key", lang="en", idempotency_key="k" * 300))
+        made = await asyncio.gather(*calls, return_exceptions=True)
+    assert [a.title for a in made[:5]] == [f"K{i}" for i in range(5)]
+    assert isinstance(made[5], sdk.ValidationError) and made[5].errors[0]["field"] == "Idempotency-Key"

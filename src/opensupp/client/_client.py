@@ -210,10 +210,12 @@ class _Batcher:
                 if not future.done():
                     future.set_exception(exc)
             return
-        if response.status_code in (404, 405, 413):
-            # no /batch here (another server, an older opensupp) or a batch over the body limit:
-            # each call goes alone, now and (for a missing /batch) from now on
-            self.supported = response.status_code == 413
+        if response.status_code in (400, 404, 405, 413):
+            # No /batch here (another server, an older opensupp): each call goes alone, now and
+            # from now on. A batch over the body limit, or one the server refused as a whole
+            # (a call's Idempotency-Key too long for it): each call alone, so that each gets
+            # its own answer and one bad call does not fail the others.
+            self.supported = response.status_code in (400, 413)
             await asyncio.gather(*(self.send_alone(item, future) for item, future in chunk))
             return
         whole = Reply.of(response)

@@ -152,6 +152,22 @@ class CompiledTrigger:
     inputs: Callable[[dict[str, Any]], Any] = operator.itemgetter(_EVENT)  # see ``inputs``
 
 
+_INTERNED: dict[str, Condition] = {}
+_MAX_INTERNED = 50_000
+
+
+def _interned(condition: dict[str, Any]) -> Condition:
+    """The one compiled object for equal conditions (name, cmp, value), so that a context
+    evaluates a condition that many triggers share once (``Context.memo``)."""
+    key = orjson.dumps(condition, option=orjson.OPT_SORT_KEYS).decode()
+    compiled = _INTERNED.get(key)
+    if compiled is None:
+        if len(_INTERNED) >= _MAX_INTERNED:
+            _INTERNED.clear()  # only sharing is lost; compiled triggers keep their conditions
+        compiled = _INTERNED[key] = _compile_condition(condition)
+    return compiled
+
+
 def compile_trigger(stored: Mapping[str, Any]) -> CompiledTrigger:
     """A trigger as stored and answered by the API (``id``, ``active``, ``name``, ``event``,
     ``only_once``, ``constraints``, ``conditions``). The conditions are checked by the
@@ -159,7 +175,7 @@ def compile_trigger(stored: Mapping[str, Any]) -> CompiledTrigger:
     normalized, errors = validate_conditions(stored["conditions"])
     if errors:
         raise ValueError("; ".join(f"{e.field}: {e.message}" for e in errors))
-    conditions = tuple(_compile_condition(c) for c in normalized)
+    conditions = tuple(_interned(c) for c in normalized)
     only_once = bool(stored["only_once"])
     return CompiledTrigger(
         str(stored["id"]), stored["name"], bool(stored["active"]), stored["event"], only_once,
@@ -222,6 +238,9 @@ class Context:
     site: int
     page: int
     env: dict[str, Any]
+    # (id of an interned condition, seconds from now) -> (reason, ok, actual, wait): a condition
+    # shared by many triggers is checked once per context, and its reason dict is shared
+    memo: dict[tuple[int, int], tuple[dict[str, Any], bool, Any, int | None]]
 
 
 def context(event: str, visitor: Mapping[str, Any], instant: datetime.datetime, tz: datetime.tzinfo) -> Context:
@@ -238,7 +257,7 @@ def context(event: str, visitor: Mapping[str, Any], instant: datetime.datetime, 
     folded = {name: values[name].casefold() for name in STRINGS}
     fired = frozenset(values["fired_triggers"])
     env = {**values, _EVENT: event, _FIRED: fired, _CALENDAR: (instant, tz)}
-    return Context(event, Calendar(instant, tz), values, folded, fired, values[SITE_CLOCK], values[PAGE_CLOCK], env)
+    return Context(event, Calendar(instant, tz), values, folded, fired, values[SITE_CLOCK], values[PAGE_CLOCK], env, {})
 
 
 # ----------------------------------------------------------------------------- deciding
@@ -310,38 +329,24 @@ def _gate(trigger: CompiledTrigger, ctx: Context) -> str | None:
 def _walk(conditions: tuple[Condition, ...], ctx: Context, chained: bool) -> tuple[int | None, str | None, list]:
     """(seconds until it fires or None, why not, reasons). Chained (``all``): waits add up
     and each condition is checked after the waits before it, every filter must hold.
-    Unchained (``any``): each condition on its own from now, the earliest that holds wins."""
-    values, folded, site, page, calendar = ctx.values, ctx.folded, ctx.site, ctx.page, ctx.calendar
+    Unchained (``any``): each condition on its own from now, the earliest that holds wins.
+    Reasons may be shared with other decisions of the same context: read them, do not
+    change them."""
+    memo = ctx.memo
     t = 0  # seconds from now at which the current condition is checked
     soonest = failed = None
     reasons: list[dict[str, Any]] = []
-    for kind, key, test, head, fold, why in conditions:
-        wait = None
-        if kind == _FIELD:
-            actual = values[key]
-            ok = test(folded[key] if fold else actual)
-        elif kind == _TIME:
-            local = calendar.at(t)
-            actual = None if local is None else local[key]
-            ok = actual is not None and test(actual)
-        else:
-            actual = (page if key else site) + t
-            if kind == _WAIT:
-                ok, wait = True, test - actual if test > actual else 0
-            else:
-                ok = test(actual)
-        reason = head.copy()
-        reason["actual"] = actual
-        reason["ok"] = ok
-        if t:
-            reason["at"] = t
-        if wait is not None:
-            reason["wait"] = wait
-            if chained:
-                t += wait
+    for condition in conditions:
+        known = memo.get((id(condition), t))
+        if known is None:
+            known = memo[(id(condition), t)] = _check(condition, ctx, t)
+        reason, ok, actual, wait = known
+        if wait is not None and chained:
+            t += wait
         if not ok:
             if failed is None:
-                failed = f"{why}{f' in {t} s' if t else ''} (actual: {_json(actual)})"
+                at = t
+                failed = f"{condition[5]}{f' in {at} s' if at else ''} (actual: {_json(actual)})"
         elif soonest is None or (wait or 0) < soonest:
             soonest = wait or 0
         reasons.append(reason)
@@ -350,6 +355,33 @@ def _walk(conditions: tuple[Condition, ...], ctx: Context, chained: bool) -> tup
     if soonest is None and conditions:
         return None, f"conditions: none of the {len(conditions)} holds (constraints: any)", reasons
     return soonest or 0, None, reasons
+
+
+def _check(condition: Condition, ctx: Context, t: int) -> tuple[dict[str, Any], bool, Any, int | None]:
+    """One condition checked ``t`` seconds from now: (its reason, ok, actual, the wait it adds)."""
+    kind, key, test, head, fold, _ = condition
+    wait = None
+    if kind == _FIELD:
+        actual = ctx.values[key]
+        ok = test(ctx.folded[key] if fold else actual)
+    elif kind == _TIME:
+        local = ctx.calendar.at(t)
+        actual = None if local is None else local[key]
+        ok = actual is not None and test(actual)
+    else:
+        actual = (ctx.page if key else ctx.site) + t
+        if kind == _WAIT:
+            ok, wait = True, test - actual if test > actual else 0
+        else:
+            ok = test(actual)
+    reason = head.copy()
+    reason["actual"] = actual
+    reason["ok"] = ok
+    if t:
+        reason["at"] = t
+    if wait is not None:
+        reason["wait"] = wait
+    return reason, ok, actual, wait
 
 
 def _json(value: Any) -> str:

@@ -57,14 +57,12 @@ _EVALUATE_SQL = (
 )
 _STORED = ("id", "active", "name", "event", "only_once", "constraints", "conditions")
 
-# Two caches of pure functions, never stale: compiled triggers by id, each with the row it
-# was compiled from (a row that differs is compiled again), and decisions, serialized, by
-# the compiled trigger and what its decision reads of the situation (rules.inputs). Each is
-# cleared when full.
+# Compiled triggers by id, each with the row it was compiled from (a row that differs is
+# compiled again, so the cache is never stale), cleared when full. Decisions are not
+# cached: a visitor's clocks and page differ from request to request, and a cache keyed on
+# them cost more in misses (and in the collector's time over its entries) than it saved.
 _MAX_COMPILED = 10_000
-_MAX_DECIDED = 20_000
 _compiled: dict[int, tuple[tuple[Any, ...], rules.CompiledTrigger]] = {}
-_decided: dict[tuple[Any, ...], orjson.Fragment] = {}
 
 
 def _compile(row: tuple[Any, ...]) -> rules.CompiledTrigger:
@@ -81,20 +79,12 @@ def _compile(row: tuple[Any, ...]) -> rules.CompiledTrigger:
     return compiled
 
 
-def _decide(key: tuple[Any, ...], trigger: rules.CompiledTrigger, ctx: rules.Context) -> orjson.Fragment:
-    """The trigger's decision, serialized and cached."""
-    if len(_decided) >= _MAX_DECIDED:
-        _decided.clear()
-    decided = _decided[key] = orjson.Fragment(orjson.dumps(rules.decide(trigger, ctx)))
-    return decided
-
-
 async def evaluate_triggers(
     session: Session, *, partner_id: int, account_id: int, event: str, at: datetime.datetime | None,
     visitor: dict[str, Any],
 ) -> dict[str, Any]:
     """Every trigger of the account, evaluated for ``visitor`` on ``event`` at ``at`` (default:
-    now) in the account's office-hours timezone; the decisions come serialized. Reads only."""
+    now) in the account's office-hours timezone. Reads only."""
     rows = await session.fetch(_EVALUATE_SQL, account_id, partner_id)
     if not rows:
         raise account_not_found(account_id)
@@ -102,7 +92,7 @@ async def evaluate_triggers(
     instant = at or datetime.datetime.fromtimestamp(now(), datetime.timezone.utc)
     ctx = rules.context(event, visitor, instant, tzinfo_of(timezone))
     decisions = []
-    compiled, decided, env = _compiled, _decided, ctx.env
+    compiled = _compiled
     for row in rows:
         stored = row[1:]
         cached = compiled.get(stored[0])
@@ -112,8 +102,7 @@ async def evaluate_triggers(
             break
         else:
             trigger = _compile(stored)
-        key = (trigger, trigger.inputs(env))  # rules.inputs, inlined
-        decisions.append(decided.get(key) or _decide(key, trigger, ctx))
+        decisions.append(rules.decide(trigger, ctx))
     return {"event": event, "at": _utc(instant), "timezone": timezone, "visitor": ctx.values, "triggers": decisions}
 
 

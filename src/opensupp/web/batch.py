@@ -34,8 +34,9 @@ CallHeaderMap = Annotated[
     dict[str, str] | None,
     WithJsonSchema({
         "type": "object", "nullable": True, "additionalProperties": False,
-        "properties": {"Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255}},
-        "description": "Only `Idempotency-Key` (any case): the batch's apiKey is every call's.",
+        "properties": {"Idempotency-Key": {"type": "string"}},
+        "description": "Only `Idempotency-Key` (any case): the batch's apiKey is every call's. The key is "
+                       "checked as on a single create, in the call's own response (400 there, not for the batch).",
     }),
 ]
 CallBody = Annotated[
