@@ -245,6 +245,11 @@ class _SQLiteWrite:
             db._writer.execute("RELEASE unit")
             committed = db._loop.create_future()
             db._waiting.append(committed)
+            if db._loop.time() - db._group_started >= db.GROUP_MAX_SECONDS:
+                # A long group (a batch's shared transaction): commit it now, while holding the
+                # lock. The scheduled commit would queue for the lock behind every writer
+                # already waiting, and this group's answers with it.
+                db._commit_group()
         finally:
             db._lock.release()
         await committed
@@ -264,6 +269,7 @@ class SQLiteDatabase:
 
     kind = "sqlite"
     CHECKPOINT_EVERY = 1.0
+    GROUP_MAX_SECONDS = 0.002  # a group open this long is committed by the unit that ends it
     RESTART_FRAMES = 4096  # 16 MiB of 4 KiB pages: see _checkpoint_loop
     WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this after a restart
 
@@ -274,6 +280,7 @@ class SQLiteDatabase:
         self._lock = asyncio.Lock()
         self._waiting: list[asyncio.Future[None]] = []
         self._group_open = False
+        self._group_started = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._checkpointer: asyncio.Task[None] | None = None
 
@@ -318,6 +325,7 @@ class SQLiteDatabase:
         if not self._group_open:
             self._writer.execute("BEGIN IMMEDIATE")
             self._group_open = True
+            self._group_started = self._loop.time()
             self._loop.call_soon(self._schedule_commit)
 
     def _schedule_commit(self) -> None:

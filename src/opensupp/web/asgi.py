@@ -401,8 +401,8 @@ class App:
                     with sharing(session):
                         answers = [await self.run_call(req, call, i, limited[i], entries)
                                    for i, call in enumerate(calls)]
-            except UnitFailed:
-                pass  # rolled back: each call again, alone
+            except UnitFailed as exc:  # rolled back: each call again, alone
+                log.debug("a batch of %d calls runs again call by call: %s", len(calls), exc)
             else:
                 if self.access is not None:
                     for entry in entries:
