@@ -147,3 +147,21 @@ async def test_a_unit_failing_mid_batch_leaves_every_other_call_done_exactly_onc
     listed = (await api.get(f"/accounts/{account}/triggers/")).json()["records"]
     assert sorted(t["name"] for t in listed) == sorted(f"t{i}" for i in range(30))
     assert all("Idempotent-Replayed" not in r["headers"] for r in responses)
+
+
+async def test_an_expired_key_in_a_batch_creates_anew(database_url):
+    import anyio
+
+    app = create_app(Settings(database_url=database_url, key_cache_seconds=0, idempotency_hours=1 / 3600))
+    await app.startup()
+    try:
+        async with client_for(app, await new_key(app)) as c:
+            first = await batch(c, [create("Early", "short-lived"), create("Other", "other")])
+            await anyio.sleep(2.1)
+            later = await batch(c, [create("Later", "short-lived"), create("New", "new")])
+            assert [r["status"] for r in later] == [200, 200]
+            assert later[0]["body"]["id"] != first[0]["body"]["id"]
+            assert "Idempotent-Replayed" not in later[0]["headers"]
+            assert await titles(c) == ["Early", "Later", "New", "Other"]
+    finally:
+        await app.shutdown()

@@ -63,5 +63,16 @@ async def save(
     return bool(saved)
 
 
+async def save_many(session: Session, rows: list[tuple[int, str, bytes, int, str, int]]) -> None:
+    """Store answers (partner, key, fingerprint, status, response, created_at) in one go, for a
+    batch's shared transaction; a key already there (taken, or expired) raises, and the
+    caller runs its calls again one by one, where ``save`` handles both."""
+    await session.executemany(
+        "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, response, created_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        rows,
+    )
+
+
 async def purge_expired(session: Session, *, before: int) -> int:
     return await session.execute("DELETE FROM idempotency_keys WHERE created_at < $1", before)

@@ -10,6 +10,7 @@ redacted.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
 import logging
 import re
@@ -396,11 +397,21 @@ class App:
         limited = [self._rate_limited(req) for _ in calls]  # decided once, whichever way the calls run
         if len(calls) > 1 and self._can_share(calls):
             entries: list[tuple[Any, ...]] = []
+            saves: list[tuple[Any, ...]] = []  # the creates' answers under their Idempotency-Keys
             try:
                 async with self.db.transaction() as session:
-                    with sharing(session):
-                        answers = [await self.run_call(req, call, i, limited[i], entries)
-                                   for i, call in enumerate(calls)]
+                    token = _deferred_saves.set(saves)
+                    try:
+                        with sharing(session):
+                            answers = [await self.run_call(req, call, i, limited[i], entries)
+                                       for i, call in enumerate(calls)]
+                    finally:
+                        _deferred_saves.reset(token)
+                    if saves:
+                        try:
+                            await idempotency.save_many(session, saves)
+                        except Exception as exc:  # a key taken (a replay, a duplicate) or expired
+                            raise UnitFailed(repr(exc)) from exc
             except UnitFailed as exc:  # rolled back: each call again, alone
                 log.debug("a batch of %d calls runs again call by call: %s", len(calls), exc)
             else:
@@ -477,6 +488,12 @@ class App:
             raise invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
         path = "/" + "/".join(s for s in req.path.split("/") if s)
         fingerprint = idempotency.fingerprint(path, data)
+        deferred = _deferred_saves.get()
+        if deferred is not None:  # in a batch's shared transaction: saved with the others at its end
+            async with self.db.transaction() as session:
+                out = orjson.dumps(await route.handler(req, session, body))
+            deferred.append((req.partner_id, key, fingerprint, 200, out.decode(), now()))
+            return 200, [JSON], out
         for _ in range(3):
             t = now()
             try:
@@ -498,6 +515,12 @@ class App:
                     raise
                 # the key's holder vanished between the conflict and the look (it expired): again
         raise Conflict("A request with this Idempotency-Key is in progress; retry later.")
+
+
+#: set while a batch's calls run in one shared transaction: their idempotent answers, to be
+#: saved in one statement at its end (a taken key then rolls the batch back to single calls)
+_deferred_saves: contextvars.ContextVar[list[tuple[Any, ...]] | None] = contextvars.ContextVar(
+    "opensupp_deferred_saves", default=None)
 
 
 class _KeyTaken(Exception):
