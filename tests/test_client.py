@@ -215,3 +215,20 @@ async def test_one_bad_call_does_not_fail_the_others_of_its_batch(env, live):
         made = await asyncio.gather(*calls, return_exceptions=True)
     assert [a.title for a in made[:5]] == [f"K{i}" for i in range(5)]
     assert isinstance(made[5], sdk.ValidationError) and made[5].errors[0]["field"] == "Idempotency-Key"
+
+
+@pytest.mark.anyio
+async def test_the_sdk_reaches_the_dry_runs_too(env, live):
+    async with AsyncClient(live.url, cli_key(env)) as client:
+        account = await client.accounts.create(title="Dry", lang="en")
+        hours = await client.office_hours.update(account.id, active=True, days=[1], timezone="Europe/Prague",
+                                                 exceptions=[{"date": "2026-12-21", "times": []}])
+        assert hours.exceptions == [{"date": "2026-12-21", "times": []}]
+        status = await client.office_hours.status(account.id, at="2026-12-14T10:00:00+01:00")  # a Monday
+        assert status["open"] is True and status["timezone"] == "Europe/Prague"
+        week = await client.office_hours.schedule(account.id, start="2026-12-14", days=14)
+        assert len(week["intervals"]) == 1  # the 21st is a holiday, the 28th is past the window
+        await client.triggers.create(account.id, name="hi", actions=MESSAGE,
+                                     conditions=[{"name": "delay_site", "value": 60}])
+        answer = await client.triggers.evaluate(account.id, visitor={"seconds_on_site": 20})
+        assert [(t["fires"], t["after"]) for t in answer["triggers"]] == [("later", 40)]

@@ -10,6 +10,7 @@ import email.utils
 import json
 import random
 import time
+import urllib.parse
 import uuid
 from typing import Any, Callable, Mapping, NamedTuple
 
@@ -184,6 +185,14 @@ class Triggers(_AccountChild):
         return self._create(account_id, fields, idempotency_key)
 
 
+    def evaluate(self, account_id: str | int, *, event: str | None = None, visitor: dict[str, Any] | None = None,
+                 at: str | None = None) -> Any:
+        """A dry run: for ``visitor`` on ``event`` at ``at``, whether each trigger of the account fires
+        now, later or never, and why (``{"event", "at", "timezone", "visitor", "triggers"}``)."""
+        body = _drop_none({"event": event, "visitor": visitor, "at": at})
+        return self._client._request("POST", self._path(account_id, "evaluate"), json=body)
+
+
 class OfflineEmails(_AccountChild):
     plural, model = "offlineemails", staticmethod(OfflineEmail.from_json)
 
@@ -199,7 +208,22 @@ class Hooks(_AccountChild):
         return self._create(account_id, {"name": name, "config": config, "active": active}, idempotency_key)
 
 
+def _query_path(path: str, params: dict[str, Any]) -> str:
+    query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{path}?{query}" if query else path
+
+
 class OfficeHoursResource(_Resource):
+    def status(self, account_id: str | int, *, at: str | None = None) -> Any:
+        """``{"open", "since", "next_change", "timezone"}`` at ``at`` (RFC 3339 with an offset; default now)."""
+        return self._client._request("GET", _query_path(f"/accounts/{account_id}/officehours/status", {"at": at}))
+
+    def schedule(self, account_id: str | int, *, start: str | None = None, days: int | None = None) -> Any:
+        """``{"timezone", "from", "to", "intervals"}``: the open intervals in UTC from ``start`` (a local
+        date or an instant; default today) for ``days`` (1 to 31; default 7)."""
+        path = _query_path(f"/accounts/{account_id}/officehours/schedule", {"from": start, "days": days})
+        return self._client._request("GET", path)
+
     def get(self, account_id: str | int) -> Any:
         return self._client._request("GET", f"/accounts/{account_id}/officehours/get", model=OfficeHours.from_json)
 

@@ -64,11 +64,12 @@ class OfficeHours:
     days: list[int]
     timezone: int | float | str
     config: list[dict[str, Any]]
+    exceptions: list[dict[str, Any]] = field(default_factory=list)  # holidays: [{"date", "times"}]
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> OfficeHours:
-        return cls(d["active"], d["days"], d["timezone"], d["config"], d)
+        return cls(d["active"], d["days"], d["timezone"], d["config"], d.get("exceptions", []), d)
 
 
 @dataclass(frozen=True)
