@@ -120,6 +120,12 @@ class _SharedUnit:
             raise UnitFailed(repr(exc)) from exc
 
 
+def _or_shared(unit: Any) -> Any:
+    """``unit``, or within ``sharing()`` the shared session's unit instead."""
+    shared = _shared.get()
+    return unit if shared is None else _SharedUnit(shared)
+
+
 # --------------------------------------------------------------------------- SQLite
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
@@ -306,16 +312,13 @@ class SQLiteDatabase:
             self._writer = self._reader = None
 
     def read(self) -> _SQLiteRead | _SharedUnit:
-        shared = _shared.get()
-        return _SQLiteRead(self) if shared is None else _SharedUnit(shared)
+        return _or_shared(_SQLiteRead(self))
 
     def single(self) -> _SQLiteWrite | _SharedUnit:
-        shared = _shared.get()
-        return _SQLiteWrite(self, True) if shared is None else _SharedUnit(shared)
+        return _or_shared(_SQLiteWrite(self, True))
 
     def transaction(self) -> _SQLiteWrite | _SharedUnit:
-        shared = _shared.get()
-        return _SQLiteWrite(self, False) if shared is None else _SharedUnit(shared)
+        return _or_shared(_SQLiteWrite(self, False))
 
     # the commit group: opened by the first writer, committed one loop turn later
 
@@ -508,16 +511,13 @@ class PostgresDatabase:
             self._pool = None
 
     def read(self) -> _PostgresUnit | _SharedUnit:
-        shared = _shared.get()
-        return _PostgresUnit(self, READ) if shared is None else _SharedUnit(shared)
+        return _or_shared(_PostgresUnit(self, READ))
 
     def single(self) -> _PostgresUnit | _SharedUnit:
-        shared = _shared.get()
-        return _PostgresUnit(self, SINGLE) if shared is None else _SharedUnit(shared)
+        return _or_shared(_PostgresUnit(self, SINGLE))
 
     def transaction(self) -> _PostgresUnit | _SharedUnit:
-        shared = _shared.get()
-        return _PostgresUnit(self, TX) if shared is None else _SharedUnit(shared)
+        return _or_shared(_PostgresUnit(self, TX))
 
 
 Database = SQLiteDatabase | PostgresDatabase

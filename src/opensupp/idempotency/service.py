@@ -23,6 +23,10 @@ from opensupp.db import Session
 from opensupp.errors import IdempotencyMismatch
 
 MAX_KEY_LENGTH = 255
+_INSERT = (
+    "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, response, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
 
 
 def fingerprint(path: str, body: dict) -> bytes:
@@ -54,8 +58,7 @@ async def save(
 ) -> bool:
     """Store the answer under ``key``, taking over an expired one; False when the key is taken."""
     saved = await session.fetchval(
-        "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, response, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (partner_id, key) DO UPDATE"
+        _INSERT + " ON CONFLICT (partner_id, key) DO UPDATE"
         " SET fingerprint = excluded.fingerprint, status = excluded.status, response = excluded.response,"
         " created_at = excluded.created_at WHERE idempotency_keys.created_at < $7 RETURNING 1",
         partner_id, key, fingerprint, status, response, now, now - ttl,
@@ -67,11 +70,7 @@ async def save_many(session: Session, rows: list[tuple[int, str, bytes, int, str
     """Store answers (partner, key, fingerprint, status, response, created_at) in one go, for a
     batch's shared transaction; a key already there (taken, or expired) raises, and the
     caller runs its calls again one by one, where ``save`` handles both."""
-    await session.executemany(
-        "INSERT INTO idempotency_keys (partner_id, key, fingerprint, status, response, created_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6)",
-        rows,
-    )
+    await session.executemany(_INSERT, rows)
 
 
 async def purge_expired(session: Session, *, before: int) -> int:

@@ -287,14 +287,8 @@ class App:
         route, req.ids = self.table.lookup(req.path)
         if route is None or not route.public:
             await self.authenticate(req, api_key)
-        if route is None:
-            raise NotFound(f"No such path: {req.path}. See /docs for the API.")
-        method = req.method
-        if method not in route.methods:
-            if method == "GET" and route.get_as_post:
-                raw = b""
-            else:
-                raise MethodNotAllowed(f"{method} is not allowed on {req.path}; use {route.allow}.", route.allow)
+        if _body_ignored(route, req):
+            raw = b""
         return await self.dispatch(route, req, raw, idempotency_key)
 
     async def authenticate(self, req: Request, api_key: str | None) -> None:
@@ -395,7 +389,8 @@ class App:
         """
         calls = batch.requests
         limited = [self._rate_limited(req) for _ in calls]  # decided once, whichever way the calls run
-        if len(calls) > 1 and self._can_share(calls):
+        targets = [self.table.lookup(unquote(call.url.partition("?")[0])) for call in calls]
+        if len(calls) > 1 and all(route is None or route.prepare is None for route, _ in targets):
             entries: list[tuple[Any, ...]] = []
             saves: list[tuple[Any, ...]] = []  # the creates' answers under their Idempotency-Keys
             try:
@@ -403,7 +398,7 @@ class App:
                     token = _deferred_saves.set(saves)
                     try:
                         with sharing(session):
-                            answers = [await self.run_call(req, call, i, limited[i], entries)
+                            answers = [await self.run_call(req, call, i, targets[i], limited[i], entries)
                                        for i, call in enumerate(calls)]
                     finally:
                         _deferred_saves.reset(token)
@@ -419,7 +414,8 @@ class App:
                     for entry in entries:
                         self.access.add(*entry)
                 return ok({"responses": answers})
-        answers = await asyncio.gather(*(self.run_call(req, call, i, limited[i]) for i, call in enumerate(calls)))
+        answers = await asyncio.gather(*(self.run_call(req, call, i, targets[i], limited[i])
+                                         for i, call in enumerate(calls)))
         return ok({"responses": answers})
 
     def _rate_limited(self, req: Request) -> RateLimited | None:
@@ -431,35 +427,23 @@ class App:
             return exc
         return None
 
-    def _can_share(self, calls: list[Call]) -> bool:
-        for call in calls:
-            route = self.table.lookup(unquote(call.url.partition("?")[0]))[0]
-            if route is not None and route.prepare is not None:
-                return False
-        return True
-
-    async def run_call(self, batch_req: Request, call: Call, index: int, limited: RateLimited | None,
-                       entries: list[tuple[Any, ...]] | None = None) -> dict[str, Any]:
-        """One call of a batch; its access-log line goes to ``entries`` when given (written
-        once the shared transaction has committed)."""
+    async def run_call(self, batch_req: Request, call: Call, index: int, target: tuple[Route | None, list[int]],
+                       limited: RateLimited | None, entries: list[tuple[Any, ...]] | None = None) -> dict[str, Any]:
+        """One call of a batch, its route looked up already; its access-log line goes to
+        ``entries`` when given (written once the shared transaction has committed)."""
         started = time.perf_counter()
         path, _, query = call.url.partition("?")
         req = Request(self, call.method, unquote(path), query.encode("latin-1", "replace"), call.url.encode())
         req.partner_id, req.key_id = batch_req.partner_id, batch_req.key_id
+        route, req.ids = target
         data = call.body if call.body is not None else {}
         try:
             if limited is not None:
                 raise limited
-            route, req.ids = self.table.lookup(req.path)
-            if route is None:
-                raise NotFound(f"No such path: {req.path}. See /docs for the API.")
-            if route.raw or route.verb == "batch":
+            if route is not None and (route.raw or route.verb == "batch"):
                 raise NotFound(f"{req.path} cannot be called in a batch.")
-            if call.method not in route.methods:
-                if call.method == "GET" and route.get_as_post:
-                    data = {}
-                else:
-                    raise MethodNotAllowed(f"{call.method} is not allowed on {req.path}; use {route.allow}.", route.allow)
+            if _body_ignored(route, req):
+                data = {}
             status, headers, body = await self.dispatch(route, req, b"", header(call.headers, "idempotency-key"), data)
         except DomainError as exc:
             status, headers, body = error_response(exc)
@@ -515,6 +499,19 @@ class App:
                     raise
                 # the key's holder vanished between the conflict and the look (it expired): again
         raise Conflict("A request with this Idempotency-Key is in progress; retry later.")
+
+
+def _body_ignored(route: Route | None, req: Request) -> bool:
+    """Whether ``route`` answers ``req.method`` with the body ignored (the PHP wrapper sends a
+    GET when a create's or update's parameters are empty); NotFound or MethodNotAllowed when
+    it does not answer it at all."""
+    if route is None:
+        raise NotFound(f"No such path: {req.path}. See /docs for the API.")
+    if req.method in route.methods:
+        return False
+    if req.method == "GET" and route.get_as_post:
+        return True
+    raise MethodNotAllowed(f"{req.method} is not allowed on {req.path}; use {route.allow}.", route.allow)
 
 
 #: set while a batch's calls run in one shared transaction: their idempotent answers, to be
