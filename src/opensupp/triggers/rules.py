@@ -80,7 +80,7 @@ _FIELD, _TIME, _WAIT, _CLOCK = 0, 1, 2, 3
 _TIME_PARTS = {"hour_of_day": 0, "day_of_week": 1, "month_of_year": 2}
 _CLOCKS = {"delay_site": 0, "delay_page": 1}
 _WAITING = {"eq": 0, "gte": 0, "gt": 1}  # a delay with these comparators waits until value + this
-_EVENT, _FIRED, _CALENDAR = "@event", "@fired", "@calendar"  # Context.env's names besides the visitor's
+_EVENT, _FIRED, _CALENDAR = "@event", "@fired", "@calendar"  # what ``inputs`` reads besides the visitor
 
 
 def _comparator(cmp: str, expected: Any) -> Callable[[Any], bool]:
@@ -184,7 +184,7 @@ def compile_trigger(stored: Mapping[str, Any]) -> CompiledTrigger:
 
 
 def _reads(conditions: tuple[Condition, ...], only_once: bool) -> list[str]:
-    """The names, in ``Context.env``, of everything a decision on these conditions reads."""
+    """The names, in ``inputs``' view of a context, of everything a decision on these conditions reads."""
     kinds = {c[0] for c in conditions}
     names = [_EVENT] + ([_FIRED] if only_once else []) + sorted({c[1] for c in conditions if c[0] == _FIELD})
     if kinds & {_WAIT, _CLOCK}:
@@ -227,8 +227,7 @@ class Calendar:
 @dataclass(slots=True)  # not frozen: built once per evaluation, and frozen slots cost a setattr each
 class Context:
     """One evaluation's situation: the event, the calendar and the visitor, resolved.
-    ``values`` has every visitor field, ``folded`` the string fields casefolded, ``env`` the
-    values plus the event, the fired set and the calendar (what ``inputs`` reads)."""
+    ``values`` has every visitor field, ``folded`` the string fields casefolded."""
 
     event: str
     calendar: Calendar
@@ -237,7 +236,6 @@ class Context:
     fired: frozenset[str]
     site: int
     page: int
-    env: dict[str, Any]
     # (id of an interned condition, seconds from now) -> (reason, ok, actual, wait): a condition
     # shared by many triggers is checked once per context, and its reason dict is shared
     memo: dict[tuple[int, int], tuple[dict[str, Any], bool, Any, int | None]]
@@ -256,8 +254,7 @@ def context(event: str, visitor: Mapping[str, Any], instant: datetime.datetime, 
         values["is_visitor_send_message"] = event == "onmessage"
     folded = {name: values[name].casefold() for name in STRINGS}
     fired = frozenset(values["fired_triggers"])
-    env = {**values, _EVENT: event, _FIRED: fired, _CALENDAR: (instant, tz)}
-    return Context(event, Calendar(instant, tz), values, folded, fired, values[SITE_CLOCK], values[PAGE_CLOCK], env, {})
+    return Context(event, Calendar(instant, tz), values, folded, fired, values[SITE_CLOCK], values[PAGE_CLOCK], {})
 
 
 # ----------------------------------------------------------------------------- deciding
@@ -296,7 +293,8 @@ def evaluate_all(
 def inputs(trigger: CompiledTrigger, ctx: Context) -> Any:
     """Everything ``decide(trigger, ctx)`` reads of ``ctx``, hashable: equal inputs give
     equal decisions, so a caller may memoize decisions on ``(trigger, inputs)``."""
-    return trigger.inputs(ctx.env)
+    calendar = ctx.calendar
+    return trigger.inputs({**ctx.values, _EVENT: ctx.event, _FIRED: ctx.fired, _CALENDAR: (calendar.instant, calendar.tz)})
 
 
 def decide(trigger: CompiledTrigger, ctx: Context) -> Decision:
