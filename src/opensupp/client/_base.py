@@ -95,9 +95,8 @@ class BaseClient:
 
     @staticmethod
     def _page_path(path: str, limit: int | None, after: str | None) -> str:
-        """A list page's path; the cursor goes in verbatim (it is URL-safe)."""
-        query = "&".join(p for p in (f"limit={limit}" if limit else "", f"after={after}" if after else "") if p)
-        return f"{path}?{query}" if query else path
+        """A list page's path (the cursor is URL-safe, so it goes in unchanged)."""
+        return _query_path(path, {"limit": limit or None, "after": after or None})
 
     def _retryable(self, reply: Reply, attempt: int) -> bool:
         return reply.status in RETRY_STATUSES and attempt < self.max_retries

@@ -192,7 +192,7 @@ class _Batcher:
             if self.supported and len(chunk) > 1:
                 await self.send_batch(chunk)
             else:
-                await asyncio.gather(*(self.send_alone(item, future) for item, future in chunk))
+                await self.send_each(chunk)
         finally:
             self.in_flight -= 1
             if self.pending and not self.scheduled:
@@ -216,7 +216,7 @@ class _Batcher:
             # (a call's Idempotency-Key too long for it): each call alone, so that each gets
             # its own answer and one bad call does not fail the others.
             self.supported = response.status_code in (400, 413)
-            await asyncio.gather(*(self.send_alone(item, future) for item, future in chunk))
+            await self.send_each(chunk)
             return
         whole = Reply.of(response)
         responses = whole.body.get("responses") if response.status_code == 200 and isinstance(whole.body, dict) else None
@@ -230,6 +230,9 @@ class _Batcher:
             if not future.done():
                 headers = {name.lower(): value for name, value in (answer.get("headers") or {}).items()}
                 future.set_result(Reply(answer["status"], headers, answer.get("body"), ""))
+
+    async def send_each(self, chunk: list[tuple[dict[str, Any], asyncio.Future[Reply]]]) -> None:
+        await asyncio.gather(*(self.send_alone(item, future) for item, future in chunk))
 
     async def send_alone(self, item: dict[str, Any], future: asyncio.Future[Reply]) -> None:
         key = (item.get("headers") or {}).get("Idempotency-Key")

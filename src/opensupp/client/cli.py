@@ -21,6 +21,7 @@ from typing import Any
 import click
 
 from opensupp.client import provision as engine
+from opensupp.client._client import MAX_BATCH
 
 API_OPTIONS_HELP = {
     "url": "The API's base URL, e.g. https://chat.example.com [env OPENSUPP_API_URL].",
@@ -39,7 +40,7 @@ def _api_options(required: bool = True) -> Callable[[Callable[..., Any]], Callab
                                "doubling up to 8 s, each wait 50 to 100% of that): the default waits at least "
                                "25 s in all, so it rides out a server restart. "
                                "Creates are retried with the same Idempotency-Key, so never done twice.")(fn)
-        fn = click.option("--batch-size", default=100, show_default=True, type=click.IntRange(1, 100),
+        fn = click.option("--batch-size", default=MAX_BATCH, show_default=True, type=click.IntRange(1, MAX_BATCH),
                           help="Up to this many calls travel in one POST /batch request, each still answered, "
                                "retried and made idempotent on its own; 1 sends every call alone (a server "
                                "without /batch gets single calls anyway).")(fn)
