@@ -214,14 +214,22 @@ def validate_office_hours(doc: object) -> tuple[dict[str, Any], list[FieldError]
     return out, errors
 
 
+def _bounded_list(value: Any, path: str, most: int, why: str, errors: list[FieldError]) -> bool:
+    """Whether ``value`` is a list of at most ``most`` items; the error added when not (a
+    list that is too long is not looked into, so the error list stays short)."""
+    if not isinstance(value, list):
+        errors.append(FieldError(path, "must be a list"))
+        return False
+    if len(value) > most:
+        errors.append(FieldError(path, f"must have at most {most} items{why}"))
+        return False
+    return True
+
+
 def _validate_days(value: Any, errors: list[FieldError]) -> tuple[list[Any], bool]:
     if value is _MISSING:
         return [], True
-    if not isinstance(value, list):
-        errors.append(FieldError("days", "must be a list"))
-        return value, False
-    if len(value) > 7:
-        errors.append(FieldError("days", "must have at most 7 items"))
+    if not _bounded_list(value, "days", 7, "", errors):
         return value, False
     days: list[Any] = []
     seen: dict[int, int] = {}
@@ -245,11 +253,7 @@ def _validate_days(value: Any, errors: list[FieldError]) -> tuple[list[Any], boo
 def _validate_config(value: Any, days: set[int] | None, errors: list[FieldError]) -> Any:
     if value is _MISSING:
         return []
-    if not isinstance(value, list):
-        errors.append(FieldError("config", "must be a list"))
-        return value
-    if len(value) > MAX_CONFIG:
-        errors.append(FieldError("config", f"must have at most {MAX_CONFIG} items (one per day)"))
+    if not _bounded_list(value, "config", MAX_CONFIG, " (one per day)", errors):
         return value
     out: list[Any] = []
     seen: dict[int, int] = {}
@@ -285,11 +289,7 @@ def _validate_config(value: Any, days: set[int] | None, errors: list[FieldError]
 
 
 def _validate_exceptions(value: Any, errors: list[FieldError]) -> Any:
-    if not isinstance(value, list):
-        errors.append(FieldError("exceptions", "must be a list"))
-        return value
-    if len(value) > MAX_EXCEPTIONS:
-        errors.append(FieldError("exceptions", f"must have at most {MAX_EXCEPTIONS} items (one per date)"))
+    if not _bounded_list(value, "exceptions", MAX_EXCEPTIONS, " (one per date)", errors):
         return value
     out: list[Any] = []
     seen: dict[datetime.date, int] = {}
@@ -321,8 +321,7 @@ def _validate_exceptions(value: Any, errors: list[FieldError]) -> Any:
 def _validate_times(value: Any, path: str, errors: list[FieldError], *, empty_ok: bool = False) -> Any:
     """Intervals of one day: ``0 <= from < to <= 1440``, sorted, not overlapping; empty only
     when ``empty_ok`` (an exception's closed day)."""
-    if not isinstance(value, list):
-        errors.append(FieldError(path, "must be a list"))
+    if not _bounded_list(value, path, MAX_TIMES, "", errors):
         return value
     if not value and not empty_ok:
         errors.append(
@@ -332,9 +331,6 @@ def _validate_times(value: Any, path: str, errors: list[FieldError], *, empty_ok
                 "or out of config to open it all day)",
             )
         )
-        return value
-    if len(value) > MAX_TIMES:
-        errors.append(FieldError(path, f"must have at most {MAX_TIMES} items"))
         return value
     out: list[Any] = []
     previous: tuple[int, int, int] | None = None  # (index, from, to) of the last valid interval
