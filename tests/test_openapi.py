@@ -69,6 +69,20 @@ def test_document_covers_every_route(fuzzed_server):
     assert doc["components"]["schemas"]["AccountCreate"]["additionalProperties"] is False
 
 
+def test_the_text_pattern_and_the_server_agree_where_regex_dialects_differ(fuzzed_server):
+    """U+0085 is whitespace to Python's \\s but not to ECMA-262's, U+FEFF the other way round: the
+    documented pattern spells its class out, so fuzzers, clients and the server agree."""
+    import re
+
+    doc = httpx.get(fuzzed_server.url + "/openapi.json").json()
+    pattern = doc["components"]["schemas"]["AccountCreate"]["properties"]["title"]["pattern"]
+    assert "\\s" not in pattern
+    headers = {"apiKey": fuzzed_server.key}
+    for title in ("\u0085", "\u3000\u00a0", "\ufeff", "a\u0085", " x "):
+        r = httpx.post(fuzzed_server.url + "/accounts/create", json={"title": title, "lang": "en"}, headers=headers)
+        assert (r.status_code == 200) == bool(re.search(pattern, title)), (title, r.text)
+
+
 def test_docs_page_and_assets_load(fuzzed_server):
     page = httpx.get(fuzzed_server.url + "/docs")
     assert page.status_code == 200 and "swagger-ui-bundle.js" in page.text

@@ -17,7 +17,9 @@ NUMBER = re.compile(rf"-?[0-9]{{1,{MAX_DIGITS}}}(\.[0-9]{{1,{MAX_DIGITS}}})?")
 BOOLS = {"true": True, "false": False, "1": True, "0": False}
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CONTROL_MULTILINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-NON_BLANK = re.compile(r"[^\s\x00-\x1f\x7f]")
+# Not whitespace (Python's \s, spelled out: it also serves as a JSON Schema pattern, where
+# an ECMA-262 \s would mean another set, without U+0085 and with U+FEFF) nor a control.
+NON_BLANK = re.compile(r"[^\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]")
 
 
 def as_int(value: Any) -> int | None:

@@ -18,12 +18,11 @@ from opensupp.triggers.catalogue import (
     validate_conditions,
 )
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body, Bool, Int, Text
+from opensupp.web.fields import Body, Bool, Int, Text, text_pattern
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
 router = Router()
-_TEXT = "^[^\\x00-\\x1f\\x7f]*$"
 
 
 def _condition_schema(spec: ConditionSpec) -> dict[str, Any]:
@@ -35,7 +34,7 @@ def _condition_schema(spec: ConditionSpec) -> dict[str, Any]:
     elif spec.type == "enum":
         value = {"type": "string", "enum": list(spec.values)}
     else:
-        value = {"type": "string", "maxLength": MAX_STRING, "pattern": _TEXT}
+        value = {"type": "string", "maxLength": MAX_STRING, "pattern": text_pattern(False, required=False)}
     comparators = [c for c in spec.comparators if c != "regex"]
     return {
         "type": "object",
@@ -66,8 +65,7 @@ ACTION_SCHEMA = {
             "required": list(spec.field_names),
             "properties": {"name": {"type": "string", "enum": [spec.name]}} | {
                 f.name: {"type": "string", "minLength": 1, "maxLength": f.max_length, "description": f.description,
-                         "pattern": "^[^\\x00-\\x08\\x0b-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f][^\\x00-\\x08\\x0b-\\x1f\\x7f]*$"
-                         if f.multiline else "^[^\\x00-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*$"}
+                         "pattern": text_pattern(f.multiline, required=True)}
                 for f in spec.fields
             },
         }

@@ -63,7 +63,7 @@ def _check_text(multiline: bool, required: bool):
     return check
 
 
-def _text_pattern(multiline: bool, required: bool) -> str:
+def text_pattern(multiline: bool, required: bool) -> str:
     """The same rules as ``_check_text``, as a JSON Schema pattern for the docs and fuzzers."""
     allowed = r"[^\x00-\x08\x0b-\x1f\x7f]" if multiline else r"[^\x00-\x1f\x7f]"
     if not required:
@@ -77,7 +77,7 @@ def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> 
         str,
         StringConstraints(min_length=1 if required else 0, max_length=max_length),
         AfterValidator(_check_text(multiline, required)),
-        Field(json_schema_extra={"pattern": _text_pattern(multiline, required)}),
+        Field(json_schema_extra={"pattern": text_pattern(multiline, required)}),
     ]
 
 
