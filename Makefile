@@ -9,7 +9,8 @@ PORT   ?= 8000
 
 install: $(BIN)/.installed
 
-$(BIN)/.installed: pyproject.toml
+# setup.py compiles the trigger engine (Cython): a change to it or its source builds it again
+$(BIN)/.installed: pyproject.toml setup.py src/opensupp/triggers/plan.py src/opensupp/triggers/plan.pxd
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -26,4 +27,4 @@ bench: install
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis src/opensupp/triggers/plan.c src/opensupp/triggers/plan.*.so

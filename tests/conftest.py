@@ -4,6 +4,10 @@ PostgreSQL: ``OPENSUPP_TEST_POSTGRES_URL`` (default postgresql://postgres@127.0.
 names a server where the run creates its own fresh database and drops it at the end.
 Where none answers, the PostgreSQL half skips loudly, unless OPENSUPP_REQUIRE_POSTGRES=1
 (as .ci/run sets), which turns the skip into a failure.
+
+The trigger engine's hot path (opensupp.triggers.plan) runs compiled when the install
+built it: a compiled module older than its source is refused (run ``make install``), and
+OPENSUPP_REQUIRE_COMPILED=1 (as .ci/run sets) refuses the pure-Python fallback.
 """
 
 from __future__ import annotations
@@ -36,6 +40,18 @@ _skipped_postgres: list[str] = []
 @pytest.fixture(scope="session")
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def pytest_configure(config: Any) -> None:
+    from opensupp.triggers import plan
+
+    source = Path(plan.__file__).with_name("plan.py")
+    if plan.COMPILED and any(
+        source.with_suffix(suffix).stat().st_mtime > Path(plan.__file__).stat().st_mtime for suffix in (".py", ".pxd")
+    ):
+        pytest.exit(f"{plan.__file__} is older than its source: run `make install` (or pip install -e .) again", 2)
+    if os.environ.get("OPENSUPP_REQUIRE_COMPILED") == "1" and not plan.COMPILED:
+        pytest.exit("OPENSUPP_REQUIRE_COMPILED=1, but opensupp.triggers.plan was not compiled (no C compiler?)", 2)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -25,7 +25,9 @@ async def test_the_wal_is_started_over_while_writes_never_pause(tmp_path):
             await session.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
         written = 0
         largest = 0
-        stop = time.monotonic() + 3.0
+        start = time.monotonic()
+        stop = start + 3.0
+        by_second = [0, 0, 0]  # the largest WAL seen in each second
 
         async def writer() -> None:
             nonlocal written
@@ -38,7 +40,10 @@ async def test_the_wal_is_started_over_while_writes_never_pause(tmp_path):
             nonlocal largest
             while time.monotonic() < stop:
                 if os.path.exists(f"{path}-wal"):
-                    largest = max(largest, os.path.getsize(f"{path}-wal"))
+                    size = os.path.getsize(f"{path}-wal")
+                    largest = max(largest, size)
+                    second = min(int(time.monotonic() - start), 2)
+                    by_second[second] = max(by_second[second], size)
                 await asyncio.sleep(0.01)
 
         await asyncio.gather(watch(), *(writer() for _ in range(16)))
@@ -48,5 +53,9 @@ async def test_the_wal_is_started_over_while_writes_never_pause(tmp_path):
         await db.close()
     assert rows * 4096 == written
     assert written > 40 * 1024 * 1024, "the writers should have written far more than the WAL may hold"
-    # each row costs about two pages in the WAL: without restarts it would hold all of them
-    assert largest < 16 * 1024 * 1024, f"the WAL grew to {largest / 2**20:.1f} MiB for {written / 2**20:.0f} MiB written"
+    # Each row costs about two pages in the WAL: without restarts it holds all of them, and
+    # grows second after second. How large it gets between two checks depends on how fast
+    # this machine writes (14 MB/s on one, 150 MB/s on another), so the bounds are relative.
+    growth = f"the WAL grew to {largest / 2**20:.1f} MiB for {written / 2**20:.0f} MiB written ({by_second})"
+    assert largest < written / 8, growth
+    assert by_second[2] <= 2 * max(by_second[0], 4 * 1024 * 1024), "the WAL keeps growing: " + growth

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import client_for, new_key
+from opensupp.app import create_app
 from test_triggers import GUIDE_REQUEST, SIMPLE, account
 
 pytestmark = pytest.mark.anyio
@@ -135,6 +136,36 @@ async def test_a_changed_trigger_is_evaluated_as_changed(api):
     assert (decision["name"], decision["why"]) == ("renamed", "inactive: the trigger's active is false")
     await api.get(f"/accounts/{aid}/triggers/{tid}/delete")
     assert (await evaluate(api, aid))["triggers"] == []
+
+
+async def test_a_second_server_sees_every_write_of_another(app, settings, key, api):
+    """Each process keeps its plans; a trigger written through another process (another app
+    on the same database) is evaluated as written, created, changed (twice) or deleted."""
+    aid = await account(api)
+    first = await create(api, aid, conditions=[{"name": "number_of_visits", "value": 1}])
+    other_app = create_app(settings)
+    await other_app.startup()
+    try:
+        async with client_for(other_app, key) as other:
+            async def fires():
+                return [(t["id"], t["fires"]) for t in (await evaluate(other, aid))["triggers"]]
+
+            assert await fires() == [(first, "now")]  # cached by the other server from here on
+            second = await create(api, aid, conditions=[{"name": "number_of_visits", "value": 2}])
+            assert await fires() == [(first, "now"), (second, "never")]
+            for visits, expected in ((2, "never"), (1, "now")):  # one row's version grows; the count does not
+                r = await api.post(f"/accounts/{aid}/triggers/{first}/update",
+                                   json={"conditions": [{"name": "number_of_visits", "value": visits}]})
+                assert r.status_code == 200
+                assert await fires() == [(first, expected), (second, "never")]
+            await api.get(f"/accounts/{aid}/triggers/{second}/delete")
+            third = await create(api, aid)  # the same count again, a higher id
+            assert await fires() == [(first, "now"), (third, "now")]
+            await api.get(f"/accounts/{aid}/triggers/{first}/delete")
+            await api.get(f"/accounts/{aid}/triggers/{third}/delete")
+            assert await fires() == []
+    finally:
+        await other_app.shutdown()
 
 
 async def test_not_found_for_another_partner_or_no_account(app, api):

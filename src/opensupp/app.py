@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 
 from opensupp.accounts.api import router as accounts
@@ -11,6 +13,7 @@ from opensupp.hooks.api import router as hooks
 from opensupp.logs import setup_logging
 from opensupp.officehours.api import router as officehours
 from opensupp.offlineemails.api import router as offlineemails
+from opensupp.triggers import plan
 from opensupp.triggers.api import router as triggers
 from opensupp.users.api import router as users
 from opensupp.web.asgi import App
@@ -18,10 +21,14 @@ from opensupp.web.batch import router as batch
 from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
+log = logging.getLogger(__name__)
 ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks, batch]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> App:
+    if not plan.COMPILED:
+        log.warning("the trigger engine (opensupp.triggers.plan) is not compiled (no C compiler at install?): "
+                    "triggers/evaluate runs several times slower; reinstall with a C compiler")
     app = App(settings, ROUTERS, db=db)
     app.openapi = orjson.dumps(build_openapi(app.table.routes))
     return app

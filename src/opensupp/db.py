@@ -62,6 +62,8 @@ class Row(Protocol):
 
 
 class Session(Protocol):
+    dialect: str  # "sqlite" or "postgresql"
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
     async def fetchval(self, sql: str, *args: Any) -> Any: ...
@@ -154,6 +156,7 @@ def _sqlite_unique(exc: sqlite3.IntegrityError) -> UniqueViolation | None:
 
 class SQLiteSession:
     __slots__ = ("_conn", "_single", "_spent")
+    dialect = "sqlite"  # for the rare statement the two databases spell differently
 
     def __init__(self, conn: sqlite3.Connection, single: bool) -> None:
         self._conn = conn
@@ -407,6 +410,7 @@ def _status_count(status: str) -> int:
 
 class PostgresSession:
     __slots__ = ("_conn", "_single", "_spent")
+    dialect = "postgresql"
 
     def __init__(self, conn: asyncpg.Connection, single: bool) -> None:
         self._conn = conn

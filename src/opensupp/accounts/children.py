@@ -22,6 +22,8 @@ class ChildTable:
     table: str
     noun: str  # "user", for messages
     columns: tuple[str, ...]  # what a read returns; "id" first
+    # a column incremented by every UPDATE of a row (``version = version + 1``), or None
+    version: str | None = None
     select: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -80,6 +82,8 @@ class ChildTable:
         if not values:
             return await self.get(session, partner_id=partner_id, account_id=account_id, item_id=item_id)
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=4))
+        if self.version is not None:
+            sets += f", {self.version} = {self.version} + 1"
         row = await session.fetchrow(
             f"UPDATE {self.table} SET {sets} WHERE id = $1 AND account_id = $2 AND {OWNED} RETURNING {self.select}",
             item_id, account_id, partner_id, *values.values(),

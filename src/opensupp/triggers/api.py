@@ -329,6 +329,7 @@ async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> dic
     """
     visitor = body.visitor
     return await service.evaluate_triggers(
-        session, partner_id=req.partner_id, account_id=req.ids[0], event=body.event, at=body.at,
+        session, plans=service.plans_of(req.db), partner_id=req.partner_id, account_id=req.ids[0], event=body.event,
+        at=body.at,
         visitor={name: getattr(visitor, name) for name in visitor.model_fields_set},
     )

@@ -5,7 +5,9 @@ partner (and a test) can ask "what at 9:00 in Prague?". Split for speed:
 ``compile_trigger`` runs once per stored trigger (conditions checked by the catalogue
 again, regular expressions compiled with RE2, string values casefolded, comparators
 chosen); ``context`` resolves the situation (event, instant, timezone, visitor) once;
-``decide`` walks one compiled trigger in it (``evaluate``/``evaluate_all`` do all three).
+``plan.Plan`` walks many compiled triggers in it straight into the decisions' JSON (the
+server's path, compiled by Cython); ``decide``, ``evaluate`` and ``evaluate_all`` answer
+the same decisions as dicts.
 ``inputs`` says what a decision reads of the situation, so a caller may memoize decisions.
 
 The visitor context (``context``) uses the condition names where one exists, plus the two
@@ -58,6 +60,7 @@ from typing import Any, Callable, Iterable, Mapping, TypedDict
 import orjson
 
 from opensupp.triggers.catalogue import CONDITIONS, DEFAULT_COMPARATOR, compile_regex, validate_conditions
+from opensupp.triggers.plan import CLOCK, FIELD, MAX_CLOCK, TIME, WAIT, Plan
 
 EVENTS = ("onload", "onmessage", "onopen")
 SITE_CLOCK, PAGE_CLOCK = "seconds_on_site", "seconds_on_page"
@@ -76,7 +79,6 @@ STRINGS = tuple(name for name, spec in CONDITIONS.items() if spec.type == "strin
 NOW, LATER, NEVER = "now", "later", "never"
 
 # kinds of compiled condition
-_FIELD, _TIME, _WAIT, _CLOCK = 0, 1, 2, 3
 _TIME_PARTS = {"hour_of_day": 0, "day_of_week": 1, "month_of_year": 2}
 _CLOCKS = {"delay_site": 0, "delay_page": 1}
 _WAITING = {"eq": 0, "gte": 0, "gt": 1}  # a delay with these comparators waits until value + this
@@ -127,16 +129,16 @@ def _compile_condition(condition: dict[str, Any]) -> Condition:
     if spec.delay:
         clock = _CLOCKS[name]
         if cmp in _WAITING:
-            return (_WAIT, clock, expected + _WAITING[cmp], head, False, why)
-        return (_CLOCK, clock, _comparator(cmp, expected), head, False, why)
+            return (WAIT, clock, expected + _WAITING[cmp], head, False, why)
+        return (CLOCK, clock, _comparator(cmp, expected), head, False, why)
     folded = spec.type == "string" and cmp != "regex"
     test = _comparator(cmp, expected.casefold() if folded else expected)
     if cmp == "regex":  # RE2 on the UTF-8 bytes: the same matches, and its str path is 4x slower
         search = test
         test = lambda actual: search(actual.encode()) is not None  # noqa: E731
     if name in _TIME_PARTS:
-        return (_TIME, _TIME_PARTS[name], test, head, False, why)
-    return (_FIELD, name, test, head, folded, why)
+        return (TIME, _TIME_PARTS[name], test, head, False, why)
+    return (FIELD, name, test, head, folded, why)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -158,7 +160,7 @@ _MAX_INTERNED = 50_000
 
 def _interned(condition: dict[str, Any]) -> Condition:
     """The one compiled object for equal conditions (name, cmp, value), so that a context
-    evaluates a condition that many triggers share once (``Context.memo``)."""
+    evaluates a condition that many triggers share once (``plan.Plan``)."""
     key = orjson.dumps(condition, option=orjson.OPT_SORT_KEYS).decode()
     compiled = _INTERNED.get(key)
     if compiled is None:
@@ -186,10 +188,10 @@ def compile_trigger(stored: Mapping[str, Any]) -> CompiledTrigger:
 def _reads(conditions: tuple[Condition, ...], only_once: bool) -> list[str]:
     """The names, in ``inputs``' view of a context, of everything a decision on these conditions reads."""
     kinds = {c[0] for c in conditions}
-    names = [_EVENT] + ([_FIRED] if only_once else []) + sorted({c[1] for c in conditions if c[0] == _FIELD})
-    if kinds & {_WAIT, _CLOCK}:
+    names = [_EVENT] + ([_FIRED] if only_once else []) + sorted({c[1] for c in conditions if c[0] == FIELD})
+    if kinds & {WAIT, CLOCK}:
         names += [SITE_CLOCK, PAGE_CLOCK]
-    if _TIME in kinds:
+    if TIME in kinds:
         names.append(_CALENDAR)
     return names
 
@@ -236,14 +238,12 @@ class Context:
     fired: frozenset[str]
     site: int
     page: int
-    # (id of an interned condition, seconds from now) -> (reason, ok, actual, wait): a condition
-    # shared by many triggers is checked once per context, and its reason dict is shared
-    memo: dict[tuple[int, int], tuple[dict[str, Any], bool, Any, int | None]]
 
 
 def context(event: str, visitor: Mapping[str, Any], instant: datetime.datetime, tz: datetime.tzinfo) -> Context:
     """The situation of ``visitor`` on ``event`` at ``instant`` in ``tz``: ``FIRST_VISIT`` where a
-    field is absent, the derived defaults, and None strings as ``""``."""
+    field is absent, the derived defaults, and None strings as ``""``. The clocks must be in
+    0..MAX_CLOCK (the API's bound), or ValueError."""
     values = {**FIRST_VISIT, **{k: v for k, v in visitor.items() if v is not None}}
     values["fired_triggers"] = [str(i) for i in values["fired_triggers"]]
     if visitor.get(PAGE_CLOCK) is None:
@@ -252,9 +252,12 @@ def context(event: str, visitor: Mapping[str, Any], instant: datetime.datetime, 
         values["is_triggered"] = bool(values["fired_triggers"])
     if visitor.get("is_visitor_send_message") is None:
         values["is_visitor_send_message"] = event == "onmessage"
+    site, page = values[SITE_CLOCK], values[PAGE_CLOCK]
+    if not (0 <= site <= MAX_CLOCK and 0 <= page <= MAX_CLOCK):
+        raise ValueError(f"{SITE_CLOCK} and {PAGE_CLOCK} must be in 0..{MAX_CLOCK}")
     folded = {name: values[name].casefold() for name in STRINGS}
     fired = frozenset(values["fired_triggers"])
-    return Context(event, Calendar(instant, tz), values, folded, fired, values[SITE_CLOCK], values[PAGE_CLOCK], {})
+    return Context(event, Calendar(instant, tz), values, folded, fired, site, page)
 
 
 # ----------------------------------------------------------------------------- deciding
@@ -286,8 +289,7 @@ def evaluate_all(
     visitor: Mapping[str, Any],
 ) -> list[Decision]:
     """``evaluate`` for each trigger, sharing one ``context``."""
-    ctx = context(event, visitor, instant, tz)
-    return [decide(trigger, ctx) for trigger in triggers]
+    return orjson.loads(Plan(triggers, EVENTS).run(context(event, visitor, instant, tz)))
 
 
 def inputs(trigger: CompiledTrigger, ctx: Context) -> Any:
@@ -299,87 +301,7 @@ def inputs(trigger: CompiledTrigger, ctx: Context) -> Any:
 
 def decide(trigger: CompiledTrigger, ctx: Context) -> Decision:
     """The decision for one trigger in a ``context``."""
-    if trigger.problem is not None:
-        return _decision(trigger, NEVER, None, trigger.problem, [])
-    after, why, reasons = _walk(trigger.conditions, ctx, not trigger.any)
-    gate = _gate(trigger, ctx)
-    if gate is not None:
-        return _decision(trigger, NEVER, None, gate, reasons)
-    if after is None:
-        return _decision(trigger, NEVER, None, why, reasons)
-    return _decision(trigger, LATER if after else NOW, after, None, reasons)
-
-
-def _decision(trigger: CompiledTrigger, fires: str, after: int | None, why: str | None, reasons: list) -> Decision:
-    return {"id": trigger.id, "name": trigger.name, "fires": fires, "after": after, "why": why, "reasons": reasons}
-
-
-def _gate(trigger: CompiledTrigger, ctx: Context) -> str | None:
-    if not trigger.active:
-        return "inactive: the trigger's active is false"
-    if trigger.event != ctx.event:
-        return f"event: the trigger runs {trigger.event}, not {ctx.event}"
-    if trigger.only_once and trigger.id in ctx.fired:
-        return f"only_once: trigger {trigger.id} has already fired for this visitor (fired_triggers)"
-    return None
-
-
-def _walk(conditions: tuple[Condition, ...], ctx: Context, chained: bool) -> tuple[int | None, str | None, list]:
-    """(seconds until it fires or None, why not, reasons). Chained (``all``): waits add up
-    and each condition is checked after the waits before it, every filter must hold.
-    Unchained (``any``): each condition on its own from now, the earliest that holds wins.
-    Reasons may be shared with other decisions of the same context: read them, do not
-    change them."""
-    memo = ctx.memo
-    t = 0  # seconds from now at which the current condition is checked
-    soonest = failed = None
-    reasons: list[dict[str, Any]] = []
-    for condition in conditions:
-        known = memo.get((id(condition), t))
-        if known is None:
-            known = memo[(id(condition), t)] = _check(condition, ctx, t)
-        reason, ok, actual, wait = known
-        if wait is not None and chained:
-            t += wait
-        if not ok:
-            if failed is None:
-                at = t
-                failed = f"{condition[5]}{f' in {at} s' if at else ''} (actual: {_json(actual)})"
-        elif soonest is None or (wait or 0) < soonest:
-            soonest = wait or 0
-        reasons.append(reason)
-    if chained:
-        return (t, None, reasons) if failed is None else (None, failed, reasons)
-    if soonest is None and conditions:
-        return None, f"conditions: none of the {len(conditions)} holds (constraints: any)", reasons
-    return soonest or 0, None, reasons
-
-
-def _check(condition: Condition, ctx: Context, t: int) -> tuple[dict[str, Any], bool, Any, int | None]:
-    """One condition checked ``t`` seconds from now: (its reason, ok, actual, the wait it adds)."""
-    kind, key, test, head, fold, _ = condition
-    wait = None
-    if kind == _FIELD:
-        actual = ctx.values[key]
-        ok = test(ctx.folded[key] if fold else actual)
-    elif kind == _TIME:
-        local = ctx.calendar.at(t)
-        actual = None if local is None else local[key]
-        ok = actual is not None and test(actual)
-    else:
-        actual = (ctx.page if key else ctx.site) + t
-        if kind == _WAIT:
-            ok, wait = True, test - actual if test > actual else 0
-        else:
-            ok = test(actual)
-    reason = head.copy()
-    reason["actual"] = actual
-    reason["ok"] = ok
-    if t:
-        reason["at"] = t
-    if wait is not None:
-        reason["wait"] = wait
-    return reason, ok, actual, wait
+    return orjson.loads(Plan((trigger,), EVENTS).run(ctx))[0]
 
 
 def _json(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import weakref
 from typing import Any
 
 import orjson
@@ -13,10 +14,12 @@ from opensupp.db import Row, Session
 from opensupp.officehours.rules import DEFAULT, tzinfo_of
 from opensupp.timeutil import now
 from opensupp.triggers import rules
+from opensupp.triggers.plan import Plan
 
 TRIGGERS = ChildTable(
     "triggers", "trigger",
     ("id", "active", "name", "description", "event", "only_once", "constraints", "conditions", "actions"),
+    version="version",
 )
 _JSON = ("conditions", "actions")
 
@@ -47,26 +50,84 @@ async def update_trigger(
 
 # ----------------------------------------------------------------------------- evaluate (a dry run)
 
-# One statement: the account (no row: not this
-# partner's), its office-hours document (NULL: the default) and its triggers, by id.
-_EVALUATE_SQL = (
-    "SELECT o.document, t.id, t.active, t.name, t.event, t.only_once, t.constraints, t.conditions"
-    " FROM accounts a LEFT JOIN office_hours o ON o.account_id = a.id"
-    " LEFT JOIN triggers t ON t.account_id = a.id"
-    " WHERE a.id = $1 AND a.partner_id = $2 ORDER BY t.id"
+# The account (no row: not this partner's), its office-hours document (NULL: the default)
+# and the fingerprint of its triggers: "id.version,..." by id (NULL: none), read from the
+# index (account_id, id, version). Ids are never reused and a row's version grows with
+# each update (migration 0003), so two equal fingerprints are the same triggers, with no
+# row that every write must lock. (Not count, max id and a sum: on PostgreSQL a lower id
+# can commit after a higher one, and a delete in between can balance the count.)
+_FINGERPRINT = {
+    "sqlite": "(SELECT group_concat(id || '.' || version, ',') FROM"
+              " (SELECT id, version FROM triggers WHERE account_id = $1 ORDER BY id))",
+    "postgresql": "(SELECT string_agg(id || '.' || version, ',' ORDER BY id) FROM triggers WHERE account_id = $1)",
+}
+_ACCOUNT_SQL = {
+    dialect: f"SELECT o.document, {fingerprint} FROM accounts a LEFT JOIN office_hours o ON o.account_id = a.id"
+             " WHERE a.id = $1 AND a.partner_id = $2"
+    for dialect, fingerprint in _FINGERPRINT.items()
+}
+# The account's triggers by id (one statement, one snapshot: the plan's fingerprint is
+# made from the rows read, never taken from an earlier statement).
+_TRIGGERS_SQL = (
+    "SELECT version, id, active, name, event, only_once, constraints, conditions"
+    " FROM triggers WHERE account_id = $1 ORDER BY id"
 )
 _STORED = ("id", "active", "name", "event", "only_once", "constraints", "conditions")
 
 # Compiled triggers by id, each with the row it was compiled from (a row that differs is
-# compiled again, so the cache is never stale), cleared when full. Decisions are not
-# cached: a visitor's clocks and page differ from request to request, and a cache keyed on
-# them cost more in misses (and in the collector's time over its entries) than it saved.
+# compiled again), so that a plan rebuilt after one trigger changed compiles only that one.
 _MAX_COMPILED = 10_000
 _compiled: dict[int, tuple[tuple[Any, ...], rules.CompiledTrigger]] = {}
+_MAX_PLANNED = 50_000  # triggers in all in the plans kept
+
+
+class _Plans:
+    """Each account's plan with the fingerprint of the triggers it was built from, least
+    recently used first, at most ``limit`` triggers in all. Decisions are never cached: a
+    visitor's clocks and page differ from request to request."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.items: dict[int, tuple[Any, Plan]] = {}
+        self.size = 0  # triggers in all
+
+    def get(self, account_id: int, fingerprint: Any) -> Plan | None:
+        item = self.items.pop(account_id, None)
+        if item is None:
+            return None
+        if item[0] != fingerprint:
+            self.size -= len(item[1].entries)
+            return None
+        self.items[account_id] = item  # now the most recently used
+        return item[1]
+
+    def put(self, account_id: int, fingerprint: Any, plan: Plan) -> None:
+        old = self.items.pop(account_id, None)
+        if old is not None:
+            self.size -= len(old[1].entries)
+        size = len(plan.entries)
+        while self.items and self.size + size > self.limit:
+            self.size -= len(self.items.pop(next(iter(self.items)))[1].entries)
+        self.items[account_id] = (fingerprint, plan)
+        self.size += size
+
+
+_plans: weakref.WeakKeyDictionary[Any, _Plans] = weakref.WeakKeyDictionary()
+
+
+def plans_of(db: Any) -> _Plans:
+    """The plans of the accounts of one database (a process may serve, or test, several)."""
+    plans = _plans.get(db)
+    if plans is None:
+        plans = _plans[db] = _Plans(_MAX_PLANNED)
+    return plans
 
 
 def _compile(row: tuple[Any, ...]) -> rules.CompiledTrigger:
     """The trigger of a row (as a tuple), compiled and cached."""
+    cached = _compiled.get(row[0])
+    if cached is not None and cached[0] == row:
+        return cached[1]
     stored = dict(zip(_STORED, row))
     try:
         stored["conditions"] = orjson.loads(stored["conditions"])
@@ -79,31 +140,37 @@ def _compile(row: tuple[Any, ...]) -> rules.CompiledTrigger:
     return compiled
 
 
+def _fingerprint(rows: list[Row]) -> str | None:
+    """The fingerprint of triggers read (version first, then id), as the database spells it."""
+    return ",".join(f"{row[1]}.{row[0]}" for row in rows) or None
+
+
+async def _plan(session: Session, plans: _Plans, account_id: int, fingerprint: str | None) -> Plan:
+    """The account's plan, built again when the fingerprint of its triggers differs."""
+    plan = plans.get(account_id, fingerprint)
+    if plan is None:
+        rows = await session.fetch(_TRIGGERS_SQL, account_id)
+        plan = Plan([_compile(tuple(row[1:])) for row in rows], rules.EVENTS)
+        plans.put(account_id, _fingerprint(rows), plan)
+    return plan
+
+
 async def evaluate_triggers(
-    session: Session, *, partner_id: int, account_id: int, event: str, at: datetime.datetime | None,
+    session: Session, *, plans: _Plans, partner_id: int, account_id: int, event: str, at: datetime.datetime | None,
     visitor: dict[str, Any],
 ) -> dict[str, Any]:
     """Every trigger of the account, evaluated for ``visitor`` on ``event`` at ``at`` (default:
-    now) in the account's office-hours timezone. Reads only."""
-    rows = await session.fetch(_EVALUATE_SQL, account_id, partner_id)
-    if not rows:
+    now) in the account's office-hours timezone, with the ``plans`` of the session's database
+    (``plans_of``). Reads only."""
+    row = await session.fetchrow(_ACCOUNT_SQL[session.dialect], account_id, partner_id)
+    if row is None:
         raise account_not_found(account_id)
-    timezone = orjson.loads(rows[0][0])["timezone"] if rows[0][0] else DEFAULT["timezone"]
+    plan = await _plan(session, plans, account_id, row[1])
+    timezone = orjson.loads(row[0])["timezone"] if row[0] else DEFAULT["timezone"]
     instant = at or datetime.datetime.fromtimestamp(now(), datetime.timezone.utc)
     ctx = rules.context(event, visitor, instant, tzinfo_of(timezone))
-    decisions = []
-    compiled = _compiled
-    for row in rows:
-        stored = row[1:]
-        cached = compiled.get(stored[0])
-        if cached is not None and cached[0] == stored:
-            trigger = cached[1]
-        elif stored[0] is None:  # the one row of an account without triggers
-            break
-        else:
-            trigger = _compile(stored)
-        decisions.append(rules.decide(trigger, ctx))
-    return {"event": event, "at": _utc(instant), "timezone": timezone, "visitor": ctx.values, "triggers": decisions}
+    return {"event": event, "at": _utc(instant), "timezone": timezone, "visitor": ctx.values,
+            "triggers": orjson.Fragment(plan.run(ctx))}
 
 
 def _utc(instant: datetime.datetime) -> str:

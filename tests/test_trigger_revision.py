@@ -1,0 +1,246 @@
+"""triggers.version (migration 0003): a row's version grows with each update, ids are never
+reused, so what an account's triggers are at can be told from (id, version) pairs. The
+tests watch (count, max id, sum of versions) move with every write; the last test checks
+that the evaluate cache's fingerprint ("id.version,...", read by the database) is spelled
+exactly as the service spells it from the rows it reads, on both databases."""
+
+from __future__ import annotations
+
+import secrets
+from decimal import Decimal
+
+import pytest
+
+from conftest import client_for, new_key
+from opensupp.partners import service as partners
+
+pytestmark = pytest.mark.anyio
+
+SIMPLE = {"name": "Hi", "actions": [{"name": "message", "agent_nick": "Ann", "message": "Hello!"}]}
+FINGERPRINT_SQL = "SELECT count(*), max(id), sum(version) FROM triggers WHERE account_id = $1"
+API_FIELDS = ["id", "active", "name", "description", "event", "only_once", "constraints", "conditions", "actions"]
+
+
+async def account(api) -> str:
+    r = await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+async def raw_fingerprint(app, aid: str) -> tuple:
+    async with app.db.read() as s:
+        return tuple(await s.fetchrow(FINGERPRINT_SQL, int(aid)))
+
+
+async def fingerprint(app, aid: str) -> tuple[int, int | None, int | None]:
+    """The fingerprint as plain ints: PostgreSQL's sum() of a bigint is a numeric (Decimal)."""
+    count, max_id, total = await raw_fingerprint(app, aid)
+    return count, max_id, None if total is None else int(total)
+
+
+async def version(app, tid: str) -> int:
+    async with app.db.read() as s:
+        return await s.fetchval("SELECT version FROM triggers WHERE id = $1", int(tid))
+
+
+async def create_trigger(api, aid: str, **changes) -> dict:
+    r = await api.post(f"/accounts/{aid}/triggers/create", json={**SIMPLE, **changes})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def update_trigger(api, aid: str, tid: str, **changes) -> dict:
+    r = await api.post(f"/accounts/{aid}/triggers/{tid}/update", json=changes)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_a_new_account_has_no_triggers_on_either_database(app, api):
+    aid = await account(api)
+    # the same on both databases: count(*) is 0, max() and sum() over no rows are NULL
+    assert await raw_fingerprint(app, aid) == (0, None, None)
+    assert await fingerprint(app, aid) == (0, None, None)
+
+
+async def test_sum_of_versions_is_numeric_on_postgres_and_an_int_on_sqlite(app, api, database_url):
+    aid = await account(api)
+    t = await create_trigger(api, aid)
+    count, max_id, total = await raw_fingerprint(app, aid)
+    assert (count, max_id) == (1, int(t["id"]))
+    if database_url.startswith("sqlite"):
+        assert type(total) is int and total == 0
+    else:
+        assert type(total) is Decimal and total == 0
+    assert await fingerprint(app, aid) == (1, int(t["id"]), 0)
+
+
+async def test_create_update_delete_each_change_it_and_only_for_that_account(app, api):
+    aid, other = await account(api), await account(api)
+    await create_trigger(api, other)
+    other_before = await fingerprint(app, other)
+    seen = [await fingerprint(app, aid)]
+
+    t = await create_trigger(api, aid)
+    assert await version(app, t["id"]) == 0
+    seen.append(await fingerprint(app, aid))
+    assert seen[-1] == (1, int(t["id"]), 0)
+
+    second = await create_trigger(api, aid, name="second")
+    seen.append(await fingerprint(app, aid))
+    assert seen[-1] == (2, int(second["id"]), 0)
+
+    # every update with a real change bumps the trigger's version by exactly 1
+    for i, changes in enumerate([{"active": False}, {"name": "renamed"}, {"active": True, "description": "d"}], 1):
+        assert "version" not in await update_trigger(api, aid, t["id"], **changes)
+        assert await version(app, t["id"]) == i
+        assert await version(app, second["id"]) == 0
+        seen.append(await fingerprint(app, aid))
+        assert seen[-1] == (2, int(second["id"]), i)
+        assert seen[-1] not in seen[:-1]
+        assert await fingerprint(app, other) == other_before
+
+    # deleting the trigger with the highest id and the one with the lower id
+    assert (await api.get(f"/accounts/{aid}/triggers/{second['id']}/delete")).status_code == 204
+    seen.append(await fingerprint(app, aid))
+    assert seen[-1] == (1, int(t["id"]), 3)
+    assert seen[-1] not in seen[:-1]
+    assert (await api.get(f"/accounts/{aid}/triggers/{t['id']}/delete")).status_code == 204
+    seen.append(await fingerprint(app, aid))
+    assert seen[-1] == (0, None, None) != seen[-2]
+    assert seen[-1] == seen[0]  # no triggers again: the same (empty) set as at first
+
+    # a trigger created after the others were deleted: an id never given out before, so a
+    # fingerprint unlike any earlier one (the empty set's included)
+    again = await create_trigger(api, aid, name="again")
+    assert int(again["id"]) > int(second["id"])
+    fp = await fingerprint(app, aid)
+    assert fp == (1, int(again["id"]), 0)
+    assert fp not in seen
+
+    assert await fingerprint(app, other) == other_before
+
+
+async def test_delete_then_create_never_gives_an_earlier_fingerprint(app, api):
+    aid = await account(api)
+    first = await create_trigger(api, aid, name="first")
+    kept = await create_trigger(api, aid, name="kept")
+    seen = [await fingerprint(app, aid)]
+    for i in range(3):
+        last = await create_trigger(api, aid, name=f"t{i}")
+        seen.append(await fingerprint(app, aid))
+        assert (await api.get(f"/accounts/{aid}/triggers/{last['id']}/delete")).status_code == 204
+        seen.append(await fingerprint(app, aid))
+    # the deleted ones gave back exactly the triggers (and so the fingerprint) before them
+    assert set(seen[::2]) == {seen[0]}
+    assert (await api.get(f"/accounts/{aid}/triggers/{first['id']}/delete")).status_code == 204
+    seen.append(await fingerprint(app, aid))
+    assert seen[-1] == (1, int(kept["id"]), 0)
+    replacement = await create_trigger(api, aid, name="replacement")  # as many triggers as at first
+    fp = await fingerprint(app, aid)
+    assert fp == (2, int(replacement["id"]), 0)
+    assert fp not in seen
+
+
+async def test_failed_writes_leave_it_alone(app, api):
+    aid = await account(api)
+    t = await create_trigger(api, aid)
+    await update_trigger(api, aid, t["id"], active=False)
+    before = await fingerprint(app, aid)
+    assert before == (1, int(t["id"]), 1)
+
+    r = await api.post(f"/accounts/{aid}/triggers/create", json={**SIMPLE, "conditions": [{"name": "shoe_size", "value": 42}]})
+    assert r.status_code == 400, r.text
+    r = await api.post(f"/accounts/{aid}/triggers/{t['id']}/update", json={"conditions": [{"name": "x", "value": 1}]})
+    assert r.status_code == 400, r.text
+    unknown = int(t["id"]) + 1000
+    r = await api.post(f"/accounts/{aid}/triggers/{unknown}/update", json={"active": True})
+    assert r.status_code == 404, r.text
+    assert (await api.get(f"/accounts/{aid}/triggers/{unknown}/delete")).status_code == 404
+
+    assert await fingerprint(app, aid) == before
+    assert await version(app, t["id"]) == 1
+
+
+async def test_another_partners_writes_cannot_touch_it(app, api):
+    aid = await account(api)
+    t = await create_trigger(api, aid)
+    before = await fingerprint(app, aid)
+    async with client_for(app, await new_key(app)) as other:
+        assert (await other.post(f"/accounts/{aid}/triggers/create", json=SIMPLE)).status_code == 404
+        assert (await other.post(f"/accounts/{aid}/triggers/{t['id']}/update", json={"active": False})).status_code == 404
+        assert (await other.get(f"/accounts/{aid}/triggers/{t['id']}/delete")).status_code == 404
+    assert await fingerprint(app, aid) == before
+    assert await version(app, t["id"]) == 0
+
+
+async def test_the_api_never_answers_the_version(app, api):
+    aid = await account(api)
+    t = await create_trigger(api, aid)
+    assert list(t) == API_FIELDS
+    updated = await update_trigger(api, aid, t["id"], name="changed")
+    assert list(updated) == API_FIELDS
+    assert await version(app, t["id"]) == 1
+    got = (await api.get(f"/accounts/{aid}/triggers/{t['id']}/get")).json()
+    assert got == updated and "version" not in got
+    page = (await api.get(f"/accounts/{aid}/triggers/")).json()
+    assert page["records"] == [updated]
+
+
+async def test_deleting_an_account_with_triggers(app, api):
+    aid, kept = await account(api), await account(api)
+    for i in range(3):
+        t = await create_trigger(api, aid, name=f"t{i}")
+        await update_trigger(api, aid, t["id"], active=False)
+    await create_trigger(api, kept)
+    kept_before = await fingerprint(app, kept)
+
+    assert (await api.get(f"/accounts/{aid}/delete")).status_code == 204
+    assert (await api.get(f"/accounts/{aid}/get")).status_code == 404
+    assert await fingerprint(app, aid) == (0, None, None)
+    async with app.db.read() as s:
+        assert await s.fetchval("SELECT count(*) FROM accounts WHERE id = $1", int(aid)) == 0
+    assert await fingerprint(app, kept) == kept_before
+
+
+async def test_deleting_a_partner_cascades_through_accounts_and_triggers(app):
+    # no route deletes a partner; the cascade (partners -> accounts -> triggers) is the database's
+    partner_id, key = await _partner(app)
+    async with client_for(app, key) as api:
+        aid = await account(api)
+        await create_trigger(api, aid)
+        await create_trigger(api, aid, name="second")
+    async with app.db.transaction() as s:
+        assert await s.execute("DELETE FROM partners WHERE id = $1", partner_id) == 1
+    async with app.db.read() as s:
+        assert await s.fetchval("SELECT count(*) FROM accounts WHERE partner_id = $1", partner_id) == 0
+    assert await fingerprint(app, aid) == (0, None, None)
+
+
+async def _partner(app) -> tuple[int, str]:
+    name = f"partner-{secrets.token_hex(6)}"
+    async with app.db.transaction() as session:
+        partner_id = await partners.create_partner(session, name=name)
+        return partner_id, await partners.create_key(session, partner_id=partner_id, name=name)
+
+
+async def test_the_cache_fingerprint_is_spelled_the_same_by_the_database_and_the_service(app, api):
+    from opensupp.triggers import service
+
+    aid = await account(api)
+
+    async def both():
+        async with app.db.read() as s:
+            row = await s.fetchrow(service._ACCOUNT_SQL[s.dialect], int(aid), await partner_of(s, aid))
+            rows = await s.fetch(service._TRIGGERS_SQL, int(aid))
+        return row[1], service._fingerprint(rows)
+
+    assert await both() == (None, None)
+    first = (await create_trigger(api, aid))["id"]
+    second = (await create_trigger(api, aid))["id"]
+    await update_trigger(api, aid, first, name="renamed")
+    read, spelled = await both()
+    assert read == spelled == f"{first}.1,{second}.0"
+
+
+async def partner_of(session, aid: str) -> int:
+    return await session.fetchval("SELECT partner_id FROM accounts WHERE id = $1", int(aid))
