@@ -22,7 +22,7 @@ cdef class Entry:
 
 
 cdef class Plan:
-    cdef readonly list checks, fields, entries, triggers
+    cdef readonly list checks, fields, entries
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, last=Py_ssize_t,
                    last_entry=Py_ssize_t, kind=int, ok=bint, chained=bint, check=Check, failed=Check, e=Entry,

@@ -101,8 +101,8 @@ class Plan:
         self.fields: list[int] = []  # the indices of the visitor-field checks
         self.entries: list[Entry] = []
         index: dict[int, int] = {}  # id of an interned condition -> its check
-        self.triggers = list(triggers)  # keeps the interned conditions (the keys of ``index``) alive
-        for trigger in self.triggers:
+        triggers = list(triggers)  # holds the conditions (the keys of ``index``) while it is built
+        for trigger in triggers:
             checks = []
             for condition in trigger.conditions:
                 i = index.get(id(condition))

@@ -76,9 +76,7 @@ FIRST_VISIT: dict[str, Any] = {
 }
 STRINGS = tuple(name for name, spec in CONDITIONS.items() if spec.type == "string")
 
-NOW, LATER, NEVER = "now", "later", "never"
-
-# kinds of compiled condition
+# the keys of compiled conditions by kind (the kinds are plan.FIELD, TIME, WAIT and CLOCK)
 _TIME_PARTS = {"hour_of_day": 0, "day_of_week": 1, "month_of_year": 2}
 _CLOCKS = {"delay_site": 0, "delay_page": 1}
 _WAITING = {"eq": 0, "gte": 0, "gt": 1}  # a delay with these comparators waits until value + this
