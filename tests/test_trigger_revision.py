@@ -1,8 +1,12 @@
 """triggers.version (migration 0003): a row's version grows with each update, ids are never
 reused, so what an account's triggers are at can be told from (id, version) pairs. The
-tests watch (count, max id, sum of versions) move with every write; the last test checks
-that the evaluate cache's fingerprint ("id.version,...", read by the database) is spelled
-exactly as the service spells it from the rows it reads, on both databases."""
+tests watch (count, max id, sum of versions) move with every write.
+
+The evaluate cache's key (triggers/service.py) is accounts.triggers_revision on SQLite,
+which the database increments with each write to the account's triggers (migration 0004),
+and "id.version,..." on PostgreSQL. The last tests hold both to what the cache relies on:
+the key read with the account is the key of the rows the plan is built from; equal keys
+are equal triggers; every write that changes the triggers changes the key."""
 
 from __future__ import annotations
 
@@ -223,23 +227,95 @@ async def _partner(app) -> tuple[int, str]:
         return partner_id, await partners.create_key(session, partner_id=partner_id, name=name)
 
 
-async def test_the_cache_fingerprint_is_spelled_the_same_by_the_database_and_the_service(app, api):
+async def keys(app, aid: str) -> tuple[object, object, tuple]:
+    """The cache key as the service reads it with the account, the key it reads with the rows
+    it builds a plan from, and the triggers as (id, version) pairs."""
     from opensupp.triggers import service
 
+    async with app.db.read() as s:
+        row = await s.fetchrow(service._ACCOUNT_SQL[s.dialect], int(aid), await partner_of(s, aid))
+        rows = await s.fetch(service._TRIGGERS_SQL[s.dialect], int(aid))
+        pairs = tuple(tuple(r) for r in await s.fetch(
+            "SELECT id, version FROM triggers WHERE account_id = $1 ORDER BY id", int(aid)))
+    if s.dialect == "sqlite":
+        assert {r[0] for r in rows} == {row[1]}  # the revision on every row (a row of NULLs: none)
+        return row[1], rows[0][0], pairs
+    assert [r[0] for r in rows] == [None] * len(rows)
+    return row[1], service._fingerprint(rows), pairs
+
+
+async def test_the_cache_key_is_read_the_same_with_the_account_and_with_the_rows(app, api, database_url):
     aid = await account(api)
-
-    async def both():
-        async with app.db.read() as s:
-            row = await s.fetchrow(service._ACCOUNT_SQL[s.dialect], int(aid), await partner_of(s, aid))
-            rows = await s.fetch(service._TRIGGERS_SQL, int(aid))
-        return row[1], service._fingerprint(rows)
-
-    assert await both() == (None, None)
+    read, built, pairs = await keys(app, aid)
+    assert read == built and pairs == ()
+    assert read == (0 if database_url.startswith("sqlite") else None)
     first = (await create_trigger(api, aid))["id"]
     second = (await create_trigger(api, aid))["id"]
     await update_trigger(api, aid, first, name="renamed")
-    read, spelled = await both()
-    assert read == spelled == f"{first}.1,{second}.0"
+    read, built, pairs = await keys(app, aid)
+    assert read == built
+    assert pairs == ((int(first), 1), (int(second), 0))
+    assert read == (3 if database_url.startswith("sqlite") else f"{first}.1,{second}.0")
+
+
+async def test_equal_cache_keys_are_equal_triggers_and_every_write_moves_the_key(app, api):
+    aid, other = await account(api), await account(api)
+    seen: dict[object, tuple] = {}  # key -> the triggers it stood for
+
+    async def look(changed: bool = True):
+        """After a write that changed the triggers (or, ``changed=False``, did not)."""
+        key, built, pairs = await keys(app, aid)
+        assert key == built
+        assert seen.setdefault(key, pairs) == pairs  # one key never stands for two sets
+        assert (key != last[0]) is changed and (pairs != last[1]) is changed
+        last[:] = [key, pairs]
+
+    last: list = [object(), None]  # the key and the triggers last seen
+    await look()
+    t = await create_trigger(api, aid)
+    await look()
+    second = await create_trigger(api, aid, name="second")
+    await look()
+    for changes in ({"active": False}, {"name": "renamed"}, {"conditions": [{"name": "number_of_visits", "value": 2}]}):
+        await update_trigger(api, aid, t["id"], **changes)
+        await look()
+    other_key = (await keys(app, other))[0]
+    await create_trigger(api, other)  # another account's write
+    assert (await keys(app, other))[0] != other_key
+    await look(changed=False)  # ... leaves this account's key alone
+    for tid in (second["id"], t["id"]):
+        assert (await api.get(f"/accounts/{aid}/triggers/{tid}/delete")).status_code == 204
+        await look()
+    again = await create_trigger(api, aid, name="again")
+    await look()
+    # failed writes leave it alone
+    r = await api.post(f"/accounts/{aid}/triggers/{again['id']}/update", json={"conditions": [{"name": "x", "value": 1}]})
+    assert r.status_code == 400
+    assert (await api.get(f"/accounts/{aid}/triggers/{int(again['id']) + 1000}/delete")).status_code == 404
+    await look(changed=False)
+
+
+async def test_sqlite_moves_the_key_for_writes_outside_the_application(app, api, database_url):
+    """The revision is the database's: a trigger row changed by hand (SQL, another tool)
+    moves it too, and the next evaluation sees the change. (PostgreSQL: such a writer must
+    bump ``version``, migration 0003 says.)"""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the revision is kept by SQLite's triggers only (migration 0004)")
+    aid = await account(api)
+    t = await create_trigger(api, aid)
+    r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={})
+    assert [d["fires"] for d in r.json()["triggers"]] == ["now"]  # cached from here on
+    key = (await keys(app, aid))[0]
+    async with app.db.transaction() as s:
+        assert await s.execute("UPDATE triggers SET active = $1 WHERE id = $2", False, int(t["id"])) == 1
+    assert (await keys(app, aid))[0] == key + 1
+    r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={})
+    assert [(d["fires"], d["why"]) for d in r.json()["triggers"]] == [
+        ("never", "inactive: the trigger's active is false")]
+    async with app.db.transaction() as s:
+        assert await s.execute("DELETE FROM triggers WHERE id = $1", int(t["id"])) == 1
+    assert (await keys(app, aid))[0] == key + 2
+    assert (await api.post(f"/accounts/{aid}/triggers/evaluate", json={})).json()["triggers"] == []
 
 
 async def partner_of(session, aid: str) -> int:

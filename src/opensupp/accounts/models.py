@@ -12,6 +12,9 @@ accounts = Table(
     Column("lang", String(8), nullable=False),
     Column("account_key", String(40), nullable=False, unique=True),
     Column("created_at", BigInteger, nullable=False),
+    # SQLite: incremented by the database with every write to the account's triggers, the
+    # key its compiled triggers are cached under; PostgreSQL: always 0 (migration 0004)
+    Column("triggers_revision", BigInteger, nullable=False, server_default="0"),
     # the keyset index every partner-scoped list and lookup uses
     Index("ix_accounts_partner_id_id", "partner_id", "id"),
     sqlite_autoincrement=True,

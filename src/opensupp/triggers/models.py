@@ -15,11 +15,11 @@ triggers = child_table(
     Column("created_at", BigInteger, nullable=False),
     # Incremented by every UPDATE of the row (the application's SET ``version = version + 1``,
     # see ChildTable.version; any other writer that updates a trigger row must bump it too).
-    # With ids never reused, (count(*), max(id), sum(version)) over an account's triggers
-    # changes with every insert, update or delete of them: the key the compiled triggers
-    # of the account are cached under (migration 0003).
+    # With ids never reused, "id.version,..." of an account's triggers changes with every
+    # insert, update or delete of them: on PostgreSQL, the key the compiled triggers of the
+    # account are cached under (migrations 0003 and 0004).
     Column("version", BigInteger, nullable=False, server_default="0"),
 )
 
-# the fingerprint's aggregate over an account's triggers, read from the index alone
+# the fingerprint over an account's triggers, read from the index alone
 Index("ix_triggers_account_id_id_version", triggers.c.account_id, triggers.c.id, triggers.c.version)

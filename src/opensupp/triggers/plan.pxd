@@ -1,5 +1,21 @@
 # C types for plan.py when Cython compiles it (an "augmenting" .pxd: plan.py stays plain Python).
 cimport cython
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memcpy
+
+
+cdef class Writer:
+    cdef char* buffer
+    cdef Py_ssize_t size, capacity
+    cdef list pieces
+
+    cdef int reserve(self, Py_ssize_t n) except -1
+    @cython.locals(n=Py_ssize_t, data="const char*")
+    cdef inline int add(self, bytes piece) except -1
+    @cython.locals(digits="char[24]", k=int)
+    cdef inline int number(self, unsigned long long n) except -1
+    cdef inline int move(self, Writer other) except -1
+    cdef bytes value(self)
 
 
 cdef class Check:
@@ -23,14 +39,12 @@ cdef class Entry:
 
 cdef class Plan:
     cdef readonly list checks, fields, entries
+    cdef Py_ssize_t size_hint
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, last=Py_ssize_t,
-                   last_entry=Py_ssize_t, kind=int, ok=bint, chained=bint, check=Check, failed=Check, e=Entry,
-                   out=list, reasons=list, bodies=list, holds=list, shown_as_text=list, checks=list, shown=bytes,
-                   failed_shown=bytes, site="long long", page="long long", t="long long", actual="long long",
-                   wait="long long", soonest="long long", threshold="long long", failed_at="long long",
-                   after="long long")
+                   last_entry=Py_ssize_t, kind=int, field=int, wait_kind=int, time_kind=int, ok=bint, chained=bint,
+                   check=Check, failed=Check, e=Entry, out=Writer, reasons=Writer, bodies=list, holds=list,
+                   shown_as_text=list, checks=list, failed_shown=bytes, site="long long", page="long long",
+                   t="long long", actual="long long", wait="long long", soonest="long long", threshold="long long",
+                   failed_at="long long", after="long long", number="long long", failed_number="long long")
     cpdef bytes run(self, ctx)
-
-
-cdef bytes _number(long long n)

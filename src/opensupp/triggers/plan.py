@@ -16,13 +16,17 @@ and building then encoding 200 dicts cost more than the rest of the request toge
 This file is plain Python and runs as such. Where the package was built with a C compiler,
 Cython compiled it (``setup.py``; ``plan.pxd`` gives the C types), and the compiled module is
 what Python imports; ``COMPILED`` says which one runs. Both are tested against the same
-expectations.
+expectations. One class has a body for each: ``Writer``, where the bytes go (compiled, one C
+buffer and a memcpy per piece; as Python, a list of pieces joined once), in branches on
+``cython.compiled``, which the compiled module knows to be true and plain Python (Cython's
+pure-Python shadow module) false. Its C functions come from plan.pxd's cimports.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import cython
 import orjson
 
 #: The kinds of ``rules.Condition``: a visitor field, a part of the local time, a wait on a
@@ -36,7 +40,7 @@ COMPILED = not __file__.endswith(".py")
 MAX_CLOCK = 10**18 - 1
 
 _TRUE, _FALSE, _NULL = b',"ok":true', b',"ok":false', b"null"
-_SMALL = 1024  # numbers below this have their bytes ready
+_SMALL = 1024  # numbers below this have their bytes ready (Writer.number, as Python)
 _NUMBERS = tuple(b"%d" % n for n in range(_SMALL))
 # a reason's end when it is checked now, with and without the comma before the next one
 _END, _END_MORE = b"}", b"},"
@@ -46,8 +50,78 @@ _LATER_END = b',"why":null,"reasons":['
 _NEVER_END = b',"reasons":['
 
 
-def _number(n):  # an int >= 0 (typed by plan.pxd)
-    return _NUMBERS[n] if n < _SMALL else str(n).encode()
+class Writer:
+    """Bytes written piece by piece, then taken as one ``bytes`` (``value``)."""
+
+    def __init__(self, capacity: int = 4096) -> None:
+        if cython.compiled:
+            self.size = 0
+            self.capacity = capacity
+            self.buffer = cython.cast(cython.p_char, malloc(capacity))  # noqa: F821 (plan.pxd cimports it)
+            if not self.buffer:
+                raise MemoryError()
+        else:
+            self.pieces = []
+
+    def __dealloc__(self) -> None:  # compiled only: a C type's destructor
+        free(self.buffer)  # noqa: F821 (plan.pxd cimports it)
+
+    def reserve(self, n):  # room for n more bytes
+        if cython.compiled:
+            capacity = 2 * (self.size + n)
+            grown = cython.cast(cython.p_char, realloc(self.buffer, capacity))  # noqa: F821 (plan.pxd)
+            if not grown:
+                raise MemoryError()
+            self.buffer = grown
+            self.capacity = capacity
+        return 0
+
+    def add(self, piece):
+        if cython.compiled:
+            n = len(piece)
+            if self.size + n > self.capacity:
+                self.reserve(n)
+            data = piece
+            memcpy(self.buffer + self.size, data, n)  # noqa: F821 (plan.pxd cimports it)
+            self.size += n
+        else:
+            self.pieces.append(piece)
+        return 0
+
+    def number(self, n):  # n >= 0, in decimal
+        if cython.compiled:
+            k = 24
+            while True:
+                k -= 1
+                digits[k] = 48 + n % 10  # noqa: F821 (a C array: plan.pxd declares it)
+                n //= 10
+                if n == 0:
+                    break
+            if self.size + 24 - k > self.capacity:
+                self.reserve(24 - k)
+            memcpy(self.buffer + self.size, cython.address(digits[k]), 24 - k)  # noqa: F821 (plan.pxd)
+            self.size += 24 - k
+        else:
+            self.pieces.append(_NUMBERS[n] if n < _SMALL else str(n).encode())
+        return 0
+
+    def move(self, other):  # append what ``other`` holds, and empty it
+        if cython.compiled:
+            if self.size + other.size > self.capacity:
+                self.reserve(other.size)
+            memcpy(self.buffer + self.size, other.buffer, other.size)  # noqa: F821 (plan.pxd cimports it)
+            self.size += other.size
+            other.size = 0
+        else:
+            self.pieces.extend(other.pieces)
+            other.pieces.clear()
+        return 0
+
+    def value(self):
+        if cython.compiled:
+            return self.buffer[:self.size]
+        else:
+            return b"".join(self.pieces)
 
 
 class Check:
@@ -100,6 +174,7 @@ class Plan:
         self.checks: list[Check] = []
         self.fields: list[int] = []  # the indices of the visitor-field checks
         self.entries: list[Entry] = []
+        self.size_hint = 4096  # bytes of the last answer, and some
         index: dict[int, int] = {}  # id of an interned condition -> its check
         triggers = list(triggers)  # holds the conditions (the keys of ``index``) while it is built
         for trigger in triggers:
@@ -141,94 +216,106 @@ class Plan:
                 shown = encoded[key] = orjson.dumps(value)
             bodies[i] = check.head + shown + (_TRUE if ok else _FALSE)
             holds[i] = ok
-        out = [b"["]
-        reasons = []  # one trigger's, written after its head
+        out = Writer(self.size_hint)
+        reasons = Writer(4096)  # one trigger's, written after its head
+        out.add(b"[")
+        field, wait_kind, time_kind = FIELD, WAIT, TIME  # (typed: C comparisons)
         last_entry = len(self.entries) - 1
         for k, e in enumerate(self.entries):
             if e.problem is not None:
-                out.append(e.problem)
+                out.add(e.problem)
             else:
                 chained = e.chained
                 t = 0  # seconds from now at which the current condition is checked
                 soonest = -1  # ``any``: the earliest wait of a condition that holds
                 failed = None  # ``all``: the first condition that does not hold,
                 failed_at = 0  # when it is checked,
-                failed_shown = None  # and its actual value, as text for a JSON string
+                failed_shown = None  # and its actual value: a visitor field's, as text for a JSON string,
+                failed_number = -1  # or a number (-1: null, a time beyond the calendar)
                 last = len(e.checks) - 1
                 for j, i in enumerate(e.checks):
                     check = checks[i]
                     kind = check.kind
                     wait = -1
-                    if kind == FIELD:
+                    number = -1
+                    if kind == field:
                         ok = holds[i]
-                        reasons.append(bodies[i])
-                    elif kind == WAIT:
+                        reasons.add(bodies[i])
+                    elif kind == wait_kind:
                         ok = True
                         actual = (page if check.key else site) + t
                         threshold = check.test
                         wait = threshold - actual if threshold > actual else 0
-                        reasons.append(check.head)
-                        reasons.append(_number(actual))
+                        reasons.add(check.head)
+                        reasons.number(actual)
                         if t:
-                            reasons.append(_TRUE)
-                            reasons.append(_AT)
-                            reasons.append(_number(t))
-                            reasons.append(_WAIT_AFTER)
+                            reasons.add(_TRUE)
+                            reasons.add(_AT)
+                            reasons.number(t)
+                            reasons.add(_WAIT_AFTER)
                         else:
-                            reasons.append(_WAIT_OK)
-                        reasons.append(_number(wait))
+                            reasons.add(_WAIT_OK)
+                        reasons.number(wait)
                     else:
-                        if kind == TIME:
+                        if kind == time_kind:
                             local = calendar.at(t)
                             part = None if local is None else local[check.key]
                             ok = part is not None and bool(check.test(part))
-                            shown = _NULL if part is None else _number(part)
+                            if part is not None:
+                                number = part
                         else:
-                            actual = (page if check.key else site) + t
-                            ok = bool(check.test(actual))
-                            shown = _number(actual)
-                        reasons.append(check.head)
-                        reasons.append(shown)
-                        reasons.append(_TRUE if ok else _FALSE)
-                    if t and kind != WAIT:
-                        reasons.append(_AT)
-                        reasons.append(_number(t))
-                    reasons.append(_END_MORE if j != last else _END)
+                            number = (page if check.key else site) + t
+                            ok = bool(check.test(number))
+                        reasons.add(check.head)
+                        if number < 0:
+                            reasons.add(_NULL)
+                        else:
+                            reasons.number(number)
+                        reasons.add(_TRUE if ok else _FALSE)
+                    if t and kind != wait_kind:
+                        reasons.add(_AT)
+                        reasons.number(t)
+                    reasons.add(_END_MORE if j != last else _END)
                     if wait > 0 and chained:
                         t += wait
                     if not ok:
                         if failed is None:
                             failed = check
                             failed_at = t
-                            if kind == FIELD:
+                            if kind == field:
                                 failed_shown = shown_as_text[i]
                                 if failed_shown is None:
                                     failed_shown = shown_as_text[i] = orjson.dumps(encoded[check.key].decode())[1:-1]
                             else:
-                                failed_shown = shown
+                                failed_number = number
                     elif wait <= 0:
                         soonest = 0
                     elif soonest < 0 or wait < soonest:
                         soonest = wait
                 # the head: the gates first, then what the conditions gave
                 if not e.active:
-                    out.append(e.inactive)
+                    out.add(e.inactive)
                 elif e.event != event:
                     head = e.events.get(event)
-                    out.append(head if head is not None else e.event_gate(event))
+                    out.add(head if head is not None else e.event_gate(event))
                 elif e.only_once and e.id in fired:
-                    out.append(e.once)
+                    out.add(e.once)
                 elif failed is not None and chained:
-                    out.append(e.never)
-                    out.append(failed.why)
+                    out.add(e.never)
+                    out.add(failed.why)
                     if failed_at:
-                        out.append(_IN)
-                        out.append(_number(failed_at))
-                        out.append(_SECONDS)
-                    out.append(_ACTUAL)
-                    out.append(failed_shown)
-                    out.append(_CLOSE)
-                    out.append(_NEVER_END)
+                        out.add(_IN)
+                        out.number(failed_at)
+                        out.add(_SECONDS)
+                    out.add(_ACTUAL)
+                    if failed_shown is not None:
+                        out.add(failed_shown)
+                    elif failed_number < 0:
+                        out.add(_NULL)
+                    else:
+                        out.number(failed_number)
+                    out.add(_CLOSE)
+                    out.add(_NEVER_END)
                 else:
                     if chained:
                         after = t
@@ -237,17 +324,18 @@ class Plan:
                     else:
                         after = 0  # no conditions: everyone, now
                     if after > 0:
-                        out.append(e.later)
-                        out.append(_number(after))
-                        out.append(_LATER_END)
+                        out.add(e.later)
+                        out.number(after)
+                        out.add(_LATER_END)
                     elif after == 0:
-                        out.append(e.now)
+                        out.add(e.now)
                     else:
-                        out.append(e.none)
-                out.extend(reasons)
-                reasons.clear()
-                out.append(b"]}")
+                        out.add(e.none)
+                out.move(reasons)
+                out.add(b"]}")
             if k != last_entry:
-                out.append(b",")
-        out.append(b"]")
-        return b"".join(out)
+                out.add(b",")
+        out.add(b"]")
+        answer = out.value()
+        self.size_hint = len(answer) + 256  # the next run's buffer: no growing on the way
+        return answer

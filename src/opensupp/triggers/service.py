@@ -50,15 +50,19 @@ async def update_trigger(
 
 # ----------------------------------------------------------------------------- evaluate (a dry run)
 
-# The account (no row: not this partner's), its office-hours document (NULL: the default)
-# and the fingerprint of its triggers: "id.version,..." by id (NULL: none), read from the
-# index (account_id, id, version). Ids are never reused and a row's version grows with
-# each update (migration 0003), so two equal fingerprints are the same triggers, with no
-# row that every write must lock. (Not count, max id and a sum: on PostgreSQL a lower id
-# can commit after a higher one, and a delete in between can balance the count.)
+# What the plan of an account is cached under, its triggers' "fingerprint": equal ones, equal
+# triggers. Read with the account (no row: not this partner's) and its office-hours document
+# (NULL: the default) in one statement.
+# - SQLite: accounts.triggers_revision, which the database increments with every write to
+#   the account's triggers (migration 0004); one column, whatever the number of triggers.
+# - PostgreSQL: "id.version,..." of the account's triggers by id (NULL: none), read from the
+#   index (account_id, id, version). Ids are never reused and a row's version grows with
+#   each update (migration 0003), so no row is shared by all writes: a shared counter would
+#   make concurrent writers to one account's triggers wait for each other's commits.
+#   (Not count, max id and a sum: a lower id can commit after a higher one, and a delete in
+#   between can balance the count.)
 _FINGERPRINT = {
-    "sqlite": "(SELECT group_concat(id || '.' || version, ',') FROM"
-              " (SELECT id, version FROM triggers WHERE account_id = $1 ORDER BY id))",
+    "sqlite": "a.triggers_revision",
     "postgresql": "(SELECT string_agg(id || '.' || version, ',' ORDER BY id) FROM triggers WHERE account_id = $1)",
 }
 _ACCOUNT_SQL = {
@@ -66,12 +70,16 @@ _ACCOUNT_SQL = {
              " WHERE a.id = $1 AND a.partner_id = $2"
     for dialect, fingerprint in _FINGERPRINT.items()
 }
-# The account's triggers by id (one statement, one snapshot: the plan's fingerprint is
-# made from the rows read, never taken from an earlier statement).
-_TRIGGERS_SQL = (
-    "SELECT version, id, active, name, event, only_once, constraints, conditions"
-    " FROM triggers WHERE account_id = $1 ORDER BY id"
-)
+# The account's triggers by id, and the fingerprint of what was read, in one statement (one
+# snapshot: a plan's fingerprint is never taken from an earlier statement). SQLite: the
+# revision on every row, and one row of NULLs for an account with no triggers; PostgreSQL:
+# the fingerprint is spelled from the rows (``_fingerprint``).
+_COLUMNS = "version, id, active, name, event, only_once, constraints, conditions"
+_TRIGGERS_SQL = {
+    "sqlite": f"SELECT a.triggers_revision, {', '.join('t.' + c for c in _COLUMNS.split(', '))}"
+              " FROM accounts a LEFT JOIN triggers t ON t.account_id = a.id WHERE a.id = $1 ORDER BY t.id",
+    "postgresql": f"SELECT NULL, {_COLUMNS} FROM triggers WHERE account_id = $1 ORDER BY id",
+}
 _STORED = ("id", "active", "name", "event", "only_once", "constraints", "conditions")
 
 # Compiled triggers by id, each with the row it was compiled from (a row that differs is
@@ -141,17 +149,23 @@ def _compile(row: tuple[Any, ...]) -> rules.CompiledTrigger:
 
 
 def _fingerprint(rows: list[Row]) -> str | None:
-    """The fingerprint of triggers read (version first, then id), as the database spells it."""
-    return ",".join(f"{row[1]}.{row[0]}" for row in rows) or None
+    """PostgreSQL's fingerprint of the triggers read (``_TRIGGERS_SQL``: version, then id), as
+    the database spells it."""
+    return ",".join(f"{row[2]}.{row[1]}" for row in rows) or None
 
 
-async def _plan(session: Session, plans: _Plans, account_id: int, fingerprint: str | None) -> Plan:
+async def _plan(session: Session, plans: _Plans, account_id: int, fingerprint: Any) -> Plan:
     """The account's plan, built again when the fingerprint of its triggers differs."""
     plan = plans.get(account_id, fingerprint)
     if plan is None:
-        rows = await session.fetch(_TRIGGERS_SQL, account_id)
-        plan = Plan([_compile(tuple(row[1:])) for row in rows], rules.EVENTS)
-        plans.put(account_id, _fingerprint(rows), plan)
+        rows = await session.fetch(_TRIGGERS_SQL[session.dialect], account_id)
+        if session.dialect == "sqlite":  # (no row at all: the account is gone since; never matched)
+            read = rows[0][0] if rows else None
+            rows = [row for row in rows if row[2] is not None]
+        else:
+            read = _fingerprint(rows)
+        plan = Plan([_compile(tuple(row[2:])) for row in rows], rules.EVENTS)
+        plans.put(account_id, read, plan)
     return plan
 
 
