@@ -12,6 +12,7 @@ cdef class Writer:
     cdef int reserve(self, Py_ssize_t n) except -1
     @cython.locals(n=Py_ssize_t, data="const char*")
     cdef inline int add(self, bytes piece) except -1
+    cdef inline int byte(self, bytes piece) except -1
     @cython.locals(digits="char[24]", k=int)
     cdef inline int number(self, unsigned long long n) except -1
     cdef inline int move(self, Writer other) except -1
@@ -26,7 +27,8 @@ cdef class Check:
 
 
 cdef class Entry:
-    cdef readonly object id, event
+    cdef readonly object id
+    cdef readonly str event
     cdef readonly bint active, only_once, chained
     cdef readonly list checks
     cdef readonly bytes now, later, never, inactive, once, none
@@ -43,7 +45,7 @@ cdef class Plan:
 
     @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, last=Py_ssize_t,
                    last_entry=Py_ssize_t, kind=int, field=int, wait_kind=int, time_kind=int, ok=bint, chained=bint,
-                   check=Check, failed=Check, e=Entry, out=Writer, reasons=Writer, bodies=list, holds=list,
+                   event=str, fired=frozenset, check=Check, failed=Check, e=Entry, out=Writer, reasons=Writer, closed=list, opened=list, holds=list,
                    shown_as_text=list, checks=list, failed_shown=bytes, site="long long", page="long long",
                    t="long long", actual="long long", wait="long long", soonest="long long", threshold="long long",
                    failed_at="long long", after="long long", number="long long", failed_number="long long")

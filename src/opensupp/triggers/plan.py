@@ -24,6 +24,7 @@ pure-Python shadow module) false. Its C functions come from plan.pxd's cimports.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import cython
@@ -42,8 +43,6 @@ MAX_CLOCK = 10**18 - 1
 _TRUE, _FALSE, _NULL = b',"ok":true', b',"ok":false', b"null"
 _SMALL = 1024  # numbers below this have their bytes ready (Writer.number, as Python)
 _NUMBERS = tuple(b"%d" % n for n in range(_SMALL))
-# a reason's end when it is checked now, with and without the comma before the next one
-_END, _END_MORE = b"}", b"},"
 _AT, _WAIT_OK, _WAIT_AFTER = b',"at":', b',"ok":true,"wait":', b',"wait":'
 _IN, _SECONDS, _ACTUAL, _CLOSE = b" in ", b" s", b" (actual: ", b')"'
 _LATER_END = b',"why":null,"reasons":['
@@ -84,6 +83,16 @@ class Writer:
             data = piece
             memcpy(self.buffer + self.size, data, n)  # noqa: F821 (plan.pxd cimports it)
             self.size += n
+        else:
+            self.pieces.append(piece)
+        return 0
+
+    def byte(self, piece):  # a piece of one byte
+        if cython.compiled:
+            if self.size == self.capacity:
+                self.reserve(1)
+            self.buffer[self.size] = piece[0]
+            self.size += 1
         else:
             self.pieces.append(piece)
         return 0
@@ -143,7 +152,7 @@ class Entry:
     def __init__(self, trigger: Any, checks: list[int], events: tuple[str, ...]) -> None:
         self.id = trigger.id
         self.active = trigger.active
-        self.event = trigger.event
+        self.event = sys.intern(trigger.event)  # (run compares it with the situation's, interned: by identity)
         self.only_once = trigger.only_once
         self.chained = not trigger.any
         self.checks = checks
@@ -194,15 +203,17 @@ class Plan:
         (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``rules.context`` checks."""
         values = ctx.values
         folded = ctx.folded
-        event = ctx.event
+        event = sys.intern(ctx.event)
         fired = ctx.fired
         calendar = ctx.calendar
         site = ctx.site
         page = ctx.page
         checks = self.checks
-        # each visitor-field condition once: its reason up to "ok", and whether it holds
+        # each visitor-field condition once: whether it holds, and its reason, closed (checked
+        # now) or open for the "at" of a check after a wait
         n = len(checks)
-        bodies = [None] * n
+        closed = [None] * n
+        opened = [None] * n
         holds = [False] * n
         shown_as_text = [None] * n  # the value's JSON as the text of a JSON string, for ``why``
         encoded = {}
@@ -214,11 +225,13 @@ class Plan:
             shown = encoded.get(key)
             if shown is None:
                 shown = encoded[key] = orjson.dumps(value)
-            bodies[i] = check.head + shown + (_TRUE if ok else _FALSE)
+            body = check.head + shown + (_TRUE if ok else _FALSE)
+            closed[i] = body + b"}"
+            opened[i] = body + _AT
             holds[i] = ok
         out = Writer(self.size_hint)
         reasons = Writer(4096)  # one trigger's, written after its head
-        out.add(b"[")
+        out.byte(b"[")
         field, wait_kind, time_kind = FIELD, WAIT, TIME  # (typed: C comparisons)
         last_entry = len(self.entries) - 1
         for k, e in enumerate(self.entries):
@@ -240,7 +253,12 @@ class Plan:
                     number = -1
                     if kind == field:
                         ok = holds[i]
-                        reasons.add(bodies[i])
+                        if t:
+                            reasons.add(opened[i])
+                            reasons.number(t)
+                            reasons.byte(b"}")
+                        else:
+                            reasons.add(closed[i])
                     elif kind == wait_kind:
                         ok = True
                         actual = (page if check.key else site) + t
@@ -256,6 +274,7 @@ class Plan:
                         else:
                             reasons.add(_WAIT_OK)
                         reasons.number(wait)
+                        reasons.byte(b"}")
                     else:
                         if kind == time_kind:
                             local = calendar.at(t)
@@ -272,10 +291,12 @@ class Plan:
                         else:
                             reasons.number(number)
                         reasons.add(_TRUE if ok else _FALSE)
-                    if t and kind != wait_kind:
-                        reasons.add(_AT)
-                        reasons.number(t)
-                    reasons.add(_END_MORE if j != last else _END)
+                        if t:
+                            reasons.add(_AT)
+                            reasons.number(t)
+                        reasons.byte(b"}")
+                    if j != last:
+                        reasons.byte(b",")
                     if wait > 0 and chained:
                         t += wait
                     if not ok:
@@ -298,7 +319,7 @@ class Plan:
                 elif e.event != event:
                     head = e.events.get(event)
                     out.add(head if head is not None else e.event_gate(event))
-                elif e.only_once and e.id in fired:
+                elif e.only_once and fired and e.id in fired:
                     out.add(e.once)
                 elif failed is not None and chained:
                     out.add(e.never)
@@ -332,10 +353,11 @@ class Plan:
                     else:
                         out.add(e.none)
                 out.move(reasons)
-                out.add(b"]}")
+                out.byte(b"]")
+                out.byte(b"}")
             if k != last_entry:
-                out.add(b",")
-        out.add(b"]")
+                out.byte(b",")
+        out.byte(b"]")
         answer = out.value()
         self.size_hint = len(answer) + 256  # the next run's buffer: no growing on the way
         return answer

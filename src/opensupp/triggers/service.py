@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import functools
 import weakref
 from typing import Any
 
@@ -181,10 +182,17 @@ async def evaluate_triggers(
         raise account_not_found(account_id)
     plan = await _plan(session, plans, account_id, row[1])
     timezone = orjson.loads(row[0])["timezone"] if row[0] else DEFAULT["timezone"]
-    instant = at or datetime.datetime.fromtimestamp(now(), datetime.timezone.utc)
+    instant, shown = (at, _utc(at)) if at is not None else _second(now())
     ctx = rules.context(event, visitor, instant, tzinfo_of(timezone))
-    return {"event": event, "at": _utc(instant), "timezone": timezone, "visitor": ctx.values,
+    return {"event": event, "at": shown, "timezone": timezone, "visitor": ctx.values,
             "triggers": orjson.Fragment(plan.run(ctx))}
+
+
+@functools.lru_cache(maxsize=1)  # the requests of one second share it
+def _second(t: int) -> tuple[datetime.datetime, str]:
+    """The instant ``t`` (seconds since the epoch), and as the answer shows it."""
+    instant = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    return instant, _utc(instant)
 
 
 def _utc(instant: datetime.datetime) -> str:

@@ -12,6 +12,8 @@ import types
 import typing
 from typing import Annotated, Any, Iterable
 
+import typing_extensions
+
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 from pydantic import WithJsonSchema
@@ -106,26 +108,37 @@ def field_path(loc: Iterable[Any]) -> str:
     return out
 
 
-def _submodel(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+def _fields(kind: Any) -> dict[str, Any] | None:
+    """The fields of a body or of an object in it (a model or a TypedDict): name -> annotation."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return {name: field.annotation for name, field in kind.model_fields.items()}
+    if typing_extensions.is_typeddict(kind):
+        return typing.get_type_hints(kind, include_extras=True)
+    return None
+
+
+def _object_in(annotation: Any) -> dict[str, Any] | None:
+    """The fields of the object ``annotation`` holds (itself, or in a list, an Optional...)."""
+    fields = _fields(annotation)
+    if fields is not None:
+        return fields
     for arg in typing.get_args(annotation):
         if isinstance(arg, (type, types.GenericAlias)) or typing.get_args(arg):
-            found = _submodel(arg)
+            found = _object_in(arg)
             if found is not None:
                 return found
     return None
 
 
 def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    current: type[BaseModel] | None = model
+    current = _fields(model)
     for part in loc:
         if current is None:
             return []
         if isinstance(part, str):
-            field = current.model_fields.get(part)
-            current = _submodel(field.annotation) if field else None
-    return list(current.model_fields) if current else []
+            annotation = current.get(part)
+            current = _object_in(annotation) if annotation is not None else None
+    return list(current) if current else []
 
 
 _MESSAGES = {
