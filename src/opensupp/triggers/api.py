@@ -335,7 +335,7 @@ class TriggerEvaluation(Out):
 
 @router.add("query", "/accounts/{aid}/triggers/evaluate", body=TriggerEvaluate, response=TriggerEvaluation,
             tag="Triggers")
-async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> dict[str, Any]:
+async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> bytes:
     """Evaluate the account's triggers (a dry run)
 
     For a visitor and an event, whether each trigger of the account fires now, after a wait

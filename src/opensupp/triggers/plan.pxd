@@ -20,6 +20,7 @@ cdef class Writer:
 
 
 cdef class Check:
+    cdef readonly Py_ssize_t index
     cdef readonly int kind
     cdef readonly object key, test
     cdef readonly bint fold
@@ -30,7 +31,7 @@ cdef class Entry:
     cdef readonly object id
     cdef readonly str event
     cdef readonly bint active, only_once, chained
-    cdef readonly list checks
+    cdef readonly tuple checks
     cdef readonly bytes now, later, never, inactive, once, none
     cdef readonly object problem
     cdef readonly dict events
@@ -49,4 +50,4 @@ cdef class Plan:
                    shown_as_text=list, checks=list, failed_shown=bytes, site="long long", page="long long",
                    t="long long", actual="long long", wait="long long", soonest="long long", threshold="long long",
                    failed_at="long long", after="long long", number="long long", failed_number="long long")
-    cpdef bytes run(self, ctx)
+    cpdef bytes run(self, ctx, bytes prefix=*, bytes suffix=*)

@@ -136,8 +136,9 @@ class Writer:
 class Check:
     """One distinct condition: what to check, and its reason's and sentence's bytes."""
 
-    def __init__(self, condition: tuple) -> None:
+    def __init__(self, condition: tuple, index: int) -> None:
         kind, key, test, head, fold, why = condition
+        self.index = index  # in ``Plan.checks``, and in a run's lists of what each check gave
         self.kind = kind
         self.key = key  # the visitor field, the part of the local time (0-2) or the clock (0 site, 1 page)
         self.test = test  # actual -> bool; a wait's threshold
@@ -147,9 +148,9 @@ class Check:
 
 
 class Entry:
-    """One trigger: its checks (indices into ``Plan.checks``) and its encoded heads."""
+    """One trigger: its checks (of ``Plan.checks``) and its encoded heads."""
 
-    def __init__(self, trigger: Any, checks: list[int], events: tuple[str, ...]) -> None:
+    def __init__(self, trigger: Any, checks: tuple[Check, ...], events: tuple[str, ...]) -> None:
         self.id = trigger.id
         self.active = trigger.active
         self.event = sys.intern(trigger.event)  # (run compares it with the situation's, interned: by identity)
@@ -192,17 +193,18 @@ class Plan:
                 i = index.get(id(condition))
                 if i is None:
                     i = index[id(condition)] = len(self.checks)
-                    self.checks.append(Check(condition))
+                    self.checks.append(Check(condition, i))
                     if condition[0] == FIELD:
                         self.fields.append(i)
-                checks.append(i)
-            self.entries.append(Entry(trigger, checks, events))
+                checks.append(self.checks[i])
+            self.entries.append(Entry(trigger, tuple(checks), events))
 
-    def run(self, ctx):  # -> bytes (plan.pxd types it)
-        """The decisions, in order, as a JSON array: see ``rules.Decision``. The clocks
-        (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``rules.context`` checks."""
+    def run(self, ctx, prefix=b"", suffix=b""):  # -> bytes (plan.pxd types it)
+        """The decisions, in order, as a JSON array: see ``rules.Decision``; between ``prefix``
+        and ``suffix`` when given (the rest of an answer: no copy of the array into it). The
+        clocks (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``rules.context`` checks."""
         values = ctx.values
-        folded = ctx.folded
+        folded = {}  # the strings compared casefolded, by field
         event = sys.intern(ctx.event)
         fired = ctx.fired
         calendar = ctx.calendar
@@ -221,7 +223,13 @@ class Plan:
             check = checks[i]
             key = check.key
             value = values[key]
-            ok = bool(check.test(folded[key] if check.fold else value))
+            if check.fold:
+                text = folded.get(key)
+                if text is None:
+                    text = folded[key] = value.casefold()
+                ok = bool(check.test(text))
+            else:
+                ok = bool(check.test(value))
             shown = encoded.get(key)
             if shown is None:
                 shown = encoded[key] = orjson.dumps(value)
@@ -231,6 +239,7 @@ class Plan:
             holds[i] = ok
         out = Writer(self.size_hint)
         reasons = Writer(4096)  # one trigger's, written after its head
+        out.add(prefix)
         out.byte(b"[")
         field, wait_kind, time_kind = FIELD, WAIT, TIME  # (typed: C comparisons)
         last_entry = len(self.entries) - 1
@@ -246,8 +255,8 @@ class Plan:
                 failed_shown = None  # and its actual value: a visitor field's, as text for a JSON string,
                 failed_number = -1  # or a number (-1: null, a time beyond the calendar)
                 last = len(e.checks) - 1
-                for j, i in enumerate(e.checks):
-                    check = checks[i]
+                for j, check in enumerate(e.checks):
+                    i = check.index
                     kind = check.kind
                     wait = -1
                     number = -1
@@ -358,6 +367,7 @@ class Plan:
             if k != last_entry:
                 out.byte(b",")
         out.byte(b"]")
+        out.add(suffix)
         answer = out.value()
         self.size_hint = len(answer) + 256  # the next run's buffer: no growing on the way
         return answer

@@ -74,7 +74,6 @@ FIRST_VISIT: dict[str, Any] = {
     "visitor_page_title": "", "visitor_referer": "", "visitor_language": "", "account_status": "online",
     "fired_triggers": [],
 }
-STRINGS = tuple(name for name, spec in CONDITIONS.items() if spec.type == "string")
 
 # the keys of compiled conditions by kind (the kinds are plan.FIELD, TIME, WAIT and CLOCK)
 _TIME_PARTS = {"hour_of_day": 0, "day_of_week": 1, "month_of_year": 2}
@@ -227,23 +226,27 @@ class Calendar:
 @dataclass(slots=True)  # not frozen: built once per evaluation, and frozen slots cost a setattr each
 class Context:
     """One evaluation's situation: the event, the calendar and the visitor, resolved.
-    ``values`` has every visitor field, ``folded`` the string fields casefolded."""
+    ``values`` has every visitor field (``plan`` casefolds the strings it compares)."""
 
     event: str
     calendar: Calendar
     values: dict[str, Any]
-    folded: dict[str, Any]
     fired: frozenset[str]
     site: int
     page: int
+
+
+_NONE_FIRED: frozenset[str] = frozenset()
 
 
 def context(event: str, visitor: Mapping[str, Any], instant: datetime.datetime, tz: datetime.tzinfo) -> Context:
     """The situation of ``visitor`` on ``event`` at ``instant`` in ``tz``: ``FIRST_VISIT`` where a
     field is absent, the derived defaults, and None strings as ``""``. The clocks must be in
     0..MAX_CLOCK (the API's bound), or ValueError."""
-    values = {**FIRST_VISIT, **{k: v for k, v in visitor.items() if v is not None}}
-    values["fired_triggers"] = [str(i) for i in values["fired_triggers"]]
+    values = {**FIRST_VISIT, **visitor}
+    if None in visitor.values():  # null: as if absent
+        values = {**FIRST_VISIT, **{k: v for k, v in visitor.items() if v is not None}}
+    values["fired_triggers"] = list(map(str, values["fired_triggers"]))
     if visitor.get(PAGE_CLOCK) is None:
         values[PAGE_CLOCK] = values[SITE_CLOCK]
     if visitor.get("is_triggered") is None:
@@ -253,9 +256,8 @@ def context(event: str, visitor: Mapping[str, Any], instant: datetime.datetime, 
     site, page = values[SITE_CLOCK], values[PAGE_CLOCK]
     if not (0 <= site <= MAX_CLOCK and 0 <= page <= MAX_CLOCK):
         raise ValueError(f"{SITE_CLOCK} and {PAGE_CLOCK} must be in 0..{MAX_CLOCK}")
-    folded = {name: values[name].casefold() for name in STRINGS}
-    fired = frozenset(values["fired_triggers"])
-    return Context(event, Calendar(instant, tz), values, folded, fired, site, page)
+    fired = frozenset(values["fired_triggers"]) if values["fired_triggers"] else _NONE_FIRED
+    return Context(event, Calendar(instant, tz), values, fired, site, page)
 
 
 # ----------------------------------------------------------------------------- deciding

@@ -524,5 +524,6 @@ class _KeyTaken(Exception):
     """The Idempotency-Key was saved by another request first: roll this one back."""
 
 
-def ok(result: dict[str, Any]) -> Answer:
-    return 200, [JSON], orjson.dumps(result)
+def ok(result: dict[str, Any] | bytes) -> Answer:
+    """A 200 with ``result`` as JSON; bytes are the JSON already (a handler that writes its own)."""
+    return 200, [JSON], result if type(result) is bytes else orjson.dumps(result)
