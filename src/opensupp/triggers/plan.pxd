@@ -1,10 +1,13 @@
 # C types for plan.py when Cython compiles it (an "augmenting" .pxd: plan.py stays plain Python).
 cimport cython
-from libc.stdlib cimport free, malloc, realloc
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, _PyBytes_Resize
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memcpy
 
 
 cdef class Writer:
+    cdef PyObject* data
     cdef char* buffer
     cdef Py_ssize_t size, capacity
     cdef list pieces
@@ -16,7 +19,7 @@ cdef class Writer:
     @cython.locals(digits="char[24]", k=int)
     cdef inline int number(self, unsigned long long n) except -1
     cdef inline int move(self, Writer other) except -1
-    cdef bytes value(self)
+    cdef object value(self)
 
 
 cdef class Check:

@@ -50,28 +50,29 @@ _NEVER_END = b',"reasons":['
 
 
 class Writer:
-    """Bytes written piece by piece, then taken as one ``bytes`` (``value``)."""
+    """Bytes written piece by piece, then taken as one ``bytes`` (``value``). Compiled, the
+    pieces are written straight into a new bytes object, grown as needed and cut to size at
+    the end (the C API's way of building one), so the answer is never copied whole."""
 
     def __init__(self, capacity: int = 4096) -> None:
         if cython.compiled:
+            data = PyBytes_FromStringAndSize(cython.NULL, capacity)  # noqa: F821 (plan.pxd cimports it)
+            Py_INCREF(data)  # noqa: F821 (plan.pxd): the one reference, ``self.data``'s
+            self.data = cython.cast(cython.pointer(PyObject), data)  # noqa: F821 (plan.pxd)
+            self.buffer = PyBytes_AS_STRING(data)  # noqa: F821 (plan.pxd cimports it)
             self.size = 0
             self.capacity = capacity
-            self.buffer = cython.cast(cython.p_char, malloc(capacity))  # noqa: F821 (plan.pxd cimports it)
-            if not self.buffer:
-                raise MemoryError()
         else:
             self.pieces = []
 
     def __dealloc__(self) -> None:  # compiled only: a C type's destructor
-        free(self.buffer)  # noqa: F821 (plan.pxd cimports it)
+        Py_XDECREF(self.data)  # noqa: F821 (plan.pxd cimports it)
 
     def reserve(self, n):  # room for n more bytes
         if cython.compiled:
             capacity = 2 * (self.size + n)
-            grown = cython.cast(cython.p_char, realloc(self.buffer, capacity))  # noqa: F821 (plan.pxd)
-            if not grown:
-                raise MemoryError()
-            self.buffer = grown
+            _PyBytes_Resize(cython.address(self.data), capacity)  # noqa: F821 (plan.pxd): MemoryError, or grown
+            self.buffer = PyBytes_AS_STRING(cython.cast(object, self.data))  # noqa: F821 (plan.pxd)
             self.capacity = capacity
         return 0
 
@@ -99,17 +100,25 @@ class Writer:
 
     def number(self, n):  # n >= 0, in decimal
         if cython.compiled:
-            k = 24
-            while True:
-                k -= 1
-                digits[k] = 48 + n % 10  # noqa: F821 (a C array: plan.pxd declares it)
-                n //= 10
-                if n == 0:
-                    break
-            if self.size + 24 - k > self.capacity:
-                self.reserve(24 - k)
-            memcpy(self.buffer + self.size, cython.address(digits[k]), 24 - k)  # noqa: F821 (plan.pxd)
-            self.size += 24 - k
+            if self.size + 20 > self.capacity:  # (20: the digits of the largest 64-bit number)
+                self.reserve(20)
+            if n < 10:
+                self.buffer[self.size] = 48 + n
+                self.size += 1
+            elif n < 100:
+                self.buffer[self.size] = 48 + n // 10
+                self.buffer[self.size + 1] = 48 + n % 10
+                self.size += 2
+            else:
+                k = 24
+                while True:
+                    k -= 1
+                    digits[k] = 48 + n % 10  # noqa: F821 (a C array: plan.pxd declares it)
+                    n //= 10
+                    if n == 0:
+                        break
+                memcpy(self.buffer + self.size, cython.address(digits[k]), 24 - k)  # noqa: F821 (plan.pxd)
+                self.size += 24 - k
         else:
             self.pieces.append(_NUMBERS[n] if n < _SMALL else str(n).encode())
         return 0
@@ -126,9 +135,15 @@ class Writer:
             other.pieces.clear()
         return 0
 
-    def value(self):
+    def value(self):  # once, at the end
         if cython.compiled:
-            return self.buffer[:self.size]
+            _PyBytes_Resize(cython.address(self.data), self.size)  # noqa: F821 (plan.pxd cimports it)
+            result = cython.cast(object, self.data)  # a new reference: the caller's
+            Py_XDECREF(self.data)  # noqa: F821 (plan.pxd): and the writer lets go of its own
+            self.data = cython.NULL
+            self.buffer = cython.NULL
+            self.size = self.capacity = 0
+            return result
         else:
             return b"".join(self.pieces)
 

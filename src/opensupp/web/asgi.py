@@ -122,7 +122,7 @@ def redact_query(query_string: bytes) -> str:
 
 def parse_object(raw: bytes) -> dict[str, Any]:
     """A POST body as a JSON object; empty means ``{}``."""
-    if not raw.strip():
+    if not raw or raw.isspace():
         return {}
     try:
         data = orjson.loads(raw)

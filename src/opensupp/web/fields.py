@@ -189,8 +189,9 @@ def validate(model: type[Body], data: dict[str, Any]) -> Any:
     except PydanticValidationError as exc:
         body, errors = None, [FieldError(field_path(e["loc"]), _message(model, e)) for e in exc.errors(include_url=False)]
     normalized, problems = model.check_raw(data)
-    seen = {e.field for e in errors}
-    errors += [e for e in problems if e.field not in seen]
+    if problems:
+        seen = {e.field for e in errors}
+        errors += [e for e in problems if e.field not in seen]
     if errors:
         raise ValidationFailed(errors)
     return body.model_copy(update=normalized) if normalized else body
