@@ -312,10 +312,16 @@ async def test_sqlite_moves_the_key_for_writes_outside_the_application(app, api,
     r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={})
     assert [(d["fires"], d["why"]) for d in r.json()["triggers"]] == [
         ("never", "inactive: the trigger's active is false")]
+    other = await account(api)
+    other_key = (await keys(app, other))[0]
+    async with app.db.transaction() as s:  # moved to another account: both move
+        assert await s.execute("UPDATE triggers SET account_id = $1 WHERE id = $2", int(other), int(t["id"])) == 1
+    assert ((await keys(app, aid))[0], (await keys(app, other))[0]) == (key + 2, other_key + 1)
+    assert (await api.post(f"/accounts/{aid}/triggers/evaluate", json={})).json()["triggers"] == []
     async with app.db.transaction() as s:
         assert await s.execute("DELETE FROM triggers WHERE id = $1", int(t["id"])) == 1
-    assert (await keys(app, aid))[0] == key + 2
-    assert (await api.post(f"/accounts/{aid}/triggers/evaluate", json={})).json()["triggers"] == []
+    assert ((await keys(app, aid))[0], (await keys(app, other))[0]) == (key + 2, other_key + 2)
+    assert (await api.post(f"/accounts/{other}/triggers/evaluate", json={})).json()["triggers"] == []
 
 
 async def partner_of(session, aid: str) -> int:
