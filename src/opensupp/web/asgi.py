@@ -40,7 +40,7 @@ from opensupp.timeutil import now
 from opensupp.web.accesslog import AccessLog
 from opensupp.web.batch import BatchRequest, Call, header
 from opensupp.web.errors import JSON, error_response, server_error
-from opensupp.web.fields import validate
+from opensupp.web.fields import validate, validate_json
 from opensupp.web.pagination import encode_cursor, parse_page
 from opensupp.web.ratelimit import RateLimiter
 from opensupp.web.routing import Route, RouteTable, Router
@@ -362,9 +362,11 @@ class App:
             result = await route.handler(req)
             return result if route.raw else ok(result)
 
-        if data is None:
-            data = parse_object(raw)
-        body = validate(route.body, data) if route.body is not None else data
+        body = validate_json(route.body, raw) if route.direct_json and data is None and raw else None
+        if body is None:
+            if data is None:
+                data = parse_object(raw)
+            body = validate(route.body, data) if route.body is not None else data
         if verb == "batch":
             return await self.run_batch(req, body)
         if route.prepare is not None:

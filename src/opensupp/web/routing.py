@@ -18,6 +18,8 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel
 
+from opensupp.web.fields import Body
+
 _PARAM = re.compile(r"\{(\w+)\}")
 SLOT = "{}"
 
@@ -58,6 +60,10 @@ class Route:
     # async (req, body) -> what the handler gets instead of the body; runs before the
     # unit of work opens (password hashing must not hold a transaction)
     prepare: Callable[..., Awaitable[Any]] | None = None
+    # the body may be validated by pydantic straight from the JSON (see fields.validate_json):
+    # it has no check_raw rules (they read the parsed JSON), and no Idempotency-Key
+    # fingerprint (a create's) nor batch needs the parsed JSON either
+    direct_json: bool = False
 
     def __post_init__(self) -> None:
         self.params = tuple(_PARAM.findall(self.path))
@@ -68,6 +74,8 @@ class Route:
         # The PHP wrapper sends a GET when a create's or update's parameters are empty.
         self.get_as_post = self.methods == ("POST",)
         self.allow = "GET, POST" if self.get_as_post else ", ".join(self.methods)
+        self.direct_json = (self.body is not None and self.verb not in ("create", "batch")
+                            and self.body.check_raw.__func__ is Body.check_raw.__func__)
 
 
 def template_key(path: str) -> tuple[str, ...]:
