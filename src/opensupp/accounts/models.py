@@ -21,15 +21,17 @@ accounts = Table(
 )
 
 
-def child_table(name: str, *columns: Column | UniqueConstraint) -> Table:
+def child_table(name: str, *columns: Column | UniqueConstraint, keyset: tuple[str, ...] = ()) -> Table:
     """A table under an account: ``id``, ``account_id`` (deleted with the account), the
-    columns given, and the (account_id, id) index that scoped lookups and pages use."""
+    columns given, and the (account_id, id) index that scoped lookups and pages use, with
+    the ``keyset`` columns after them (an index that leads with (account_id, id) serves
+    those reads as well, so a table needs no second one)."""
     return Table(
         name,
         metadata,
         Column("id", Id, primary_key=True),
         Column("account_id", BigInteger, ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False),
         *columns,
-        Index(f"ix_{name}_account_id_id", "account_id", "id"),
+        Index("_".join(("ix", name, "account_id", "id", *keyset)), "account_id", "id", *keyset),
         sqlite_autoincrement=True,
     )

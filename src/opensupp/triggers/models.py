@@ -1,4 +1,4 @@
-from sqlalchemy import BigInteger, Boolean, Column, Index, String, Text
+from sqlalchemy import BigInteger, Boolean, Column, String, Text
 
 from opensupp.accounts.models import child_table
 
@@ -19,7 +19,7 @@ triggers = child_table(
     # insert, update or delete of them: on PostgreSQL, the key the compiled triggers of the
     # account are cached under (migrations 0003 and 0004).
     Column("version", BigInteger, nullable=False, server_default="0"),
+    # (account_id, id, version): PostgreSQL's fingerprint of an account's triggers is read
+    # from this index alone, and it is the keyset index of pages and lookups too (0005)
+    keyset=("version",),
 )
-
-# the fingerprint over an account's triggers, read from the index alone
-Index("ix_triggers_account_id_id_version", triggers.c.account_id, triggers.c.id, triggers.c.version)
