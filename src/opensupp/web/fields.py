@@ -74,13 +74,24 @@ def text_pattern(multiline: bool, required: bool) -> str:
 
 
 def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> Any:
-    """A string of at most ``max_length`` code points (at least one when required)."""
+    """A string of at most ``max_length`` code points (at least one when required). An optional
+    one is checked by pydantic's own (Rust) regex, no Python call per string; a required one
+    also must not be blank, which ``text_problem`` says better than a pattern could."""
+    if not required:
+        return Annotated[str, StringConstraints(min_length=0, max_length=max_length, pattern=text_pattern(multiline, required))]
     return Annotated[
         str,
-        StringConstraints(min_length=1 if required else 0, max_length=max_length),
+        StringConstraints(min_length=1, max_length=max_length),
         AfterValidator(_check_text(multiline, required)),
         Field(json_schema_extra={"pattern": text_pattern(multiline, required)}),
     ]
+
+
+#: an optional text's pattern -> the problem it finds (``_message``)
+_TEXT_PATTERNS = {
+    text_pattern(multiline, False): values.text_problem("\x00", multiline=multiline, required=False)
+    for multiline in (False, True)
+}
 
 
 def _check_lang(value: str) -> str:
@@ -177,6 +188,8 @@ def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
         sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
         bound = next(iter(ctx.values()))
         return f"must be {sign} {bound}"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") in _TEXT_PATTERNS:
+        return _TEXT_PATTERNS[ctx["pattern"]]
     if kind == "literal_error":
         return f"must be one of: {ctx.get('expected', '')}".replace("'", "")
     return _MESSAGES.get(kind) or err["msg"]
