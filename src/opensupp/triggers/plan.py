@@ -214,6 +214,8 @@ class Plan:
                 checks.append(self.checks[i])
             self.entries.append(Entry(trigger, tuple(checks), events))
 
+    @cython.boundscheck(False)  # (compiled: the indices are the checks' own, 0 <= check.index < len(checks))
+    @cython.wraparound(False)
     def run(self, ctx, prefix=b"", suffix=b""):  # -> bytes (plan.pxd types it)
         """The decisions, in order, as a JSON array: see ``rules.Decision``; between ``prefix``
         and ``suffix`` when given (the rest of an answer: no copy of the array into it). The
