@@ -8,9 +8,9 @@ import typing
 from typing import Annotated, Any, Literal
 
 import orjson
-from typing_extensions import TypedDict
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, with_config
 from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from opensupp.db import Row, Session
 from opensupp.errors import FieldError

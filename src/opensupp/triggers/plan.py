@@ -11,13 +11,13 @@ and building then encoding 200 dicts cost more than the rest of the request toge
   "expected", "actual":``) and its sentence for ``why`` already encoded; every trigger an
   ``Entry`` with its own head and its gate sentences encoded.
 - ``Plan.run(ctx)`` checks each distinct visitor-field condition once, then walks every
-  trigger, appending byte strings to one list that is joined once.
+  trigger, writing its pieces of bytes to one ``Writer``.
 
 This file is plain Python and runs as such. Where the package was built with a C compiler,
 Cython compiled it (``setup.py``; ``plan.pxd`` gives the C types), and the compiled module is
 what Python imports; ``COMPILED`` says which one runs. Both are tested against the same
-expectations. One class has a body for each: ``Writer``, where the bytes go (compiled, one C
-buffer and a memcpy per piece; as Python, a list of pieces joined once), in branches on
+expectations. One class has a body for each: ``Writer``, where the bytes go (compiled, a
+bytes object written in place, a memcpy per piece; as Python, a list of pieces joined once), in branches on
 ``cython.compiled``, which the compiled module knows to be true and plain Python (Cython's
 pure-Python shadow module) false. Its C functions come from plan.pxd's cimports.
 """

@@ -13,7 +13,6 @@ import typing
 from typing import Annotated, Any, Iterable
 
 import typing_extensions
-
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 from pydantic import WithJsonSchema
@@ -78,7 +77,8 @@ def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> 
     one is checked by pydantic's own (Rust) regex, no Python call per string; a required one
     also must not be blank, which ``text_problem`` says better than a pattern could."""
     if not required:
-        return Annotated[str, StringConstraints(min_length=0, max_length=max_length, pattern=text_pattern(multiline, required))]
+        pattern = text_pattern(multiline, required)
+        return Annotated[str, StringConstraints(min_length=0, max_length=max_length, pattern=pattern)]
     return Annotated[
         str,
         StringConstraints(min_length=1, max_length=max_length),
