@@ -30,7 +30,7 @@ import contextvars
 import re
 import sqlite3
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, NoReturn, Protocol, Sequence
 
 import asyncpg
 from sqlalchemy import MetaData
@@ -403,6 +403,14 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
+def _raise_translated(exc: Exception) -> NoReturn:
+    """Raise what a driver error means to the services: the one place asyncpg's errors are
+    translated (UniqueViolation for a refused unique value; anything else as it is)."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        raise UniqueViolation(exc.constraint_name or "") from exc
+    raise exc
+
+
 def _status_count(status: str) -> int:
     tail = status.rsplit(" ", 1)[-1]
     return int(tail) if tail.isdigit() else 0
@@ -422,16 +430,16 @@ class PostgresSession:
             _guard(self)
         try:
             return await self._conn.fetch(sql, *args)
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(exc.constraint_name or "") from exc
+        except Exception as exc:
+            _raise_translated(exc)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         if self._single:
             _guard(self)
         try:
             return await self._conn.fetchrow(sql, *args)
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(exc.constraint_name or "") from exc
+        except Exception as exc:
+            _raise_translated(exc)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         row = await self.fetchrow(sql, *args)
@@ -442,13 +450,16 @@ class PostgresSession:
             _guard(self)
         try:
             return _status_count(await self._conn.execute(sql, *args))
-        except asyncpg.UniqueViolationError as exc:
-            raise UniqueViolation(exc.constraint_name or "") from exc
+        except Exception as exc:
+            _raise_translated(exc)
 
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         if self._single:
             _guard(self)
-        await self._conn.executemany(sql, args)
+        try:
+            await self._conn.executemany(sql, args)
+        except Exception as exc:
+            _raise_translated(exc)
 
 
 class _PostgresUnit:
