@@ -7,12 +7,30 @@ HTTP status and the ``{"error", "message"}`` body. Nothing here knows about HTTP
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Collection, Iterable
+
+#: Problems one error answer lists (``errors``); the rest are counted, not listed, so an
+#: answer stays a few KB and cheap to build whatever the body held.
+MAX_LISTED = 20
+#: Unknown keys of one object reported one by one; the rest are counted in one more error.
+MAX_UNKNOWN = 20
+#: Characters of a field's path (a key can be as long as the body) or of a problem in the
+#: summary shown; a problem's own message is cut at ``MAX_SHOWN_MESSAGE``.
+MAX_SHOWN = 200
+MAX_SHOWN_MESSAGE = 1000
 
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
     field: str
     message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Unlisted(FieldError):
+    """Problems counted, not listed: ``count`` more unknown fields of the object at ``field``."""
+
+    count: int = 0
 
 
 class DomainError(Exception):
@@ -31,8 +49,9 @@ class ValidationFailed(DomainError):
     code = "ValidationError"
 
     def __init__(self, errors: list[FieldError], message: str | None = None) -> None:
-        self.errors = errors
-        super().__init__(message or summarize(errors))
+        self.errors = [e for e in errors if not isinstance(e, Unlisted)]
+        self.unlisted = sum(e.count for e in errors if isinstance(e, Unlisted))  # problems beyond ``errors``
+        super().__init__(message or summarize(self.errors, self.unlisted))
 
 
 class AuthError(DomainError):
@@ -82,7 +101,28 @@ def invalid(field: str, message: str) -> ValidationFailed:
     return ValidationFailed([FieldError(field, message)])
 
 
-def summarize(errors: list[FieldError]) -> str:
-    parts = [f"{e.field}: {e.message}" if e.field else e.message for e in errors[:5]]
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+def unknown_fields(keys: Iterable[str], allowed: Collection[str], at: str, message: str) -> list[FieldError]:
+    """The keys of an object at ``at`` that are not ``allowed``, each with ``message``: at
+    most ``MAX_UNKNOWN`` of them, then one error on the object counting the rest."""
+    unknown = [key for key in keys if key not in allowed]
+    errors = [FieldError(f"{at}.{key}" if at else str(key), message) for key in unknown[:MAX_UNKNOWN]]
+    if len(unknown) > MAX_UNKNOWN:
+        errors.append(more_unknown(at, len(unknown) - MAX_UNKNOWN))
+    return errors
+
+
+def more_unknown(at: str, count: int) -> Unlisted:
+    """What counts an object's unknown keys beyond the first ``MAX_UNKNOWN``."""
+    return Unlisted(at, f"has {count} more fields that are not known", count)
+
+
+def shown(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` as an answer shows it: cut at ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summarize(errors: list[FieldError], unlisted: int = 0) -> str:
+    parts = [shown(f"{e.field}: {e.message}" if e.field else e.message) for e in errors[:5]]
+    more = len(errors) + unlisted - len(parts)
+    more = f" (and {more} more)" if more else ""
     return "Invalid request: " + "; ".join(parts) + more + "."

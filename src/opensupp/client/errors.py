@@ -4,7 +4,7 @@
     ├── APIConnectionError          the server could not be reached (after retries)
     │   └── APITimeoutError
     └── APIStatusError              the server answered an error: .status, .error, .message,
-        ├── BadRequestError  400      .errors (a list of {field, message}), .retry_after
+        ├── BadRequestError  400      .errors (a list of {field, message}), .more_errors, .retry_after
         │   ├── InvalidJSONError
         │   └── ValidationError
         ├── AuthError        401
@@ -44,6 +44,7 @@ class APIStatusError(OpensuppError):
         self.error: str = str(body.get("error") or "Error")
         self.message: str = str(body.get("message") or f"HTTP {status}")
         self.errors: list[dict[str, str]] = list(body.get("errors") or [])
+        self.more_errors = int(body.get("moreErrors") or 0)  # problems not listed in .errors
         self.retry_after = retry_after
         self.body = body
         super().__init__(f"{status} {self.error}: {self.message}")

@@ -19,7 +19,7 @@ import socket
 from typing import Any
 from urllib.parse import urlsplit
 
-from opensupp.errors import FieldError
+from opensupp.errors import FieldError, unknown_fields
 
 HOOK_NAMES = ("domain-stats-report", "conversation-export", "webhook")
 WEBHOOK_EVENTS = (
@@ -284,11 +284,7 @@ def validate_hook_config(name: str, config: object, path: str = "config") -> tup
     errors: list[FieldError] = []
     allowed = allowed_config_keys(name)
     if name in HOOK_NAMES:
-        for key in config:
-            if key not in allowed:
-                errors.append(
-                    FieldError(f"{path}.{key}", f"is not a known field for a {name} hook (allowed: {', '.join(allowed)})")
-                )
+        errors += unknown_fields(config, allowed, path, f"is not a known field for a {name} hook (allowed: {', '.join(allowed)})")
 
     out: dict[str, Any] = {}
     if "url" not in config:

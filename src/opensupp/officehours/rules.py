@@ -45,7 +45,7 @@ import re
 import zoneinfo
 from typing import Any
 
-from opensupp.errors import FieldError
+from opensupp.errors import FieldError, unknown_fields
 from opensupp.values import NUMBER, as_bool, as_int
 
 DEFAULT: dict[str, Any] = {"active": False, "days": [], "timezone": 0, "config": []}
@@ -110,8 +110,8 @@ def _zone_names_folded() -> dict[str, str]:
     return {name.casefold(): name for name in sorted(zone_names())}
 
 
-def _unknown(path: str, allowed: tuple[str, ...]) -> FieldError:
-    return FieldError(path, f"is not a known field (allowed: {', '.join(allowed)})")
+def _unknown(keys: Any, allowed: tuple[str, ...], path: str) -> list[FieldError]:
+    return unknown_fields(keys, allowed, path, f"is not a known field (allowed: {', '.join(allowed)})")
 
 
 def _is_object(value: Any, path: str, allowed: tuple[str, ...], errors: list[FieldError]) -> bool:
@@ -119,7 +119,7 @@ def _is_object(value: Any, path: str, allowed: tuple[str, ...], errors: list[Fie
     if not isinstance(value, dict):
         errors.append(FieldError(path, "must be an object"))
         return False
-    errors.extend(_unknown(f"{path}.{key}", allowed) for key in value if key not in allowed)
+    errors.extend(_unknown(value, allowed, path))
     return True
 
 
@@ -182,9 +182,7 @@ def validate_office_hours(doc: object) -> tuple[dict[str, Any], list[FieldError]
     errors: list[FieldError] = []
     if not isinstance(doc, dict):
         return copy.deepcopy(DEFAULT), [FieldError("", "must be an object")]
-    for key in doc:
-        if key not in FIELDS:
-            errors.append(_unknown(str(key), FIELDS))
+    errors.extend(_unknown(doc, FIELDS, ""))
 
     out: dict[str, Any] = {}
 

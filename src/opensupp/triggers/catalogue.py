@@ -21,7 +21,7 @@ from typing import Any, Callable, Literal
 
 import re2
 
-from opensupp.errors import FieldError
+from opensupp.errors import FieldError, unknown_fields
 from opensupp.values import MAX_DIGITS, as_bool, as_int, text_problem
 
 ConditionType = Literal["number", "string", "boolean", "enum"]
@@ -181,8 +181,7 @@ def _validate_list(
 
 
 def _unknown_fields(item: dict, allowed: tuple[str, ...], at: str) -> list[FieldError]:
-    message = f"is not a known field (allowed: {', '.join(allowed)})"
-    return [FieldError(f"{at}.{key}", message) for key in item if key not in allowed]
+    return unknown_fields(item, allowed, at, f"is not a known field (allowed: {', '.join(allowed)})")
 
 
 def _spec(item: dict, catalogue: dict[str, Any], kind: str, at: str, errors: list[FieldError]) -> Any:

@@ -24,10 +24,28 @@ STATUS: dict[type[e.DomainError], int] = {
 JSON = (b"content-type", b"application/json")
 
 
+#: Bytes of the problems an error answer lists, about (at least one is listed)
+MAX_LISTED_BYTES = 4096
+
+
 def error_body(exc: e.DomainError) -> dict[str, Any]:
+    """``{"error", "message"}``; a validation error adds its first problems (``errors``: at
+    most ``MAX_LISTED``, about ``MAX_LISTED_BYTES`` of them, each field and message cut at
+    ``MAX_SHOWN``/``MAX_SHOWN_MESSAGE`` characters) and, when there are more, how many (``moreErrors``)."""
     body: dict[str, Any] = {"error": exc.code, "message": exc.message}
     if isinstance(exc, e.ValidationFailed):
-        body["errors"] = [{"field": f.field, "message": f.message} for f in exc.errors]
+        listed: list[dict[str, str]] = []
+        size = 0
+        for problem in exc.errors[: e.MAX_LISTED]:
+            item = {"field": e.shown(problem.field), "message": e.shown(problem.message, e.MAX_SHOWN_MESSAGE)}
+            size += len(orjson.dumps(item))
+            if listed and size > MAX_LISTED_BYTES:
+                break
+            listed.append(item)
+        body["errors"] = listed
+        more = len(exc.errors) - len(listed) + exc.unlisted
+        if more:
+            body["moreErrors"] = more
     return body
 
 
