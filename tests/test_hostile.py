@@ -9,6 +9,7 @@ needs, so the tests fail on the old code (seconds) and not on a slow machine.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 
 import orjson
@@ -136,3 +137,166 @@ def test_error_answers_stay_small_for_any_list_of_problems():
     body = orjson.loads(out)
     assert status == 400 and len(out) <= 8 * KB
     assert len(body["errors"]) + body["moreErrors"] == 1000
+
+
+# ----------------------------------------------------------------------------- 1. bounded regexes
+
+HEAVY = ".{1000}.{900}"  # the issue's: RE2 accepts it, 15,204 instructions
+
+
+def regex_on_url(pattern: str) -> dict:
+    return {"name": "visitor_page_url", "cmp": "regex", "value": pattern}
+
+
+async def test_the_issues_trigger_is_refused_at_save_with_why(api):
+    aid = await account(api)
+    body = {**SIMPLE, "constraints": "any", "conditions": [regex_on_url(HEAVY)] * 100}
+    r = await api.post(f"/accounts/{aid}/triggers/create", json=body)
+    answer = small_error(r)
+    first = answer["errors"][0]
+    assert first["field"] == "conditions[0].value"
+    assert first["message"].startswith("must not repeat a part more than 100 times ({1000} here)")
+
+
+@pytest.mark.parametrize("conditions,field,words", [
+    ([regex_on_url(".{100}.{100}")], "conditions[0].value", "is too costly to run: RE2 compiles it to 1604 instructions"),
+    ([regex_on_url(".{99}a"), regex_on_url(".{99}b"), regex_on_url(".{99}c")], "conditions",
+     "may compile to at most 2000 RE2 instructions in all; these take 2391 "
+     "(conditions[0]: 797, conditions[1]: 797, conditions[2]: 797)"),
+])
+async def test_costly_patterns_are_refused_with_their_cost(api, conditions, field, words):
+    aid = await account(api)
+    r = await api.post(f"/accounts/{aid}/triggers/create", json={**SIMPLE, "conditions": conditions})
+    answer = small_error(r)
+    assert answer["errors"][0]["field"] == field and words in answer["errors"][0]["message"], answer
+    r = await api.post(f"/accounts/{aid}/triggers/create", json={**SIMPLE, "conditions": conditions[:1] if
+                                                                    field == "conditions" else []})
+    assert r.status_code == 200, r.text  # what is within the bounds is taken
+
+
+def test_every_compiled_condition_has_a_memory_cap():
+    from opensupp.triggers.catalogue import REGEX_MAX_MEM, compile_regex
+
+    assert compile_regex("^/pricing").options.max_mem == REGEX_MAX_MEM <= 1024 * 1024
+
+
+async def test_a_trigger_stored_before_the_bounds_is_not_run(app, api):
+    """A row written by an older server (or by hand) with the issue's conditions: evaluate
+    says why it cannot run it, at once, instead of compiling and searching 100 of them."""
+    aid = await account(api)
+    tid = (await api.post(f"/accounts/{aid}/triggers/create", json=SIMPLE)).json()["id"]
+    async with app.db.transaction() as session:
+        await session.execute("UPDATE triggers SET conditions = $1, constraints = 'any' WHERE id = $2",
+                              orjson.dumps([regex_on_url(HEAVY)] * 100).decode(), int(tid))
+    async with LoopWatch() as watch:
+        r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={"visitor": {"visitor_page_url": "x" * 2000}})
+    assert r.status_code == 200, r.text
+    decision = r.json()["triggers"][0]
+    assert decision["fires"] == "never" and decision["why"].startswith("conditions: cannot be evaluated")
+    assert "must not repeat a part more than 100 times" in decision["why"]
+    assert watch.longest < 0.5, f"the loop was held {watch.longest * 1000:.0f} ms"
+
+
+def costly_patterns(trigger: int) -> list[dict]:
+    """Two distinct patterns of about 800 RE2 instructions each (the most one trigger may
+    have): on 2,000 characters of a and b in no order, each search takes 2 to 4 ms here."""
+    return [regex_on_url(f".*a.{{97}}b{trigger:03d}{i}") for i in range(2)]
+
+
+async def heavy_account(api, triggers: int) -> str:
+    aid = await account(api)
+    calls = [{"method": "POST", "url": f"/accounts/{aid}/triggers/create",
+              "body": {**SIMPLE, "constraints": "any", "conditions": costly_patterns(t)}} for t in range(triggers)]
+    r = await api.post("/batch", json={"requests": calls})
+    assert [c["status"] for c in r.json()["responses"]] == [200] * triggers, r.text[:500]
+    return aid
+
+
+# 2,000 characters (the most a visitor string may have) of a and b in no order
+_RANDOM = random.Random(12)
+AB = "".join(_RANDOM.choice("ab") for _ in range(2000))
+
+
+async def test_a_long_evaluation_runs_off_the_event_loop(api):
+    aid = await heavy_account(api, 40)  # 80 searches of 2,000 bytes: 128 M units (about 0.25 s here)
+    async with LoopWatch() as watch:
+        started = time.perf_counter()
+        r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={"visitor": {"visitor_page_url": AB}})
+        took = time.perf_counter() - started
+    assert r.status_code == 200, r.text[:300]
+    assert len(r.json()["triggers"]) == 40
+    assert watch.longest < 0.1 and watch.longest < took / 2, (
+        f"the loop was held {watch.longest * 1000:.0f} ms of the evaluation's {took * 1000:.0f} ms")
+
+
+async def test_an_evaluation_over_the_work_bound_is_refused_with_why(api):
+    aid = await heavy_account(api, 65)  # 130 searches of 2,000 bytes: 208 M units, over the bound
+    async with LoopWatch() as watch:
+        r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={"visitor": {"visitor_page_url": AB}})
+    assert r.status_code == 409, r.text[:300]
+    assert "regular expressions" in r.json()["message"] and "at most 2000 ms" in r.json()["message"]
+    assert watch.longest < 0.1, f"the loop was held {watch.longest * 1000:.0f} ms"
+    short = await api.post(f"/accounts/{aid}/triggers/evaluate", json={"visitor": {"visitor_page_url": "ab" * 10}})
+    assert short.status_code == 200 and len(short.json()["triggers"]) == 65  # short strings: cheap enough
+
+
+async def test_evaluate_answers_for_at_most_a_thousand_triggers(api):
+    aid = await account(api)
+    for _ in range(11):
+        calls = [{"method": "POST", "url": f"/accounts/{aid}/triggers/create", "body": SIMPLE}] * 91
+        assert (await api.post("/batch", json={"requests": calls})).status_code == 200
+    r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={})
+    assert r.status_code == 409 and "more than 1000 triggers" in r.json()["message"], r.text[:300]
+    tid = (await api.get(f"/accounts/{aid}/triggers/?limit=1")).json()["records"][0]["id"]
+    assert (await api.get(f"/accounts/{aid}/triggers/{tid}/delete")).status_code == 204
+    async with LoopWatch() as watch:
+        r = await api.post(f"/accounts/{aid}/triggers/evaluate", json={})
+    assert r.status_code == 200 and len(r.json()["triggers"]) == 1000
+    assert watch.longest < 0.5, f"the loop was held {watch.longest * 1000:.0f} ms building 1,000 triggers"
+
+
+# ----------------------------------------------------------------------------- 3. bounded caches
+
+
+async def test_plans_of_accounts_without_triggers_are_charged_and_evicted(app, api):
+    from opensupp.triggers import service
+
+    plans = service.plans_of(app.db, app.settings.trigger_cache_mb << 20)
+    plans.budget = 32 * KB  # (the setting's unit is MB: a small budget, so the test stays short)
+    for _ in range(100):
+        aid = await account(api)
+        assert (await api.post(f"/accounts/{aid}/triggers/evaluate", json={})).status_code == 200
+    assert 0 < plans.size <= plans.budget and 0 < len(plans.items) < 100
+    assert plans.size == sum(item.charge for item in plans.items.values())
+
+
+async def test_evicted_plans_let_go_of_their_compiled_conditions(app, api):
+    import gc
+
+    from opensupp.triggers import rules, service
+
+    plans = service.plans_of(app.db, app.settings.trigger_cache_mb << 20)
+    plans.budget = 1024 * KB  # a plan with a regex is charged its RE2 budget, 512 KiB
+
+    async def evaluated_with_a_regex() -> tuple[str, str, str]:
+        aid = await account(api)
+        unique = f"^/only-here-{aid}$"
+        tid = (await api.post(f"/accounts/{aid}/triggers/create",
+                              json={**SIMPLE, "conditions": [regex_on_url(unique)]})).json()["id"]
+        assert (await api.post(f"/accounts/{aid}/triggers/evaluate", json={})).status_code == 200
+        return aid, tid, orjson.dumps(regex_on_url(unique), option=orjson.OPT_SORT_KEYS).decode()
+
+    aid, tid, key = await evaluated_with_a_regex()
+    assert key in rules._INTERNED and int(tid) in service._compiled
+    for _ in range(2):  # other accounts' plans push it out
+        await evaluated_with_a_regex()
+    gc.collect()
+    assert int(aid) not in plans.items
+    assert key not in rules._INTERNED and int(tid) not in service._compiled
+
+
+def test_the_cache_budget_is_a_setting_in_megabytes():
+    from opensupp.config import Settings
+
+    assert Settings().trigger_cache_mb == 64
+    assert Settings(trigger_cache_mb=8).trigger_cache_mb == 8

@@ -234,7 +234,7 @@ async def keys(app, aid: str) -> tuple[object, object, tuple]:
 
     async with app.db.read() as s:
         row = await s.fetchrow(service._ACCOUNT_SQL[s.dialect], int(aid), await partner_of(s, aid))
-        rows = await s.fetch(service._TRIGGERS_SQL[s.dialect], int(aid))
+        rows = await s.fetch(service._TRIGGERS_SQL[s.dialect], int(aid), service.MAX_EVALUATED + 1)
         pairs = tuple(tuple(r) for r in await s.fetch(
             "SELECT id, version FROM triggers WHERE account_id = $1 ORDER BY id", int(aid)))
     if s.dialect == "sqlite":

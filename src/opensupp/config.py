@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     rate_burst: int = Field(default=0, ge=0, description="bucket size; 0: 2 x rate_limit")
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connections per process")
     idempotency_hours: float = Field(default=24, gt=0)
+    trigger_cache_mb: int = Field(
+        default=64, ge=1, le=65536,
+        description="memory for the compiled triggers of the accounts evaluated lately, per process "
+        "(least recently used first out)",
+    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

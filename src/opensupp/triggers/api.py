@@ -344,6 +344,6 @@ async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> byt
     timezone. A GET counts as an empty body: `onload`, now, a first-time visitor.
     """
     return await service.evaluate_triggers(
-        session, plans=service.plans_of(req.db), partner_id=req.partner_id, account_id=req.ids[0], event=body.event,
+        session, plans=service.plans_of(req.db, req.app.settings.trigger_cache_mb << 20), partner_id=req.partner_id, account_id=req.ids[0], event=body.event,
         at=body.at, visitor=body.visitor,
     )

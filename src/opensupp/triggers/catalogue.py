@@ -14,6 +14,7 @@ allowed. No I/O; nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from re import _parser as sre_parser  # the stdlib's own regex parser (sre_parse before 3.11)
@@ -39,6 +40,13 @@ MAX_CONDITIONS = 100
 MIN_ACTIONS, MAX_ACTIONS = 1, 20
 MAX_STRING = 1000  # code points of a condition's string value
 MAX_REGEX = 500  # code points of a ``regex`` condition's pattern
+# What a pattern may cost (see ``regex_problem``): the count of a bounded repeat ({n,m}), the
+# RE2 instructions it compiles to, those of all the regex conditions of one trigger, and the
+# memory RE2 may use for one (its program and the DFA it builds while searching).
+MAX_REPEAT = 100
+MAX_PROGRAM = 1000
+MAX_TRIGGER_PROGRAM = 2000
+REGEX_MAX_MEM = 512 * 1024
 MAX_MAGNITUDE = 10**MAX_DIGITS - 1
 
 CONDITION_FIELDS = ("name", "value", "cmp")
@@ -150,9 +158,18 @@ def validate_conditions(raw: object, path: str = "conditions") -> tuple[list[dic
     """A trigger's ``conditions`` as the client sent them (parsed JSON) -> (normalized, errors).
 
     Each normalized condition is ``{"name", "value"}`` plus ``"cmp"`` only when it was
-    sent, the value coerced to its type. When there are errors the list is empty.
+    sent, the value coerced to its type. When there are errors the list is empty. The
+    regular expressions of one trigger may compile to ``MAX_TRIGGER_PROGRAM`` RE2
+    instructions in all.
     """
-    return _validate_list(raw, path, 0, MAX_CONDITIONS, _condition)
+    normalized, errors = _validate_list(raw, path, 0, MAX_CONDITIONS, _condition)
+    costs = {i: _regex_verdict(c["value"])[1] for i, c in enumerate(normalized) if c.get("cmp") == "regex"}
+    if sum(costs.values()) > MAX_TRIGGER_PROGRAM:
+        each = ", ".join(f"{path}[{i}]: {cost}" for i, cost in costs.items())
+        problem = (f"the regular expressions of one trigger may compile to at most {MAX_TRIGGER_PROGRAM} RE2 "
+                   f"instructions in all; these take {sum(costs.values())} ({each})")
+        return [], [FieldError(path, problem)]
+    return normalized, errors
 
 
 def validate_actions(raw: object, path: str = "actions") -> tuple[list[dict], list[FieldError]]:
@@ -211,7 +228,9 @@ def _condition(item: dict, at: str, errors: list[FieldError]) -> dict:
     try:
         out["value"] = _VALUE_CHECKS[spec.type](spec, item["value"])
         if cmp == "regex" and spec.type == "string":
-            _check_regex(out["value"])
+            problem = regex_problem(out["value"])
+            if problem is not None:
+                raise _Invalid(problem)
     except _Invalid as exc:
         errors.append(FieldError(f"{at}.value", str(exc)))
     if "cmp" in item:
@@ -293,6 +312,7 @@ def _text(value: object, max_length: int, *, multiline: bool, required: bool) ->
 
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a client's bad pattern is a 400, not a line on the server's stderr
+_RE2_OPTIONS.max_mem = REGEX_MAX_MEM
 _REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
 _LOOKAROUNDS = ("ASSERT", "ASSERT_NOT")
 _BACKREFERENCES = ("GROUPREF", "GROUPREF_EXISTS")
@@ -307,6 +327,13 @@ def regex_problem(pattern: str) -> str | None:
     backreferences, lookaround and possessive or atomic forms, so what passes is the portable
     subset that Python's ``re`` and a browser's RegExp read the same way.
 
+    Linear is not cheap: a search costs up to the input's length times the program's size,
+    and RE2's DFA memory grows with both (``.{1000}.{900}`` compiles to 15,204 instructions;
+    one search of a visitor URL of 2,000 characters took 79 ms and 5 MB). So a pattern may
+    repeat a part at most ``MAX_REPEAT`` times ({n,m}), compile to at most ``MAX_PROGRAM``
+    instructions (the worst search of the longest visitor string then takes 1 to 2 ms on
+    this project's machine class), and RE2 may use ``REGEX_MAX_MEM`` bytes for it.
+
     On top of that, a bounded syntax check on the stdlib's own parse of the pattern refuses
     the classic exponential shapes, a repeated part that itself repeats or alternates
     (``(a+)+$``, ``(a|ab)*``), so that a pattern stays safe if a backtracking engine (a
@@ -314,11 +341,12 @@ def regex_problem(pattern: str) -> str | None:
     is polynomial and passes), which is why RE2 is the one to evaluate with. Patterns are at
     most ``MAX_REGEX`` code points, so every check here takes bounded time.
     """
-    try:
-        _check_regex(pattern)
-    except _Invalid as exc:
-        return str(exc)
-    return None
+    return _regex_verdict(pattern)[0]
+
+
+def regex_instructions(pattern: str) -> int:
+    """The RE2 instructions an allowed ``pattern`` compiles to (0 for one not allowed)."""
+    return _regex_verdict(pattern)[1]
 
 
 def compile_regex(pattern: str) -> Any:
@@ -329,7 +357,17 @@ def compile_regex(pattern: str) -> Any:
     return re2.compile(pattern, _RE2_OPTIONS)
 
 
-def _check_regex(pattern: str) -> None:
+@functools.lru_cache(maxsize=1024)  # small entries: a pattern, a sentence, a number
+def _regex_verdict(pattern: str) -> tuple[str | None, int]:
+    """(why ``pattern`` is refused or None, the RE2 instructions it compiles to)."""
+    try:
+        return None, _check_regex(pattern)
+    except _Invalid as exc:
+        return str(exc), 0
+
+
+def _check_regex(pattern: str) -> int:
+    """The RE2 instructions ``pattern`` compiles to; _Invalid when it may not be a condition."""
     if len(pattern) > MAX_REGEX:
         raise _Invalid(f"must be at most {MAX_REGEX} characters for a regular expression")
     try:
@@ -337,16 +375,25 @@ def _check_regex(pattern: str) -> None:
     except re.error as exc:
         where = f" at position {exc.pos}" if exc.pos is not None else ""
         raise _Invalid(f"must be a valid regular expression ({exc.msg}{where})") from None
-    _check_shape(tree, repeated=False)
+    repeat = _check_shape(tree, repeated=False)
     try:
-        re2.compile(pattern, _RE2_OPTIONS)
+        size = re2.compile(pattern, _RE2_OPTIONS).programsize
     except re2.error as exc:
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise _Invalid(f"must be a regular expression that RE2 accepts ({reason})") from None
+    if repeat > MAX_REPEAT:
+        raise _Invalid(f"must not repeat a part more than {MAX_REPEAT} times ({{{repeat}}} here): long repeats "
+                       "make a pattern costly to run (allowed: + and * for any length)")
+    if size > MAX_PROGRAM:
+        raise _Invalid(f"is too costly to run: RE2 compiles it to {size} instructions, at most {MAX_PROGRAM} "
+                       "are allowed (repeats and large character classes such as \\w cost most)")
+    return size
 
 
-def _check_shape(items: Any, repeated: bool) -> None:
-    """Refuse backreferences, lookaround, and repeats or alternation inside a repeat."""
+def _check_shape(items: Any, repeated: bool) -> int:
+    """Refuse backreferences, lookaround, and repeats or alternation inside a repeat; return
+    the largest count of a bounded repeat ({n,m}) found (0 when none)."""
+    largest = 0
     for op, arg in items:
         kind = op.name
         if kind in _BACKREFERENCES:
@@ -357,16 +404,18 @@ def _check_shape(items: Any, repeated: bool) -> None:
             low, high, sub = arg
             if repeated and low != high:
                 raise _Invalid(_NESTED)
-            _check_shape(sub, repeated or high > 1)
+            bounded = high if high != sre_parser.MAXREPEAT else low
+            largest = max(largest, bounded, _check_shape(sub, repeated or high > 1))
         elif kind == "BRANCH":
             if repeated:
                 raise _Invalid(_NESTED)
             for branch in arg[1]:
-                _check_shape(branch, repeated)
+                largest = max(largest, _check_shape(branch, repeated))
         elif kind == "SUBPATTERN":
-            _check_shape(arg[3], repeated)
+            largest = max(largest, _check_shape(arg[3], repeated))
         elif kind == "ATOMIC_GROUP":
-            _check_shape(arg, repeated)
+            largest = max(largest, _check_shape(arg, repeated))
+    return largest
 
 
 _NESTED = (

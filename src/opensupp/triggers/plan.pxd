@@ -6,6 +6,9 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from libc.string cimport memcpy
 
 
+cdef int _breathe() except -1
+
+
 cdef class Writer:
     cdef PyObject* data
     cdef char* buffer
@@ -47,11 +50,11 @@ cdef class Plan:
     cdef readonly list checks, fields, entries
     cdef Py_ssize_t size_hint
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, last=Py_ssize_t,
+    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, last=Py_ssize_t, breathe=bint,
                    last_entry=Py_ssize_t, kind=int, field=int, wait_kind=int, time_kind=int, ok=bint, chained=bint,
                    event=str, fired=frozenset, check=Check, failed=Check, e=Entry, out=Writer, reasons=Writer,
                    closed=list, opened=list, holds=list, shown_as_text=list, checks=list, failed_shown=bytes,
                    site="long long", page="long long",
                    t="long long", actual="long long", wait="long long", soonest="long long", threshold="long long",
                    failed_at="long long", after="long long", number="long long", failed_number="long long")
-    cpdef bytes run(self, ctx, bytes prefix=*, bytes suffix=*)
+    cpdef bytes run(self, ctx, bytes prefix=*, bytes suffix=*, bint breathe=*)

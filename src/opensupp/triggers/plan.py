@@ -49,6 +49,22 @@ _LATER_END = b',"why":null,"reasons":['
 _NEVER_END = b',"reasons":['
 
 
+#: triggers or checks between two chances for another thread to take the GIL (``_breathe``)
+BREATHE_EVERY = 32
+
+
+def _breathe():
+    """Release the GIL for a moment. Compiled code never offers it by itself (only Python
+    code checks whether another thread asked for it), so a long plan built or run in a
+    worker thread would hold the event loop's thread off for its whole length; releasing it
+    hands it over when the loop's thread has been waiting (CPython's switch interval, 5 ms),
+    and costs a few dozen nanoseconds when not. As Python, the interpreter does this itself."""
+    if cython.compiled:
+        with cython.nogil:
+            pass
+    return 0
+
+
 class Writer:
     """Bytes written piece by piece, then taken as one ``bytes`` (``value``). Compiled, the
     pieces are written straight into a new bytes object, grown as needed and cut to size at
@@ -195,14 +211,18 @@ class Entry:
 class Plan:
     """Compiled triggers (``rules.CompiledTrigger``, in the order to answer them), ready to run."""
 
-    def __init__(self, triggers: Any, events: tuple[str, ...] = ()) -> None:
+    def __init__(self, triggers: Any, events: tuple[str, ...] = (), breathe: bool = False) -> None:
+        """``breathe``: built off the event loop, in a thread that must let the loop's thread
+        run now and then (see ``_breathe``)."""
         self.checks: list[Check] = []
         self.fields: list[int] = []  # the indices of the visitor-field checks
         self.entries: list[Entry] = []
         self.size_hint = 4096  # bytes of the last answer, and some
         index: dict[int, int] = {}  # id of an interned condition -> its check
         triggers = list(triggers)  # holds the conditions (the keys of ``index``) while it is built
-        for trigger in triggers:
+        for n, trigger in enumerate(triggers):
+            if breathe and n % BREATHE_EVERY == 0:
+                _breathe()
             checks = []
             for condition in trigger.conditions:
                 i = index.get(id(condition))
@@ -216,10 +236,11 @@ class Plan:
 
     @cython.boundscheck(False)  # (compiled: the indices are the checks' own, 0 <= check.index < len(checks))
     @cython.wraparound(False)
-    def run(self, ctx, prefix=b"", suffix=b""):  # -> bytes (plan.pxd types it)
+    def run(self, ctx, prefix=b"", suffix=b"", breathe=False):  # -> bytes (plan.pxd types it)
         """The decisions, in order, as a JSON array: see ``rules.Decision``; between ``prefix``
         and ``suffix`` when given (the rest of an answer: no copy of the array into it). The
-        clocks (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``rules.context`` checks."""
+        clocks (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``rules.context`` checks.
+        ``breathe``: run off the event loop, letting the loop's thread take turns (``_breathe``)."""
         values = ctx.values
         folded = {}  # the strings compared casefolded, by field
         event = sys.intern(ctx.event)
@@ -237,6 +258,8 @@ class Plan:
         shown_as_text = [None] * n  # the value's JSON as the text of a JSON string, for ``why``
         encoded = {}
         for i in self.fields:
+            if breathe and i % BREATHE_EVERY == 0:
+                _breathe()
             check = checks[i]
             key = check.key
             value = values[key]
@@ -261,6 +284,8 @@ class Plan:
         field, wait_kind, time_kind = FIELD, WAIT, TIME  # (typed: C comparisons)
         last_entry = len(self.entries) - 1
         for k, e in enumerate(self.entries):
+            if breathe and k % BREATHE_EVERY == 0:
+                _breathe()
             if e.problem is not None:
                 out.add(e.problem)
             else:

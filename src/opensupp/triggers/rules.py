@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import datetime
 import operator
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, TypedDict
 
@@ -138,7 +139,17 @@ def _compile_condition(condition: dict[str, Any]) -> Condition:
     return (FIELD, name, test, head, folded, why)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+class Shared:
+    """An interned condition: held by the compiled triggers that use it, and only weakly by
+    ``_INTERNED``, so it lives exactly as long as one of them (a cached plan's, say)."""
+
+    __slots__ = ("condition", "__weakref__")
+
+    def __init__(self, condition: Condition) -> None:
+        self.condition = condition
+
+
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class CompiledTrigger:
     id: str
     name: str
@@ -149,22 +160,21 @@ class CompiledTrigger:
     conditions: tuple[Condition, ...]
     problem: str | None = None  # why it cannot be evaluated (set by ``unusable``)
     inputs: Callable[[dict[str, Any]], Any] = operator.itemgetter(_EVENT)  # see ``inputs``
+    shared: tuple[Shared, ...] = ()  # what keeps its interned conditions alive
 
 
-_INTERNED: dict[str, Condition] = {}
-_MAX_INTERNED = 50_000
+#: equal conditions (name, cmp, value) -> their one compiled object, while a trigger holds it
+_INTERNED: weakref.WeakValueDictionary[str, Shared] = weakref.WeakValueDictionary()
 
 
-def _interned(condition: dict[str, Any]) -> Condition:
+def _interned(condition: dict[str, Any]) -> Shared:
     """The one compiled object for equal conditions (name, cmp, value), so that a context
     evaluates a condition that many triggers share once (``plan.Plan``)."""
     key = orjson.dumps(condition, option=orjson.OPT_SORT_KEYS).decode()
-    compiled = _INTERNED.get(key)
-    if compiled is None:
-        if len(_INTERNED) >= _MAX_INTERNED:
-            _INTERNED.clear()  # only sharing is lost; compiled triggers keep their conditions
-        compiled = _INTERNED[key] = _compile_condition(condition)
-    return compiled
+    shared = _INTERNED.get(key)
+    if shared is None:
+        shared = _INTERNED[key] = Shared(_compile_condition(condition))
+    return shared
 
 
 def compile_trigger(stored: Mapping[str, Any]) -> CompiledTrigger:
@@ -174,11 +184,12 @@ def compile_trigger(stored: Mapping[str, Any]) -> CompiledTrigger:
     normalized, errors = validate_conditions(stored["conditions"])
     if errors:
         raise ValueError("; ".join(f"{e.field}: {e.message}" for e in errors))
-    conditions = tuple(_interned(c) for c in normalized)
+    shared = tuple(_interned(c) for c in normalized)
+    conditions = tuple(s.condition for s in shared)
     only_once = bool(stored["only_once"])
     return CompiledTrigger(
         str(stored["id"]), stored["name"], bool(stored["active"]), stored["event"], only_once,
-        stored["constraints"] == "any", conditions, None, operator.itemgetter(*_reads(conditions, only_once)),
+        stored["constraints"] == "any", conditions, None, operator.itemgetter(*_reads(conditions, only_once)), shared,
     )
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import functools
 import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -12,9 +15,11 @@ import orjson
 from opensupp.accounts.children import ChildTable
 from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import Row, Session
+from opensupp.errors import Conflict
 from opensupp.officehours.rules import DEFAULT, tzinfo_of
 from opensupp.timeutil import now
 from opensupp.triggers import rules
+from opensupp.triggers.catalogue import REGEX_MAX_MEM, regex_instructions
 from opensupp.triggers.plan import Plan
 
 TRIGGERS = ChildTable(
@@ -51,6 +56,22 @@ async def update_trigger(
 
 # ----------------------------------------------------------------------------- evaluate (a dry run)
 
+#: The most triggers evaluate answers for: its work and its answer (up to 100 reasons a
+#: trigger) grow with them. An account with more gets a 409 that says so.
+MAX_EVALUATED = 1000
+#: An evaluation's work, in units of about 10 ns on this project's machine class (a regex
+#: search costs up to its RE2 instructions times the bytes searched, each a unit; see
+#: ``Planned.work``). Up to ``LOOP_WORK`` it runs on the event loop; above, in the
+#: evaluation lane (one thread per process, ``_LANE``), so that no request holds the loop
+#: for more than a few milliseconds; above ``MAX_WORK`` it is refused (409).
+LOOP_WORK = 500_000
+MAX_WORK = 200_000_000
+#: Compiling a trigger costs 20 to 60 us: a plan that compiles more than this many builds in the lane.
+LOOP_COMPILES = 100
+#: Bytes charged for a cached plan (``Planned.charge``), measured with tracemalloc; RE2's
+#: own memory (outside Python's allocator) is charged at its budget, ``REGEX_MAX_MEM``.
+_PLAN_BYTES, _TRIGGER_BYTES, _CHECK_BYTES = 2048, 4096, 1024
+
 # What the plan of an account is cached under, its triggers' "fingerprint": equal ones, equal
 # triggers. Read with the account (no row: not this partner's) and its office-hours document
 # (NULL: the default) in one statement.
@@ -71,82 +92,140 @@ _ACCOUNT_SQL = {
              " WHERE a.id = $1 AND a.partner_id = $2"
     for dialect, fingerprint in _FINGERPRINT.items()
 }
-# The account's triggers by id, and the fingerprint of what was read, in one statement (one
-# snapshot: a plan's fingerprint is never taken from an earlier statement). SQLite: the
-# revision on every row, and one row of NULLs for an account with no triggers; PostgreSQL:
-# the fingerprint is spelled from the rows (``_fingerprint``).
+# The account's triggers by id (at most $2), and the fingerprint of what was read, in one
+# statement (one snapshot: a plan's fingerprint is never taken from an earlier statement).
+# SQLite: the revision on every row, and one row of NULLs for an account with no triggers;
+# PostgreSQL: the fingerprint is spelled from the rows (``_fingerprint``).
 _COLUMNS = "version, id, active, name, event, only_once, constraints, conditions"
 _TRIGGERS_SQL = {
     "sqlite": f"SELECT a.triggers_revision, {', '.join('t.' + c for c in _COLUMNS.split(', '))}"
-              " FROM accounts a LEFT JOIN triggers t ON t.account_id = a.id WHERE a.id = $1 ORDER BY t.id",
-    "postgresql": f"SELECT NULL, {_COLUMNS} FROM triggers WHERE account_id = $1 ORDER BY id",
+              " FROM accounts a LEFT JOIN triggers t ON t.account_id = a.id WHERE a.id = $1 ORDER BY t.id LIMIT $2",
+    "postgresql": f"SELECT NULL, {_COLUMNS} FROM triggers WHERE account_id = $1 ORDER BY id LIMIT $2",
 }
 _STORED = ("id", "active", "name", "event", "only_once", "constraints", "conditions")
 
-# Compiled triggers by id, each with the row it was compiled from (a row that differs is
-# compiled again), so that a plan rebuilt after one trigger changed compiles only that one.
-_MAX_COMPILED = 10_000
-_compiled: dict[int, tuple[tuple[Any, ...], rules.CompiledTrigger]] = {}
-_MAX_PLANNED = 50_000  # triggers in all in the plans kept
+
+class _Compiled:
+    """A trigger compiled from its row (a row that differs is compiled again)."""
+
+    __slots__ = ("row", "trigger", "__weakref__")
+
+    def __init__(self, row: tuple[Any, ...], trigger: rules.CompiledTrigger) -> None:
+        self.row = row
+        self.trigger = trigger
 
 
-class _Plans:
-    """Each account's plan with the fingerprint of the triggers it was built from, least
-    recently used first, at most ``limit`` triggers in all. Decisions are never cached: a
-    visitor's clocks and page differ from request to request."""
+#: Compiled triggers by id, while a cached plan holds them (weakly here: the plans' budget
+#: bounds them), so that a plan rebuilt after one trigger changed compiles only that one,
+#: and accounts with equal triggers share their compiled conditions (``rules._INTERNED``).
+_compiled: weakref.WeakValueDictionary[int, _Compiled] = weakref.WeakValueDictionary()
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.items: dict[int, tuple[Any, Plan]] = {}
-        self.size = 0  # triggers in all
 
-    def get(self, account_id: int, fingerprint: Any) -> Plan | None:
+@dataclass(slots=True, eq=False)
+class Planned:
+    """An account's plan, with what it was built from and what running it costs."""
+
+    fingerprint: Any
+    plan: Plan
+    compiled: list[_Compiled]  # keeps them (and their RE2 objects) alive while cached
+    regex: dict[str, int]  # RE2 instructions of its distinct regex conditions, by visitor field
+    base_work: int  # units of work a run costs besides its regex searches
+    charge: int  # bytes it is taken to hold, against the cache's budget
+
+    def work(self, values: dict[str, Any]) -> int:
+        """The most units of work a run for these visitor ``values`` can take: a regex search
+        costs at most its instructions times the bytes searched (RE2's worst case, when its
+        DFA gives up and it simulates the program), about 10 ns each."""
+        return self.base_work + sum(size * (len(values[field].encode()) + 1) for field, size in self.regex.items())
+
+
+class Plans:
+    """Each account's ``Planned``, least recently used first, charged at most ``budget``
+    bytes in all (``OPENSUPP_TRIGGER_CACHE_MB``); every plan is charged something, an
+    account without triggers too. Decisions are never cached: a visitor's clocks and page
+    differ from request to request."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.items: dict[int, Planned] = {}
+        self.size = 0  # bytes charged in all
+
+    def get(self, account_id: int, fingerprint: Any) -> Planned | None:
         item = self.items.pop(account_id, None)
         if item is None:
             return None
-        if item[0] != fingerprint:
-            self.size -= len(item[1].entries)
+        if item.fingerprint != fingerprint:
+            self.size -= item.charge
             return None
         self.items[account_id] = item  # now the most recently used
-        return item[1]
+        return item
 
-    def put(self, account_id: int, fingerprint: Any, plan: Plan) -> None:
+    def put(self, account_id: int, item: Planned) -> None:
         old = self.items.pop(account_id, None)
         if old is not None:
-            self.size -= len(old[1].entries)
-        size = len(plan.entries)
-        while self.items and self.size + size > self.limit:
-            self.size -= len(self.items.pop(next(iter(self.items)))[1].entries)
-        self.items[account_id] = (fingerprint, plan)
-        self.size += size
+            self.size -= old.charge
+        while self.items and self.size + item.charge > self.budget:
+            self.size -= self.items.pop(next(iter(self.items))).charge
+        if item.charge <= self.budget:
+            self.items[account_id] = item
+            self.size += item.charge
 
 
-_plans: weakref.WeakKeyDictionary[Any, _Plans] = weakref.WeakKeyDictionary()
+_plans: weakref.WeakKeyDictionary[Any, Plans] = weakref.WeakKeyDictionary()
 
 
-def plans_of(db: Any) -> _Plans:
-    """The plans of the accounts of one database (a process may serve, or test, several)."""
+def plans_of(db: Any, budget: int) -> Plans:
+    """The plans of the accounts of one database (a process may serve, or test, several),
+    cached within ``budget`` bytes (the first call's)."""
     plans = _plans.get(db)
     if plans is None:
-        plans = _plans[db] = _Plans(_MAX_PLANNED)
+        plans = _plans[db] = Plans(budget)
     return plans
 
 
-def _compile(row: tuple[Any, ...]) -> rules.CompiledTrigger:
-    """The trigger of a row (as a tuple), compiled and cached."""
+#: The evaluation lane: plans too long to build or run on the event loop, one at a time per
+#: process, in a thread that hands the GIL back to the loop every few milliseconds.
+_LANE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensupp-evaluate")
+
+
+async def _in_lane(fn: Any, *args: Any) -> Any:
+    return await asyncio.get_running_loop().run_in_executor(_LANE, fn, *args)
+
+
+def _compile(row: tuple[Any, ...]) -> _Compiled:
+    """The trigger of a row (as a tuple), compiled, or the one compiled already."""
     cached = _compiled.get(row[0])
-    if cached is not None and cached[0] == row:
-        return cached[1]
+    if cached is not None and cached.row == row:
+        return cached
     stored = dict(zip(_STORED, row))
     try:
         stored["conditions"] = orjson.loads(stored["conditions"])
-        compiled = rules.compile_trigger(stored)
+        trigger = rules.compile_trigger(stored)
     except ValueError as exc:
-        compiled = rules.unusable(stored, f"conditions: cannot be evaluated ({exc})")
-    if len(_compiled) >= _MAX_COMPILED:
-        _compiled.clear()
-    _compiled[row[0]] = (row, compiled)
+        trigger = rules.unusable(stored, f"conditions: cannot be evaluated ({exc})")
+    compiled = _compiled[row[0]] = _Compiled(row, trigger)
     return compiled
+
+
+def _build(rows: list[tuple[Any, ...]], fingerprint: Any, breathe: bool = False) -> Planned:
+    """The plan of these trigger rows (tuples, from ``id``), and what it costs."""
+    compiled = [_compile(row) for row in rows]
+    triggers = [c.trigger for c in compiled]
+    plan = Plan(triggers, rules.EVENTS, breathe)
+    regex: dict[str, int] = {}  # by visitor field
+    searches = set()  # the distinct regex conditions (interned: equal ones are one object)
+    reasons = 0
+    for trigger in triggers:
+        reasons += len(trigger.conditions)
+        for condition in trigger.conditions:
+            field, head = condition[1], condition[3]
+            if head["cmp"] == "regex" and id(condition) not in searches:
+                searches.add(id(condition))
+                regex[field] = regex.get(field, 0) + regex_instructions(head["expected"])
+    base_work = 100 * len(triggers) + 30 * reasons + 30 * len(plan.checks)
+    charge = (_PLAN_BYTES + _TRIGGER_BYTES * len(triggers) + _CHECK_BYTES * len(plan.checks)
+              + REGEX_MAX_MEM * len(searches))
+    return Planned(fingerprint, plan, compiled, regex, base_work, charge)
 
 
 def _fingerprint(rows: list[Row]) -> str | None:
@@ -155,23 +234,32 @@ def _fingerprint(rows: list[Row]) -> str | None:
     return ",".join(f"{row[2]}.{row[1]}" for row in rows) or None
 
 
-async def _plan(session: Session, plans: _Plans, account_id: int, fingerprint: Any) -> Plan:
+async def _planned(session: Session, plans: Plans, account_id: int, fingerprint: Any) -> Planned:
     """The account's plan, built again when the fingerprint of its triggers differs."""
-    plan = plans.get(account_id, fingerprint)
-    if plan is None:
-        rows = await session.fetch(_TRIGGERS_SQL[session.dialect], account_id)
-        if session.dialect == "sqlite":  # (no row at all: the account is gone since; never matched)
-            read = rows[0][0] if rows else None
-            rows = [row for row in rows if row[2] is not None]
-        else:
-            read = _fingerprint(rows)
-        plan = Plan([_compile(tuple(row[2:])) for row in rows], rules.EVENTS)
-        plans.put(account_id, read, plan)
-    return plan
+    planned = plans.get(account_id, fingerprint)
+    if planned is not None:
+        return planned
+    rows = await session.fetch(_TRIGGERS_SQL[session.dialect], account_id, MAX_EVALUATED + 1)
+    if session.dialect == "sqlite":  # (no row at all: the account is gone since; never matched)
+        read = rows[0][0] if rows else None
+        rows = [row for row in rows if row[2] is not None]
+    else:
+        read = _fingerprint(rows)
+    if len(rows) > MAX_EVALUATED:
+        raise Conflict(f"Account {account_id} has more than {MAX_EVALUATED} triggers; evaluate answers for at most "
+                       f"{MAX_EVALUATED}.")
+    sources = [tuple(row[2:]) for row in rows]
+    misses = sum(1 for row in sources if (c := _compiled.get(row[0])) is None or c.row != row)
+    if misses > LOOP_COMPILES:
+        planned = await _in_lane(_build, sources, read, True)
+    else:
+        planned = _build(sources, read)
+    plans.put(account_id, planned)
+    return planned
 
 
 async def evaluate_triggers(
-    session: Session, *, plans: _Plans, partner_id: int, account_id: int, event: str, at: datetime.datetime | None,
+    session: Session, *, plans: Plans, partner_id: int, account_id: int, event: str, at: datetime.datetime | None,
     visitor: dict[str, Any],
 ) -> bytes:
     """Every trigger of the account, evaluated for ``visitor`` on ``event`` at ``at`` (default:
@@ -180,13 +268,23 @@ async def evaluate_triggers(
     row = await session.fetchrow(_ACCOUNT_SQL[session.dialect], account_id, partner_id)
     if row is None:
         raise account_not_found(account_id)
-    plan = await _plan(session, plans, account_id, row[1])
+    planned = await _planned(session, plans, account_id, row[1])
     timezone = orjson.loads(row[0])["timezone"] if row[0] else DEFAULT["timezone"]
     instant, shown = (at, _utc(at)) if at is not None else _second(now())
     ctx = rules.context(event, visitor, instant, tzinfo_of(timezone))
     # the answer's JSON, written by the plan around its decisions (no copy of them into it)
     head = orjson.dumps({"event": event, "at": shown, "timezone": timezone, "visitor": ctx.values})
-    return plan.run(ctx, head[:-1] + b',"triggers":', b"}")
+    prefix = head[:-1] + b',"triggers":'
+    if not planned.regex and planned.base_work <= LOOP_WORK:
+        return planned.plan.run(ctx, prefix, b"}")
+    work = planned.work(ctx.values)
+    if work > MAX_WORK:
+        raise Conflict(f"Evaluating account {account_id}'s triggers for this visitor could take {work // 100_000} ms "
+                       f"(their regular expressions on these strings); at most {MAX_WORK // 100_000} ms are allowed. "
+                       "Use fewer or simpler regular expressions, or shorter visitor strings.")
+    if work <= LOOP_WORK:
+        return planned.plan.run(ctx, prefix, b"}")
+    return await _in_lane(planned.plan.run, ctx, prefix, b"}", True)
 
 
 @functools.lru_cache(maxsize=1)  # the requests of one second share it
