@@ -61,7 +61,8 @@ class Probe:
     wait is how long the server's event loop was held (it answers /healthz at once otherwise)."""
 
     def __init__(self, host: str, port: int) -> None:
-        self.conn = http.client.HTTPConnection(host, port, timeout=60)
+        self.host, self.port = host, port
+        self.conn = http.client.HTTPConnection(host, port, timeout=300)
         self.longest = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -69,8 +70,12 @@ class Probe:
     def _run(self) -> None:
         while not self._stop.is_set():
             started = time.perf_counter()
-            self.conn.request("GET", "/healthz")
-            self.conn.getresponse().read()
+            try:
+                self.conn.request("GET", "/healthz")
+                self.conn.getresponse().read()
+            except (OSError, http.client.HTTPException):  # (a wait past the timeout counts whole)
+                self.conn.close()
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=300)
             self.longest = max(self.longest, time.perf_counter() - started)
             time.sleep(0.002)
 

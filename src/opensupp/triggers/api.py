@@ -99,6 +99,18 @@ def _catalogue(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
     return normalized, errors
 
 
+#: The most microseconds checking one regular expression takes (RE2 compiles it; seen up to
+#: 10 ms here for a pattern of 100 characters): a body with several is checked off the loop.
+REGEX_CHECK_US = 10_000
+
+
+def _regex_cost(data: dict[str, Any]) -> float:
+    conditions = data.get("conditions")
+    if type(conditions) is not list:
+        return 0.0
+    return REGEX_CHECK_US * sum(1 for c in conditions if type(c) is dict and c.get("cmp") == "regex")
+
+
 class TriggerCreate(Body):
     name: Text(255)
     actions: Actions
@@ -112,6 +124,10 @@ class TriggerCreate(Body):
     @classmethod
     def check_raw(cls, data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
         return _catalogue(data)
+
+    @classmethod
+    def validation_cost(cls, data: dict[str, Any]) -> float:
+        return _regex_cost(data)
 
 
 class TriggerUpdate(Body):
@@ -128,6 +144,10 @@ class TriggerUpdate(Body):
     @classmethod
     def check_raw(cls, data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
         return _catalogue(data)
+
+    @classmethod
+    def validation_cost(cls, data: dict[str, Any]) -> float:
+        return _regex_cost(data)
 
 
 class TriggerOut(Out):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import functools
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from opensupp import lane
 from opensupp.accounts.children import ChildTable
 from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import Row, Session
@@ -183,15 +182,6 @@ def plans_of(db: Any, budget: int) -> Plans:
     return plans
 
 
-#: The evaluation lane: plans too long to build or run on the event loop, one at a time per
-#: process, in a thread that hands the GIL back to the loop every few milliseconds.
-_LANE = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opensupp-evaluate")
-
-
-async def _in_lane(fn: Any, *args: Any) -> Any:
-    return await asyncio.get_running_loop().run_in_executor(_LANE, fn, *args)
-
-
 def _compile(row: tuple[Any, ...]) -> _Compiled:
     """The trigger of a row (as a tuple), compiled, or the one compiled already."""
     cached = _compiled.get(row[0])
@@ -263,7 +253,7 @@ async def _planned(session: Session, plans: Plans, account_id: int, fingerprint:
                        f"{MAX_EVALUATED}.")
     sources = [tuple(row[2:]) for row in rows]
     if _compile_cost(sources) > LOOP_COMPILE_US:
-        planned = await _in_lane(_build, sources, read, True)
+        planned = await lane.run(_build, sources, read, True)
     else:
         planned = _build(sources, read)
     plans.put(account_id, planned)
@@ -296,7 +286,7 @@ async def evaluate_triggers(
                        "Use fewer or simpler regular expressions, or shorter visitor strings.")
     if work <= LOOP_WORK:
         return planned.plan.run(ctx, prefix, b"}")
-    return await _in_lane(planned.plan.run, ctx, prefix, b"}", True)
+    return await lane.run(planned.plan.run, ctx, prefix, b"}", True)
 
 
 @functools.lru_cache(maxsize=1)  # the requests of one second share it

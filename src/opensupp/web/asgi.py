@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, unquote
 
 import orjson
 
+from opensupp import lane
 from opensupp.config import Settings
 from opensupp.db import Database, UnitFailed, open_database, sharing
 from opensupp.errors import (
@@ -46,6 +47,9 @@ from opensupp.web.ratelimit import RateLimiter
 from opensupp.web.routing import Route, RouteTable, Router
 
 MAX_BODY = 1024 * 1024
+#: Microseconds of validation a request may spend on the event loop (Body.validation_cost):
+#: a body (or a batch's bodies together) that may take longer is validated in the lane.
+LOOP_VALIDATION_US = 20_000
 MAX_SHOWN_KEY = 64
 TOUCH_EVERY = 60
 PURGE_EVERY = 3600
@@ -339,8 +343,9 @@ class App:
     # ------------------------------------------------------------------ verbs
 
     async def dispatch(self, route: Route, req: Request, raw: bytes, idempotency_key: str | None,
-                       data: dict[str, Any] | None = None) -> Answer:
-        """Answer one call; ``data`` is its body when already parsed (a batch's calls)."""
+                       data: dict[str, Any] | None = None, costly: bool = False) -> Answer:
+        """Answer one call; ``data`` is its body when already parsed (a batch's calls);
+        ``costly``: validate it off the event loop (a batch's calls may be, together)."""
         verb = route.verb
         db = self.db
         if verb == "get":
@@ -366,7 +371,12 @@ class App:
         if body is None:
             if data is None:
                 data = parse_object(raw)
-            body = validate(route.body, data) if route.body is not None else data
+            if route.body is None:
+                body = data
+            elif route.costly and (costly or route.body.validation_cost(data) > LOOP_VALIDATION_US):
+                body = await lane.run(validate, route.body, data)
+            else:
+                body = validate(route.body, data)
         if verb == "batch":
             return await self.run_batch(req, body)
         if route.prepare is not None:
@@ -392,6 +402,8 @@ class App:
         calls = batch.requests
         limited = [self._rate_limited(req) for _ in calls]  # decided once, whichever way the calls run
         targets = [self.table.lookup(unquote(call.url.partition("?")[0])) for call in calls]
+        costly = sum(route.body.validation_cost(call.body or {}) for call, (route, _) in zip(calls, targets)
+                     if route is not None and route.costly) > LOOP_VALIDATION_US
         if len(calls) > 1 and all(route is None or route.prepare is None for route, _ in targets):
             entries: list[tuple[Any, ...]] = []
             saves: list[tuple[Any, ...]] = []  # the creates' answers under their Idempotency-Keys
@@ -400,7 +412,7 @@ class App:
                     token = _deferred_saves.set(saves)
                     try:
                         with sharing(session):
-                            answers = [await self.run_call(req, call, i, targets[i], limited[i], entries)
+                            answers = [await self.run_call(req, call, i, targets[i], limited[i], entries, costly)
                                        for i, call in enumerate(calls)]
                     finally:
                         _deferred_saves.reset(token)
@@ -416,7 +428,7 @@ class App:
                     for entry in entries:
                         self.access.add(*entry)
                 return ok({"responses": answers})
-        answers = await asyncio.gather(*(self.run_call(req, call, i, targets[i], limited[i])
+        answers = await asyncio.gather(*(self.run_call(req, call, i, targets[i], limited[i], None, costly)
                                          for i, call in enumerate(calls)))
         return ok({"responses": answers})
 
@@ -430,7 +442,8 @@ class App:
         return None
 
     async def run_call(self, batch_req: Request, call: Call, index: int, target: tuple[Route | None, list[int]],
-                       limited: RateLimited | None, entries: list[tuple[Any, ...]] | None = None) -> dict[str, Any]:
+                       limited: RateLimited | None, entries: list[tuple[Any, ...]] | None = None,
+                       costly: bool = False) -> dict[str, Any]:
         """One call of a batch, its route looked up already; its access-log line goes to
         ``entries`` when given (written once the shared transaction has committed)."""
         started = time.perf_counter()
@@ -446,7 +459,8 @@ class App:
                 raise NotFound(f"{req.path} cannot be called in a batch.")
             if _body_ignored(route, req):
                 data = {}
-            status, headers, body = await self.dispatch(route, req, b"", header(call.headers, "idempotency-key"), data)
+            status, headers, body = await self.dispatch(route, req, b"", header(call.headers, "idempotency-key"), data,
+                                                        costly)
         except DomainError as exc:
             status, headers, body = error_response(exc)
         except Exception:

@@ -44,6 +44,13 @@ class Body(BaseModel):
         Returns normalized values for the body's fields, and the problems found."""
         return {}, []
 
+    @classmethod
+    def validation_cost(cls, data: dict[str, Any]) -> float:
+        """About how many microseconds validating ``data`` may take at most, for a body whose
+        ``check_raw`` can take long (a trigger's regular expressions): the edge validates a
+        body over its budget off the event loop (``opensupp.lane``). 0: always cheap."""
+        return 0.0
+
 
 def _coerced(convert: Any) -> Any:
     """A BeforeValidator that applies ``convert`` to strings and leaves the rest to pydantic."""

@@ -64,6 +64,8 @@ class Route:
     # it has no check_raw rules (they read the parsed JSON), and no Idempotency-Key
     # fingerprint (a create's) nor batch needs the parsed JSON either
     direct_json: bool = False
+    # the body's validation can be long (it says how long: Body.validation_cost)
+    costly: bool = False
 
     def __post_init__(self) -> None:
         self.params = tuple(_PARAM.findall(self.path))
@@ -76,6 +78,7 @@ class Route:
         self.allow = "GET, POST" if self.get_as_post else ", ".join(self.methods)
         self.direct_json = (self.body is not None and self.verb not in ("create", "batch")
                             and self.body.check_raw.__func__ is Body.check_raw.__func__)
+        self.costly = self.body is not None and self.body.validation_cost.__func__ is not Body.validation_cost.__func__
 
 
 def template_key(path: str) -> tuple[str, ...]:
