@@ -328,3 +328,32 @@ def test_the_cache_budget_is_a_setting_in_megabytes():
 
     assert Settings().trigger_cache_mb == 64
     assert Settings(trigger_cache_mb=8).trigger_cache_mb == 8
+
+
+# ----------------------------------------------------------------------------- pages of large rows
+
+BIG_TRIGGER = {
+    "name": "n" * 255, "description": "d" * 1000, "constraints": "any",
+    "conditions": [{"name": "visitor_page_url", "cmp": "contains", "value": f"{i:03d}" + "v" * 990} for i in range(100)],
+    "actions": [{"name": "message", "agent_nick": "a" * 100, "message": "m" * 2000}] * 20,
+}
+
+
+async def test_a_page_of_large_triggers_stops_at_about_a_megabyte(api):
+    aid = await account(api)
+    made = [(await api.post(f"/accounts/{aid}/triggers/create", json=BIG_TRIGGER)).json()["id"] for _ in range(12)]
+    made += [(await api.post(f"/accounts/{aid}/triggers/create", json=SIMPLE)).json()["id"] for _ in range(3)]
+    seen, pages, after = [], [], ""
+    async with LoopWatch() as watch:
+        while True:
+            r = await api.get(f"/accounts/{aid}/triggers/?limit=1000{after}")
+            assert r.status_code == 200
+            page = r.json()
+            pages.append((len(page["records"]), len(r.content)))
+            seen += [t["id"] for t in page["records"]]
+            if page["next"] is None:
+                break
+            after = f"&after={page['next']}"
+    assert seen == made  # every trigger once, in order, by following next
+    assert len(pages) >= 2 and all(0 < size < 2 * 1024 * 1024 for _, size in pages), pages
+    assert watch.longest < 0.25, f"the loop was held {watch.longest * 1000:.0f} ms"

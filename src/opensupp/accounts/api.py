@@ -51,13 +51,13 @@ def account_json(account: Account) -> dict[str, Any]:
 
 
 @router.list("/accounts", response=AccountOut, tag=TAG)
-async def list_accounts(req, session: Session, after: int, limit: int) -> list[dict[str, Any]]:
+async def list_accounts(req, session: Session, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
     """List accounts
 
     The partner's accounts, oldest first.
     """
-    rows = await service.list_accounts(session, partner_id=req.partner_id, after=after, limit=limit)
-    return [account_json(a) for a in rows]
+    rows = await service.list_accounts(session, partner_id=req.partner_id, after=after, limit=limit + 1)
+    return [account_json(a) for a in rows[:limit]], len(rows) > limit
 
 
 @router.create("/accounts/create", body=AccountCreate, response=AccountOut, tag=TAG)

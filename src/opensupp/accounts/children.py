@@ -24,6 +24,9 @@ class ChildTable:
     columns: tuple[str, ...]  # what a read returns; "id" first
     # a column incremented by every UPDATE of a row (``version = version + 1``), or None
     version: str | None = None
+    # rows that can be large (a trigger: up to ~150 KB): a page of a list stops once its
+    # rows pass this many bytes of text (at least one row), or None
+    page_bytes: int | None = None
     select: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -62,19 +65,38 @@ class ChildTable:
             raise self.not_found(item_id, account_id)
         return row
 
-    async def list(self, session: Session, *, partner_id: int, account_id: int, after: int, limit: int) -> list[Row]:
-        rows = await session.fetch(
-            f"SELECT {self.select} FROM {self.table} WHERE account_id = $2 AND {OWNED} AND id > $1"
-            " ORDER BY id LIMIT $4",
-            after, account_id, partner_id, limit,
-        )
+    async def list(
+        self, session: Session, *, partner_id: int, account_id: int, after: int, limit: int
+    ) -> tuple[list[Row], bool]:
+        """Up to ``limit`` rows after the id ``after``, and whether more follow. With
+        ``page_bytes``, read in chunks sized from the rows read so far, and the page ends
+        once its rows pass that many bytes: a page of large rows never holds 1000 of them."""
+        rows: list[Row] = []
+        size = 0
+        chunk = limit if self.page_bytes is None else 8
+        while True:
+            want = min(chunk, limit - len(rows))
+            got = await session.fetch(
+                f"SELECT {self.select} FROM {self.table} WHERE account_id = $2 AND {OWNED} AND id > $1"
+                " ORDER BY id LIMIT $4",
+                after, account_id, partner_id, want + 1,
+            )
+            rows += got[:want]
+            more = len(got) > want
+            if not more or len(rows) == limit or self.page_bytes is None:
+                break
+            size += sum(len(value) for row in got[:want] for value in row if isinstance(value, str))
+            if size >= self.page_bytes:
+                break
+            after = rows[-1][0]
+            chunk = max(8, int((self.page_bytes - size) * len(rows) / max(size, 1)))
         if not rows:
             owned = await session.fetchval(
                 "SELECT 1 FROM accounts WHERE id = $1 AND partner_id = $2", account_id, partner_id
             )
             if owned is None:
                 raise account_not_found(account_id)
-        return rows
+        return rows, more
 
     async def update(
         self, session: Session, *, partner_id: int, account_id: int, item_id: int, values: dict[str, Any]

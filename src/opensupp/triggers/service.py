@@ -24,7 +24,7 @@ from opensupp.triggers.plan import Plan
 TRIGGERS = ChildTable(
     "triggers", "trigger",
     ("id", "active", "name", "description", "event", "only_once", "constraints", "conditions", "actions"),
-    version="version",
+    version="version", page_bytes=1024 * 1024,
 )
 _JSON = ("conditions", "actions")
 

@@ -354,10 +354,7 @@ class App:
         if verb == "list":
             limit, after = parse_page(req.query)
             async with db.read() as session:
-                records = await route.handler(req, session, after, limit + 1)
-            more = len(records) > limit
-            if more:
-                records = records[:limit]
+                records, more = await route.handler(req, session, after, limit)  # (a page, whether more follow)
             return ok({"records": records, "next": encode_cursor(int(records[-1]["id"])) if more else None})
         if verb == "delete":
             async with db.single() as session:

@@ -25,7 +25,7 @@ class Service:
     """Service functions, each taking the session and keyword arguments
     ``partner_id``, ``account_id`` and (but for create and list) ``item_id``."""
 
-    list: Handler  # (..., after, limit) -> rows
+    list: Handler  # (..., after, limit) -> (rows, whether more follow)
     get: Handler
     create: Handler  # (..., **fields) -> row
     update: Handler  # (..., changes) -> row
@@ -66,8 +66,8 @@ def register(router: Router, spec: Crud, extra_doc: dict[str, str] | None = None
     docs = extra_doc or {}
 
     async def list_items(req, session, after: int, limit: int):
-        rows = await svc.list(session, partner_id=req.partner_id, account_id=req.ids[0], after=after, limit=limit)
-        return [to_json(r) for r in rows]
+        rows, more = await svc.list(session, partner_id=req.partner_id, account_id=req.ids[0], after=after, limit=limit)
+        return [to_json(r) for r in rows], more
 
     async def create_item(req, session, fields: dict[str, Any]):
         row = await svc.create(session, partner_id=req.partner_id, account_id=req.ids[0], **fields)
