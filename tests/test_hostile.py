@@ -357,3 +357,30 @@ async def test_a_page_of_large_triggers_stops_at_about_a_megabyte(api):
     assert seen == made  # every trigger once, in order, by following next
     assert len(pages) >= 2 and all(0 < size < 2 * 1024 * 1024 for _, size in pages), pages
     assert watch.longest < 0.25, f"the loop was held {watch.longest * 1000:.0f} ms"
+
+
+# ----------------------------------------------------------------------------- office hours of every interval
+
+
+async def test_the_largest_office_hours_do_not_hold_the_event_loop(api):
+    import datetime
+
+    aid = await account(api)
+    times = [{"from": 30 * i, "to": 30 * i + 15} for i in range(48)]
+    first = datetime.date(2026, 1, 1)
+    document = {"active": True, "days": list(range(7)), "timezone": "America/New_York",
+                "config": [{"dow": d, "times": times} for d in range(7)],
+                "exceptions": [{"date": (first + datetime.timedelta(days=i)).isoformat(), "times": times}
+                               for i in range(366)]}
+    held = {}
+    for what, path in [("update", "update"), ("status", "status"), ("schedule", "schedule?days=31&from=2026-03-01")]:
+        async with LoopWatch() as watch:
+            if what == "update":
+                r = await api.post(f"/accounts/{aid}/officehours/update", json=document)
+            else:
+                r = await api.get(f"/accounts/{aid}/officehours/{path}")
+        assert r.status_code == 200, r.text[:300]
+        held[what] = round(watch.longest * 1000)
+    # every interval of the 31 days, but the two in the hour New York skips on 8 March (02:00-03:00)
+    assert len(r.json()["intervals"]) == 31 * 48 - 2
+    assert max(held.values()) < 100, f"the loop was held (ms): {held}"

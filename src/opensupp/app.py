@@ -12,6 +12,7 @@ from opensupp.db import Database
 from opensupp.hooks.api import router as hooks
 from opensupp.logs import setup_logging
 from opensupp.officehours.api import router as officehours
+from opensupp.officehours.rules import zone_names
 from opensupp.offlineemails.api import router as offlineemails
 from opensupp.triggers import plan
 from opensupp.triggers.api import router as triggers
@@ -29,6 +30,7 @@ def create_app(settings: Settings, db: Database | None = None) -> App:
     if not plan.COMPILED:
         log.warning("the trigger engine (opensupp.triggers.plan) is not compiled (no C compiler at install?): "
                     "triggers/evaluate runs several times slower; reinstall with a C compiler")
+    zone_names()  # the IANA zone names, read from disk once (30 ms) before the first request needs them
     app = App(settings, ROUTERS, db=db)
     app.openapi = orjson.dumps(build_openapi(app.table.routes))
     return app

@@ -167,8 +167,17 @@ def _seconds(delta: dt.timedelta | None) -> int:
 
 def day_intervals(schedule: Schedule, day: int) -> list[Interval]:
     """Local ``day``'s open intervals as instants, leaving out those a gap swallowed."""
+    times = local_times(schedule, day)
+    if not times:
+        return []
+    tz = schedule.tz
+    begin = instant(tz, day, 0)
+    if instant(tz, day + 1, 0) - begin == 86400 and _offset_at(tz, begin) == _offset_at(tz, begin + 86399):
+        # The offset holds all day (no zone changes it twice within a day): a minute of the
+        # day is 60 s after its start. Two conversions for the day, not two per interval.
+        return [(begin + start * 60, begin + end * 60) for start, end in times]
     out = []
-    for start, end in local_times(schedule, day):
+    for start, end in times:
         interval = (instant(schedule.tz, day, start), instant(schedule.tz, day, end))
         if interval[0] < interval[1]:
             out.append(interval)

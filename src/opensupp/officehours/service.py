@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from opensupp import lane
 from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import Session
 from opensupp.errors import ValidationFailed
@@ -16,6 +17,19 @@ from opensupp.officehours.rules import DEFAULT, merge, validate_office_hours
 from opensupp.timeutil import iso, now
 
 _DEFAULT_JSON = orjson.dumps(DEFAULT).decode()
+#: Intervals a document may have for it to be checked on the event loop (about 1 us each);
+#: a larger one (up to 7 x 48 + 366 x 48) is checked in the lane (``opensupp.lane``).
+LOOP_INTERVALS = 2000
+
+
+def _intervals(document: dict[str, Any]) -> int:
+    """How many intervals ``document`` holds (whatever its shape: it is not checked yet)."""
+    count = 0
+    for key in ("config", "exceptions"):
+        entries = document.get(key)
+        if isinstance(entries, list):
+            count += sum(len(e["times"]) for e in entries if isinstance(e, dict) and isinstance(e.get("times"), list))
+    return count
 
 
 async def get_office_hours(session: Session, *, partner_id: int, account_id: int) -> dict[str, Any]:
@@ -43,7 +57,11 @@ async def update_office_hours(
     )
     if stored is None:
         raise account_not_found(account_id)
-    document, errors = validate_office_hours(merge(orjson.loads(stored), patch))
+    merged = merge(orjson.loads(stored), patch)
+    if _intervals(merged) > LOOP_INTERVALS:
+        document, errors = await lane.run(validate_office_hours, merged)
+    else:
+        document, errors = validate_office_hours(merged)
     if errors:
         raise ValidationFailed(errors)
     await session.execute(
