@@ -283,7 +283,7 @@ def validate_hook_config(name: str, config: object, path: str = "config") -> tup
         return {}, [FieldError(path, "must be an object")]
     errors: list[FieldError] = []
     allowed = allowed_config_keys(name)
-    if name in HOOK_NAMES:
+    if name in HOOK_NAMES and not all(key in allowed for key in config):
         errors += unknown_fields(config, allowed, path, f"is not a known field for a {name} hook (allowed: {', '.join(allowed)})")
 
     out: dict[str, Any] = {}

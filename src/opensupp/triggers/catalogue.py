@@ -198,6 +198,8 @@ def _validate_list(
 
 
 def _unknown_fields(item: dict, allowed: tuple[str, ...], at: str) -> list[FieldError]:
+    if all(key in allowed for key in item):  # (the usual case: no message to build)
+        return []
     return unknown_fields(item, allowed, at, f"is not a known field (allowed: {', '.join(allowed)})")
 
 
