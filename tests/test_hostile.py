@@ -384,3 +384,21 @@ async def test_the_largest_office_hours_do_not_hold_the_event_loop(api):
     # every interval of the 31 days, but the two in the hour New York skips on 8 March (02:00-03:00)
     assert len(r.json()["intervals"]) == 31 * 48 - 2
     assert max(held.values()) < 100, f"the loop was held (ms): {held}"
+
+
+# ----------------------------------------------------------------------------- batches
+
+
+async def test_a_batch_of_large_creates_lets_other_requests_run(api):
+    aid = await account(api)
+    body = {**SIMPLE, "constraints": "any",
+            "conditions": [{"name": "visitor_page_url", "cmp": "contains", "value": f"/p{i}"} for i in range(100)]}
+    calls = [{"method": "POST", "url": f"/accounts/{aid}/triggers/create", "body": body}] * 100
+    raw = orjson.dumps({"requests": calls})  # (encoded here: the client's own work is not the server's)
+    async with LoopWatch() as watch:
+        started = time.perf_counter()
+        r = await api.post("/batch", content=raw)
+        took = time.perf_counter() - started
+    assert r.status_code == 200 and [c["status"] for c in r.json()["responses"]] == [200] * 100
+    assert watch.longest < 0.1 and watch.longest < took / 3, (
+        f"the loop was held {watch.longest * 1000:.0f} ms of the batch's {took * 1000:.0f} ms")

@@ -50,6 +50,8 @@ MAX_BODY = 1024 * 1024
 #: Microseconds of validation a request may spend on the event loop (Body.validation_cost):
 #: a body (or a batch's bodies together) that may take longer is validated in the lane.
 LOOP_VALIDATION_US = 20_000
+#: A batch's calls run at once when they run alone (see run_batch)
+BATCH_CONCURRENCY = 4
 MAX_SHOWN_KEY = 64
 TOUCH_EVERY = 60
 PURGE_EVERY = 3600
@@ -409,8 +411,13 @@ class App:
                     token = _deferred_saves.set(saves)
                     try:
                         with sharing(session):
-                            answers = [await self.run_call(req, call, i, targets[i], limited[i], entries, costly)
-                                       for i, call in enumerate(calls)]
+                            answers = []
+                            for i, call in enumerate(calls):
+                                answers.append(await self.run_call(req, call, i, targets[i], limited[i], entries,
+                                                                   costly))
+                                # other requests run between two calls: on SQLite a call never
+                                # suspends, so 100 of them would hold the event loop as one
+                                await asyncio.sleep(0)
                     finally:
                         _deferred_saves.reset(token)
                     if saves:
@@ -425,8 +432,16 @@ class App:
                     for entry in entries:
                         self.access.add(*entry)
                 return ok({"responses": answers})
-        answers = await asyncio.gather(*(self.run_call(req, call, i, targets[i], limited[i], None, costly)
-                                         for i, call in enumerate(calls)))
+        # at most BATCH_CONCURRENCY calls at once: enough to overlap password hashes and
+        # PostgreSQL round trips; 100 calls started at once would each validate its body in
+        # the same turn of the event loop, holding it for all of them (150 ms for 100 triggers)
+        running = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+        async def run_call(i: int, call: Call) -> dict[str, Any]:
+            async with running:
+                return await self.run_call(req, call, i, targets[i], limited[i], None, costly)
+
+        answers = await asyncio.gather(*(run_call(i, call) for i, call in enumerate(calls)))
         return ok({"responses": answers})
 
     def _rate_limited(self, req: Request) -> RateLimited | None:
