@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connections per process")
     db_connect_timeout: float = Field(
         default=5.0, gt=0, le=300,
-        description="PostgreSQL: seconds a request waits for a connection (a free one of the pool, "
-        "or a new one) before it answers 503",
+        description="PostgreSQL: seconds a request waits for its turn at the pool's connections, and "
+        "then to open a new one, before it answers 503",
     )
     db_statement_timeout: float = Field(
         default=5.0, gt=0, le=3600,
