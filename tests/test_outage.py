@@ -15,6 +15,7 @@ the shared server of the rest of the suite. Timings are printed (``pytest -s``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import resource
 import shutil
@@ -260,7 +261,8 @@ def test_a_read_only_database_is_not_ready_and_refuses_writes_with_503(cluster: 
 class FullDisk:
     """A small filesystem of its own that the test fills and frees (tmpfs, as root), or
     else a file-size limit on the server process (RLIMIT_FSIZE, set and lifted from
-    outside with prlimit; CPython ignores SIGXFSZ, so a write past it fails with EFBIG)."""
+    outside with prlimit; CPython ignores SIGXFSZ, so a write past it fails with EFBIG).
+    OPENSUPP_TEST_FULL_DISK=rlimit takes the second way as root too."""
 
     SIZE = 8 * 1024 * 1024
 
@@ -268,8 +270,9 @@ class FullDisk:
         self.dir = tmp_path / "volume"
         self.dir.mkdir()
         self.mounted = False
-        self.pid: int | None = None
-        if os.geteuid() == 0 and shutil.which("mount"):
+        self.pid: int | None = None  # the process whose RLIMIT_FSIZE is lowered, and its limit before
+        self.limit = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+        if os.geteuid() == 0 and shutil.which("mount") and os.environ.get("OPENSUPP_TEST_FULL_DISK") != "rlimit":
             done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.SIZE}", "tmpfs", str(self.dir)],
                                   capture_output=True, text=True)
             self.mounted = done.returncode == 0
@@ -286,18 +289,22 @@ class FullDisk:
                 except OSError:
                     pass
             os.truncate(self.dir / "filler", max(0, os.path.getsize(self.dir / "filler") - leave))
-        else:
-            largest = max(p.stat().st_size for p in self.dir.iterdir())
-            self.pid = pid
-            resource.prlimit(pid, resource.RLIMIT_FSIZE, (largest + leave, resource.RLIM_INFINITY))
+        else:  # the database file may grow by ``leave``, and no file beyond that size
+            main = max(p.stat().st_size for p in self.dir.iterdir() if not p.name.endswith(("-wal", "-shm")))
+            if self.pid is None:
+                self.pid, self.limit = pid, resource.prlimit(pid, resource.RLIMIT_FSIZE)
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (main + leave, self.limit[1]))
 
     def free(self) -> None:
         if self.mounted:
             (self.dir / "filler").unlink(missing_ok=True)
         elif self.pid is not None:
-            resource.prlimit(self.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            with contextlib.suppress(ProcessLookupError):
+                resource.prlimit(self.pid, resource.RLIMIT_FSIZE, self.limit)
+            self.pid = None
 
     def remove(self) -> None:
+        self.free()
         if self.mounted:
             subprocess.run(["umount", "-l", str(self.dir)], capture_output=True)
 
@@ -376,3 +383,45 @@ def test_sqlite_on_a_full_disk_answers_503_and_recovers_when_space_is_freed(full
     finally:
         full_disk.free()
         stop_server(server)
+
+
+@pytest.mark.anyio
+async def test_a_write_that_fills_the_disk_fails_the_writes_of_its_group_with_503s(full_disk: FullDisk):
+    """A statement that spills the page cache onto a full disk makes SQLite roll the
+    group's whole transaction back: the units that had ended in it lost their writes and
+    must fail (Unavailable, a 503), and the next unit must open a transaction of its own
+    rather than run (and commit) outside one."""
+    from opensupp.db import SQLiteDatabase
+    from opensupp.errors import Unavailable
+
+    db = SQLiteDatabase(str(full_disk.dir / "group.db"))
+    await db.open()
+    try:
+        async with db.transaction() as session:
+            await session.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB NOT NULL)")
+        full_disk.fill(os.getpid(), leave=256 * 1024)
+
+        async def small(n: int) -> None:
+            async with db.transaction() as session:
+                await session.execute("INSERT INTO t (id, v) VALUES ($1, $2)", n, b"x" * 100)
+
+        async def big() -> None:  # more than the page cache (2 MiB): it spills to the WAL mid-statement
+            async with db.transaction() as session:
+                await session.executemany("INSERT INTO t (v) VALUES ($1)", [(os.urandom(4096),)] * 1000)
+
+        outcomes = await asyncio.wait_for(asyncio.gather(small(1), big(), small(2), return_exceptions=True), 30)
+        kinds = [type(o).__name__ for o in outcomes]
+        assert isinstance(outcomes[1], Unavailable), kinds
+        assert isinstance(outcomes[0], Unavailable), f"the first write, rolled back with its group, answered {kinds}"
+        assert outcomes[2] is None or isinstance(outcomes[2], Unavailable), kinds
+        async with db.read() as session:
+            ids = {row[0] for row in await session.fetch("SELECT id FROM t WHERE id IN (1, 2)")}
+        assert ids == ({2} if outcomes[2] is None else set()), f"{kinds}, rows {ids}: an answer that does not say what happened"
+    finally:
+        full_disk.free()
+    try:
+        await small(3)
+        async with db.read() as session:
+            assert await session.fetchval("SELECT count(*) FROM t WHERE id = 3") == 1
+    finally:
+        await db.close()
