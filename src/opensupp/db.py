@@ -758,8 +758,9 @@ async def _reset(conn: asyncpg.Connection) -> None:
 class PostgresDatabase:
     """A pool of asyncpg connections, every wait on the server bounded.
 
-    ``connect_timeout`` bounds getting a connection (a free one of the pool, or a new one),
-    ``statement_timeout`` every statement (BEGIN, COMMIT and the pool's ROLLBACK included):
+    ``connect_timeout`` bounds the wait for a turn at the pool's connections and then the
+    opening of a new one, ``statement_timeout`` every statement (BEGIN, COMMIT and the
+    pool's ROLLBACK included):
     a stopped server answers at once (refused), but a hung one (SIGSTOP, a dead network
     path) keeps its sockets open and would hold a request forever (36 s and more before
     these existed). Past either, the unit of work raises Unavailable, and a connection

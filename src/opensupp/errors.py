@@ -79,9 +79,9 @@ class Unavailable(DomainError):
     code = "ServiceUnavailable"
     RETRY_AFTER = 5  # seconds: a restarting database is usually back within a few
 
-    def __init__(self, message: str = "The service is unavailable: its database does not answer. Retry later.",
-                 retry_after: int = RETRY_AFTER) -> None:
-        super().__init__(message)
+    def __init__(self, message: str | None = None, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(message or "The service is temporarily unavailable (its database cannot be reached "
+                         f"or cannot write). Retry in {retry_after} s.")
         self.retry_after = retry_after
 
 
