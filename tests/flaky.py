@@ -42,7 +42,7 @@ class Flaky:
             extra = [(b"retry-after", b"1")] if action == "429" else []
             await send({"type": "http.response.start", "status": int(action),
                         "headers": [(b"content-type", b"application/json"), *extra]})
-            await send({"type": "http.response.body", "body": b'{"error": "Unavailable", "message": "try again"}'})
+            await send({"type": "http.response.body", "body": b'{"error": "ServiceUnavailable", "message": "try again"}'})
             return
         url = self.upstream + scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
         async with httpx.AsyncClient() as client:

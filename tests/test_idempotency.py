@@ -113,3 +113,41 @@ async def test_expired_keys_are_free_again(database_url, key):
             assert await count(api) == 2
     finally:
         await app.shutdown()
+
+
+async def test_expired_keys_are_purged_in_slices(app, settings):
+    """Each purge statement deletes a bounded slice (a day of keys at a high rate would
+    otherwise be one statement past OPENSUPP_DB_STATEMENT_TIMEOUT), and the purge a
+    server runs at start goes on slice after slice until none is left."""
+    from opensupp.idempotency import service as idempotency
+    from opensupp.partners import service as partners
+    from opensupp.timeutil import now
+
+    t = now()
+    async with app.db.transaction() as session:
+        partner_id = await partners.create_partner(session, name=f"purge-{t}-{id(session)}")
+        rows = [(partner_id, f"old-{i}", b"\0" * 32, 200, "{}", t - 2 * 86400) for i in range(12_000)]
+        rows += [(partner_id, f"new-{i}", b"\0" * 32, 200, "{}", t) for i in range(3)]
+        await idempotency.save_many(session, rows)
+    async with app.db.single() as session:
+        first = await idempotency.purge_expired(session, before=t - 86400)
+    assert first == idempotency.PURGE_SLICE, f"one purge statement deleted {first} keys"
+
+    async def left() -> tuple[int, int]:
+        async with app.db.read() as session:
+            old = await session.fetchval(
+                "SELECT count(*) FROM idempotency_keys WHERE partner_id = $1 AND key LIKE 'old-%'", partner_id)
+            new = await session.fetchval(
+                "SELECT count(*) FROM idempotency_keys WHERE partner_id = $1 AND key LIKE 'new-%'", partner_id)
+        return old, new
+
+    second = create_app(settings)  # its purge runs at start
+    await second.startup()
+    try:
+        for _ in range(100):
+            if (await left())[0] == 0:
+                break
+            await anyio.sleep(0.1)
+    finally:
+        await second.shutdown()
+    assert await left() == (0, 3)

@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     )
     rate_burst: int = Field(default=0, ge=0, description="bucket size; 0: 2 x rate_limit")
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connections per process")
+    db_connect_timeout: float = Field(
+        default=5.0, gt=0, le=300,
+        description="PostgreSQL: seconds a request waits for its turn at the pool's connections, and "
+        "then to open a new one, before it answers 503",
+    )
+    db_statement_timeout: float = Field(
+        default=5.0, gt=0, le=3600,
+        description="PostgreSQL: seconds one SQL statement may take before the request answers 503 "
+        "(a hung server: SIGSTOP, a dead network path)",
+    )
     idempotency_hours: float = Field(default=24, gt=0)
     trigger_cache_mb: int = Field(
         default=64, ge=1, le=65536,

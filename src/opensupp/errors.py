@@ -91,9 +91,17 @@ class RateLimited(DomainError):
 
 
 class Unavailable(DomainError):
-    """A dependency (the database) cannot be reached; not part of the partner API."""
+    """The database cannot be reached, does not answer in time, or cannot write (a full
+    disk, a read-only server): nothing is wrong with the request, so the answer is a 503
+    saying when to try again, not a 500. The driver's error, if any, is the ``__cause__``."""
 
-    code = "Unavailable"
+    code = "ServiceUnavailable"
+    RETRY_AFTER = 5  # seconds: a restarting database is usually back within a few
+
+    def __init__(self, message: str | None = None, retry_after: int = RETRY_AFTER) -> None:
+        super().__init__(message or "The service is temporarily unavailable (its database cannot be reached "
+                         f"or cannot write). Retry in {retry_after} s.")
+        self.retry_after = retry_after
 
 
 def invalid(field: str, message: str) -> ValidationFailed:

@@ -73,5 +73,16 @@ async def save_many(session: Session, rows: list[tuple[int, str, bytes, int, str
     await session.executemany(_INSERT, rows)
 
 
+PURGE_SLICE = 5000
+
+
 async def purge_expired(session: Session, *, before: int) -> int:
-    return await session.execute("DELETE FROM idempotency_keys WHERE created_at < $1", before)
+    """Delete up to ``PURGE_SLICE`` keys created before ``before``; call again while it
+    returns that many. A day of keys at a high rate is millions of rows: deleted in one
+    statement they would hold SQLite's writer lock for seconds and outlast
+    OPENSUPP_DB_STATEMENT_TIMEOUT on PostgreSQL, every hour, never to succeed again."""
+    return await session.execute(
+        "DELETE FROM idempotency_keys WHERE (partner_id, key) IN"
+        " (SELECT partner_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)",
+        before, PURGE_SLICE,
+    )

@@ -33,6 +33,7 @@ from opensupp.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    Unavailable,
     invalid,
 )
 from opensupp.idempotency import service as idempotency
@@ -178,7 +179,9 @@ async def read_body(scope: dict[str, Any], receive: Any, content_length: int | N
 class App:
     def __init__(self, settings: Settings, routers: list[Router], db: Database | None = None) -> None:
         self.settings = settings
-        self.db = db or open_database(settings.resolved_database_url(), pool_size=settings.db_pool_size)
+        self.db = db or open_database(settings.resolved_database_url(), pool_size=settings.db_pool_size,
+                                      connect_timeout=settings.db_connect_timeout,
+                                      statement_timeout=settings.db_statement_timeout)
         self.table = RouteTable(routers)
         self.keys = KeyCache(settings.key_cache_seconds)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
@@ -328,16 +331,25 @@ class App:
         try:
             async with self.db.single() as session:
                 await partners.touch_key(session, key_id=key_id, at=t)
+        except Unavailable:
+            pass  # the database's Health has logged the outage
         except Exception:
             log.warning("could not record last use of key %s", key_id, exc_info=True)
 
     async def _purge_loop(self) -> None:
         while True:
             try:
-                async with self.db.single() as session:
-                    purged = await idempotency.purge_expired(session, before=now() - self.idempotency_ttl)
+                purged = 0
+                while True:  # in slices, each well within OPENSUPP_DB_STATEMENT_TIMEOUT
+                    async with self.db.single() as session:
+                        count = await idempotency.purge_expired(session, before=now() - self.idempotency_ttl)
+                    purged += count
+                    if count < idempotency.PURGE_SLICE:
+                        break
                 if purged:
                     log.info("purged %d expired idempotency keys", purged)
+            except Unavailable:
+                pass  # logged by the database's Health; the next hour tries again
             except Exception:
                 log.warning("could not purge idempotency keys", exc_info=True)
             await asyncio.sleep(PURGE_EVERY)
@@ -425,7 +437,7 @@ class App:
                             await idempotency.save_many(session, saves)
                         except Exception as exc:  # a key taken (a replay, a duplicate) or expired
                             raise UnitFailed(repr(exc)) from exc
-            except UnitFailed as exc:  # rolled back: each call again, alone
+            except (UnitFailed, Unavailable) as exc:  # rolled back: each call again, alone
                 log.debug("a batch of %d calls runs again call by call: %s", len(calls), exc)
             else:
                 if self.access is not None:

@@ -54,7 +54,7 @@ def error_response(exc: e.DomainError) -> tuple[int, list[tuple[bytes, bytes]], 
     headers = [JSON]
     if isinstance(exc, e.MethodNotAllowed):
         headers.append((b"allow", exc.allow.encode()))
-    elif isinstance(exc, e.RateLimited):
+    elif isinstance(exc, (e.RateLimited, e.Unavailable)):
         headers.append((b"retry-after", str(exc.retry_after).encode()))
     return status, headers, orjson.dumps(error_body(exc))
 

@@ -46,7 +46,8 @@ ERRORS = {
     "422": "IdempotencyMismatch: an Idempotency-Key reused with another body",
     "429": "RateLimited (see the Retry-After header)",
     "500": "ServerError",
-    "503": "Unavailable: the database cannot be reached",
+    "503": "ServiceUnavailable: the database cannot be reached, does not answer in time, or cannot write "
+           "(see the Retry-After header)",
 }
 
 ERROR_SCHEMA = {
@@ -168,7 +169,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         codes += ["409", "422"]
     if route.verb == "update":
         codes.append("409")
-    if route.handler.__name__ == "readyz":
+    if route.handler.__name__ != "healthz":  # every other route uses the database
         codes.append("503")
     for code in sorted(set(codes)):
         responses[code] = _error(ERRORS[code])

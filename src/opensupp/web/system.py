@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import swagger_ui_bundle
 from pydantic import Field
 
-from opensupp.errors import Unavailable
+from opensupp.db import check_ready
 from opensupp.web.errors import JSON
 from opensupp.web.resources import Out
 from opensupp.web.routing import Router
 
-log = logging.getLogger("opensupp")
 router = Router()
 TAG = "System"
 
@@ -61,16 +59,12 @@ async def healthz(req) -> dict:
 
 @router.add("page", "/readyz", response=Health, tag=TAG, public=True)
 async def readyz(req) -> dict:
-    """Readiness: the database answers
+    """Readiness: the database answers and can write
 
-    No key needed. 503 when the database cannot be reached.
+    No key needed. 503 (with Retry-After) when the database cannot be reached, does not
+    answer within the timeouts, is read-only, or its writes fail (a full disk).
     """
-    try:
-        async with req.db.read() as session:
-            await session.fetchval("SELECT 1")
-    except Exception as exc:
-        log.warning("readiness check failed: %s", exc)
-        raise Unavailable("The database cannot be reached.") from None
+    await check_ready(req.db)  # an outage is logged once by the database's Health, not per poll
     return {"status": "ok"}
 
 
