@@ -57,6 +57,20 @@ class UniqueViolation(Exception):
         self.constraint = constraint
 
 
+class ForeignKeyViolation(Exception):
+    """A write referred to a row that is not there (a row written under an account that was
+    deleted meanwhile); ``constraint`` is its name where the database tells it (fk_<table>_...)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+class TransactionConflict(Exception):
+    """The database rolled the unit of work back to settle a conflict with a concurrent one (a
+    detected deadlock, a serialization failure): the same unit, run again, may succeed."""
+
+
 class Row(Protocol):
     def __getitem__(self, key: int | str) -> Any: ...
 
@@ -172,6 +186,8 @@ class SQLiteSession:
             unique = _sqlite_unique(exc)
             if unique is not None:
                 raise unique from exc
+            if str(exc) == "FOREIGN KEY constraint failed":
+                raise ForeignKeyViolation("") from exc
             raise
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -405,9 +421,15 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
 
 def _raise_translated(exc: Exception) -> NoReturn:
     """Raise what a driver error means to the services: the one place asyncpg's errors are
-    translated (UniqueViolation for a refused unique value; anything else as it is)."""
+    translated (UniqueViolation for a refused unique value; ForeignKeyViolation for a row
+    referring to one that is gone; TransactionConflict for a unit of work the database
+    rolled back to settle a deadlock, which the edge runs once more; anything else as it is)."""
     if isinstance(exc, asyncpg.UniqueViolationError):
         raise UniqueViolation(exc.constraint_name or "") from exc
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        raise ForeignKeyViolation(exc.constraint_name or "") from exc
+    if isinstance(exc, (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)):
+        raise TransactionConflict(exc.args[0]) from exc  # the message alone, not its DETAIL lines
     raise exc
 
 
