@@ -34,7 +34,8 @@ from typing import Any, NoReturn, Protocol, Sequence
 
 import asyncpg
 from sqlalchemy import MetaData
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 metadata = MetaData(
     naming_convention={
@@ -563,22 +564,75 @@ Database = SQLiteDatabase | PostgresDatabase
 # --------------------------------------------------------------------------- URLs
 
 
+URL_FORMS = "sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user:password@host:5432/db"
+
+
 def parse_url(url: str) -> tuple[str, str]:
     """(kind, target): ("sqlite", file path) or ("postgresql", asyncpg DSN).
 
     SQLite URLs follow SQLAlchemy's convention: ``sqlite:///relative.db``,
-    ``sqlite:////absolute/path.db``.
+    ``sqlite:////absolute/path.db``. Anything else is a ValueError of one line: what is
+    wrong, and the accepted forms. Never a guess: SQLAlchemy reads ``sqlite://tmp/x.db`` as
+    the file x.db in the current directory, which nobody means.
     """
-    parsed = make_url(url)
+    try:
+        return _parse_url(url)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; accepted: {URL_FORMS}") from None
+
+
+def _parse_url(url: str) -> tuple[str, str]:
+    if not url.strip() or url != url.strip():
+        raise ValueError("the URL is empty" if not url.strip() else "the URL has spaces around it")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(_not_a_url(url)) from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ValueError("the port is not a number") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise ValueError("an SQLite database URL must name a file: sqlite:///path/to/file.db")
-        return "sqlite", parsed.database
+        return "sqlite", _sqlite_file(url, parsed)
     if backend in ("postgresql", "postgres"):
-        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        return "postgresql", dsn
-    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; use sqlite:// or postgresql://")
+        return "postgresql", _postgres_dsn(parsed)
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+
+
+def _not_a_url(url: str) -> str:
+    """Why ``url`` is no URL, with the SQLite URL of the file it seems to name (never when it
+    may hold a password)."""
+    scheme, colon, rest = url.partition(":")
+    if colon and scheme != "sqlite":
+        return "not a database URL"
+    path = rest if colon else url
+    if "@" in path or not path.strip("/"):
+        return "not a database URL"
+    return f"not a database URL (for the SQLite file {path} write sqlite:///{path})"
+
+
+def _sqlite_file(url: str, parsed: URL) -> str:
+    database = parsed.database
+    if not database or database == ":memory:" or database.endswith("/"):
+        raise ValueError("an SQLite URL must name a file")
+    if parsed.host or parsed.username is not None or parsed.port:
+        netloc = url.split("://", 1)[1].split("/", 1)[0]
+        shown, hint = (("text", "") if "@" in netloc else
+                       (repr(netloc), f"; for /{netloc}/{database} write sqlite:////{netloc}/{database}"))
+        raise ValueError(
+            f"an SQLite URL names no host: the {shown} between // and the next / would be ignored, leaving"
+            f" the file {database!r} relative to the current directory{hint}"
+        )
+    if parsed.query:
+        raise ValueError("an SQLite URL takes no ?parameters (opensupp sets SQLite's options itself)")
+    return database
+
+
+def _postgres_dsn(parsed: URL) -> str:
+    if not parsed.database:
+        raise ValueError("a PostgreSQL URL must name the database (postgresql://.../db)")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError(f"port {parsed.port} is not 1 to 65535")
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def sqlalchemy_url(url: str) -> str:
