@@ -101,10 +101,10 @@ async def test_delete_racing_writes_under_the_account(app, api):
         for path, status, body in answers:
             check_answer(aid, path, status, body)
         assert (await api.get(f"/accounts/{aid}/get")).status_code == 404
-    ids = ", ".join(map(str, deleted))
+    gone = ", ".join(map(str, deleted))
     async with app.db.read() as s:
         for table in TABLES:
-            assert await s.fetchval(f"SELECT count(*) FROM {table} WHERE account_id IN ({ids})") == 0, table
+            assert await s.fetchval(f"SELECT count(*) FROM {table} WHERE account_id IN ({gone})") == 0, table
 
 
 # ----------------------------------------------------------------------------- a detected deadlock
