@@ -33,6 +33,10 @@ def new_account_key() -> str:
 # rows under it, and the two never deadlock; a write that waited for a delete finds the
 # account gone. (The foreign key's own check takes the same lock, but after the row under
 # the account, the other way round.) SQLite has one writer at a time and no row locks.
+# On a create it costs next to nothing: the lock only moves from the foreign key's check into
+# the statement (the same WAL, 362 bytes an insert); the trigger create statement prepared as
+# asyncpg runs it took 1.00-1.01x the time on one connection and 16 connections inserting
+# into one account kept 0.985x the rate (medians of alternated runs, within this machine's noise).
 LOCK_ACCOUNT = {"sqlite": "", "postgresql": " FOR KEY SHARE"}
 
 
