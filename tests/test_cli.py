@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+from pathlib import Path
 
 import httpx
+import pytest
 
 from conftest import cli_key, opensupp, start_server, stop_server
 
@@ -116,3 +120,67 @@ def test_workers(env, database_url, tmp_path):
     finally:
         stop_server(server)
     assert len(set(re.findall(r"Started server process \[(\d+)\]", server.log_text()))) == 2
+
+
+# ----------------------------------------------------------------------------- bad settings
+
+ACCEPTED = "accepted: sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user:password@host:5432/db"
+NO_HOST = ("an SQLite URL names no host: the 'here' between // and the next / would be ignored, leaving the file"
+           " 'x.db' relative to the current directory; for /here/x.db write sqlite:////here/x.db")
+BAD_URLS = {  # as given (DIR: the test's directory) -> why it is refused
+    "sqlite:DIR/x.db": "not a database URL (for the SQLite file DIR/x.db write sqlite:///DIR/x.db)",
+    "DIR/x.db": "not a database URL (for the SQLite file DIR/x.db write sqlite:///DIR/x.db)",
+    "sqlite://here/x.db": NO_HOST,
+    "": "the URL is empty",
+    "mysql://user@localhost/db": "unsupported database URL scheme 'mysql'",
+}
+
+
+def refused(tmp_path: Path, *args: str, **variables: str) -> list[str]:
+    """What ``opensupp *args`` printed on stderr, run in ``tmp_path`` with these OPENSUPP_*
+    variables, after checking it failed without a traceback and wrote nothing there."""
+    env = {**os.environ, "OPENSUPP_DATA_DIR": str(tmp_path / "data"), **variables}
+    with socket.socket() as busy:  # a server started by mistake stops at once: its port is taken
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        args = tuple(str(busy.getsockname()[1]) if a == "BUSY_PORT" else a for a in args)
+        out = opensupp(*args, env=env, check=False, cwd=tmp_path)
+    assert out.returncode == 1, out
+    assert "Traceback" not in out.stderr + out.stdout
+    assert out.stdout == ""
+    assert list(tmp_path.iterdir()) == []  # no database file, no directory
+    return out.stderr.splitlines()
+
+
+@pytest.mark.parametrize("url", BAD_URLS)
+def test_a_malformed_database_url_is_one_line_and_writes_nothing(tmp_path, url):
+    given = url.replace("DIR", str(tmp_path))
+    why = BAD_URLS[url].replace("DIR", str(tmp_path))
+    lines = refused(tmp_path, "migrate", OPENSUPP_DATABASE_URL=given)
+    assert lines == [f"Error: OPENSUPP_DATABASE_URL: {why}; {ACCEPTED}"]
+
+
+@pytest.mark.parametrize("command", [("serve", "--port", "BUSY_PORT"), ("keys", "list")])
+@pytest.mark.parametrize("url", ["sqlite:DIR/x.db", "sqlite://here/x.db"])
+def test_every_command_refuses_a_malformed_database_url(tmp_path, command, url):
+    lines = refused(tmp_path, *command, OPENSUPP_DATABASE_URL=url.replace("DIR", str(tmp_path)))
+    assert lines == [f"Error: OPENSUPP_DATABASE_URL: {BAD_URLS[url].replace('DIR', str(tmp_path))}; {ACCEPTED}"]
+
+
+def test_the_database_url_option_is_checked_under_its_own_name(tmp_path):
+    lines = refused(tmp_path, "--database-url", "sqlite://here/x.db", "migrate",
+                    OPENSUPP_DATABASE_URL=f"sqlite:///{tmp_path}/unused.db")
+    assert lines == [f"Error: --database-url: {NO_HOST}; {ACCEPTED}"]
+
+
+def test_each_bad_variable_is_named_on_a_line_of_its_own(tmp_path):
+    lines = refused(tmp_path, "keys", "list", OPENSUPP_DATABASE_URL=f"sqlite:///{tmp_path}/unused.db",
+                    OPENSUPP_RATE_LIMIT="abc", OPENSUPP_DB_POOL_SIZE="0", OPENSUPP_LOG_LEVEL="loud",
+                    OPENSUPP_ACCESS_LOG="maybe")
+    assert lines[0].startswith("Error: ")
+    assert sorted([lines[0].removeprefix("Error: "), *lines[1:]]) == [
+        "OPENSUPP_ACCESS_LOG: must be 1 or 0 (or true/false, yes/no, on/off)",
+        "OPENSUPP_DB_POOL_SIZE: must be greater than or equal to 1",
+        "OPENSUPP_LOG_LEVEL: must be 'debug', 'info', 'warning' or 'error'",
+        "OPENSUPP_RATE_LIMIT: must be a number",
+    ]

@@ -7,7 +7,7 @@ import logging
 import orjson
 
 from opensupp.accounts.api import router as accounts
-from opensupp.config import Settings
+from opensupp.config import BadSettings, Settings, settings_from_environment
 from opensupp.db import Database
 from opensupp.hooks.api import router as hooks
 from opensupp.logs import setup_logging
@@ -38,6 +38,9 @@ def create_app(settings: Settings, db: Database | None = None) -> App:
 
 def app_factory() -> App:
     """For uvicorn's ``--factory`` (and its worker processes): settings from the environment."""
-    settings = Settings()
+    try:
+        settings = settings_from_environment()
+    except BadSettings as exc:  # uvicorn would print a traceback
+        raise SystemExit(f"opensupp: error: {exc}") from None
     setup_logging(settings.log_level)
     return create_app(settings)

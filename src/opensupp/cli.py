@@ -13,6 +13,7 @@ import sys
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 import click
+from click.core import ParameterSource
 
 from opensupp import __version__
 
@@ -22,12 +23,12 @@ if TYPE_CHECKING:
 
 
 def _settings() -> Settings:
-    from opensupp.config import Settings
+    from opensupp.config import BadSettings, settings_from_environment
 
     try:
-        return Settings()
-    except Exception as exc:  # pydantic's message names the bad variable
-        raise click.ClickException(f"bad OPENSUPP_* setting: {exc}") from None
+        return settings_from_environment()
+    except BadSettings as exc:  # one line per bad variable, by its name
+        raise click.ClickException(str(exc)) from None
 
 
 def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
@@ -53,6 +54,15 @@ def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
         raise click.ClickException(exc.message) from None
 
 
+def _check_url_option(url: str) -> None:
+    from opensupp.db import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise click.ClickException(f"--database-url: {exc}") from None
+
+
 def _migrate(url: str) -> None:
     from opensupp.db import redact_url
     from opensupp.migrate import migrate
@@ -68,14 +78,17 @@ def _migrate(url: str) -> None:
 @click.option(
     "--database-url",
     envvar="OPENSUPP_DATABASE_URL",
-    help="sqlite:///path/to/file.db or postgresql://user@host:port/db "
+    help="sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user:password@host:5432/db "
     "[env OPENSUPP_DATABASE_URL; default: an SQLite file in OPENSUPP_DATA_DIR]",
 )
-def main(database_url: str | None) -> None:
+@click.pass_context
+def main(ctx: click.Context, database_url: str | None) -> None:
     """opensupp: a self-hostable live-chat provisioning server (Smartsupp partner API).
 
     Every setting is an OPENSUPP_* environment variable; see the README.
     """
+    if ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE:
+        _check_url_option(database_url)  # (from the environment: checked with the other settings)
     if database_url:
         os.environ["OPENSUPP_DATABASE_URL"] = database_url  # worker processes inherit it
 

@@ -1,16 +1,19 @@
 """One typed Settings object, read from OPENSUPP_* environment variables.
 
-Build it once (``Settings()``) at the edge and pass it in; tests build their own.
+Build it once at the edge (``settings_from_environment()``) and pass it in; tests build
+their own (``Settings(...)``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from opensupp.db import parse_url
 
 
 def default_data_dir() -> Path:
@@ -22,8 +25,8 @@ class Settings(BaseSettings):
 
     database_url: str | None = Field(
         default=None,
-        description="sqlite:///path/to/file.db or postgresql://user@host:port/db; "
-        "unset: an SQLite file in data_dir",
+        description="sqlite:///relative.db, sqlite:////absolute/path.db or "
+        "postgresql://user:password@host:5432/db; unset: an SQLite file in data_dir",
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -57,7 +60,43 @@ class Settings(BaseSettings):
         "(least recently used first out)",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _parsable(cls, url: str | None) -> str | None:
+        """A malformed URL is refused here, so every entry point refuses it (the CLI, uvicorn's
+        workers, a test) before anything is written anywhere."""
+        if url is not None:
+            parse_url(url)
+        return url
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'opensupp.db'}"
+
+
+class BadSettings(ValueError):
+    """OPENSUPP_* variables that are not valid: one line each, by its environment name."""
+
+
+_ACCEPTED = {
+    "float_parsing": "must be a number",
+    "int_parsing": "must be a whole number",
+    "bool_parsing": "must be 1 or 0 (or true/false, yes/no, on/off)",
+}
+
+
+def settings_from_environment() -> Settings:
+    """``Settings()`` from the environment; BadSettings says which variables are bad and
+    what each accepts. The values are not repeated: a database URL holds a password."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise BadSettings("\n".join(_explain(error) for error in exc.errors())) from None
+
+
+def _explain(error: Any) -> str:
+    name = "OPENSUPP_" + "_".join(map(str, error["loc"])).upper()
+    if error["type"] == "value_error":
+        return f"{name}: {error['ctx']['error']}"
+    return f"{name}: {_ACCEPTED.get(error['type']) or error['msg'].replace('Input should be', 'must be')}"

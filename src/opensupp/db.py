@@ -42,7 +42,8 @@ from typing import Any, NoReturn, Protocol, Sequence
 
 import asyncpg
 from sqlalchemy import MetaData
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 
 from opensupp.errors import Unavailable
 
@@ -67,6 +68,20 @@ class UniqueViolation(Exception):
     def __init__(self, constraint: str) -> None:
         super().__init__(constraint)
         self.constraint = constraint
+
+
+class ForeignKeyViolation(Exception):
+    """A write referred to a row that is not there (a row written under an account that was
+    deleted meanwhile); ``constraint`` is its name where the database tells it (fk_<table>_...)."""
+
+    def __init__(self, constraint: str) -> None:
+        super().__init__(constraint)
+        self.constraint = constraint
+
+
+class TransactionConflict(Exception):
+    """The database rolled the unit of work back to settle a conflict with a concurrent one (a
+    detected deadlock, a serialization failure): the same unit, run again, may succeed."""
 
 
 class Row(Protocol):
@@ -268,6 +283,8 @@ class SQLiteSession:
             unique = _sqlite_unique(exc)
             if unique is not None:
                 raise unique from exc
+            if str(exc) == "FOREIGN KEY constraint failed":
+                raise ForeignKeyViolation("") from exc
             raise
         except sqlite3.OperationalError as exc:
             if _sqlite_unavailable(exc):
@@ -618,10 +635,16 @@ def connect_sqlite(path: str) -> sqlite3.Connection:
 
 def _raise_translated(exc: Exception) -> NoReturn:
     """Raise what a driver error means to the services: the one place asyncpg's errors are
-    translated (UniqueViolation for a refused unique value; Unavailable when the server
-    cannot be reached, does not answer in time or cannot write; anything else as it is)."""
+    translated (UniqueViolation for a refused unique value; ForeignKeyViolation for a row
+    referring to one that is gone; TransactionConflict for a unit of work the database
+    rolled back to settle a deadlock, which the edge runs once more; Unavailable when the
+    server cannot be reached, does not answer in time or cannot write; anything else as it is)."""
     if isinstance(exc, asyncpg.UniqueViolationError):
         raise UniqueViolation(exc.constraint_name or "") from exc
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        raise ForeignKeyViolation(exc.constraint_name or "") from exc
+    if isinstance(exc, (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)):
+        raise TransactionConflict(exc.args[0]) from exc  # the message alone, not its DETAIL lines
     if _pg_unavailable(exc):
         raise Unavailable() from exc
     raise exc
@@ -922,22 +945,75 @@ async def check_ready(db: Database) -> None:
 # --------------------------------------------------------------------------- URLs
 
 
+URL_FORMS = "sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user:password@host:5432/db"
+
+
 def parse_url(url: str) -> tuple[str, str]:
     """(kind, target): ("sqlite", file path) or ("postgresql", asyncpg DSN).
 
     SQLite URLs follow SQLAlchemy's convention: ``sqlite:///relative.db``,
-    ``sqlite:////absolute/path.db``.
+    ``sqlite:////absolute/path.db``. Anything else is a ValueError of one line: what is
+    wrong, and the accepted forms. Never a guess: SQLAlchemy reads ``sqlite://tmp/x.db`` as
+    the file x.db in the current directory, which nobody means.
     """
-    parsed = make_url(url)
+    try:
+        return _parse_url(url)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; accepted: {URL_FORMS}") from None
+
+
+def _parse_url(url: str) -> tuple[str, str]:
+    if not url.strip() or url != url.strip():
+        raise ValueError("the URL is empty" if not url.strip() else "the URL has spaces around it")
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(_not_a_url(url)) from None
+    except ValueError:  # SQLAlchemy's int() of the port
+        raise ValueError("the port is not a number") from None
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        if not parsed.database or parsed.database == ":memory:":
-            raise ValueError("an SQLite database URL must name a file: sqlite:///path/to/file.db")
-        return "sqlite", parsed.database
+        return "sqlite", _sqlite_file(url, parsed)
     if backend in ("postgresql", "postgres"):
-        dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-        return "postgresql", dsn
-    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}; use sqlite:// or postgresql://")
+        return "postgresql", _postgres_dsn(parsed)
+    raise ValueError(f"unsupported database URL scheme {parsed.drivername!r}")
+
+
+def _not_a_url(url: str) -> str:
+    """Why ``url`` is no URL, with the SQLite URL of the file it seems to name (never when it
+    may hold a password)."""
+    scheme, colon, rest = url.partition(":")
+    if colon and scheme != "sqlite":
+        return "not a database URL"
+    path = rest if colon else url
+    if "@" in path or not path.strip("/"):
+        return "not a database URL"
+    return f"not a database URL (for the SQLite file {path} write sqlite:///{path})"
+
+
+def _sqlite_file(url: str, parsed: URL) -> str:
+    database = parsed.database
+    if not database or database == ":memory:" or database.endswith("/"):
+        raise ValueError("an SQLite URL must name a file")
+    if parsed.host or parsed.username is not None or parsed.port:
+        netloc = url.split("://", 1)[1].split("/", 1)[0]
+        shown, hint = (("text", "") if "@" in netloc else
+                       (repr(netloc), f"; for /{netloc}/{database} write sqlite:////{netloc}/{database}"))
+        raise ValueError(
+            f"an SQLite URL names no host: the {shown} between // and the next / would be ignored, leaving"
+            f" the file {database!r} relative to the current directory{hint}"
+        )
+    if parsed.query:
+        raise ValueError("an SQLite URL takes no ?parameters (opensupp sets SQLite's options itself)")
+    return database
+
+
+def _postgres_dsn(parsed: URL) -> str:
+    if not parsed.database:
+        raise ValueError("a PostgreSQL URL must name the database (postgresql://.../db)")
+    if parsed.port is not None and not 0 < parsed.port < 65536:
+        raise ValueError(f"port {parsed.port} is not 1 to 65535")
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def sqlalchemy_url(url: str) -> str:

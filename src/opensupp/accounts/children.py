@@ -2,7 +2,9 @@
 
 Every statement is scoped to the partner through the account, in a single statement, so a
 create is one round trip and no id of another partner (or of another of the partner's
-accounts) is ever read, changed or deleted.
+accounts) is ever read, changed or deleted. A write locks the account row before the rows
+under it (``LOCK_ACCOUNT``), so it never deadlocks with the account's delete: it lands before
+the delete (which then deletes it too) or finds the account gone.
 """
 
 from __future__ import annotations
@@ -10,11 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from opensupp.accounts.service import LOCK_ACCOUNT
 from opensupp.accounts.service import not_found as account_not_found
-from opensupp.db import Row, Session
+from opensupp.db import ForeignKeyViolation, Row, Session
 from opensupp.errors import NotFound
 
 OWNED = "EXISTS (SELECT 1 FROM accounts a WHERE a.id = $2 AND a.partner_id = $3)"
+# for an update or a delete: the same, with the account row locked (on PostgreSQL an InitPlan,
+# run before the row under the account is touched)
+OWNED_LOCKED = {dialect: f"{OWNED[:-1]}{lock})" for dialect, lock in LOCK_ACCOUNT.items()}
 
 
 @dataclass(frozen=True)
@@ -46,12 +52,15 @@ class ChildTable:
             f"COALESCE(${i}, {defaults[n]})" if n in defaults else f"${i}"
             for i, n in enumerate(names, start=3)
         ]
-        row = await session.fetchrow(
-            f"INSERT INTO {self.table} (account_id, {', '.join(names)})"
-            f" SELECT a.id, {', '.join(exprs)} FROM accounts a WHERE a.id = $1 AND a.partner_id = $2"
-            f" RETURNING {self.select}",
-            account_id, partner_id, *values.values(),
-        )
+        try:
+            row = await session.fetchrow(
+                f"INSERT INTO {self.table} (account_id, {', '.join(names)})"
+                f" SELECT a.id, {', '.join(exprs)} FROM accounts a WHERE a.id = $1 AND a.partner_id = $2"
+                f"{LOCK_ACCOUNT[session.dialect]} RETURNING {self.select}",
+                account_id, partner_id, *values.values(),
+            )
+        except ForeignKeyViolation:  # the account was deleted meanwhile
+            row = None
         if row is None:
             raise account_not_found(account_id)
         return row
@@ -106,17 +115,21 @@ class ChildTable:
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=4))
         if self.version is not None:
             sets += f", {self.version} = {self.version} + 1"
-        row = await session.fetchrow(
-            f"UPDATE {self.table} SET {sets} WHERE id = $1 AND account_id = $2 AND {OWNED} RETURNING {self.select}",
-            item_id, account_id, partner_id, *values.values(),
-        )
+        try:
+            row = await session.fetchrow(
+                f"UPDATE {self.table} SET {sets} WHERE id = $1 AND account_id = $2"
+                f" AND {OWNED_LOCKED[session.dialect]} RETURNING {self.select}",
+                item_id, account_id, partner_id, *values.values(),
+            )
+        except ForeignKeyViolation:  # the account was deleted meanwhile
+            raise account_not_found(account_id) from None
         if row is None:
             raise self.not_found(item_id, account_id)
         return row
 
     async def delete(self, session: Session, *, partner_id: int, account_id: int, item_id: int) -> None:
         deleted = await session.execute(
-            f"DELETE FROM {self.table} WHERE id = $1 AND account_id = $2 AND {OWNED}",
+            f"DELETE FROM {self.table} WHERE id = $1 AND account_id = $2 AND {OWNED_LOCKED[session.dialect]}",
             item_id, account_id, partner_id,
         )
         if not deleted:

@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 
 from opensupp import lane
+from opensupp.accounts.service import LOCK_ACCOUNT
 from opensupp.accounts.service import not_found as account_not_found
-from opensupp.db import Session
+from opensupp.db import ForeignKeyViolation, Session
 from opensupp.errors import ValidationFailed
 from opensupp.officehours import schedule
 from opensupp.officehours.rules import DEFAULT, merge, validate_office_hours
@@ -32,6 +33,17 @@ def _intervals(document: dict[str, Any]) -> int:
     return count
 
 
+# Locks the account row (before the office hours: see LOCK_ACCOUNT), creates the office-hours
+# row if needed, locks it against concurrent updates (lost updates otherwise) and answers the
+# stored document, in one statement.
+_UPSERT = {
+    dialect: "INSERT INTO office_hours (account_id, document, updated_at)"
+             f" SELECT a.id, $3, $4 FROM accounts a WHERE a.id = $1 AND a.partner_id = $2{lock}"
+             " ON CONFLICT (account_id) DO UPDATE SET updated_at = office_hours.updated_at RETURNING document"
+    for dialect, lock in LOCK_ACCOUNT.items()
+}
+
+
 async def get_office_hours(session: Session, *, partner_id: int, account_id: int) -> dict[str, Any]:
     row = await session.fetchrow(
         "SELECT a.id, o.document FROM accounts a LEFT JOIN office_hours o ON o.account_id = a.id"
@@ -47,14 +59,10 @@ async def update_office_hours(
     session: Session, *, partner_id: int, account_id: int, patch: dict[str, Any]
 ) -> dict[str, Any]:
     """Merge ``patch`` onto the stored document, validate the whole, store it."""
-    # One statement creates the row if needed, locks it against concurrent updates
-    # (lost updates otherwise) and answers the stored document.
-    stored = await session.fetchval(
-        "INSERT INTO office_hours (account_id, document, updated_at)"
-        " SELECT a.id, $3, $4 FROM accounts a WHERE a.id = $1 AND a.partner_id = $2"
-        " ON CONFLICT (account_id) DO UPDATE SET updated_at = office_hours.updated_at RETURNING document",
-        account_id, partner_id, _DEFAULT_JSON, now(),
-    )
+    try:
+        stored = await session.fetchval(_UPSERT[session.dialect], account_id, partner_id, _DEFAULT_JSON, now())
+    except ForeignKeyViolation:  # the account was deleted meanwhile
+        stored = None
     if stored is None:
         raise account_not_found(account_id)
     merged = merge(orjson.loads(stored), patch)

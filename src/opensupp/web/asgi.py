@@ -23,7 +23,7 @@ import orjson
 
 from opensupp import lane
 from opensupp.config import Settings
-from opensupp.db import Database, UnitFailed, open_database, sharing
+from opensupp.db import Database, TransactionConflict, UnitFailed, open_database, sharing
 from opensupp.errors import (
     AuthError,
     Conflict,
@@ -45,6 +45,7 @@ from opensupp.web.errors import JSON, error_response, server_error
 from opensupp.web.fields import validate, validate_json
 from opensupp.web.pagination import encode_cursor, parse_page
 from opensupp.web.ratelimit import RateLimiter
+from opensupp.web.retry import in_unit, once_more
 from opensupp.web.routing import Route, RouteTable, Router
 
 MAX_BODY = 1024 * 1024
@@ -276,6 +277,10 @@ class App:
             path = f"{path}?{redact_query(req.query_string)}"
         return _LOG_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
 
+    @classmethod
+    def _called(cls, req: Request) -> str:
+        return f"{req.method} {cls._logged_path(req)}"
+
     async def handle(self, req: Request, scope: dict[str, Any], receive: Any) -> Answer:
         api_key = idempotency_key = content_length = None
         chunked = False
@@ -371,8 +376,11 @@ class App:
                 records, more = await route.handler(req, session, after, limit)  # (a page, whether more follow)
             return ok({"records": records, "next": encode_cursor(int(records[-1]["id"])) if more else None})
         if verb == "delete":
-            async with db.single() as session:
-                await route.handler(req, session)
+            try:
+                async with db.single() as session:
+                    await route.handler(req, session)
+            except TransactionConflict as exc:  # see web/retry.py
+                await once_more(exc, self._called(req), lambda: in_unit(db.single, route.handler, req))
             return 204, [], b""
         if verb == "page":
             result = await route.handler(req)
@@ -393,10 +401,17 @@ class App:
         if route.prepare is not None:
             body = await route.prepare(req, body)
         if verb == "create" and idempotency_key is not None:
-            return await self.create_once(route, req, data, body, idempotency_key)
-        unit = db.read() if route.unit == "read" else db.single() if route.unit == "single" else db.transaction()
-        async with unit as session:
-            return ok(await route.handler(req, session, body))
+            try:
+                return await self.create_once(route, req, data, body, idempotency_key)
+            except TransactionConflict as exc:
+                return await once_more(exc, self._called(req),
+                                       lambda: self.create_once(route, req, data, body, idempotency_key))
+        unit = db.read if route.unit == "read" else db.single if route.unit == "single" else db.transaction
+        try:
+            async with unit() as session:
+                return ok(await route.handler(req, session, body))
+        except TransactionConflict as exc:
+            return ok(await once_more(exc, self._called(req), lambda: in_unit(unit, route.handler, req, body)))
 
     # ------------------------------------------------------------------ batches
 
