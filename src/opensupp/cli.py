@@ -39,7 +39,8 @@ def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
     url = settings.resolved_database_url()
 
     async def run() -> Any:
-        db = open_database(url, pool_size=1)
+        db = open_database(url, pool_size=1, connect_timeout=settings.db_connect_timeout,
+                           statement_timeout=settings.db_statement_timeout)
         await db.open()
         try:
             async with db.transaction() as session:
