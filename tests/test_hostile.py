@@ -404,3 +404,37 @@ async def test_a_batch_of_large_creates_lets_other_requests_run(api):
     assert r.status_code == 200 and [c["status"] for c in r.json()["responses"]] == [200] * 100
     assert watch.longest < 0.1 and watch.longest < took / 3, (
         f"the loop was held {watch.longest * 1000:.0f} ms of the batch's {took * 1000:.0f} ms")
+
+
+# ----------------------------------------------------------------------------- another process's write lock
+
+
+async def test_a_write_waiting_for_another_process_lets_other_requests_run(app, api, database_url):
+    """Several processes on one SQLite file (--workers): a write waits for another's write
+    transaction without holding the event loop, and answers 503 if it waits too long."""
+    import sqlite3
+
+    from opensupp.db import parse_url
+
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's lock waits happen in the server")
+    other = sqlite3.connect(parse_url(database_url)[1], isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's write transaction, for 0.3 s
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        async with LoopWatch() as watch:
+            started = time.perf_counter()
+            r = await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})
+            took = time.perf_counter() - started
+        assert r.status_code == 200, r.text
+        assert took >= 0.25 and watch.longest < 0.1, (
+            f"the loop was held {watch.longest * 1000:.0f} ms of the write's {took * 1000:.0f} ms")
+
+        app.db.BUSY_SECONDS = 0.2
+        other.execute("BEGIN IMMEDIATE")  # now held for longer than a write waits
+        r = await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})
+        assert r.status_code == 503 and r.json()["error"] == "ServiceUnavailable" and "retry-after" in r.headers
+        other.execute("COMMIT")
+        assert (await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})).status_code == 200
+    finally:
+        other.close()

@@ -361,7 +361,7 @@ class _SQLiteWrite:
         db = self._db
         await db._lock.acquire()
         try:
-            db._join_group()
+            await db._join_group()
             db._writer.execute("SAVEPOINT unit")
         except BaseException as exc:
             try:
@@ -419,6 +419,7 @@ class SQLiteDatabase:
     kind = "sqlite"
     CHECKPOINT_EVERY = 1.0
     CHECKPOINT_BACKOFF_MAX = 30.0  # a failing checkpoint is retried after 1, 2, 4 ... 30 s
+    BUSY_SECONDS = 5.0  # how long a write waits for another process's write transaction
     GROUP_MAX_SECONDS = 0.002  # a group open this long is committed by the unit that ends it
     RESTART_FRAMES = 4096  # 16 MiB of 4 KiB pages: see _checkpoint_loop
     WAL_SIZE_LIMIT = 64 * 1024 * 1024  # the WAL file is cut back to this after a restart
@@ -440,6 +441,7 @@ class SQLiteDatabase:
         self._loop = asyncio.get_running_loop()
         self._checkpoint_now = asyncio.Event()
         self._writer = connect_sqlite(self.path)
+        self._writer.execute("PRAGMA busy_timeout=0")  # waits for the write lock are _begin's
         self._writer.execute("PRAGMA wal_autocheckpoint=0")  # see _checkpoint_loop
         self._writer.execute(f"PRAGMA journal_size_limit={self.WAL_SIZE_LIMIT}")
         self._reader = connect_sqlite(self.path)
@@ -469,14 +471,32 @@ class SQLiteDatabase:
 
     # the commit group: opened by the first writer, committed one loop turn later
 
-    def _join_group(self) -> None:
+    async def _join_group(self) -> None:
         if self._writer is None:
             raise RuntimeError("database is not open")
         if not self._group_open:
-            self._writer.execute("BEGIN IMMEDIATE")
+            await self._begin()
             self._group_open = True
             self._group_started = self._loop.time()
             self._loop.call_soon(self._schedule_commit)
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE, waiting for another process's write transaction (``--workers``
+        on one SQLite file) without holding the event loop: SQLite's own busy wait sleeps in
+        the calling thread, the loop's, so the writer connection has none (busy_timeout=0)
+        and a busy answer is tried again here, asynchronously, for up to ``BUSY_SECONDS``;
+        then the busy error (a 503) is raised."""
+        delay = 0.001
+        deadline = self._loop.time() + self.BUSY_SECONDS
+        while True:
+            try:
+                self._writer.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or self._loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     def _schedule_commit(self) -> None:
         self._loop.create_task(self._commit_when_free())
