@@ -88,8 +88,9 @@ async def update_account(
 
 
 async def delete_account(session: Session, *, partner_id: int, account_id: int) -> None:
-    """Delete the account and, through ON DELETE CASCADE, everything under it."""
-    deleted = await session.execute(
+    """Delete the account and, through ON DELETE CASCADE, everything under it (as much as
+    the partner made: a statement that may take long)."""
+    deleted = await session.execute_long(
         "DELETE FROM accounts WHERE id = $1 AND partner_id = $2", account_id, partner_id
     )
     if not deleted:
