@@ -111,7 +111,9 @@ async def test_header_names_are_case_insensitive(api):
     responses = await batch(api, [create("a", headers={"idempotency-key": "lower"}),
                                   create("a", headers={"IDEMPOTENCY-KEY": "lower"})])
     assert responses[0]["body"] == responses[1]["body"]
-    assert responses[1]["headers"]["Idempotent-Replayed"] == "true"
+    # one created, the other replayed its answer; which is which is not promised (a batch's
+    # calls run in no guaranteed order: when they fall back to running alone, concurrently)
+    assert sorted(str(r["headers"].get("Idempotent-Replayed")) for r in responses) == ["None", "true"]
 
 
 async def test_a_batch_needs_the_key_once_and_cannot_borrow_another(anon):

@@ -152,15 +152,8 @@ def _class_fields(kind: type) -> dict[str, Any] | None:
 
 def _object_in(annotation: Any) -> dict[str, Any] | None:
     """The fields of the object ``annotation`` holds (itself, or in a list, an Optional...)."""
-    fields = _fields(annotation)
-    if fields is not None:
-        return fields
-    for arg in typing.get_args(annotation):
-        if isinstance(arg, (type, types.GenericAlias)) or typing.get_args(arg):
-            found = _object_in(arg)
-            if found is not None:
-                return found
-    return None
+    kind = _object_class(annotation)
+    return _class_fields(kind) if kind is not None else None
 
 
 def _allowed_fields(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -258,7 +251,7 @@ def _shape(kind: type) -> tuple[frozenset[str], dict[str, type]]:
 
 
 def _object_class(annotation: Any) -> type | None:
-    """The model or TypedDict ``annotation`` holds, if any (like ``_object_in``)."""
+    """The model or TypedDict ``annotation`` holds, if any (itself, or in a list, an Optional...)."""
     if isinstance(annotation, type) and typing.get_origin(annotation) is None and _class_fields(annotation) is not None:
         return annotation
     for arg in typing.get_args(annotation):
