@@ -1,0 +1,168 @@
+"""The HTTP connection: uvicorn's httptools protocol with the deadlines and the cap it lacks.
+
+uvicorn (0.55) arms its keep-alive timer only after a response and cancels it on any byte,
+so a client that never finishes a request head (or never sends one), or trickles a body,
+holds its connection and a file descriptor forever: 20 such sockets were all still open
+after 30 s. ``Protocol`` adds, per process:
+
+- a request head must be in whole within ``header_timeout`` of the connection or of the
+  previous response; then the connection is closed, after a ``408`` when part of a head
+  came (bytes still trickling in after a response, say an unread body, count too);
+- a body within ``body_timeout`` of its head: the app is woken with its scope marked
+  (``asgi.BODY_TIMED_OUT``) and answers ``408 RequestTimeout`` itself, closing the
+  connection, so the answer and its access-log line are the app's as for any error;
+- at most ``max_connections`` connections: one more is answered ``503`` and closed, and
+  the log says so once per streak of refusals, not once per connection.
+
+Idle keep-alive connections keep uvicorn's own timer (``timeout_keep_alive``).
+
+One sweep per process checks the deadlines every ``SWEEP_EVERY`` seconds rather than a
+timer per request (an event-loop timer costs ~2 us, more than the rest of this): a
+request pays two clock reads, and a deadline is kept within ``SWEEP_EVERY`` of its time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from opensupp.errors import DomainError, RequestTimeout, Unavailable
+from opensupp.web.asgi import BODY_TIMED_OUT
+from opensupp.web.errors import error_response
+
+SWEEP_EVERY = 0.5
+REFUSED_GRACE = 1.0  # how long a refused connection may take to send something to answer
+
+log = logging.getLogger("opensupp")
+
+
+class Protocol(HttpToolsProtocol):
+    """uvicorn's protocol (``uvicorn.run(http=functools.partial(Protocol, ...))``)."""
+
+    def __init__(self, config: Any, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *, header_timeout: float = 10.0,
+                 body_timeout: float = 30.0, max_connections: int = 2048) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.since = 0.0  # loop time when the current wait (for a head, or for a body) began
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.max_connections:
+            _refusals.refused(self.max_connections)
+            transport.set_protocol(_Refused(transport, self.loop, self.server_state.default_headers))
+            return
+        _refusals.accepted()
+        super().connection_made(transport)
+        self.since = self.loop.time()
+        if self.server_state not in _sweeps:
+            _sweeps[self.server_state] = _Sweep(self.loop, self.connections)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        self.since = self.loop.time()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self.since = self.loop.time()
+
+    def check_deadlines(self, now: float) -> None:
+        """End the wait that has lasted too long, if any (called by the sweep)."""
+        if self.transport.is_closing():
+            return
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:  # waiting for a request head
+            if now - self.since > self.header_timeout:
+                self._end_head(cycle)
+        elif cycle.more_body and not cycle.response_started and not self.pipeline:
+            if now - self.since > self.body_timeout and BODY_TIMED_OUT not in cycle.scope:
+                cycle.scope[BODY_TIMED_OUT] = self.body_timeout  # type: ignore[literal-required]
+                cycle.message_event.set()  # read_body sees the mark and answers 408
+
+    def _end_head(self, cycle: Any) -> None:
+        # on_message_begin makes a new scope for each request: one that no cycle has yet is
+        # a head begun and not finished
+        if self.scope is not None and (cycle is None or self.scope is not cycle.scope):
+            message = f"The request head did not arrive within {self.header_timeout:g} s."
+            self.transport.write(raw_response(RequestTimeout(message), self.server_state.default_headers))
+        self.transport.close()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the cap: answered 503 when its request starts to arrive (so the
+    client reads the answer rather than a reset), or closed after REFUSED_GRACE."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 default_headers: list[tuple[bytes, bytes]]) -> None:
+        self.transport = transport
+        self.default_headers = default_headers
+        self.timer = loop.call_later(REFUSED_GRACE, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            message = "This server process has too many open connections; retry in a moment."
+            self.transport.write(raw_response(Unavailable(message), self.default_headers, retry_after=1))
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
+
+
+class _Refusals:
+    """Refused connections, logged once per streak: a flood must not flood the log too."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def refused(self, cap: int) -> None:
+        if not self.count:
+            log.warning("%d connections open in this process: refusing new ones (503) until some close "
+                        "(OPENSUPP_MAX_CONNECTIONS)", cap)
+        self.count += 1
+
+    def accepted(self) -> None:
+        if self.count:
+            log.warning("accepting connections again, after refusing %d", self.count)
+            self.count = 0
+
+
+class _Sweep:
+    """Every SWEEP_EVERY seconds, each connection of one server checks its deadlines."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        self.loop = loop
+        self.connections = connections
+        loop.call_later(SWEEP_EVERY, self.run)
+
+    def run(self) -> None:
+        now = self.loop.time()
+        for connection in list(self.connections):
+            if isinstance(connection, Protocol):
+                connection.check_deadlines(now)
+        self.loop.call_later(SWEEP_EVERY, self.run)
+
+
+def raw_response(exc: DomainError, default_headers: list[tuple[bytes, bytes]], retry_after: int | None = None) -> bytes:
+    """``exc``'s answer (web/errors.py) as bytes to write, ending with the connection."""
+    status, headers, body = error_response(exc)
+    names = {name for name, _ in headers}
+    extra = [(b"content-length", str(len(body)).encode())]
+    if b"connection" not in names:
+        extra.append((b"connection", b"close"))
+    if retry_after is not None and b"retry-after" not in names:
+        extra.append((b"retry-after", str(retry_after).encode()))
+    lines = [STATUS_LINE[status]]
+    for name, value in [*default_headers, *headers, *extra]:
+        lines += [name, b": ", value, b"\r\n"]
+    lines += [b"\r\n", body]
+    return b"".join(lines)
+
+
+_refusals = _Refusals()
+_sweeps: weakref.WeakKeyDictionary[ServerState, _Sweep] = weakref.WeakKeyDictionary()
