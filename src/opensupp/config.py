@@ -28,6 +28,27 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    header_timeout: float = Field(
+        default=10, gt=0, le=3600,
+        description="seconds a client has to send a whole request head (from the connection, or "
+        "from the previous response); then 408 and the connection is closed",
+    )
+    body_timeout: float = Field(
+        default=30, gt=0, le=3600,
+        description="seconds a client has to send a whole request body once its head is in; then 408",
+    )
+    keepalive_timeout: float = Field(
+        default=5, gt=0, le=3600, description="seconds an idle keep-alive connection stays open"
+    )
+    max_connections: int = Field(
+        default=2048, ge=1,
+        description="open connections per process; more are answered 503 and closed",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="proxies whose X-Forwarded-For gives the client's address (comma-separated "
+        "addresses or networks, * for any)",
+    )
     key_cache_seconds: float = Field(
         default=2.0,
         ge=0,
@@ -54,27 +75,6 @@ class Settings(BaseSettings):
     rate_burst: int = Field(default=0, ge=0, description="bucket size; 0: 2 x rate_limit")
     db_pool_size: int = Field(default=10, ge=1, le=200, description="PostgreSQL connections per process")
     idempotency_hours: float = Field(default=24, gt=0)
-    header_timeout: float = Field(
-        default=10, gt=0, le=3600,
-        description="seconds a client has to send a whole request head (from the connection, or "
-        "from the previous response); then 408 and the connection is closed",
-    )
-    body_timeout: float = Field(
-        default=30, gt=0, le=3600,
-        description="seconds a client has to send a whole request body once its head is in; then 408",
-    )
-    keepalive_timeout: float = Field(
-        default=5, gt=0, le=3600, description="seconds an idle keep-alive connection stays open"
-    )
-    max_connections: int = Field(
-        default=2048, ge=1,
-        description="open connections per process; more are answered 503 and closed",
-    )
-    forwarded_allow_ips: str = Field(
-        default="127.0.0.1,::1",
-        description="proxies whose X-Forwarded-For gives the client's address (comma-separated "
-        "addresses or networks, * for any)",
-    )
 
     def resolved_database_url(self) -> str:
         if self.database_url:

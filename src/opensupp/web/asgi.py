@@ -273,7 +273,9 @@ class App:
             api_key = req.query.get("apiKey")
         if not api_key:
             raise AuthError("No apiKey given.")
-        principal = await self.auth.principal(api_key, client)
+        key_hash, principal = self.auth.cached(api_key)
+        if principal is None:
+            principal = await self.auth.look_up(api_key, key_hash, client)
         req.partner_id = principal.partner_id
         req.key_id = principal.key_id
         if self.limiter is not None:

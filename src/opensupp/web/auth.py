@@ -149,15 +149,19 @@ class Authenticator:
         per_minute = settings.auth_failures_per_minute
         self.failures = FailureBudget(per_minute) if per_minute else None
 
-    async def principal(self, api_key: str, client: tuple[str, int] | None) -> Principal:
-        """Who ``api_key`` belongs to; AuthError when no one, RateLimited when the client's
-        address has failed too often (both before any query when they can be)."""
+    def cached(self, api_key: str) -> tuple[bytes, Principal | None]:
+        """The key's hash, and who it belongs to when that is trusted still (no query, no
+        coroutine: the common case costs a hash and a dict look-up)."""
         key_hash = partners.hash_key(api_key)
-        principal = self.keys.get(key_hash)
-        if principal is not None:
-            return principal
+        return key_hash, self.keys.get(key_hash)
+
+    async def look_up(self, api_key: str, key_hash: bytes, client: tuple[str, int] | None) -> Principal:
+        """Who ``api_key`` (not trusted from the cache) belongs to; AuthError when no one,
+        RateLimited when the client's address has failed too often (both without a query
+        when they can be)."""
         address = client_address(client)
         self._check_budget(address, key_hash)
+        principal = None
         if key_hash not in self.misses:
             async with self.db.read() as session:
                 principal = await partners.authenticate(session, key_hash=key_hash)

@@ -7,7 +7,7 @@ after 30 s. ``Protocol`` adds, per process:
 
 - a request head must be in whole within ``header_timeout`` of the connection or of the
   previous response; then the connection is closed, after a ``408`` when part of a head
-  came (bytes still trickling in after a response, say an unread body, count too);
+  came (the rest of an unread body trickling in after a response does not keep it open);
 - a body within ``body_timeout`` of its head: the app is woken with its scope marked
   (``asgi.BODY_TIMED_OUT``) and answers ``408 RequestTimeout`` itself, closing the
   connection, so the answer and its access-log line are the app's as for any error;
@@ -16,9 +16,10 @@ after 30 s. ``Protocol`` adds, per process:
 
 Idle keep-alive connections keep uvicorn's own timer (``timeout_keep_alive``).
 
-One sweep per process checks the deadlines every ``SWEEP_EVERY`` seconds rather than a
-timer per request (an event-loop timer costs ~2 us, more than the rest of this): a
-request pays two clock reads, and a deadline is kept within ``SWEEP_EVERY`` of its time.
+One sweep per process checks the deadlines every ``SWEEP_EVERY`` seconds, and the request
+path pays nothing for them: no timer per request (an event-loop timer costs ~2 us), not
+even a clock read. A wait (for a head, or for a body) is timed from the first sweep that
+sees it, so a deadline is kept within two sweeps (a second) after its time.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ class Protocol(HttpToolsProtocol):
         self.header_timeout = header_timeout
         self.body_timeout = body_timeout
         self.max_connections = max_connections
-        self.since = 0.0  # loop time when the current wait (for a head, or for a body) began
+        self.waiting: tuple[str, Any] | None = None  # the wait the sweep saw last: (what, its cycle)
+        self.since = 0.0  # when the sweep first saw it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
@@ -60,30 +62,30 @@ class Protocol(HttpToolsProtocol):
             return
         _refusals.accepted()
         super().connection_made(transport)
-        self.since = self.loop.time()
         if self.server_state not in _sweeps:
             _sweeps[self.server_state] = _Sweep(self.loop, self.connections)
 
-    def on_headers_complete(self) -> None:
-        super().on_headers_complete()
-        self.since = self.loop.time()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self.since = self.loop.time()
-
     def check_deadlines(self, now: float) -> None:
-        """End the wait that has lasted too long, if any (called by the sweep)."""
+        """End the wait that has lasted too long, if any (called by the sweep). A wait is
+        known by its cycle: the same cycle still waiting at the next sweep is the same wait."""
+        cycle = self.cycle
         if self.transport.is_closing():
             return
-        cycle = self.cycle
         if cycle is None or cycle.response_complete:  # waiting for a request head
-            if now - self.since > self.header_timeout:
+            if self._waited("head", cycle, now) > self.header_timeout:
                 self._end_head(cycle)
-        elif cycle.more_body and not cycle.response_started and not self.pipeline:
-            if now - self.since > self.body_timeout and BODY_TIMED_OUT not in cycle.scope:
+        elif cycle.more_body and not cycle.response_started and not self.pipeline:  # for its body
+            if self._waited("body", cycle, now) > self.body_timeout and BODY_TIMED_OUT not in cycle.scope:
                 cycle.scope[BODY_TIMED_OUT] = self.body_timeout  # type: ignore[literal-required]
                 cycle.message_event.set()  # read_body sees the mark and answers 408
+        else:  # the app has the request
+            self.waiting = None
+
+    def _waited(self, what: str, cycle: Any, now: float) -> float:
+        waiting = self.waiting
+        if waiting is None or waiting[0] != what or waiting[1] is not cycle:
+            self.waiting, self.since = (what, cycle), now
+        return now - self.since
 
     def _end_head(self, cycle: Any) -> None:
         # on_message_begin makes a new scope for each request: one that no cycle has yet is
