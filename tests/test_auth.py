@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import socket
 
 import anyio
 import httpx
@@ -288,8 +289,14 @@ def test_the_key_is_redacted_whatever_its_spelling(env, live):
                  + [{"method": "GET", "url": f"/accounts/?apiKey={encoded}"}]}
         r = c.post("/batch", json=batch, headers={"apiKey": key})
         assert [call["status"] for call in r.json()["responses"]] == [200] * 9
+        # a request the HTTP parser refuses: uvicorn logs a warning, without the URL
+        host, port = live.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=5) as raw:
+            raw.sendall(f"GET /test?%61piKey={key} HTTP/1.1\r\nHost: x\r\nBad header\r\n\r\n".encode())
+            assert raw.recv(65536).startswith(b"HTTP/1.1 400 ")
         assert c.get("/test?last=1", headers={"apiKey": key}).status_code == 200
     log = live.log_after('"GET /test?last=1" 200')
+    assert "Invalid HTTP request received." in log
     assert key not in log
     assert key[4:] not in log and encoded not in log and encoded.lower() not in log
     assert log.count("=[redacted]") == len(queries) + 2 + 9  # two queries have two keys

@@ -273,7 +273,8 @@ class App:
             api_key = req.query.get("apiKey")
         if not api_key:
             raise AuthError("No apiKey given.")
-        key_hash, principal = self.auth.cached(api_key)
+        key_hash = partners.hash_key(api_key)
+        principal = self.auth.keys.get(key_hash)
         if principal is None:
             principal = await self.auth.look_up(api_key, key_hash, client)
         req.partner_id = principal.partner_id

@@ -149,16 +149,11 @@ class Authenticator:
         per_minute = settings.auth_failures_per_minute
         self.failures = FailureBudget(per_minute) if per_minute else None
 
-    def cached(self, api_key: str) -> tuple[bytes, Principal | None]:
-        """The key's hash, and who it belongs to when that is trusted still (no query, no
-        coroutine: the common case costs a hash and a dict look-up)."""
-        key_hash = partners.hash_key(api_key)
-        return key_hash, self.keys.get(key_hash)
-
     async def look_up(self, api_key: str, key_hash: bytes, client: tuple[str, int] | None) -> Principal:
-        """Who ``api_key`` (not trusted from the cache) belongs to; AuthError when no one,
-        RateLimited when the client's address has failed too often (both without a query
-        when they can be)."""
+        """Who ``api_key`` belongs to, when ``self.keys`` does not trust it (the caller asks
+        that first: the common case is a hash and an LRU look-up, without a coroutine);
+        AuthError when no one, RateLimited when the client's address has failed too often
+        (both without a query when they can be)."""
         address = client_address(client)
         self._check_budget(address, key_hash)
         principal = None
