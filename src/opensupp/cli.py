@@ -111,10 +111,13 @@ def migrate() -> None:
 @click.option("--no-access-log", is_flag=True, help="no line per request [env OPENSUPP_ACCESS_LOG=0]")
 def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     """Migrate the database, then serve the API (Ctrl-C stops)."""
+    import functools
+
     import uvicorn
 
     from opensupp.db import redact_url
     from opensupp.logs import setup_logging
+    from opensupp.web.server import Protocol
 
     if no_access_log:
         os.environ["OPENSUPP_ACCESS_LOG"] = "0"
@@ -130,7 +133,11 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        # httptools, with the deadlines and the connection cap uvicorn lacks (web/server.py)
+        http=functools.partial(Protocol, header_timeout=settings.header_timeout,
+                               body_timeout=settings.body_timeout, max_connections=settings.max_connections),
+        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  (a float works)
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
         log_level=settings.log_level,
         access_log=False,

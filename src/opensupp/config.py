@@ -31,12 +31,46 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    header_timeout: float = Field(
+        default=10, gt=0, le=3600,
+        description="seconds a client has to send a whole request head (from the connection, or "
+        "from the previous response); then 408 and the connection is closed",
+    )
+    body_timeout: float = Field(
+        default=30, gt=0, le=3600,
+        description="seconds a client has to send a whole request body once its head is in; then 408",
+    )
+    keepalive_timeout: float = Field(
+        default=5, gt=0, le=3600, description="seconds an idle keep-alive connection stays open"
+    )
+    max_connections: int = Field(
+        default=2048, ge=1,
+        description="open connections per process; more are answered 503 and closed",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="proxies whose X-Forwarded-For gives the client's address (comma-separated "
+        "addresses or networks, * for any)",
+    )
     key_cache_seconds: float = Field(
         default=2.0,
         ge=0,
         le=300,
         description="how long a process trusts a looked-up API key; a revoked key "
         "stops working within this time (0: look it up on every request)",
+    )
+    key_miss_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        le=60,
+        description="how long a process remembers that an API key was not found, so a bad key "
+        "repeated costs no query; a key created meanwhile works once this has passed (0: off)",
+    )
+    auth_failures_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="failed authentications (unknown or revoked keys) allowed per client address "
+        "and process, refilled evenly over a minute; over it: 429 with Retry-After (0: no limit)",
     )
     rate_limit: float = Field(
         default=0, ge=0, description="requests per second per API key and process; 0: off"

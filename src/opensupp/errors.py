@@ -78,6 +78,12 @@ class PayloadTooLarge(DomainError):
     code = "PayloadTooLarge"
 
 
+class RequestTimeout(DomainError):
+    """The client did not send its request (head or body) in time."""
+
+    code = "RequestTimeout"
+
+
 class IdempotencyMismatch(DomainError):
     code = "IdempotencyMismatch"
 

@@ -33,6 +33,7 @@ from opensupp.errors import (
     NotFound,
     PayloadTooLarge,
     RateLimited,
+    RequestTimeout,
     Unavailable,
     invalid,
 )
@@ -40,6 +41,7 @@ from opensupp.idempotency import service as idempotency
 from opensupp.partners import service as partners
 from opensupp.timeutil import now
 from opensupp.web.accesslog import AccessLog
+from opensupp.web.auth import Authenticator, redact_query
 from opensupp.web.batch import BatchRequest, Call, header
 from opensupp.web.errors import JSON, error_response, server_error
 from opensupp.web.fields import validate, validate_json
@@ -54,13 +56,13 @@ MAX_BODY = 1024 * 1024
 LOOP_VALIDATION_US = 20_000
 #: A batch's calls run at once when they run alone (see run_batch)
 BATCH_CONCURRENCY = 4
-MAX_SHOWN_KEY = 64
 TOUCH_EVERY = 60
 PURGE_EVERY = 3600
+#: set in a request's scope (to the timeout, in seconds) by the server when its body is late
+BODY_TIMED_OUT = "opensupp.body_timed_out"
 
 log = logging.getLogger("opensupp")
 
-_API_KEY_IN_QUERY = re.compile(r"(?i)((?:^|&)apikey=)[^&]*")
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _LOG_UNSAFE = re.compile(r"[\x00-\x20\x7f-\xff\"]")
 
@@ -99,35 +101,6 @@ class Request:
         return self.app.db
 
 
-class KeyCache:
-    """Looked-up keys, trusted for ``ttl`` seconds (a revoked key stops within that)."""
-
-    def __init__(self, ttl: float, size: int = 10_000) -> None:
-        self.ttl = ttl
-        self.size = size
-        self._entries: dict[bytes, tuple[partners.Principal, float]] = {}
-
-    def get(self, key_hash: bytes) -> partners.Principal | None:
-        entry = self._entries.get(key_hash)
-        if entry is not None and entry[1] > time.monotonic():
-            return entry[0]
-        return None
-
-    def put(self, key_hash: bytes, principal: partners.Principal) -> None:
-        if self.ttl <= 0:
-            return
-        if len(self._entries) >= self.size:
-            self._entries.clear()
-        self._entries[key_hash] = (principal, time.monotonic() + self.ttl)
-
-
-def redact_query(query_string: bytes) -> str:
-    qs = query_string.decode("latin-1")
-    if "apikey" in qs.lower():
-        qs = _API_KEY_IN_QUERY.sub(r"\1[redacted]", qs)
-    return qs
-
-
 def parse_object(raw: bytes) -> dict[str, Any]:
     """A POST body as a JSON object; empty means ``{}``."""
     if not raw or raw.isspace():
@@ -158,6 +131,8 @@ def _utf8_error_position(raw: bytes) -> tuple[int, int]:
 
 
 async def read_body(scope: dict[str, Any], receive: Any, content_length: int | None) -> bytes:
+    """The request body; 413 over MAX_BODY, 408 when the server (web/server.py) marked the
+    scope ``BODY_TIMED_OUT`` (the body took too long) and woke us."""
     if content_length is not None and content_length > MAX_BODY:
         raise PayloadTooLarge(f"Request body is over 1 MiB ({MAX_BODY} bytes).")
     chunks: list[bytes] = []
@@ -166,6 +141,8 @@ async def read_body(scope: dict[str, Any], receive: Any, content_length: int | N
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone()
+        if BODY_TIMED_OUT in scope:
+            raise RequestTimeout(f"The request body did not arrive within {scope[BODY_TIMED_OUT]:g} s.")
         chunk = message.get("body", b"")
         if chunk:
             size += len(chunk)
@@ -184,7 +161,7 @@ class App:
                                       connect_timeout=settings.db_connect_timeout,
                                       statement_timeout=settings.db_statement_timeout)
         self.table = RouteTable(routers)
-        self.keys = KeyCache(settings.key_cache_seconds)
+        self.auth = Authenticator(settings, self.db)
         self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
         self.idempotency_ttl = int(settings.idempotency_hours * 3600)
         self.access = AccessLog() if settings.access_log else None
@@ -300,25 +277,20 @@ class App:
 
         route, req.ids = self.table.lookup(req.path)
         if route is None or not route.public:
-            await self.authenticate(req, api_key)
+            await self.authenticate(req, api_key, scope.get("client"))
         if _body_ignored(route, req):
             raw = b""
         return await self.dispatch(route, req, raw, idempotency_key)
 
-    async def authenticate(self, req: Request, api_key: str | None) -> None:
+    async def authenticate(self, req: Request, api_key: str | None, client: tuple[str, int] | None) -> None:
         if api_key is None:
             api_key = req.query.get("apiKey")
         if not api_key:
             raise AuthError("No apiKey given.")
         key_hash = partners.hash_key(api_key)
-        principal = self.keys.get(key_hash)
+        principal = self.auth.keys.get(key_hash)
         if principal is None:
-            async with self.db.read() as session:
-                principal = await partners.authenticate(session, key_hash=key_hash)
-            if principal is None:
-                shown = api_key if len(api_key) <= MAX_SHOWN_KEY else api_key[:MAX_SHOWN_KEY] + "..."
-                raise AuthError(f"No account found for apiKey {shown}.")
-            self.keys.put(key_hash, principal)
+            principal = await self.auth.look_up(api_key, key_hash, client)
         req.partner_id = principal.partner_id
         req.key_id = principal.key_id
         if self.limiter is not None:
@@ -487,7 +459,7 @@ class App:
         ``entries`` when given (written once the shared transaction has committed)."""
         started = time.perf_counter()
         path, _, query = call.url.partition("?")
-        req = Request(self, call.method, unquote(path), query.encode("latin-1", "replace"), call.url.encode())
+        req = Request(self, call.method, unquote(path), query.encode("latin-1", "replace"), path.encode())
         req.partner_id, req.key_id = batch_req.partner_id, batch_req.key_id
         route, req.ids = target
         data = call.body if call.body is not None else {}

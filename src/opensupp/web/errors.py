@@ -14,6 +14,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.AuthError: 401,
     e.NotFound: 404,
     e.MethodNotAllowed: 405,
+    e.RequestTimeout: 408,
     e.Conflict: 409,
     e.PayloadTooLarge: 413,
     e.IdempotencyMismatch: 422,
@@ -56,6 +57,8 @@ def error_response(exc: e.DomainError) -> tuple[int, list[tuple[bytes, bytes]], 
         headers.append((b"allow", exc.allow.encode()))
     elif isinstance(exc, (e.RateLimited, e.Unavailable)):
         headers.append((b"retry-after", str(exc.retry_after).encode()))
+    elif isinstance(exc, e.RequestTimeout):  # the rest of the request may never come: end it
+        headers.append((b"connection", b"close"))
     return status, headers, orjson.dumps(error_body(exc))
 
 

@@ -41,10 +41,12 @@ ERRORS = {
     "401": "AuthError: apiKey missing or unknown",
     "404": "NotFound: no such path, or not one of this partner's resources",
     "405": "MethodNotAllowed (see the Allow header)",
+    "408": "RequestTimeout: the request head or body did not arrive in time",
     "409": "Conflict: a unique value is taken, or the same Idempotency-Key is in flight",
     "413": "PayloadTooLarge: body over 1 MiB",
     "422": "IdempotencyMismatch: an Idempotency-Key reused with another body",
-    "429": "RateLimited (see the Retry-After header)",
+    "429": "RateLimited: over the key's rate, or too many failed authentications from this address "
+           "(see the Retry-After header)",
     "500": "ServerError",
     "503": "ServiceUnavailable: the database cannot be reached, does not answer in time, or cannot write "
            "(see the Retry-After header)",
@@ -162,7 +164,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         responses["200"] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     codes = ["404", "405", "500"]
     if not route.public:
-        codes += ["401", "413", "429"]
+        codes += ["401", "408", "413", "429"]
     if route.body is not None or route.verb == "list" or route.query:
         codes.append("400")
     if route.verb == "create":

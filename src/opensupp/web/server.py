@@ -1,0 +1,173 @@
+"""The HTTP connection: uvicorn's httptools protocol with the deadlines and the cap it lacks.
+
+uvicorn (0.55) arms its keep-alive timer only after a response and cancels it on any byte,
+so a client that never finishes a request head (or never sends one), or trickles a body,
+holds its connection and a file descriptor forever: 20 such sockets were all still open
+after 30 s. ``Protocol`` adds, per process:
+
+- a request head must be in whole within ``header_timeout`` of the connection or of the
+  previous response; then the connection is closed, after a ``408`` when part of a head
+  came (the rest of an unread body trickling in after a response does not keep it open);
+- a body within ``body_timeout`` of its head: the app is woken with its scope marked
+  (``asgi.BODY_TIMED_OUT``) and answers ``408 RequestTimeout`` itself, closing the
+  connection, so the answer and its access-log line are the app's as for any error;
+- at most ``max_connections`` connections: one more is answered ``503`` and closed, and
+  the log says so once per streak of refusals, not once per connection.
+
+Idle keep-alive connections keep uvicorn's own timer (``timeout_keep_alive``).
+
+One sweep per process checks the deadlines every ``SWEEP_EVERY`` seconds, and the request
+path pays nothing for them: no timer per request (an event-loop timer costs ~2 us), not
+even a clock read. A wait (for a head, or for a body) is timed from the first sweep that
+sees it, so a deadline is kept within two sweeps (a second) after its time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from opensupp.errors import DomainError, RequestTimeout, Unavailable
+from opensupp.web.asgi import BODY_TIMED_OUT
+from opensupp.web.errors import error_response
+
+SWEEP_EVERY = 0.5
+REFUSED_GRACE = 1.0  # how long a refused connection may take to send something to answer
+
+log = logging.getLogger("opensupp")
+
+
+class Protocol(HttpToolsProtocol):
+    """uvicorn's protocol (``uvicorn.run(http=functools.partial(Protocol, ...))``)."""
+
+    # Slots, not the instance dict: uvicorn's ~28 attributes fill a dict's shared keys (at
+    # most 30 in CPython 3.11); five more made every ``self.x`` in uvicorn's methods a slow
+    # look-up, +2,600 instructions per request (callgrind).
+    __slots__ = ("header_timeout", "body_timeout", "max_connections", "waiting", "since")
+
+    def __init__(self, config: Any, server_state: ServerState, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *, header_timeout: float = 10.0,
+                 body_timeout: float = 30.0, max_connections: int = 2048) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.header_timeout = header_timeout
+        self.body_timeout = body_timeout
+        self.max_connections = max_connections
+        self.waiting: tuple[str, Any] | None = None  # the wait the sweep saw last: (what, its cycle)
+        self.since = 0.0  # when the sweep first saw it
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.max_connections:
+            _refusals.refused(self.max_connections)
+            transport.set_protocol(_Refused(transport, self.loop, self.server_state.default_headers))
+            return
+        _refusals.accepted()
+        super().connection_made(transport)
+        if self.server_state not in _sweeps:
+            _sweeps[self.server_state] = _Sweep(self.loop, self.connections)
+
+    def check_deadlines(self, now: float) -> None:
+        """End the wait that has lasted too long, if any (called by the sweep). A wait is
+        known by its cycle: the same cycle still waiting at the next sweep is the same wait."""
+        cycle = self.cycle
+        if self.transport.is_closing():
+            return
+        if cycle is None or cycle.response_complete:  # waiting for a request head
+            if self._waited("head", cycle, now) > self.header_timeout:
+                self._end_head(cycle)
+        elif cycle.more_body and not cycle.response_started and not self.pipeline:  # for its body
+            if self._waited("body", cycle, now) > self.body_timeout and BODY_TIMED_OUT not in cycle.scope:
+                cycle.scope[BODY_TIMED_OUT] = self.body_timeout  # type: ignore[literal-required]
+                cycle.message_event.set()  # read_body sees the mark and answers 408
+        else:  # the app has the request
+            self.waiting = None
+
+    def _waited(self, what: str, cycle: Any, now: float) -> float:
+        waiting = self.waiting
+        if waiting is None or waiting[0] != what or waiting[1] is not cycle:
+            self.waiting, self.since = (what, cycle), now
+        return now - self.since
+
+    def _end_head(self, cycle: Any) -> None:
+        # on_message_begin makes a new scope for each request: one that no cycle has yet is
+        # a head begun and not finished
+        if self.scope is not None and (cycle is None or self.scope is not cycle.scope):
+            message = f"The request head did not arrive within {self.header_timeout:g} s."
+            self.transport.write(raw_response(RequestTimeout(message), self.server_state.default_headers))
+        self.transport.close()
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over the cap: answered 503 when its request starts to arrive (so the
+    client reads the answer rather than a reset), or closed after REFUSED_GRACE."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 default_headers: list[tuple[bytes, bytes]]) -> None:
+        self.transport = transport
+        self.default_headers = default_headers
+        self.timer = loop.call_later(REFUSED_GRACE, transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.transport.is_closing():
+            message = "This server process has too many open connections; retry in a moment."
+            self.transport.write(raw_response(Unavailable(message, retry_after=1), self.default_headers))
+            self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.timer.cancel()
+
+
+class _Refusals:
+    """Refused connections, logged once per streak: a flood must not flood the log too."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def refused(self, cap: int) -> None:
+        if not self.count:
+            log.warning("%d connections open in this process: refusing new ones (503) until some close "
+                        "(OPENSUPP_MAX_CONNECTIONS)", cap)
+        self.count += 1
+
+    def accepted(self) -> None:
+        if self.count:
+            log.warning("accepting connections again, after refusing %d", self.count)
+            self.count = 0
+
+
+class _Sweep:
+    """Every SWEEP_EVERY seconds, each connection of one server checks its deadlines."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, connections: set[Any]) -> None:
+        self.loop = loop
+        self.connections = connections
+        loop.call_later(SWEEP_EVERY, self.run)
+
+    def run(self) -> None:
+        now = self.loop.time()
+        for connection in list(self.connections):
+            if isinstance(connection, Protocol):
+                connection.check_deadlines(now)
+        self.loop.call_later(SWEEP_EVERY, self.run)
+
+
+def raw_response(exc: DomainError, default_headers: list[tuple[bytes, bytes]]) -> bytes:
+    """``exc``'s answer (web/errors.py: its Retry-After included) as bytes to write, ending
+    with the connection."""
+    status, headers, body = error_response(exc)
+    extra = [(b"content-length", str(len(body)).encode())]
+    if b"connection" not in {name for name, _ in headers}:
+        extra.append((b"connection", b"close"))
+    lines = [STATUS_LINE[status]]
+    for name, value in [*default_headers, *headers, *extra]:
+        lines += [name, b": ", value, b"\r\n"]
+    lines += [b"\r\n", body]
+    return b"".join(lines)
+
+
+_refusals = _Refusals()
+_sweeps: weakref.WeakKeyDictionary[ServerState, _Sweep] = weakref.WeakKeyDictionary()
