@@ -161,3 +161,30 @@ def test_connections_over_the_cap_are_refused_until_some_close(database_url, tmp
         assert "accepting connections again, after refusing" in log
     finally:
         stop_server(server)
+
+
+def test_a_request_head_over_64_kib_is_refused_with_431(strict: LiveServer) -> None:
+    """uvicorn reads a head whole however large (a header of 10 MB was read, kept and
+    handed on): once a head passes 64 KiB (counted a chunk read at a time) the server
+    answers 431 and closes the connection."""
+    sock = connect(strict)
+    answer = bytearray()
+    send(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    sent, closed = 0, False
+    while not closed and not answer and sent < 1024 * 1024:  # 8 KiB at a time, as a slow client would
+        send(sock, b"a" * 8192)
+        sent += 8192
+        time.sleep(0.01)
+        closed = drain(sock, answer)
+    deadline = time.monotonic() + 5
+    while not closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+        closed = drain(sock, answer)
+    sock.close()
+    head, _, body = bytes(answer).partition(b"\r\n\r\n")
+    assert closed and head.startswith(b"HTTP/1.1 431 "), (sent, head)
+    assert sent < 128 * 1024  # cut off about where it passed the bound, not at the end
+    assert b"connection: close" in head.lower()
+    assert json.loads(body)["error"] == "RequestHeaderFieldsTooLarge"
+    fits = httpx.get(strict.url + "/healthz", headers={"X-Big": "a" * (60 * 1024)}, timeout=5)
+    assert fits.status_code == 200  # a large head within the bound is read as before

@@ -96,6 +96,12 @@ class RateLimited(DomainError):
         self.retry_after = retry_after
 
 
+class HeadTooLarge(DomainError):
+    """A request head (its line and headers) larger than the server reads."""
+
+    code = "RequestHeaderFieldsTooLarge"
+
+
 class Unavailable(DomainError):
     """The database cannot be reached, does not answer in time, or cannot write (a full
     disk, a read-only server): nothing is wrong with the request, so the answer is a 503

@@ -19,6 +19,7 @@ STATUS: dict[type[e.DomainError], int] = {
     e.PayloadTooLarge: 413,
     e.IdempotencyMismatch: 422,
     e.RateLimited: 429,
+    e.HeadTooLarge: 431,
     e.Unavailable: 503,
 }
 

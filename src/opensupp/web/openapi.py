@@ -47,6 +47,7 @@ ERRORS = {
     "422": "IdempotencyMismatch: an Idempotency-Key reused with another body",
     "429": "RateLimited: over the key's rate, or too many failed authentications from this address "
            "(see the Retry-After header)",
+    "431": "RequestHeaderFieldsTooLarge: the request line and headers are over 64 KiB",
     "500": "ServerError",
     "503": "ServiceUnavailable: the database cannot be reached, does not answer in time, or cannot write "
            "(see the Retry-After header)",
@@ -164,7 +165,7 @@ def _operation(route: Route, schemas: _Schemas) -> dict[str, Any]:
         responses["200"] = {"description": "OK", "content": {"application/json": {"schema": schema}}}
     codes = ["404", "405", "500"]
     if not route.public:
-        codes += ["401", "408", "413", "429"]
+        codes += ["401", "408", "413", "429", "431"]
     if route.body is not None or route.verb == "list" or route.query:
         codes.append("400")
     if route.verb == "create":

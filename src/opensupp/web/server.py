@@ -14,6 +14,10 @@ after 30 s. ``Protocol`` adds, per process:
 - at most ``max_connections`` connections: one more is answered ``503`` and closed, and
   the log says so once per streak of refusals, not once per connection.
 
+- a request head of at most ``MAX_HEAD`` bytes: a larger one is answered ``431`` and the
+  connection closed (uvicorn gathers a head whole, however large: a header of 10 MB was
+  read, kept and handed on).
+
 Idle keep-alive connections keep uvicorn's own timer (``timeout_keep_alive``).
 
 One sweep per process checks the deadlines every ``SWEEP_EVERY`` seconds, and the request
@@ -32,11 +36,12 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from opensupp.errors import DomainError, RequestTimeout, Unavailable
+from opensupp.errors import DomainError, HeadTooLarge, RequestTimeout, Unavailable
 from opensupp.web.asgi import BODY_TIMED_OUT
 from opensupp.web.errors import error_response
 
 SWEEP_EVERY = 0.5
+MAX_HEAD = 64 * 1024  # bytes of a request's line and headers (nginx reads 32 KB by default)
 REFUSED_GRACE = 1.0  # how long a refused connection may take to send something to answer
 
 log = logging.getLogger("opensupp")
@@ -48,7 +53,7 @@ class Protocol(HttpToolsProtocol):
     # Slots, not the instance dict: uvicorn's ~28 attributes fill a dict's shared keys (at
     # most 30 in CPython 3.11); five more made every ``self.x`` in uvicorn's methods a slow
     # look-up, +2,600 instructions per request (callgrind).
-    __slots__ = ("header_timeout", "body_timeout", "max_connections", "waiting", "since")
+    __slots__ = ("header_timeout", "body_timeout", "max_connections", "waiting", "since", "head_scope", "head_bytes")
 
     def __init__(self, config: Any, server_state: ServerState, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *, header_timeout: float = 10.0,
@@ -59,6 +64,8 @@ class Protocol(HttpToolsProtocol):
         self.max_connections = max_connections
         self.waiting: tuple[str, Any] | None = None  # the wait the sweep saw last: (what, its cycle)
         self.since = 0.0  # when the sweep first saw it
+        self.head_scope: Any = None  # the scope of the request head being read,
+        self.head_bytes = 0  # and the bytes read of it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
@@ -69,6 +76,23 @@ class Protocol(HttpToolsProtocol):
         super().connection_made(transport)
         if self.server_state not in _sweeps:
             _sweeps[self.server_state] = _Sweep(self.loop, self.connections)
+
+    def data_received(self, data: bytes) -> None:
+        """uvicorn's, then the head's size: a chunk read while a head is still unfinished (its
+        scope is no cycle's yet: see _end_head) counts whole against ``MAX_HEAD``, so a head
+        is cut off within one chunk past it. Counted here, once a chunk, rather than in the
+        parser's callbacks, once a header (+10k instructions a request)."""
+        HttpToolsProtocol.data_received(self, data)
+        scope, cycle = self.scope, self.cycle
+        if scope is None or (cycle is not None and scope is cycle.scope):
+            return
+        if scope is not self.head_scope:
+            self.head_scope, self.head_bytes = scope, 0
+        self.head_bytes += len(data)
+        if self.head_bytes > MAX_HEAD and not self.transport.is_closing():
+            message = f"The request line and headers are over {MAX_HEAD} bytes."
+            self.transport.write(raw_response(HeadTooLarge(message), self.server_state.default_headers))
+            self.transport.close()
 
     def check_deadlines(self, now: float) -> None:
         """End the wait that has lasted too long, if any (called by the sweep). A wait is
