@@ -21,6 +21,7 @@ import random
 import secrets
 import socket
 import sqlite3
+import statistics
 import sys
 import tempfile
 import threading
@@ -236,6 +237,134 @@ def item_caches(client: Client, table: Table, accounts: int, budget_mb: int) -> 
                    f"RSS {rss_mib(client.pid):,.1f} MiB (+{rss_mib(client.pid) - before:,.1f} since the first)")
 
 
+# --------------------------------------------------------------------------- item 5: slow clients
+
+
+def raw_socket(client: Client) -> socket.socket:
+    sock = socket.create_connection((client.host, client.port), timeout=5)
+    sock.setblocking(False)
+    return sock
+
+
+def closed_or_answered(sock: socket.socket, got: bytearray) -> bool:
+    """Read what has come; True once the server has closed the connection."""
+    while True:
+        try:
+            data = sock.recv(65536)
+        except BlockingIOError:
+            return False
+        except ConnectionError:
+            return True
+        if not data:
+            return True
+        got += data
+
+
+def send_quietly(sock: socket.socket, data: bytes) -> None:
+    with contextlib.suppress(BlockingIOError, ConnectionError):
+        sock.send(data)
+
+
+def storm(client: Client, talkers: int, silent: int, limit: float) -> tuple[list[float | None], int]:
+    """Slowloris: ``talkers`` sockets send a head a line every 0.5 s, never ending it;
+    ``silent`` ones send nothing. The seconds each stayed open (None: still open at
+    ``limit``), and how many were answered 408."""
+    socks = [raw_socket(client) for _ in range(talkers + silent)]
+    started = time.monotonic()
+    for sock in socks[:talkers]:
+        send_quietly(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    open_for: list[float | None] = [None] * len(socks)
+    got = [bytearray() for _ in socks]
+    last_line = started
+    while time.monotonic() - started < limit and None in open_for:
+        time.sleep(0.05)
+        if time.monotonic() - last_line >= 0.5:
+            last_line = time.monotonic()
+            for i in range(talkers):
+                if open_for[i] is None:
+                    send_quietly(socks[i], f"X-Slow-{i}: 1\r\n".encode())
+        for i, sock in enumerate(socks):
+            if open_for[i] is None and closed_or_answered(sock, got[i]):
+                open_for[i] = time.monotonic() - started
+    for sock in socks:
+        sock.close()
+    return open_for, sum(1 for g in got if g.startswith(b"HTTP/1.1 408"))
+
+
+def item_slow_clients(client: Client, table: Table, timeout: float) -> None:
+    normal = client.measure("GET", "/healthz")
+    table.add("5 slow", "normal: GET /healthz", normal)
+    limit = timeout + 10
+    with Probe(client.host, client.port) as probe:
+        result: dict[str, Any] = {}
+        thread = threading.Thread(target=lambda: result.update(storm=storm(client, 150, 50, limit)))
+        thread.start()
+        time.sleep(0.5)
+        during = client.measure("GET", "/healthz")
+        thread.join()
+    open_for, answered = result["storm"]
+    closed = sorted(t for t in open_for if t is not None)
+    still = len(open_for) - len(closed)
+    table.add("5 slow", "GET /healthz during a storm of 200 slowloris sockets", during, normal)
+    table.note("5 slow", f"200 slowloris sockets (150 trickling a head, 50 silent), OPENSUPP_HEADER_TIMEOUT={timeout:g}",
+               (f"{len(closed)} closed, median {statistics.median(closed):.1f} s, last {closed[-1]:.1f} s; "
+                f"{answered} answered 408; " if closed else "") + f"{still} still open after {limit:g} s; "
+               f"loop held at most {probe.longest * 1000:.1f} ms meanwhile")
+
+    sock = raw_socket(client)
+    send_quietly(sock, b"POST /accounts/create HTTP/1.1\r\nHost: x\r\napiKey: " + client.key.encode() +
+                 b"\r\nContent-Length: 100\r\n\r\n{")
+    started, got, ended = time.monotonic(), bytearray(), None
+    while ended is None and time.monotonic() - started < limit:
+        time.sleep(0.5)
+        send_quietly(sock, b" ")
+        if closed_or_answered(sock, got) or got:
+            ended = time.monotonic() - started
+    sock.close()
+    status = got.split(b" ", 2)[1].decode() if got.startswith(b"HTTP/") else "none"
+    table.note("5 slow", "a body trickled a byte every 0.5 s",
+               f"answered {status} after {ended:.1f} s" if ended is not None else f"no answer after {limit:g} s")
+
+    sock = raw_socket(client)
+    send_quietly(sock, b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ")
+    sent, got, closed_at = 0, bytearray(), None
+    started = time.monotonic()
+    while closed_at is None and sent < 16 * 1024 * 1024:
+        send_quietly(sock, b"a" * 65536)
+        sent += 65536
+        time.sleep(0.001)
+        if closed_or_answered(sock, got):
+            closed_at = time.monotonic() - started
+    sock.close()
+    status = got.split(b" ", 2)[1].decode() if got.startswith(b"HTTP/") else "no answer"
+    table.note("5 slow", "a header of 16 MB sent as fast as possible",
+               f"{status}, closed after {sent // 1024:,} KiB sent" if closed_at is not None
+               else f"still open after {sent // 1024:,} KiB; RSS {rss_mib(client.pid):,.1f} MiB")
+
+
+def item_connection_cap(client: Client, table: Table, cap: int) -> None:
+    held = []
+    for _ in range(cap):
+        conn = http.client.HTTPConnection(client.host, client.port, timeout=5)
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        held.append(conn)
+    started = time.perf_counter()
+    try:
+        extra = http.client.HTTPConnection(client.host, client.port, timeout=5)
+        extra.request("GET", "/healthz")
+        refused = f"{extra.getresponse().status} after {(time.perf_counter() - started) * 1000:.1f} ms"
+        extra.close()
+    except (OSError, http.client.HTTPException) as exc:
+        refused = f"{type(exc).__name__} after {(time.perf_counter() - started) * 1000:.1f} ms"
+    for conn in held:
+        conn.close()
+    time.sleep(0.2)
+    again = client.measure("GET", "/healthz")
+    table.note("5 slow", f"connection {cap + 1} with {cap} open (OPENSUPP_MAX_CONNECTIONS={cap})",
+               f"{refused}; once they closed: {again.status} in {again.seconds * 1000:.1f} ms")
+
+
 # --------------------------------------------------------------------------- running
 
 
@@ -312,6 +441,16 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     server, key = start(tmp, url, "caches", stack, OPENSUPP_TRIGGER_CACHE_MB=str(budget))
     say(f"item 3 (caches): {args.accounts:,} accounts ...")
     item_caches(Client(server, key, server.proc.pid), table, args.accounts, budget)
+
+    timeout = 2.0
+    url, _ = database(args, tmp, "slow", stack)
+    server, key = start(tmp, url, "slow", stack, OPENSUPP_HEADER_TIMEOUT=str(timeout),
+                        OPENSUPP_BODY_TIMEOUT=str(timeout), OPENSUPP_MAX_CONNECTIONS="512")
+    say("item 5 (slow clients) ...")
+    item_slow_clients(Client(server, key, server.proc.pid), table, timeout)
+    cap = 64
+    server, key = start(tmp, url, "cap", stack, OPENSUPP_MAX_CONNECTIONS=str(cap), OPENSUPP_KEEPALIVE_TIMEOUT="60")
+    item_connection_cap(Client(server, key, server.proc.pid), table, cap)
 
     say()
     table.print()
