@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import json
 import random
 import secrets
 import socket
