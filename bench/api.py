@@ -41,6 +41,8 @@ from typing import Any, Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 SRC_DIR = BENCH_DIR.parent / "src"
+#: the python that runs the real server and ``keys create`` (``--server-tree`` changes both)
+SERVER_PYTHON = sys.executable
 PG_ADMIN_URL = os.environ.get("OPENSUPP_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 SMALL, LARGE = 10**3, 10**6  # accounts in the table for the two list measurements
@@ -230,8 +232,21 @@ class Pinning:
         return ",".join(map(str, cpus)) or "all"
 
 
+def use_server_tree(tree: Path) -> str:
+    """Run the real server from another checkout (bench/compare.py's "before"): its src first on
+    the path and its own virtualenv's python when it has one (for its compiled trigger engine)."""
+    global SRC_DIR, SERVER_PYTHON
+    if not (tree / "src" / "opensupp").is_dir():
+        raise SystemExit(f"--server-tree {tree}: no src/opensupp there")
+    SRC_DIR = tree.resolve() / "src"
+    venv_python = tree / ".venv" / "bin" / "python"
+    if venv_python.exists():
+        SERVER_PYTHON = str(venv_python)
+    return f"the real server runs from {SRC_DIR} with {SERVER_PYTHON}"
+
+
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment without the caller's OPENSUPP_* settings, this checkout's src first."""
+    """The environment without the caller's OPENSUPP_* settings, the server's src first."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSUPP_")}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC_DIR), env.get("PYTHONPATH")) if p)
     env.update(extra)
@@ -722,13 +737,13 @@ class Context:
     def start_real(self, name: str, database_url: str, pinned: bool = True) -> Server:
         """``opensupp serve`` on the database; on CPU 0, or ``pinned=False``: on all our CPUs."""
         port = free_port()
-        cmd = [sys.executable, "-m", "opensupp", "serve", "--host", "127.0.0.1", "--port", str(port)]
+        cmd = [SERVER_PYTHON, "-m", "opensupp", "serve", "--host", "127.0.0.1", "--port", str(port)]
         return self.start_server(name, cmd, port, "/healthz", pinned, OPENSUPP_DATABASE_URL=database_url)
 
 
 def create_key(database_url: str, name: str) -> str:
     out = subprocess.run(
-        [sys.executable, "-m", "opensupp", "keys", "create", "--name", name],
+        [SERVER_PYTHON, "-m", "opensupp", "keys", "create", "--name", name],
         env=child_env(OPENSUPP_DATABASE_URL=database_url), capture_output=True, text=True,
     )
     if out.returncode != 0 or not out.stdout.strip():
@@ -1081,6 +1096,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="runs per scenario, alternated with its baseline (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load per scenario first (default 1)")
     p.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs with taskset")
+    p.add_argument("--server-tree", type=Path, help="run the real server from this checkout (default: this one)")
     p.add_argument("--keep-temp", action="store_true", help="keep the temp dir (server logs, SQLite files)")
     args = p.parse_args(argv)
     if (args.duration < 1 or args.rounds < 1 or args.connections < 1 or args.threads < 1 or args.warmup < 0
@@ -1101,6 +1117,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
         stack.callback(say, f"kept {tmp}")
     else:
         stack.callback(shutil.rmtree, tmp, True)
+    if args.server_tree:
+        say(use_server_tree(args.server_tree))
     pin = Pinning(not args.no_pin)
     ctx = Context(args, tmp, stack, pin, Wrk(tmp, pin, args.threads, args.connections))
     started = time.monotonic()
