@@ -37,8 +37,13 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses to start
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses to start.
+        # No host but 127.0.0.1 resolves, so nothing the page asks for can leave the machine
+        # (the test also records and refuses every such request, to name it).
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
+        )
         try:
             yield browser
         finally:
@@ -99,6 +104,7 @@ def test_docs_render_every_operation_from_this_server_alone(browser, server):
 
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOT))
+        assert SCREENSHOT.stat().st_size > 20_000  # a rendered page, not a blank one
     finally:
         context.close()
 
