@@ -13,8 +13,8 @@ import schemathesis
 from conftest import cli_key, start_server, stop_server
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
+from openapi_spec_validator import OpenAPIV31SpecValidator
 from openapi_spec_validator import validate as validate_spec
-from openapi_spec_validator.validation.validators import OpenAPIV31SpecValidator
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from opensupp.app import ROUTERS
