@@ -13,6 +13,7 @@ from typing import Any, Awaitable, Callable
 
 from pydantic import BaseModel
 
+from opensupp.web.english import plural, with_article
 from opensupp.web.fields import Body
 from opensupp.web.resources import Out, changes, check_read_only
 from opensupp.web.routing import Router
@@ -99,15 +100,15 @@ def register(router: Router, spec: Crud, extra_doc: dict[str, str] | None = None
 
     p = spec.plural
     op = noun.replace(" ", "_")
-    a = "an" if noun[0] in "aeiou" else "a"
+    one, many = with_article(noun), plural(noun)  # "a user", "users"; "an offline email", "offline emails"
     router.list(base, response=spec.out, tag=spec.tag)(
-        _named(list_items, f"list_{p}", f"List {p}\n\nThe account's {p}, oldest first. {docs.get('list', '')}"))
+        _named(list_items, f"list_{p}", f"List {many}\n\nThe account's {many}, oldest first. {docs.get('list', '')}"))
     router.create(f"{base}/create", body=spec.create, response=spec.out, tag=spec.tag, prepare=prepare_create)(
-        _named(create_item, f"create_{op}", f"Create {a} {noun}\n\n{docs.get('create', '')}"))
+        _named(create_item, f"create_{op}", f"Create {one}\n\n{docs.get('create', '')}"))
     router.get(f"{base}/{{id}}/get", response=spec.out, tag=spec.tag)(
-        _named(get_item, f"get_{op}", f"Get {a} {noun}"))
+        _named(get_item, f"get_{op}", f"Get {one}"))
     router.update(f"{base}/{{id}}/update", body=spec.update, response=spec.out, tag=spec.tag, prepare=prepare_update)(
         _named(update_item, f"update_{op}",
-               f"Update {a} {noun}\n\nPartial: only the fields sent change. {docs.get('update', '')}"))
+               f"Update {one}\n\nPartial: only the fields sent change. {docs.get('update', '')}"))
     router.delete(f"{base}/{{id}}/delete", tag=spec.tag)(
-        _named(delete_item, f"delete_{op}", f"Delete {a} {noun}"))
+        _named(delete_item, f"delete_{op}", f"Delete {one}"))

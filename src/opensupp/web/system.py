@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
-import swagger_ui_bundle
 from pydantic import Field
 
 from opensupp.db import check_ready
@@ -15,20 +16,59 @@ from opensupp.web.routing import Router
 router = Router()
 TAG = "System"
 
-_DOCS_HTML = b"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>opensupp partner API</title>
-<link rel="icon" href="/docs/favicon-32x32.png">
-<link rel="stylesheet" href="/docs/swagger-ui.css"></head>
-<body><div id="swagger-ui"></div>
-<script src="/docs/swagger-ui-bundle.js"></script>
-<script>window.ui = SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});</script>
-</body></html>"""
+#: Swagger UI's built files, vendored (see its README.md there for the version and how to update)
+ASSET_DIR = Path(__file__).with_name("docs_assets")
+#: a year: an asset's URL names a hash of its content, so a new file is a new URL
+ASSET_CACHE = b"public, max-age=31536000, immutable"
 
-_ASSETS = {
-    "swagger-ui.css": b"text/css; charset=utf-8",
-    "swagger-ui-bundle.js": b"text/javascript; charset=utf-8",
-    "favicon-32x32.png": b"image/png",
+
+@dataclass(frozen=True, slots=True)
+class DocsAsset:
+    """One file of the docs UI, served at a URL carrying its content's hash."""
+
+    name: str
+    content_type: bytes
+    body: bytes
+    digest: str
+
+    @classmethod
+    def load(cls, name: str, content_type: bytes) -> DocsAsset:
+        body = (ASSET_DIR / name).read_bytes()
+        return cls(name, content_type, body, hashlib.sha256(body).hexdigest()[:16])
+
+    @property
+    def url(self) -> str:
+        """``/docs/swagger-ui-bundle.0123456789abcdef.js``"""
+        stem, dot, suffix = self.name.partition(".")
+        return f"/docs/{stem}.{self.digest}{dot}{suffix}"
+
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [(b"content-type", self.content_type), (b"etag", f'"{self.digest}"'.encode()),
+                (b"cache-control", ASSET_CACHE)]
+
+
+DOCS_ASSETS = {
+    name: DocsAsset.load(name, content_type)
+    for name, content_type in (
+        ("swagger-ui-bundle.js", b"text/javascript; charset=utf-8"),
+        ("swagger-ui.css", b"text/css; charset=utf-8"),
+        ("favicon-32x32.png", b"image/png"),
+    )
 }
+
+# validatorUrl null: Swagger UI would otherwise send the document to validator.swagger.io
+_DOCS_HTML = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>opensupp partner API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="{DOCS_ASSETS["favicon-32x32.png"].url}">
+<link rel="stylesheet" href="{DOCS_ASSETS["swagger-ui.css"].url}"></head>
+<body><div id="swagger-ui"></div>
+<script src="{DOCS_ASSETS["swagger-ui-bundle.js"].url}"></script>
+<script>window.ui = SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+                                     validatorUrl: null}});</script>
+</body></html>""".encode()
+_DOCS_ETAG = f'"{hashlib.sha256(_DOCS_HTML).hexdigest()[:16]}"'.encode()
 
 
 class Success(Out):
@@ -77,18 +117,18 @@ async def openapi_json(req):
 @router.add("page", "/docs", tag=TAG, public=True, raw=True)
 async def docs(req):
     """Browsable documentation (Swagger UI)"""
-    return 200, [(b"content-type", b"text/html; charset=utf-8")], _DOCS_HTML
+    # no-cache: the page names the assets' current URLs, so it is checked on every visit
+    return 200, [(b"content-type", b"text/html; charset=utf-8"), (b"etag", _DOCS_ETAG),
+                 (b"cache-control", b"no-cache")], _DOCS_HTML
 
 
-def _asset_route(name: str, content_type: bytes) -> None:
-    path = Path(swagger_ui_bundle.swagger_ui_path) / name
+def _asset_route(asset: DocsAsset) -> None:
+    async def serve(req):
+        return 200, asset.headers, asset.body
 
-    async def asset(req):
-        return 200, [(b"content-type", content_type), (b"cache-control", b"public, max-age=86400")], path.read_bytes()
-
-    asset.__name__ = "docs_" + name.split(".")[0].replace("-", "_")
-    router.add("page", f"/docs/{name}", tag=TAG, public=True, raw=True, summary=name)(asset)
+    serve.__name__ = "docs_" + asset.name.split(".")[0].replace("-", "_")
+    router.add("page", asset.url, tag=TAG, public=True, raw=True, summary=asset.name)(serve)
 
 
-for _name, _type in _ASSETS.items():
-    _asset_route(_name, _type)
+for _asset in DOCS_ASSETS.values():
+    _asset_route(_asset)
