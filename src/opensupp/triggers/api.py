@@ -14,7 +14,7 @@ from typing_extensions import TypedDict
 
 from opensupp.db import Row, Session
 from opensupp.errors import FieldError
-from opensupp.triggers import rules, service
+from opensupp.triggers import engine, service
 from opensupp.triggers.catalogue import (
     ACTIONS, CONDITIONS, MAX_ACTIONS, MAX_CONDITIONS, MAX_MAGNITUDE, MAX_STRING, ConditionSpec, validate_actions,
     validate_conditions,
@@ -241,7 +241,7 @@ def _about(name: str, default: str = "") -> str:
 
 def _field(annotation: Any, default: Any = None, **field: Any) -> Any:
     """A visitor field: ``annotation`` with pydantic's constraints and docs; ``default`` is what
-    an absent field means, for the docs (the engine fills it in: ``rules.context``)."""
+    an absent field means, for the docs (the engine fills it in: ``engine.context``)."""
     info = Field(json_schema_extra={"default": default} if default is not None else None, **field)
     if typing.get_origin(annotation) is Annotated:  # the constraints before its validators: the docs show them
         return Annotated[(annotation.__origin__, info, *annotation.__metadata__)]
@@ -251,7 +251,7 @@ def _field(annotation: Any, default: Any = None, **field: Any) -> Any:
 def _number(name: str) -> Any:
     spec = CONDITIONS[name]
     high = spec.max if spec.max is not None else MAX_MAGNITUDE
-    return _field(Int, rules.FIRST_VISIT[name], ge=spec.min, le=high, description=_about(name))
+    return _field(Int, engine.FIRST_VISIT[name], ge=spec.min, le=high, description=_about(name))
 
 
 def _text(name: str) -> Any:
@@ -264,10 +264,10 @@ class Visitor(TypedDict, total=False):
     are a first-time visitor who has just opened their first page."""
 
     # A TypedDict, not a model: validated into a dict of the fields sent, the rest filled in
-    # by the engine (rules.context). A model with these 18 defaults cost more to validate
+    # by the engine (engine.context). A model with these 18 defaults cost more to validate
     # than the evaluation's SQL (callgrind: 19k instructions for an empty visitor).
     seconds_on_site: _field(
-        Int, rules.FIRST_VISIT[rules.SITE_CLOCK], ge=0, le=MAX_MAGNITUDE,
+        Int, engine.FIRST_VISIT[engine.SITE_CLOCK], ge=0, le=MAX_MAGNITUDE,
         description="Seconds on the site so far: the clock `delay_site` waits on.",
     )
     seconds_on_page: _field(
@@ -280,7 +280,7 @@ class Visitor(TypedDict, total=False):
     is_visitor_send_message: _field(
         Bool, description=_about("is_visitor_send_message", "true on onmessage, else false")
     )
-    is_visitor_served: _field(Bool, rules.FIRST_VISIT["is_visitor_served"], description=_about("is_visitor_served"))
+    is_visitor_served: _field(Bool, engine.FIRST_VISIT["is_visitor_served"], description=_about("is_visitor_served"))
     is_triggered: _field(Bool, description=_about("is_triggered", "whether `fired_triggers` is non-empty"))
     visitor_group: _text("visitor_group")
     visitor_ip: _text("visitor_ip")
@@ -290,7 +290,7 @@ class Visitor(TypedDict, total=False):
     visitor_page_title: _text("visitor_page_title")
     visitor_referer: _text("visitor_referer")
     visitor_language: _text("visitor_language")
-    account_status: _field(AccountStatus, rules.FIRST_VISIT["account_status"], description=_about("account_status"))
+    account_status: _field(AccountStatus, engine.FIRST_VISIT["account_status"], description=_about("account_status"))
     fired_triggers: _field(
         list[TriggerId], [], max_length=MAX_FIRED,
         description="The triggers that have already fired for this visitor (only_once).",

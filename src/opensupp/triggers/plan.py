@@ -1,7 +1,7 @@
 """The trigger engine's hot path: compiled triggers as one plan, walked for a situation
 straight into the JSON of the decisions.
 
-``rules`` says what a decision is (read its module doc: the gates, the waits, the reasons);
+``engine`` says what a decision is (read its module doc: the gates, the waits, the reasons);
 this module computes exactly that, for many triggers at once, and writes each decision as
 JSON bytes rather than as dicts: an account's 50 triggers of 4 conditions make 200 reasons,
 and building then encoding 200 dicts cost more than the rest of the request together.
@@ -30,7 +30,7 @@ from typing import Any
 import cython
 import orjson
 
-#: The kinds of ``rules.Condition``: a visitor field, a part of the local time, a wait on a
+#: The kinds of ``engine.Condition``: a visitor field, a part of the local time, a wait on a
 #: clock (``delay_*`` with ``eq``/``gte``/``gt``) and a filter on a clock (the other comparators).
 FIELD, TIME, WAIT, CLOCK = 0, 1, 2, 3
 
@@ -209,7 +209,7 @@ class Entry:
 
 
 class Plan:
-    """Compiled triggers (``rules.CompiledTrigger``, in the order to answer them), ready to run."""
+    """Compiled triggers (``engine.CompiledTrigger``, in the order to answer them), ready to run."""
 
     def __init__(self, triggers: Any, events: tuple[str, ...] = (), breathe: bool = False) -> None:
         """``breathe``: built off the event loop, in a thread that must let the loop's thread
@@ -237,9 +237,9 @@ class Plan:
     @cython.boundscheck(False)  # (compiled: the indices are the checks' own, 0 <= check.index < len(checks))
     @cython.wraparound(False)
     def run(self, ctx, prefix=b"", suffix=b"", breathe=False):  # -> bytes (plan.pxd types it)
-        """The decisions, in order, as a JSON array: see ``rules.Decision``; between ``prefix``
+        """The decisions, in order, as a JSON array: see ``engine.Decision``; between ``prefix``
         and ``suffix`` when given (the rest of an answer: no copy of the array into it). The
-        clocks (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``rules.context`` checks.
+        clocks (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``engine.context`` checks.
         ``breathe``: run off the event loop, letting the loop's thread take turns (``_breathe``)."""
         values = ctx.values
         folded = {}  # the strings compared casefolded, by field

@@ -1,4 +1,4 @@
-"""Triggers (auto-messages): stored as validated; evaluated (a dry run) by the engine, rules.py."""
+"""Triggers (auto-messages): stored as validated; evaluated (a dry run) by the engine, engine.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from opensupp.db import Row, Session
 from opensupp.errors import Conflict
 from opensupp.officehours.rules import DEFAULT, tzinfo_of
 from opensupp.timeutil import now
-from opensupp.triggers import rules
+from opensupp.triggers import engine
 from opensupp.triggers.catalogue import REGEX_MAX_MEM, regex_instructions
 from opensupp.triggers.plan import Plan
 
@@ -109,14 +109,14 @@ class _Compiled:
 
     __slots__ = ("row", "trigger", "__weakref__")
 
-    def __init__(self, row: tuple[Any, ...], trigger: rules.CompiledTrigger) -> None:
+    def __init__(self, row: tuple[Any, ...], trigger: engine.CompiledTrigger) -> None:
         self.row = row
         self.trigger = trigger
 
 
 #: Compiled triggers by id, while a cached plan holds them (weakly here: the plans' budget
 #: bounds them), so that a plan rebuilt after one trigger changed compiles only that one,
-#: and accounts with equal triggers share their compiled conditions (``rules._INTERNED``).
+#: and accounts with equal triggers share their compiled conditions (``engine._INTERNED``).
 _compiled: weakref.WeakValueDictionary[int, _Compiled] = weakref.WeakValueDictionary()
 
 
@@ -190,9 +190,9 @@ def _compile(row: tuple[Any, ...]) -> _Compiled:
     stored = dict(zip(_STORED, row))
     try:
         stored["conditions"] = orjson.loads(stored["conditions"])
-        trigger = rules.compile_trigger(stored)
+        trigger = engine.compile_trigger(stored)
     except ValueError as exc:
-        trigger = rules.unusable(stored, f"conditions: cannot be evaluated ({exc})")
+        trigger = engine.unusable(stored, f"conditions: cannot be evaluated ({exc})")
     compiled = _compiled[row[0]] = _Compiled(row, trigger)
     return compiled
 
@@ -201,7 +201,7 @@ def _build(rows: list[tuple[Any, ...]], fingerprint: Any, breathe: bool = False)
     """The plan of these trigger rows (tuples, from ``id``), and what it costs."""
     compiled = [_compile(row) for row in rows]
     triggers = [c.trigger for c in compiled]
-    plan = Plan(triggers, rules.EVENTS, breathe)
+    plan = Plan(triggers, engine.EVENTS, breathe)
     regex: dict[str, int] = {}  # by visitor field
     searches = set()  # the distinct regex conditions (interned: equal ones are one object)
     reasons = 0
@@ -273,7 +273,7 @@ async def evaluate_triggers(
     planned = await _planned(session, plans, account_id, row[1])
     timezone = orjson.loads(row[0])["timezone"] if row[0] else DEFAULT["timezone"]
     instant, shown = (at, _utc(at)) if at is not None else _second(now())
-    ctx = rules.context(event, visitor, instant, tzinfo_of(timezone))
+    ctx = engine.context(event, visitor, instant, tzinfo_of(timezone))
     # the answer's JSON, written by the plan around its decisions (no copy of them into it)
     head = orjson.dumps({"event": event, "at": shown, "timezone": timezone, "visitor": ctx.values})
     prefix = head[:-1] + b',"triggers":'
