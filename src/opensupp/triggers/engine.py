@@ -55,8 +55,9 @@ from __future__ import annotations
 import datetime
 import operator
 import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, TypedDict
+from typing import Any, TypedDict
 
 import orjson
 
@@ -307,7 +308,8 @@ def inputs(trigger: CompiledTrigger, ctx: Context) -> Any:
     """Everything ``decide(trigger, ctx)`` reads of ``ctx``, hashable: equal inputs give
     equal decisions, so a caller may memoize decisions on ``(trigger, inputs)``."""
     calendar = ctx.calendar
-    return trigger.inputs({**ctx.values, _EVENT: ctx.event, _FIRED: ctx.fired, _CALENDAR: (calendar.instant, calendar.tz)})
+    seen = {**ctx.values, _EVENT: ctx.event, _FIRED: ctx.fired, _CALENDAR: (calendar.instant, calendar.tz)}
+    return trigger.inputs(seen)
 
 
 def decide(trigger: CompiledTrigger, ctx: Context) -> Decision:
