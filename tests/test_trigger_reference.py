@@ -34,9 +34,9 @@ def server_decisions(
     triggers: list[dict[str, Any]], visitor: dict[str, Any], event: str, now: datetime.datetime, timezone: float | str
 ) -> list[dict[str, Any]]:
     """The decisions as POST .../triggers/evaluate answers them (its ``triggers``), parsed."""
-    rows = [(int(t["id"]), t["active"], t["name"], t["event"], t["only_once"], t["constraints"],
+    sources = [service.Stored(int(t["id"]), t["active"], t["name"], t["event"], t["only_once"], t["constraints"],
              orjson.dumps(t["conditions"]).decode()) for t in triggers]
-    planned = service._build(rows, None)
+    planned = service._build(sources, None)
     body = validate(api.TriggerEvaluate, {"event": event, "visitor": visitor})
     ctx = engine.context(body.event, body.visitor, now, tzinfo_of(timezone))
     return orjson.loads(planned.plan.run(ctx))

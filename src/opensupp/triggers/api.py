@@ -7,19 +7,26 @@ import re
 import typing
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, with_config
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from opensupp.db import Row, Session
+from opensupp.db import Session
 from opensupp.errors import FieldError
 from opensupp.triggers import engine, service
 from opensupp.triggers.catalogue import (
-    ACTIONS, CONDITIONS, MAX_ACTIONS, MAX_CONDITIONS, MAX_MAGNITUDE, MAX_STRING, ConditionSpec, validate_actions,
+    ACTIONS,
+    CONDITIONS,
+    MAX_ACTIONS,
+    MAX_CONDITIONS,
+    MAX_MAGNITUDE,
+    MAX_STRING,
+    ConditionSpec,
+    validate_actions,
     validate_conditions,
 )
-from opensupp.web.crud import Crud, register, table_service
+from opensupp.triggers.models import Trigger
+from opensupp.web.crud import Crud, Service, register
 from opensupp.web.fields import Body, Bool, Int, Text, text_pattern
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
@@ -50,7 +57,8 @@ def _condition_schema(spec: ConditionSpec) -> dict[str, Any]:
 
 _REGEX_CONDITION = {
     "type": "object",
-    "description": "A string condition compared with a regular expression (RE2 syntax: linear time, no backreferences).",
+    "description": "A string condition compared with a regular expression "
+                   "(RE2 syntax: linear time, no backreferences).",
     "required": ["name", "value", "cmp"],
     "additionalProperties": False,
     "properties": {
@@ -162,11 +170,11 @@ class TriggerOut(Out):
     actions: Actions
 
 
-def trigger_json(row: Row) -> dict[str, Any]:
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
     return {
-        "id": str(row[0]), "active": bool(row[1]), "name": row[2], "description": row[3], "event": row[4],
-        "only_once": bool(row[5]), "constraints": row[6],
-        "conditions": orjson.loads(row[7]), "actions": orjson.loads(row[8]),
+        "id": str(trigger.id), "active": trigger.active, "name": trigger.name, "description": trigger.description,
+        "event": trigger.event, "only_once": trigger.only_once, "constraints": trigger.constraints,
+        "conditions": trigger.conditions, "actions": trigger.actions,
     }
 
 
@@ -175,7 +183,8 @@ register(
     Crud(
         plural="triggers", noun="trigger", tag="Triggers",
         create=TriggerCreate, update=TriggerUpdate, out=TriggerOut, to_json=trigger_json,
-        service=table_service(service.TRIGGERS, create=service.create_trigger, update=service.update_trigger),
+        service=Service(list=service.list_triggers, get=service.get_trigger, create=service.create_trigger,
+                        update=service.update_trigger, delete=service.TRIGGERS.delete),
         writable=("name", "actions", "active", "description", "event", "only_once", "constraints", "conditions"),
         read_only=("id",),
     ),
@@ -347,7 +356,8 @@ class TriggerEvaluation(Out):
     event: Event
     at: str = Field(description="The instant evaluated, `YYYY-MM-DDTHH:MM:SSZ` (whole seconds).")
     timezone: Annotated[Any, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]})] = Field(
-        description="The account's office-hours timezone, in which hour_of_day, day_of_week and month_of_year are taken."
+        description="The account's office-hours timezone, in which hour_of_day, day_of_week and month_of_year "
+                    "are taken."
     )
     visitor: VisitorOut = Field(description="The visitor evaluated, defaults filled in.")
     triggers: list[DecisionOut] = Field(description="Every trigger of the account, by id.")
@@ -364,6 +374,6 @@ async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> byt
     timezone. A GET counts as an empty body: `onload`, now, a first-time visitor.
     """
     return await service.evaluate_triggers(
-        session, plans=service.plans_of(req.db, req.app.settings.trigger_cache_mb << 20), partner_id=req.partner_id, account_id=req.ids[0], event=body.event,
-        at=body.at, visitor=body.visitor,
+        session, plans=service.plans_of(req.db, req.app.settings.trigger_cache_mb << 20), partner_id=req.partner_id,
+        account_id=req.ids[0], event=body.event, at=body.at, visitor=body.visitor,
     )
