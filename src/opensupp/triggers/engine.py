@@ -221,17 +221,21 @@ class Calendar:
     def __init__(self, instant: datetime.datetime, tz: datetime.tzinfo) -> None:
         if instant.tzinfo is None:
             raise ValueError("the instant must be timezone-aware")
-        self.instant, self.tz, self.cache = instant, tz, {}
+        self.instant, self.tz = instant, tz
+        self.cache: dict[int, tuple[int, int, int] | None] = {}
 
     def at(self, t: int) -> tuple[int, int, int] | None:
-        local = self.cache.get(t, False)
-        if local is False:
-            try:
-                moment = (self.instant + datetime.timedelta(seconds=t) if t else self.instant).astimezone(self.tz)
-                local = (moment.hour, moment.isoweekday(), moment.month - 1)
-            except (OverflowError, ValueError):
-                local = None  # beyond the calendar
-            self.cache[t] = local
+        try:
+            return self.cache[t]
+        except KeyError:
+            pass
+        local: tuple[int, int, int] | None
+        try:
+            moment = (self.instant + datetime.timedelta(seconds=t) if t else self.instant).astimezone(self.tz)
+            local = (moment.hour, moment.isoweekday(), moment.month - 1)
+        except (OverflowError, ValueError):
+            local = None  # beyond the calendar
+        self.cache[t] = local
         return local
 
 

@@ -279,7 +279,7 @@ async def _planned(session: Session, plans: Plans, account_id: int, fingerprint:
     if len(rows) > MAX_EVALUATED:
         raise Conflict(f"Account {account_id} has more than {MAX_EVALUATED} triggers; evaluate answers for at most "
                        f"{MAX_EVALUATED}.")
-    sources = [Stored(*row[2:]) for row in rows]
+    sources = [Stored(*stored) for _, _, *stored in rows]
     if _compile_cost(sources) > LOOP_COMPILE_US:
         planned = await lane.run(_build, sources, read, True)
     else:
