@@ -9,6 +9,8 @@ chosen); ``context`` resolves the situation (event, instant, timezone, visitor) 
 server's path, compiled by Cython); ``decide``, ``evaluate`` and ``evaluate_all`` answer
 the same decisions as dicts.
 ``inputs`` says what a decision reads of the situation, so a caller may memoize decisions.
+``reference.decide`` states the same decisions the plain way (dicts in, the decision out);
+tests/test_trigger_reference.py holds this engine to it on random triggers and visitors.
 
 The visitor context (``context``) uses the condition names where one exists, plus the two
 clocks the delays wait on, ``seconds_on_site`` and ``seconds_on_page``, and
