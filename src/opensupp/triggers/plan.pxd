@@ -59,7 +59,7 @@ cdef class Walk:
     cdef Check failed
     cdef bytes failed_shown
 
-    # the steps of Plan.run for one trigger: C calls, inlined
+    # the steps of Plan.run for one trigger: direct C calls (inline: the C compiler may fold them in)
     @cython.locals(chained=bint, last=Py_ssize_t, j=Py_ssize_t, kind=int, wait="long long", ok=bint, check=Check)
     cdef inline int conditions(self, Entry e, Situation situation, Writer reasons) except -1
     @cython.locals(i=Py_ssize_t)
