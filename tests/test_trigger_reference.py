@@ -126,6 +126,16 @@ def test_any_fires_at_the_earliest_and_a_trigger_the_catalogue_refuses_never_fir
     assert broken["why"] == "conditions: cannot be evaluated (conditions[0].value: must be a whole number from 0 to 23)"
 
 
+def test_strings_ignore_case_by_casefolding_and_regexes_match_characters():
+    triggers = [stored(cond("visitor_city", "STRASSE"), id="1"),
+                stored(cond("visitor_city", "^.{6}$", "regex"), id="2"),
+                stored(cond("visitor_city", "(?i)^STRASSE$", "regex"), id="3"),
+                stored(cond("visitor_city", "😀", "contains"), id="4")]
+    out = agree(triggers, {"visitor_city": "Straße"})
+    assert [d["fires"] for d in out] == ["now", "now", "never", "never"]  # RE2's (?i) folds ß to itself only
+    assert agree(triggers[3:], {"visitor_city": "x😀"})[0]["fires"] == "now"
+
+
 def test_a_time_past_the_calendar_does_not_hold():
     (d,) = agree([stored(cond("delay_site", MAX_MAGNITUDE), cond("hour_of_day", 0, "gte"))],
                  now=datetime.datetime(9999, 12, 31, 12, tzinfo=UTC))
