@@ -890,23 +890,23 @@ def evaluated(answer: Any) -> bool:
 def engine_rate(seconds: float = 2.0) -> str:
     """The engine alone (no HTTP, no database) on the same 50 triggers and visitor: the
     account's plan built once, as the server caches it, then per evaluation the visitor's
-    context and the decisions' JSON (``rules.context`` + ``Plan.run``)."""
+    context and the decisions' JSON (``engine.context`` + ``Plan.run``)."""
     sys.path.insert(0, str(SRC_DIR))
-    from opensupp.triggers import plan, rules
+    from opensupp.triggers import engine, plan
 
-    triggers = [rules.compile_trigger({"id": i, "active": True, "only_once": True, "constraints": "all", **eval_trigger(i)})
+    triggers = [engine.compile_trigger({"id": i, "active": True, "only_once": True, "constraints": "all", **eval_trigger(i)})
                 for i in range(EVAL_TRIGGERS)]
-    planned = plan.Plan(triggers, rules.EVENTS)
+    planned = plan.Plan(triggers, engine.EVENTS)
     body = json.loads(EVAL_BODY)
     instant = datetime.datetime.now(datetime.timezone.utc)
     runs, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for _ in range(100):
-            planned.run(rules.context(body["event"], body["visitor"], instant, datetime.timezone.utc))
+            planned.run(engine.context(body["event"], body["visitor"], instant, datetime.timezone.utc))
         runs += 100
     rate = runs / (time.perf_counter() - started)
     how = "compiled by Cython" if plan.COMPILED else "NOT compiled: plain Python"
-    return (f"engine alone (rules.context + Plan.run, {how}, in this process, unpinned): {rate:,.0f} evaluations/s "
+    return (f"engine alone (engine.context + Plan.run, {how}, in this process, unpinned): {rate:,.0f} evaluations/s "
             f"of {EVAL_TRIGGERS} triggers x 4 conditions = {rate * EVAL_TRIGGERS:,.0f} trigger decisions/s "
             f"({1e6 / rate:.1f} us each)")
 

@@ -314,7 +314,7 @@ async def test_evicted_plans_let_go_of_their_compiled_conditions(app, api):
     import gc
     import weakref
 
-    from opensupp.triggers import rules, service
+    from opensupp.triggers import engine, service
 
     plans = service.plans_of(app.db, app.settings.trigger_cache_mb << 20)
     plans.budget = 1024 * KB  # a plan with a regex is charged its RE2 budget, 512 KiB
@@ -329,7 +329,7 @@ async def test_evicted_plans_let_go_of_their_compiled_conditions(app, api):
 
     aid, tid, key = await evaluated_with_a_regex()
     # (weak references to these very objects: another test's database may hold the same ids)
-    condition, compiled = weakref.ref(rules._INTERNED[key]), weakref.ref(service._compiled[int(tid)])
+    condition, compiled = weakref.ref(engine._INTERNED[key]), weakref.ref(service._compiled[int(tid)])
     for _ in range(2):  # other accounts' plans push it out
         await evaluated_with_a_regex()
     gc.collect()

@@ -1,4 +1,4 @@
-"""The trigger engine (triggers/rules.py), pure: tables of cases per comparator and type,
+"""The trigger engine (triggers/engine.py), pure: tables of cases per comparator and type,
 delays as waits, time in a timezone, the gates, and hypothesis properties."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from opensupp.officehours.rules import tzinfo_of
-from opensupp.triggers import rules
+from opensupp.triggers import engine
 from opensupp.triggers.catalogue import CONDITIONS, validate_conditions
 
 UTC = datetime.timezone.utc
@@ -30,11 +30,11 @@ def cond(name, value, cmp=None):
 def trigger(*conditions, constraints="all", **fields):
     stored = {"id": "7", "name": "t", "active": True, "event": "onload", "only_once": True,
               "constraints": constraints, "conditions": list(conditions)} | fields
-    return rules.compile_trigger(stored)
+    return engine.compile_trigger(stored)
 
 
 def decide(*conditions, visitor=None, event="onload", at=MONDAY_10, tz=UTC, constraints="all", **fields):
-    return rules.evaluate(trigger(*conditions, constraints=constraints, **fields), event, at, tz, visitor or {})
+    return engine.evaluate(trigger(*conditions, constraints=constraints, **fields), event, at, tz, visitor or {})
 
 
 def holds(condition, visitor, **kw):
@@ -339,7 +339,7 @@ def test_inactive_never_but_the_reasons_are_still_there():
     ("onopen", "onopen", "now"), ("onopen", "onload", "never"),
 ])
 def test_event(runs_on, event, fires):
-    d = rules.evaluate(trigger(event=runs_on), event, MONDAY_10, UTC, {})
+    d = engine.evaluate(trigger(event=runs_on), event, MONDAY_10, UTC, {})
     assert d["fires"] == fires
     if fires == "never":
         assert d["why"] == f"event: the trigger runs {runs_on}, not {event}"
@@ -354,27 +354,27 @@ def test_only_once():
 
 
 def test_derived_defaults():
-    ctx = rules.context("onmessage", {"seconds_on_site": 30, "fired_triggers": [3]}, MONDAY_10, UTC)
+    ctx = engine.context("onmessage", {"seconds_on_site": 30, "fired_triggers": [3]}, MONDAY_10, UTC)
     assert ctx.values["seconds_on_page"] == 30
     assert ctx.values["is_triggered"] is True and ctx.values["fired_triggers"] == ["3"]
     assert ctx.values["is_visitor_send_message"] is True
-    ctx = rules.context("onload", {"is_triggered": False, "fired_triggers": ["3"], "is_visitor_send_message": False},
+    ctx = engine.context("onload", {"is_triggered": False, "fired_triggers": ["3"], "is_visitor_send_message": False},
                         MONDAY_10, UTC)
     assert ctx.values["is_triggered"] is False and ctx.values["is_visitor_send_message"] is False
-    first = rules.context("onload", {}, MONDAY_10, UTC).values
-    assert first == rules.FIRST_VISIT
+    first = engine.context("onload", {}, MONDAY_10, UTC).values
+    assert first == engine.FIRST_VISIT
 
 
 def test_a_trigger_that_cannot_compile_never_fires_and_says_why():
     stored = {"id": "9", "name": "old", "active": True, "event": "onload", "only_once": True, "constraints": "all"}
-    d = rules.decide(rules.unusable(stored, "conditions: cannot be evaluated (x)"),
-                     rules.context("onload", {}, MONDAY_10, UTC))
+    d = engine.decide(engine.unusable(stored, "conditions: cannot be evaluated (x)"),
+                     engine.context("onload", {}, MONDAY_10, UTC))
     assert (d["id"], d["fires"], d["why"], d["reasons"]) == ("9", "never", "conditions: cannot be evaluated (x)", [])
 
 
 def test_evaluate_all_keeps_the_order():
     triggers = [trigger(id=str(i), conditions=[cond("number_of_visits", i)]) for i in (3, 1, 2)]
-    out = rules.evaluate_all(triggers, "onload", MONDAY_10, UTC, {})
+    out = engine.evaluate_all(triggers, "onload", MONDAY_10, UTC, {})
     assert [(d["id"], d["fires"]) for d in out] == [("3", "never"), ("1", "now"), ("2", "never")]
 
 
@@ -445,11 +445,11 @@ def test_delays_alone_wait_for_the_highest_threshold_in_any_order(waits, site, p
 
 @EXAMPLES
 @given(st.lists(st.one_of(FILTERS, CLOCK_FILTERS, WAITS.map(lambda w: (w[0][0], "eq", w[0][1]))), max_size=5),
-       st.sampled_from(["all", "any"]), st.sampled_from(rules.EVENTS), VISITORS, INSTANTS, ZONES)
+       st.sampled_from(["all", "any"]), st.sampled_from(engine.EVENTS), VISITORS, INSTANTS, ZONES)
 def test_a_trigger_that_fired_once_never_fires_again_for_that_visitor(items, constraints, event, visitor, at, tz):
     compiled = trigger(*[cond(n, v, c) for n, c, v in items], constraints=constraints, event=event)
-    first = rules.evaluate(compiled, event, at, tz, visitor)
-    again = rules.evaluate(compiled, event, at, tz, visitor | {"fired_triggers": [*visitor.get("fired_triggers", []), "7"]})
+    first = engine.evaluate(compiled, event, at, tz, visitor)
+    again = engine.evaluate(compiled, event, at, tz, visitor | {"fired_triggers": [*visitor.get("fired_triggers", []), "7"]})
     assert again["fires"] == "never" and again["after"] is None and again["why"].startswith("only_once")
     if first["fires"] != "never":
         assert first["why"] is None
@@ -463,19 +463,19 @@ def test_deterministic_and_decided_by_its_inputs(items, constraints, only_once, 
     inputs (what a caller may memoize on) give equal decisions."""
     stored = {"id": "7", "name": "t", "active": True, "event": "onload", "only_once": only_once,
               "constraints": constraints, "conditions": [cond(n, v, c) for n, c, v in items]}
-    compiled = rules.compile_trigger(stored)
-    first, second = rules.context("onload", one, at, tz), rules.context("onload", other, at, tz)
-    assert rules.decide(compiled, first) == rules.decide(rules.compile_trigger(stored), first)
-    if rules.inputs(compiled, first) == rules.inputs(compiled, second):
-        assert rules.decide(compiled, first) == rules.decide(compiled, second)
+    compiled = engine.compile_trigger(stored)
+    first, second = engine.context("onload", one, at, tz), engine.context("onload", other, at, tz)
+    assert engine.decide(compiled, first) == engine.decide(engine.compile_trigger(stored), first)
+    if engine.inputs(compiled, first) == engine.inputs(compiled, second):
+        assert engine.decide(compiled, first) == engine.decide(compiled, second)
 
 
 def test_inputs_leave_out_what_the_trigger_does_not_read():
     compiled = trigger(cond("number_of_visits", 1), only_once=False)
-    one = rules.context("onload", {"visitor_city": "Brno", "seconds_on_site": 5}, MONDAY_10, UTC)
-    other = rules.context("onload", {"visitor_city": "Praha", "fired_triggers": ["7"]}, MONDAY_10 + datetime.timedelta(hours=3), UTC)
-    assert rules.inputs(compiled, one) == rules.inputs(compiled, other)
-    assert rules.inputs(compiled, one) != rules.inputs(compiled, rules.context("onload", {"number_of_visits": 2}, MONDAY_10, UTC))
-    assert rules.inputs(compiled, one) != rules.inputs(compiled, rules.context("onopen", {}, MONDAY_10, UTC))
+    one = engine.context("onload", {"visitor_city": "Brno", "seconds_on_site": 5}, MONDAY_10, UTC)
+    other = engine.context("onload", {"visitor_city": "Praha", "fired_triggers": ["7"]}, MONDAY_10 + datetime.timedelta(hours=3), UTC)
+    assert engine.inputs(compiled, one) == engine.inputs(compiled, other)
+    assert engine.inputs(compiled, one) != engine.inputs(compiled, engine.context("onload", {"number_of_visits": 2}, MONDAY_10, UTC))
+    assert engine.inputs(compiled, one) != engine.inputs(compiled, engine.context("onopen", {}, MONDAY_10, UTC))
     timed = trigger(cond("hour_of_day", 10))
-    assert rules.inputs(timed, one) != rules.inputs(timed, rules.context("onload", {}, MONDAY_10, tzinfo_of(1)))
+    assert engine.inputs(timed, one) != engine.inputs(timed, engine.context("onload", {}, MONDAY_10, tzinfo_of(1)))

@@ -1,6 +1,6 @@
 """The trigger engine's hot path (triggers/plan.py) runs compiled by Cython where the install
 built it; the same file also runs as Python. Both must write the same bytes for every
-plan and situation, and those bytes must be the JSON of what rules.py documents (the
+plan and situation, and those bytes must be the JSON of what engine.py documents (the
 engine's own tests, test_trigger_engine.py, check the semantics through whichever runs)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opensupp.officehours.rules import tzinfo_of
-from opensupp.triggers import plan, rules
+from opensupp.triggers import engine, plan
 
 UTC = datetime.timezone.utc
 
@@ -55,7 +55,7 @@ VISITORS = st.fixed_dictionaries({}, optional={
     "fired_triggers": st.lists(st.sampled_from(["1", "2", "3"]), max_size=2),
 })
 TRIGGERS = st.lists(st.tuples(st.lists(CONDITIONS, max_size=6), st.sampled_from(["all", "any"]), st.booleans(),
-                              st.booleans(), st.sampled_from(rules.EVENTS), st.booleans()), max_size=6)
+                              st.booleans(), st.sampled_from(engine.EVENTS), st.booleans()), max_size=6)
 INSTANTS = st.datetimes(datetime.datetime(2000, 1, 1), datetime.datetime(9999, 12, 31), timezones=st.just(UTC))
 ZONES = st.sampled_from([tzinfo_of(0), tzinfo_of(5.5), zoneinfo.ZoneInfo("Europe/Prague")])
 
@@ -66,7 +66,7 @@ def compiled_triggers(items):
         stored = {"id": str(k + 1), "name": f"t{k} \"{k}\"", "active": active, "event": event, "only_once": only_once,
                   "constraints": constraints, "conditions": [{"name": n, "cmp": c, "value": v} for n, c, v in conditions]}
         try:
-            out.append(rules.compile_trigger(stored) if usable else rules.unusable(stored, "conditions: cannot be evaluated (x)"))
+            out.append(engine.compile_trigger(stored) if usable else engine.unusable(stored, "conditions: cannot be evaluated (x)"))
         except ValueError:  # the catalogue refuses it (a value out of range): not a trigger that can be stored
             continue
     return out
@@ -74,12 +74,12 @@ def compiled_triggers(items):
 
 @pytest.mark.skipif(not plan.COMPILED, reason="the engine is not compiled here: nothing to compare")
 @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
-@given(TRIGGERS, st.sampled_from(rules.EVENTS), VISITORS, INSTANTS, ZONES)
+@given(TRIGGERS, st.sampled_from(engine.EVENTS), VISITORS, INSTANTS, ZONES)
 def test_compiled_and_python_write_the_same_bytes(items, event, visitor, at, tz):
     triggers = compiled_triggers(items)
-    ctx = rules.context(event, visitor, at, tz)
-    compiled = plan.Plan(triggers, rules.EVENTS).run(ctx)
-    assert compiled == AS_PYTHON.Plan(triggers, rules.EVENTS).run(ctx)
+    ctx = engine.context(event, visitor, at, tz)
+    compiled = plan.Plan(triggers, engine.EVENTS).run(ctx)
+    assert compiled == AS_PYTHON.Plan(triggers, engine.EVENTS).run(ctx)
     decisions = orjson.loads(compiled)
     assert [d["id"] for d in decisions] == [t.id for t in triggers]
     assert all(len(d["reasons"]) == len(t.conditions) for d, t in zip(decisions, triggers))
@@ -94,9 +94,9 @@ def test_the_installed_engine_is_the_one_the_ci_expects():
 def test_clocks_beyond_the_bound_are_refused_before_the_engine():
     for clock in (-1, plan.MAX_CLOCK + 1):
         with pytest.raises(ValueError, match="seconds_on_site and seconds_on_page must be in 0.."):
-            rules.context("onload", {"seconds_on_site": clock}, datetime.datetime(2026, 5, 4, tzinfo=UTC), UTC)
-    ctx = rules.context("onload", {"seconds_on_site": plan.MAX_CLOCK}, datetime.datetime(2026, 5, 4, tzinfo=UTC), UTC)
-    waits = rules.compile_trigger({"id": "1", "name": "t", "active": True, "event": "onload", "only_once": True,
+            engine.context("onload", {"seconds_on_site": clock}, datetime.datetime(2026, 5, 4, tzinfo=UTC), UTC)
+    ctx = engine.context("onload", {"seconds_on_site": plan.MAX_CLOCK}, datetime.datetime(2026, 5, 4, tzinfo=UTC), UTC)
+    waits = engine.compile_trigger({"id": "1", "name": "t", "active": True, "event": "onload", "only_once": True,
                                    "constraints": "all", "conditions": [{"name": "delay_page", "value": plan.MAX_CLOCK}]})
-    decision = orjson.loads(plan.Plan([waits], rules.EVENTS).run(ctx))[0]
+    decision = orjson.loads(plan.Plan([waits], engine.EVENTS).run(ctx))[0]
     assert decision["after"] == plan.MAX_CLOCK - plan.MAX_CLOCK  # page defaults to the site clock: no wait

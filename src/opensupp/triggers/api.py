@@ -7,19 +7,26 @@ import re
 import typing
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, with_config
 from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
-from opensupp.db import Row, Session
+from opensupp.db import Session
 from opensupp.errors import FieldError
-from opensupp.triggers import rules, service
+from opensupp.triggers import engine, service
 from opensupp.triggers.catalogue import (
-    ACTIONS, CONDITIONS, MAX_ACTIONS, MAX_CONDITIONS, MAX_MAGNITUDE, MAX_STRING, ConditionSpec, validate_actions,
+    ACTIONS,
+    CONDITIONS,
+    MAX_ACTIONS,
+    MAX_CONDITIONS,
+    MAX_MAGNITUDE,
+    MAX_STRING,
+    ConditionSpec,
+    validate_actions,
     validate_conditions,
 )
-from opensupp.web.crud import Crud, register, table_service
+from opensupp.triggers.models import Trigger
+from opensupp.web.crud import Crud, Service, register
 from opensupp.web.fields import Body, Bool, Int, Text, text_pattern
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
@@ -50,7 +57,8 @@ def _condition_schema(spec: ConditionSpec) -> dict[str, Any]:
 
 _REGEX_CONDITION = {
     "type": "object",
-    "description": "A string condition compared with a regular expression (RE2 syntax: linear time, no backreferences).",
+    "description": "A string condition compared with a regular expression "
+                   "(RE2 syntax: linear time, no backreferences).",
     "required": ["name", "value", "cmp"],
     "additionalProperties": False,
     "properties": {
@@ -162,11 +170,11 @@ class TriggerOut(Out):
     actions: Actions
 
 
-def trigger_json(row: Row) -> dict[str, Any]:
+def trigger_json(trigger: Trigger) -> dict[str, Any]:
     return {
-        "id": str(row[0]), "active": bool(row[1]), "name": row[2], "description": row[3], "event": row[4],
-        "only_once": bool(row[5]), "constraints": row[6],
-        "conditions": orjson.loads(row[7]), "actions": orjson.loads(row[8]),
+        "id": str(trigger.id), "active": trigger.active, "name": trigger.name, "description": trigger.description,
+        "event": trigger.event, "only_once": trigger.only_once, "constraints": trigger.constraints,
+        "conditions": trigger.conditions, "actions": trigger.actions,
     }
 
 
@@ -175,7 +183,8 @@ register(
     Crud(
         plural="triggers", noun="trigger", tag="Triggers",
         create=TriggerCreate, update=TriggerUpdate, out=TriggerOut, to_json=trigger_json,
-        service=table_service(service.TRIGGERS, create=service.create_trigger, update=service.update_trigger),
+        service=Service(list=service.list_triggers, get=service.get_trigger, create=service.create_trigger,
+                        update=service.update_trigger, delete=service.TRIGGERS.delete),
         writable=("name", "actions", "active", "description", "event", "only_once", "constraints", "conditions"),
         read_only=("id",),
     ),
@@ -241,7 +250,7 @@ def _about(name: str, default: str = "") -> str:
 
 def _field(annotation: Any, default: Any = None, **field: Any) -> Any:
     """A visitor field: ``annotation`` with pydantic's constraints and docs; ``default`` is what
-    an absent field means, for the docs (the engine fills it in: ``rules.context``)."""
+    an absent field means, for the docs (the engine fills it in: ``engine.context``)."""
     info = Field(json_schema_extra={"default": default} if default is not None else None, **field)
     if typing.get_origin(annotation) is Annotated:  # the constraints before its validators: the docs show them
         return Annotated[(annotation.__origin__, info, *annotation.__metadata__)]
@@ -251,7 +260,7 @@ def _field(annotation: Any, default: Any = None, **field: Any) -> Any:
 def _number(name: str) -> Any:
     spec = CONDITIONS[name]
     high = spec.max if spec.max is not None else MAX_MAGNITUDE
-    return _field(Int, rules.FIRST_VISIT[name], ge=spec.min, le=high, description=_about(name))
+    return _field(Int, engine.FIRST_VISIT[name], ge=spec.min, le=high, description=_about(name))
 
 
 def _text(name: str) -> Any:
@@ -264,10 +273,10 @@ class Visitor(TypedDict, total=False):
     are a first-time visitor who has just opened their first page."""
 
     # A TypedDict, not a model: validated into a dict of the fields sent, the rest filled in
-    # by the engine (rules.context). A model with these 18 defaults cost more to validate
+    # by the engine (engine.context). A model with these 18 defaults cost more to validate
     # than the evaluation's SQL (callgrind: 19k instructions for an empty visitor).
     seconds_on_site: _field(
-        Int, rules.FIRST_VISIT[rules.SITE_CLOCK], ge=0, le=MAX_MAGNITUDE,
+        Int, engine.FIRST_VISIT[engine.SITE_CLOCK], ge=0, le=MAX_MAGNITUDE,
         description="Seconds on the site so far: the clock `delay_site` waits on.",
     )
     seconds_on_page: _field(
@@ -280,7 +289,7 @@ class Visitor(TypedDict, total=False):
     is_visitor_send_message: _field(
         Bool, description=_about("is_visitor_send_message", "true on onmessage, else false")
     )
-    is_visitor_served: _field(Bool, rules.FIRST_VISIT["is_visitor_served"], description=_about("is_visitor_served"))
+    is_visitor_served: _field(Bool, engine.FIRST_VISIT["is_visitor_served"], description=_about("is_visitor_served"))
     is_triggered: _field(Bool, description=_about("is_triggered", "whether `fired_triggers` is non-empty"))
     visitor_group: _text("visitor_group")
     visitor_ip: _text("visitor_ip")
@@ -290,7 +299,7 @@ class Visitor(TypedDict, total=False):
     visitor_page_title: _text("visitor_page_title")
     visitor_referer: _text("visitor_referer")
     visitor_language: _text("visitor_language")
-    account_status: _field(AccountStatus, rules.FIRST_VISIT["account_status"], description=_about("account_status"))
+    account_status: _field(AccountStatus, engine.FIRST_VISIT["account_status"], description=_about("account_status"))
     fired_triggers: _field(
         list[TriggerId], [], max_length=MAX_FIRED,
         description="The triggers that have already fired for this visitor (only_once).",
@@ -347,7 +356,8 @@ class TriggerEvaluation(Out):
     event: Event
     at: str = Field(description="The instant evaluated, `YYYY-MM-DDTHH:MM:SSZ` (whole seconds).")
     timezone: Annotated[Any, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string"}]})] = Field(
-        description="The account's office-hours timezone, in which hour_of_day, day_of_week and month_of_year are taken."
+        description="The account's office-hours timezone, in which hour_of_day, day_of_week and month_of_year "
+                    "are taken."
     )
     visitor: VisitorOut = Field(description="The visitor evaluated, defaults filled in.")
     triggers: list[DecisionOut] = Field(description="Every trigger of the account, by id.")
@@ -364,6 +374,6 @@ async def evaluate_triggers(req, session: Session, body: TriggerEvaluate) -> byt
     timezone. A GET counts as an empty body: `onload`, now, a first-time visitor.
     """
     return await service.evaluate_triggers(
-        session, plans=service.plans_of(req.db, req.app.settings.trigger_cache_mb << 20), partner_id=req.partner_id, account_id=req.ids[0], event=body.event,
-        at=body.at, visitor=body.visitor,
+        session, plans=service.plans_of(req.db, req.app.settings.trigger_cache_mb << 20), partner_id=req.partner_id,
+        account_id=req.ids[0], event=body.event, at=body.at, visitor=body.visitor,
     )

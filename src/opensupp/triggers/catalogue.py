@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from re import _parser as sre_parser  # the stdlib's own regex parser (sre_parse before 3.11)
-from typing import Any, Callable, Literal
+from re import _parser as sre_parser  # type: ignore[attr-defined]  # the stdlib's own regex parser
+from typing import Any, Literal
 
 import re2
 

@@ -1,3 +1,9 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
 from sqlalchemy import BigInteger, Boolean, Column, String, Text
 
 from opensupp.accounts.models import child_table
@@ -23,3 +29,28 @@ triggers = child_table(
     # from this index alone, and it is the keyset index of pages and lookups too (0005)
     keyset=("version",),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """A trigger as read (``service.TRIGGERS``' columns), its conditions and actions decoded."""
+
+    id: int
+    active: bool
+    name: str
+    description: str
+    event: str
+    only_once: bool
+    constraints: str
+    conditions: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+
+    @classmethod
+    def from_row(
+        cls, id: int, active: bool | int, name: str, description: str, event: str, only_once: bool | int,
+        constraints: str, conditions: str, actions: str,
+    ) -> Trigger:
+        """From the columns ``TRIGGERS`` reads, in order: conditions and actions are stored as
+        JSON text, and SQLite answers a boolean as 0 or 1."""
+        return cls(id, bool(active), name, description, event, bool(only_once), constraints, orjson.loads(conditions),
+                   orjson.loads(actions))

@@ -7,6 +7,7 @@ from libc.string cimport memcpy
 
 
 cdef int _breathe() except -1
+cdef int _FIELD_KIND, _TIME_KIND, _WAIT_KIND
 
 
 cdef class Writer:
@@ -46,15 +47,41 @@ cdef class Entry:
     cpdef bytes event_gate(self, str event)
 
 
+cdef class Situation:
+    cdef long long site, page
+    cdef object calendar
+    cdef list closed, opened, holds, shown_as_text
+    cdef dict encoded
+
+
+cdef class Walk:
+    cdef long long t, soonest, failed_at, failed_number, number, wait
+    cdef Check failed
+    cdef bytes failed_shown
+
+    # the steps of Plan.run for one trigger: direct C calls (inline: the C compiler may fold them in)
+    @cython.locals(chained=bint, last=Py_ssize_t, j=Py_ssize_t, kind=int, wait="long long", ok=bint, check=Check)
+    cdef inline int conditions(self, Entry e, Situation situation, Writer reasons) except -1
+    @cython.locals(i=Py_ssize_t)
+    cdef inline int field_reason(self, Check check, Situation situation, Writer reasons) except -1
+    @cython.locals(t="long long", actual="long long", threshold="long long", wait="long long")
+    cdef inline int wait_reason(self, Check check, Situation situation, Writer reasons) except -1
+    @cython.locals(t="long long", number="long long", ok=bint)
+    cdef inline int filter_reason(self, Check check, Situation situation, Writer reasons) except -1
+    @cython.locals(i=Py_ssize_t, shown=bytes)
+    cdef inline int fail(self, Check check, Situation situation) except -1
+    @cython.locals(after="long long")
+    cdef inline int write_head(self, Entry e, str event, frozenset fired, Writer out) except -1
+    cdef inline int write_failure(self, Entry e, Writer out) except -1
+
+
 cdef class Plan:
     cdef readonly list checks, fields, entries
     cdef Py_ssize_t size_hint
 
-    @cython.locals(n=Py_ssize_t, i=Py_ssize_t, j=Py_ssize_t, k=Py_ssize_t, last=Py_ssize_t, breathe=bint,
-                   last_entry=Py_ssize_t, kind=int, field=int, wait_kind=int, time_kind=int, ok=bint, chained=bint,
-                   event=str, fired=frozenset, check=Check, failed=Check, e=Entry, out=Writer, reasons=Writer,
-                   closed=list, opened=list, holds=list, shown_as_text=list, checks=list, failed_shown=bytes,
-                   site="long long", page="long long",
-                   t="long long", actual="long long", wait="long long", soonest="long long", threshold="long long",
-                   failed_at="long long", after="long long", number="long long", failed_number="long long")
+    @cython.locals(k=Py_ssize_t, last_entry=Py_ssize_t, event=str, fired=frozenset, e=Entry, out=Writer,
+                   reasons=Writer, situation=Situation, walk=Walk)
     cpdef bytes run(self, ctx, bytes prefix=*, bytes suffix=*, bint breathe=*)
+    @cython.locals(i=Py_ssize_t, check=Check, checks=list, folded=dict, encoded=dict, ok=bint, shown=bytes,
+                   body=bytes)
+    cdef int check_fields(self, dict values, Situation situation, bint breathe) except -1

@@ -1,7 +1,7 @@
 """The trigger engine's hot path: compiled triggers as one plan, walked for a situation
 straight into the JSON of the decisions.
 
-``rules`` says what a decision is (read its module doc: the gates, the waits, the reasons);
+``engine`` says what a decision is (read its module doc: the gates, the waits, the reasons);
 this module computes exactly that, for many triggers at once, and writes each decision as
 JSON bytes rather than as dicts: an account's 50 triggers of 4 conditions make 200 reasons,
 and building then encoding 200 dicts cost more than the rest of the request together.
@@ -10,8 +10,12 @@ and building then encoding 200 dicts cost more than the rest of the request toge
   distinct condition becomes one ``Check`` with its reason's head (``{"name", "cmp",
   "expected", "actual":``) and its sentence for ``why`` already encoded; every trigger an
   ``Entry`` with its own head and its gate sentences encoded.
-- ``Plan.run(ctx)`` checks each distinct visitor-field condition once, then walks every
-  trigger, writing its pieces of bytes to one ``Writer``.
+- ``Plan.run(ctx)`` resolves the ``Situation`` (clocks, calendar) and checks each distinct
+  visitor-field condition once in it (``Plan.check_fields``), then a ``Walk`` takes every
+  trigger in turn: its conditions' reasons (``Walk.conditions``: a step per kind of
+  condition), then its head (``Walk.write_head``: the gates, then what the conditions gave),
+  its pieces of bytes written to one ``Writer``. Compiled, the steps are direct C calls on
+  typed objects (``cdef inline`` in plan.pxd), so the split costs no Python call.
 
 This file is plain Python and runs as such. Where the package was built with a C compiler,
 Cython compiled it (``setup.py``; ``plan.pxd`` gives the C types), and the compiled module is
@@ -30,9 +34,10 @@ from typing import Any
 import cython
 import orjson
 
-#: The kinds of ``rules.Condition``: a visitor field, a part of the local time, a wait on a
+#: The kinds of ``engine.Condition``: a visitor field, a part of the local time, a wait on a
 #: clock (``delay_*`` with ``eq``/``gte``/``gt``) and a filter on a clock (the other comparators).
 FIELD, TIME, WAIT, CLOCK = 0, 1, 2, 3
+_FIELD_KIND, _TIME_KIND, _WAIT_KIND = FIELD, TIME, WAIT  # the same, as C ints where compiled (plan.pxd)
 
 COMPILED = not __file__.endswith(".py")
 
@@ -197,7 +202,8 @@ class Entry:
             self.problem = self.never + orjson.dumps(trigger.problem) + b',"reasons":[]}'
         # the heads of "never" with each gate's sentence (and ``none``, under ``any``)
         self.inactive = self.never_because("inactive: the trigger's active is false")
-        self.once = self.never_because(f"only_once: trigger {trigger.id} has already fired for this visitor (fired_triggers)")
+        self.once = self.never_because(
+            f"only_once: trigger {trigger.id} has already fired for this visitor (fired_triggers)")
         self.none = self.never_because(f"conditions: none of the {len(checks)} holds (constraints: any)")
         self.events = {e: self.event_gate(e) for e in events if e != trigger.event}
 
@@ -209,7 +215,7 @@ class Entry:
 
 
 class Plan:
-    """Compiled triggers (``rules.CompiledTrigger``, in the order to answer them), ready to run."""
+    """Compiled triggers (``engine.CompiledTrigger``, in the order to answer them), ready to run."""
 
     def __init__(self, triggers: Any, events: tuple[str, ...] = (), breathe: bool = False) -> None:
         """``breathe``: built off the event loop, in a thread that must let the loop's thread
@@ -237,26 +243,47 @@ class Plan:
     @cython.boundscheck(False)  # (compiled: the indices are the checks' own, 0 <= check.index < len(checks))
     @cython.wraparound(False)
     def run(self, ctx, prefix=b"", suffix=b"", breathe=False):  # -> bytes (plan.pxd types it)
-        """The decisions, in order, as a JSON array: see ``rules.Decision``; between ``prefix``
+        """The decisions, in order, as a JSON array: see ``engine.Decision``; between ``prefix``
         and ``suffix`` when given (the rest of an answer: no copy of the array into it). The
-        clocks (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``rules.context`` checks.
+        clocks (``ctx.site``, ``ctx.page``) must be in 0..MAX_CLOCK, as ``engine.context`` checks.
         ``breathe``: run off the event loop, letting the loop's thread take turns (``_breathe``)."""
-        values = ctx.values
-        folded = {}  # the strings compared casefolded, by field
+        situation = Situation(ctx, len(self.checks))
+        self.check_fields(ctx.values, situation, breathe)
         event = sys.intern(ctx.event)
         fired = ctx.fired
-        calendar = ctx.calendar
-        site = ctx.site
-        page = ctx.page
+        walk = Walk()
+        out = Writer(self.size_hint)
+        reasons = Writer(4096)  # one trigger's, written after its head
+        out.add(prefix)
+        out.byte(b"[")
+        last_entry = len(self.entries) - 1
+        for k, e in enumerate(self.entries):
+            if breathe and k % BREATHE_EVERY == 0:
+                _breathe()
+            if e.problem is not None:
+                out.add(e.problem)
+            else:
+                walk.conditions(e, situation, reasons)
+                walk.write_head(e, event, fired, out)
+                out.move(reasons)
+                out.byte(b"]")
+                out.byte(b"}")
+            if k != last_entry:
+                out.byte(b",")
+        out.byte(b"]")
+        out.add(suffix)
+        answer = out.value()
+        self.size_hint = len(answer) + 256  # the next run's buffer: no growing on the way
+        return answer
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    def check_fields(self, values, situation, breathe):
+        """Each distinct visitor-field condition once, into ``situation``: whether it holds,
+        and its reason, closed (checked now) or open for the "at" of a check after a wait."""
         checks = self.checks
-        # each visitor-field condition once: whether it holds, and its reason, closed (checked
-        # now) or open for the "at" of a check after a wait
-        n = len(checks)
-        closed = [None] * n
-        opened = [None] * n
-        holds = [False] * n
-        shown_as_text = [None] * n  # the value's JSON as the text of a JSON string, for ``why``
-        encoded = {}
+        folded = {}  # the strings compared casefolded, by field
+        encoded = situation.encoded
         for i in self.fields:
             if breathe and i % BREATHE_EVERY == 0:
                 _breathe()
@@ -274,142 +301,193 @@ class Plan:
             if shown is None:
                 shown = encoded[key] = orjson.dumps(value)
             body = check.head + shown + (_TRUE if ok else _FALSE)
-            closed[i] = body + b"}"
-            opened[i] = body + _AT
-            holds[i] = ok
-        out = Writer(self.size_hint)
-        reasons = Writer(4096)  # one trigger's, written after its head
-        out.add(prefix)
-        out.byte(b"[")
-        field, wait_kind, time_kind = FIELD, WAIT, TIME  # (typed: C comparisons)
-        last_entry = len(self.entries) - 1
-        for k, e in enumerate(self.entries):
-            if breathe and k % BREATHE_EVERY == 0:
-                _breathe()
-            if e.problem is not None:
-                out.add(e.problem)
+            situation.closed[i] = body + b"}"
+            situation.opened[i] = body + _AT
+            situation.holds[i] = ok
+        return 0
+
+
+class Situation:
+    """One run's situation, resolved for the walks: the clocks, the calendar, and what each
+    distinct visitor-field condition gave (``Plan.check_fields``), by check index."""
+
+    def __init__(self, ctx: Any, n: int) -> None:
+        self.site = ctx.site
+        self.page = ctx.page
+        self.calendar = ctx.calendar
+        self.closed = [None] * n  # the reason checked now, closed
+        self.opened = [None] * n  # the reason open for its "at"
+        self.holds = [False] * n
+        self.shown_as_text = [None] * n  # the value's JSON as the text of a JSON string, for ``why``
+        self.encoded = {}  # each field's value as JSON, by field
+
+
+class Walk:
+    """Walks one trigger's conditions, writing their reasons, then writes its decision's head;
+    one per run, used for each trigger in turn. Holds what the conditions gave."""
+
+    def __init__(self) -> None:
+        self.t = 0  # seconds from now at which the current condition is checked; at the end, the total wait
+        self.soonest = -1  # ``any``: the earliest wait of a condition that holds (-1: none holds)
+        self.failed = None  # ``all``: the first condition that does not hold,
+        self.failed_at = 0  # when it is checked,
+        self.failed_shown = None  # and its actual value: a visitor field's, as text for a JSON string,
+        self.failed_number = -1  # or a number (-1: null, a time beyond the calendar)
+        self.number = -1  # the number the last clock or time condition read (-1: none)
+        self.wait = 0  # the seconds the last wait waits
+
+    def conditions(self, e, situation, reasons):
+        """The trigger's conditions in order: their reasons to ``reasons``, what they give to
+        ``self``. Waits add up under ``all`` (``chained``); under ``any`` each counts from now."""
+        chained = e.chained
+        self.t = 0
+        self.soonest = -1
+        self.failed = None
+        self.failed_at = 0
+        self.failed_shown = None
+        self.failed_number = -1
+        last = len(e.checks) - 1
+        for j, check in enumerate(e.checks):
+            kind = check.kind
+            wait = -1
+            if kind == _FIELD_KIND:
+                ok = self.field_reason(check, situation, reasons)
+            elif kind == _WAIT_KIND:
+                ok = self.wait_reason(check, situation, reasons)
+                wait = self.wait
             else:
-                chained = e.chained
-                t = 0  # seconds from now at which the current condition is checked
-                soonest = -1  # ``any``: the earliest wait of a condition that holds
-                failed = None  # ``all``: the first condition that does not hold,
-                failed_at = 0  # when it is checked,
-                failed_shown = None  # and its actual value: a visitor field's, as text for a JSON string,
-                failed_number = -1  # or a number (-1: null, a time beyond the calendar)
-                last = len(e.checks) - 1
-                for j, check in enumerate(e.checks):
-                    i = check.index
-                    kind = check.kind
-                    wait = -1
-                    number = -1
-                    if kind == field:
-                        ok = holds[i]
-                        if t:
-                            reasons.add(opened[i])
-                            reasons.number(t)
-                            reasons.byte(b"}")
-                        else:
-                            reasons.add(closed[i])
-                    elif kind == wait_kind:
-                        ok = True
-                        actual = (page if check.key else site) + t
-                        threshold = check.test
-                        wait = threshold - actual if threshold > actual else 0
-                        reasons.add(check.head)
-                        reasons.number(actual)
-                        if t:
-                            reasons.add(_TRUE)
-                            reasons.add(_AT)
-                            reasons.number(t)
-                            reasons.add(_WAIT_AFTER)
-                        else:
-                            reasons.add(_WAIT_OK)
-                        reasons.number(wait)
-                        reasons.byte(b"}")
-                    else:
-                        if kind == time_kind:
-                            local = calendar.at(t)
-                            part = None if local is None else local[check.key]
-                            ok = part is not None and bool(check.test(part))
-                            if part is not None:
-                                number = part
-                        else:
-                            number = (page if check.key else site) + t
-                            ok = bool(check.test(number))
-                        reasons.add(check.head)
-                        if number < 0:
-                            reasons.add(_NULL)
-                        else:
-                            reasons.number(number)
-                        reasons.add(_TRUE if ok else _FALSE)
-                        if t:
-                            reasons.add(_AT)
-                            reasons.number(t)
-                        reasons.byte(b"}")
-                    if j != last:
-                        reasons.byte(b",")
-                    if wait > 0 and chained:
-                        t += wait
-                    if not ok:
-                        if failed is None:
-                            failed = check
-                            failed_at = t
-                            if kind == field:
-                                failed_shown = shown_as_text[i]
-                                if failed_shown is None:
-                                    failed_shown = shown_as_text[i] = orjson.dumps(encoded[check.key].decode())[1:-1]
-                            else:
-                                failed_number = number
-                    elif wait <= 0:
-                        soonest = 0
-                    elif soonest < 0 or wait < soonest:
-                        soonest = wait
-                # the head: the gates first, then what the conditions gave
-                if not e.active:
-                    out.add(e.inactive)
-                elif e.event != event:
-                    head = e.events.get(event)
-                    out.add(head if head is not None else e.event_gate(event))
-                elif e.only_once and fired and e.id in fired:
-                    out.add(e.once)
-                elif failed is not None and chained:
-                    out.add(e.never)
-                    out.add(failed.why)
-                    if failed_at:
-                        out.add(_IN)
-                        out.number(failed_at)
-                        out.add(_SECONDS)
-                    out.add(_ACTUAL)
-                    if failed_shown is not None:
-                        out.add(failed_shown)
-                    elif failed_number < 0:
-                        out.add(_NULL)
-                    else:
-                        out.number(failed_number)
-                    out.add(_CLOSE)
-                    out.add(_NEVER_END)
-                else:
-                    if chained:
-                        after = t
-                    elif soonest >= 0 or last >= 0:
-                        after = soonest  # -1: none holds
-                    else:
-                        after = 0  # no conditions: everyone, now
-                    if after > 0:
-                        out.add(e.later)
-                        out.number(after)
-                        out.add(_LATER_END)
-                    elif after == 0:
-                        out.add(e.now)
-                    else:
-                        out.add(e.none)
-                out.move(reasons)
-                out.byte(b"]")
-                out.byte(b"}")
-            if k != last_entry:
-                out.byte(b",")
-        out.byte(b"]")
-        out.add(suffix)
-        answer = out.value()
-        self.size_hint = len(answer) + 256  # the next run's buffer: no growing on the way
-        return answer
+                ok = self.filter_reason(check, situation, reasons)
+            if j != last:
+                reasons.byte(b",")
+            if wait > 0 and chained:
+                self.t += wait
+            if not ok:
+                if self.failed is None:
+                    self.fail(check, situation)
+            elif wait <= 0:
+                self.soonest = 0
+            elif self.soonest < 0 or wait < self.soonest:
+                self.soonest = wait
+        return 0
+
+    @cython.boundscheck(False)  # (compiled: the index is the check's own, 0 <= check.index < len(checks))
+    @cython.wraparound(False)
+    def field_reason(self, check, situation, reasons):
+        """A visitor-field condition, checked already (``Plan.check_fields``): its reason; whether it holds."""
+        i = check.index
+        if self.t:
+            reasons.add(situation.opened[i])
+            reasons.number(self.t)
+            reasons.byte(b"}")
+        else:
+            reasons.add(situation.closed[i])
+        return situation.holds[i]
+
+    def wait_reason(self, check, situation, reasons):
+        """A wait's reason; it always holds. Leaves the seconds it waits in ``self.wait`` (0: its
+        clock is there already)."""
+        t = self.t
+        actual = (situation.page if check.key else situation.site) + t
+        threshold = check.test
+        wait = threshold - actual if threshold > actual else 0
+        reasons.add(check.head)
+        reasons.number(actual)
+        if t:
+            reasons.add(_TRUE)
+            reasons.add(_AT)
+            reasons.number(t)
+            reasons.add(_WAIT_AFTER)
+        else:
+            reasons.add(_WAIT_OK)
+        reasons.number(wait)
+        reasons.byte(b"}")
+        self.wait = wait
+        return True
+
+    def filter_reason(self, check, situation, reasons):
+        """A condition on the local time or on a clock: its reason; whether it holds. Leaves the
+        number it read in ``self.number`` (-1: a time beyond the calendar)."""
+        t = self.t
+        number = -1
+        if check.kind == _TIME_KIND:
+            local = situation.calendar.at(t)
+            part = None if local is None else local[check.key]
+            ok = part is not None and bool(check.test(part))
+            if part is not None:
+                number = part
+        else:
+            number = (situation.page if check.key else situation.site) + t
+            ok = bool(check.test(number))
+        self.number = number
+        reasons.add(check.head)
+        if number < 0:
+            reasons.add(_NULL)
+        else:
+            reasons.number(number)
+        reasons.add(_TRUE if ok else _FALSE)
+        if t:
+            reasons.add(_AT)
+            reasons.number(t)
+        reasons.byte(b"}")
+        return ok
+
+    def fail(self, check, situation):
+        """Keep the first condition that does not hold, when, and its actual value, for ``why``."""
+        self.failed = check
+        self.failed_at = self.t
+        if check.kind == _FIELD_KIND:
+            i = check.index
+            shown = situation.shown_as_text[i]
+            if shown is None:
+                shown = situation.shown_as_text[i] = orjson.dumps(situation.encoded[check.key].decode())[1:-1]
+            self.failed_shown = shown
+        else:
+            self.failed_number = self.number
+        return 0
+
+    def write_head(self, e, event, fired, out):
+        """The decision's head: the gates first, then what the conditions gave."""
+        if not e.active:
+            out.add(e.inactive)
+        elif e.event != event:
+            head = e.events.get(event)
+            out.add(head if head is not None else e.event_gate(event))
+        elif e.only_once and fired and e.id in fired:
+            out.add(e.once)
+        elif self.failed is not None and e.chained:
+            self.write_failure(e, out)
+        else:
+            if e.chained:
+                after = self.t
+            elif self.soonest >= 0 or len(e.checks) > 0:
+                after = self.soonest  # -1: none holds
+            else:
+                after = 0  # no conditions: everyone, now
+            if after > 0:
+                out.add(e.later)
+                out.number(after)
+                out.add(_LATER_END)
+            elif after == 0:
+                out.add(e.now)
+            else:
+                out.add(e.none)
+        return 0
+
+    def write_failure(self, e, out):
+        """The head of ``never`` under ``all``: which condition does not hold, when, and its actual value."""
+        out.add(e.never)
+        out.add(self.failed.why)
+        if self.failed_at:
+            out.add(_IN)
+            out.number(self.failed_at)
+            out.add(_SECONDS)
+        out.add(_ACTUAL)
+        if self.failed_shown is not None:
+            out.add(self.failed_shown)
+        elif self.failed_number < 0:
+            out.add(_NULL)
+        else:
+            out.number(self.failed_number)
+        out.add(_CLOSE)
+        out.add(_NEVER_END)
+        return 0

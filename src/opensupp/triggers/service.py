@@ -1,4 +1,4 @@
-"""Triggers (auto-messages): stored as validated; evaluated (a dry run) by the engine, rules.py."""
+"""Triggers (auto-messages): stored as validated; evaluated (a dry run) by the engine, engine.py."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime
 import functools
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -17,8 +17,9 @@ from opensupp.db import Row, Session
 from opensupp.errors import Conflict
 from opensupp.officehours.rules import DEFAULT, tzinfo_of
 from opensupp.timeutil import now
-from opensupp.triggers import rules
+from opensupp.triggers import engine
 from opensupp.triggers.catalogue import REGEX_MAX_MEM, regex_instructions
+from opensupp.triggers.models import Trigger
 from opensupp.triggers.plan import Plan
 
 TRIGGERS = ChildTable(
@@ -33,24 +34,38 @@ def _encoded(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: orjson.dumps(v).decode() if k in _JSON else v for k, v in fields.items()}
 
 
+async def get_trigger(session: Session, *, partner_id: int, account_id: int, item_id: int) -> Trigger:
+    return Trigger.from_row(*await TRIGGERS.get(session, partner_id=partner_id, account_id=account_id, item_id=item_id))
+
+
+async def list_triggers(
+    session: Session, *, partner_id: int, account_id: int, after: int, limit: int
+) -> tuple[list[Trigger], bool]:
+    """Up to ``limit`` triggers after the id ``after``, and whether more follow."""
+    rows, more = await TRIGGERS.list(session, partner_id=partner_id, account_id=account_id, after=after, limit=limit)
+    return [Trigger.from_row(*row) for row in rows], more
+
+
 async def create_trigger(
     session: Session, *, partner_id: int, account_id: int, name: str, actions: list[dict[str, Any]],
     active: bool = True, description: str = "", event: str = "onload", only_once: bool = True,
     constraints: str = "all", conditions: list[dict[str, Any]] | None = None,
-) -> Row:
+) -> Trigger:
     values = _encoded({
         "active": active, "name": name, "description": description, "event": event, "only_once": only_once,
         "constraints": constraints, "conditions": conditions or [], "actions": actions, "created_at": now(),
     })
-    return await TRIGGERS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
+    row = await TRIGGERS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
+    return Trigger.from_row(*row)
 
 
 async def update_trigger(
     session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
-) -> Row:
-    return await TRIGGERS.update(
+) -> Trigger:
+    row = await TRIGGERS.update(
         session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=_encoded(changes)
     )
+    return Trigger.from_row(*row)
 
 
 # ----------------------------------------------------------------------------- evaluate (a dry run)
@@ -101,22 +116,34 @@ _TRIGGERS_SQL = {
               " FROM accounts a LEFT JOIN triggers t ON t.account_id = a.id WHERE a.id = $1 ORDER BY t.id LIMIT $2",
     "postgresql": f"SELECT NULL, {_COLUMNS} FROM triggers WHERE account_id = $1 ORDER BY id LIMIT $2",
 }
-_STORED = ("id", "active", "name", "event", "only_once", "constraints", "conditions")
+
+
+class Stored(NamedTuple):
+    """What evaluating reads of a stored trigger (``_TRIGGERS_SQL``, from ``id``): equal ones
+    compile to equal triggers."""
+
+    id: int
+    active: bool
+    name: str
+    event: str
+    only_once: bool
+    constraints: str
+    conditions: str  # JSON, as stored
 
 
 class _Compiled:
-    """A trigger compiled from its row (a row that differs is compiled again)."""
+    """A trigger compiled from what was read of it (read differently, it is compiled again)."""
 
-    __slots__ = ("row", "trigger", "__weakref__")
+    __slots__ = ("source", "trigger", "__weakref__")
 
-    def __init__(self, row: tuple[Any, ...], trigger: rules.CompiledTrigger) -> None:
-        self.row = row
+    def __init__(self, source: Stored, trigger: engine.CompiledTrigger) -> None:
+        self.source = source
         self.trigger = trigger
 
 
 #: Compiled triggers by id, while a cached plan holds them (weakly here: the plans' budget
 #: bounds them), so that a plan rebuilt after one trigger changed compiles only that one,
-#: and accounts with equal triggers share their compiled conditions (``rules._INTERNED``).
+#: and accounts with equal triggers share their compiled conditions (``engine._INTERNED``).
 _compiled: weakref.WeakValueDictionary[int, _Compiled] = weakref.WeakValueDictionary()
 
 
@@ -182,26 +209,26 @@ def plans_of(db: Any, budget: int) -> Plans:
     return plans
 
 
-def _compile(row: tuple[Any, ...]) -> _Compiled:
-    """The trigger of a row (as a tuple), compiled, or the one compiled already."""
-    cached = _compiled.get(row[0])
-    if cached is not None and cached.row == row:
+def _compile(source: Stored) -> _Compiled:
+    """The trigger read, compiled, or the one compiled already."""
+    cached = _compiled.get(source.id)
+    if cached is not None and cached.source == source:
         return cached
-    stored = dict(zip(_STORED, row))
+    stored = source._asdict()
     try:
         stored["conditions"] = orjson.loads(stored["conditions"])
-        trigger = rules.compile_trigger(stored)
+        trigger = engine.compile_trigger(stored)
     except ValueError as exc:
-        trigger = rules.unusable(stored, f"conditions: cannot be evaluated ({exc})")
-    compiled = _compiled[row[0]] = _Compiled(row, trigger)
+        trigger = engine.unusable(stored, f"conditions: cannot be evaluated ({exc})")
+    compiled = _compiled[source.id] = _Compiled(source, trigger)
     return compiled
 
 
-def _build(rows: list[tuple[Any, ...]], fingerprint: Any, breathe: bool = False) -> Planned:
-    """The plan of these trigger rows (tuples, from ``id``), and what it costs."""
-    compiled = [_compile(row) for row in rows]
+def _build(sources: list[Stored], fingerprint: Any, breathe: bool = False) -> Planned:
+    """The plan of these triggers, and what it costs."""
+    compiled = [_compile(source) for source in sources]
     triggers = [c.trigger for c in compiled]
-    plan = Plan(triggers, rules.EVENTS, breathe)
+    plan = Plan(triggers, engine.EVENTS, breathe)
     regex: dict[str, int] = {}  # by visitor field
     searches = set()  # the distinct regex conditions (interned: equal ones are one object)
     reasons = 0
@@ -218,15 +245,15 @@ def _build(rows: list[tuple[Any, ...]], fingerprint: Any, breathe: bool = False)
     return Planned(fingerprint, plan, compiled, regex, base_work, charge)
 
 
-def _compile_cost(rows: list[tuple[Any, ...]]) -> float:
-    """About how many microseconds compiling the rows not compiled yet takes (measured on this
+def _compile_cost(sources: list[Stored]) -> float:
+    """About how many microseconds compiling the triggers not compiled yet takes (measured on this
     project's machine class: 30 a trigger, 0.3 a byte of its conditions, 600 a regular
     expression at most, compiled twice: checked, then for the engine)."""
     cost = 0.0
-    for row in rows:
-        cached = _compiled.get(row[0])
-        if cached is None or cached.row != row:
-            conditions = row[6]
+    for source in sources:
+        cached = _compiled.get(source.id)
+        if cached is None or cached.source != source:
+            conditions = source.conditions
             cost += 30 + 0.3 * len(conditions) + 600 * conditions.count('"regex"')
     return cost
 
@@ -234,7 +261,7 @@ def _compile_cost(rows: list[tuple[Any, ...]]) -> float:
 def _fingerprint(rows: list[Row]) -> str | None:
     """PostgreSQL's fingerprint of the triggers read (``_TRIGGERS_SQL``: version, then id), as
     the database spells it."""
-    return ",".join(f"{row[2]}.{row[1]}" for row in rows) or None
+    return ",".join(f"{trigger_id}.{version}" for _, version, trigger_id, *_ in rows) or None
 
 
 async def _planned(session: Session, plans: Plans, account_id: int, fingerprint: Any) -> Planned:
@@ -242,6 +269,7 @@ async def _planned(session: Session, plans: Plans, account_id: int, fingerprint:
     planned = plans.get(account_id, fingerprint)
     if planned is not None:
         return planned
+    # each row: the SQLite revision (PostgreSQL: NULL), the version, then the ``Stored`` columns
     rows = await session.fetch(_TRIGGERS_SQL[session.dialect], account_id, MAX_EVALUATED + 1)
     if session.dialect == "sqlite":  # (no row at all: the account is gone since; never matched)
         read = rows[0][0] if rows else None
@@ -251,7 +279,7 @@ async def _planned(session: Session, plans: Plans, account_id: int, fingerprint:
     if len(rows) > MAX_EVALUATED:
         raise Conflict(f"Account {account_id} has more than {MAX_EVALUATED} triggers; evaluate answers for at most "
                        f"{MAX_EVALUATED}.")
-    sources = [tuple(row[2:]) for row in rows]
+    sources = [Stored(*stored) for _, _, *stored in rows]
     if _compile_cost(sources) > LOOP_COMPILE_US:
         planned = await lane.run(_build, sources, read, True)
     else:
@@ -267,13 +295,14 @@ async def evaluate_triggers(
     """Every trigger of the account, evaluated for ``visitor`` on ``event`` at ``at`` (default:
     now) in the account's office-hours timezone, with the ``plans`` of the session's database
     (``plans_of``), as the answer's JSON. Reads only."""
-    row = await session.fetchrow(_ACCOUNT_SQL[session.dialect], account_id, partner_id)
-    if row is None:
+    account = await session.fetchrow(_ACCOUNT_SQL[session.dialect], account_id, partner_id)
+    if account is None:
         raise account_not_found(account_id)
-    planned = await _planned(session, plans, account_id, row[1])
-    timezone = orjson.loads(row[0])["timezone"] if row[0] else DEFAULT["timezone"]
+    office_hours, fingerprint = account
+    planned = await _planned(session, plans, account_id, fingerprint)
+    timezone = orjson.loads(office_hours)["timezone"] if office_hours else DEFAULT["timezone"]
     instant, shown = (at, _utc(at)) if at is not None else _second(now())
-    ctx = rules.context(event, visitor, instant, tzinfo_of(timezone))
+    ctx = engine.context(event, visitor, instant, tzinfo_of(timezone))
     # the answer's JSON, written by the plan around its decisions (no copy of them into it)
     head = orjson.dumps({"event": event, "at": shown, "timezone": timezone, "visitor": ctx.values})
     prefix = head[:-1] + b',"triggers":'
@@ -292,14 +321,14 @@ async def evaluate_triggers(
 @functools.lru_cache(maxsize=1)  # the requests of one second share it
 def _second(t: int) -> tuple[datetime.datetime, str]:
     """The instant ``t`` (seconds since the epoch), and as the answer shows it."""
-    instant = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    instant = datetime.datetime.fromtimestamp(t, datetime.UTC)
     return instant, _utc(instant)
 
 
 def _utc(instant: datetime.datetime) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``, or the instant with its own offset where UTC leaves the calendar."""
     try:
-        utc = instant.astimezone(datetime.timezone.utc)
+        utc = instant.astimezone(datetime.UTC)
     except (OverflowError, ValueError):
         return instant.isoformat(timespec="seconds")
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (utc.year, utc.month, utc.day, utc.hour, utc.minute, utc.second)
+    return f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}Z"

@@ -9,6 +9,8 @@ chosen); ``context`` resolves the situation (event, instant, timezone, visitor) 
 server's path, compiled by Cython); ``decide``, ``evaluate`` and ``evaluate_all`` answer
 the same decisions as dicts.
 ``inputs`` says what a decision reads of the situation, so a caller may memoize decisions.
+``reference.decide`` states the same decisions the plain way (dicts in, the decision out);
+tests/test_trigger_reference.py holds this engine to it on random triggers and visitors.
 
 The visitor context (``context``) uses the condition names where one exists, plus the two
 clocks the delays wait on, ``seconds_on_site`` and ``seconds_on_page``, and
@@ -55,8 +57,9 @@ from __future__ import annotations
 import datetime
 import operator
 import weakref
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, TypedDict
+from typing import Any, TypedDict
 
 import orjson
 
@@ -220,17 +223,21 @@ class Calendar:
     def __init__(self, instant: datetime.datetime, tz: datetime.tzinfo) -> None:
         if instant.tzinfo is None:
             raise ValueError("the instant must be timezone-aware")
-        self.instant, self.tz, self.cache = instant, tz, {}
+        self.instant, self.tz = instant, tz
+        self.cache: dict[int, tuple[int, int, int] | None] = {}
 
     def at(self, t: int) -> tuple[int, int, int] | None:
-        local = self.cache.get(t, False)
-        if local is False:
-            try:
-                moment = (self.instant + datetime.timedelta(seconds=t) if t else self.instant).astimezone(self.tz)
-                local = (moment.hour, moment.isoweekday(), moment.month - 1)
-            except (OverflowError, ValueError):
-                local = None  # beyond the calendar
-            self.cache[t] = local
+        try:
+            return self.cache[t]
+        except KeyError:
+            pass
+        local: tuple[int, int, int] | None
+        try:
+            moment = (self.instant + datetime.timedelta(seconds=t) if t else self.instant).astimezone(self.tz)
+            local = (moment.hour, moment.isoweekday(), moment.month - 1)
+        except (OverflowError, ValueError):
+            local = None  # beyond the calendar
+        self.cache[t] = local
         return local
 
 
@@ -307,7 +314,8 @@ def inputs(trigger: CompiledTrigger, ctx: Context) -> Any:
     """Everything ``decide(trigger, ctx)`` reads of ``ctx``, hashable: equal inputs give
     equal decisions, so a caller may memoize decisions on ``(trigger, inputs)``."""
     calendar = ctx.calendar
-    return trigger.inputs({**ctx.values, _EVENT: ctx.event, _FIRED: ctx.fired, _CALENDAR: (calendar.instant, calendar.tz)})
+    seen = {**ctx.values, _EVENT: ctx.event, _FIRED: ctx.fired, _CALENDAR: (calendar.instant, calendar.tz)}
+    return trigger.inputs(seen)
 
 
 def decide(trigger: CompiledTrigger, ctx: Context) -> Decision:
