@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-import opensupp.client as sdk
+import opensupp_client as sdk
 from conftest import cli_key, free_port, start_server, stop_server
 from flaky import Flaky, ProxyServer
-from opensupp.client import AsyncClient, Client
+from opensupp_client import AsyncClient, Client
 
 EXPORTED = [
-    "Client", "AsyncClient", "Account", "User", "Trigger", "OfficeHours", "OfflineEmail", "Hook",
+    "__version__", "Client", "AsyncClient", "Account", "User", "Trigger", "OfficeHours", "OfflineEmail", "Hook",
     "OpensuppError", "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
     "InvalidJSONError", "ValidationError", "AuthError", "NotFoundError", "MethodNotAllowedError",
     "ConflictError", "PayloadTooLargeError", "IdempotencyMismatchError", "RateLimitError", "ServerError",
@@ -37,16 +37,43 @@ def test_public_surface_is_pinned():
     assert all(hasattr(sdk, name) for name in EXPORTED)
 
 
+def test_the_former_import_path_still_works():
+    import opensupp.client
+
+    assert opensupp.client.Client is Client and opensupp.client.AsyncClient is AsyncClient
+    assert all(getattr(opensupp.client, name) is getattr(sdk, name) for name in EXPORTED)
+
+
 def test_the_client_imports_nothing_of_the_server():
     code = (
-        "import sys, opensupp.client\n"
-        "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp.client') and m != 'opensupp.langs')\n"
+        "import sys, opensupp_client\n"
+        "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp_client'))\n"
         "server = [m for m in ('asyncpg', 'sqlalchemy', 'alembic', 'uvicorn', 'argon2', 'pydantic', 'pydantic_settings',"
-        " 'email_validator', 're2', 'orjson') if m in sys.modules]\n"
+        " 'email_validator', 're2', 'orjson', 'starlette') if m in sys.modules]\n"
         "print(mods, server)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "['opensupp'] []"
+    assert out == "[] []"
+
+
+def test_url_and_key_come_from_the_environment_unless_passed(monkeypatch):
+    monkeypatch.setenv("OPENSUPP_API_URL", "http://env.example.com/")
+    monkeypatch.setenv("OPENSUPP_API_KEY", "osk_from_env")
+    with Client() as client:
+        assert client.base_url == "http://env.example.com" and client.headers["apiKey"] == "osk_from_env"
+    with Client("https://arg.example.com", "osk_from_arg") as client:  # arguments win
+        assert client.base_url == "https://arg.example.com" and client.headers["apiKey"] == "osk_from_arg"
+    with Client(api_key="osk_x") as client:
+        assert client.base_url == "http://env.example.com" and client.headers["apiKey"] == "osk_x"
+
+    monkeypatch.delenv("OPENSUPP_API_KEY")
+    with pytest.raises(ValueError, match="no API key: pass api_key .* or set OPENSUPP_API_KEY"):
+        Client()
+    with pytest.raises(ValueError, match="OPENSUPP_API_KEY"):
+        AsyncClient("http://127.0.0.1:1")
+    monkeypatch.delenv("OPENSUPP_API_URL")
+    with pytest.raises(ValueError, match="no API URL: pass base_url .* or set OPENSUPP_API_URL"):
+        Client(api_key="osk_x")
 
 
 def test_every_resource_round_trip(env, live):

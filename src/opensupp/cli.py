@@ -1,5 +1,9 @@
-"""The ``opensupp`` command: serve, migrate, keys (server side); provision, export (client).
+"""The server's commands: serve, migrate, keys; and ``main``, the whole ``opensupp`` command
+with the client's provision and export, for ``python -m opensupp``.
 
+The ``opensupp`` console script belongs to the client distribution (``opensupp_client.cli``):
+this distribution registers its commands there under the entry-point group
+``opensupp.commands``, and ``--database-url`` under ``opensupp.options`` (pyproject.toml).
 Server modules are imported inside the server commands, so the client commands start
 without loading the database drivers and the rest of the server.
 """
@@ -74,24 +78,33 @@ def _migrate(url: str) -> None:
         raise click.ClickException(f"cannot migrate {redact_url(url)}: {exc}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="opensupp")
-@click.option(
-    "--database-url",
+def _database_url(ctx: click.Context, param: click.Parameter, database_url: str | None) -> str | None:
+    if database_url and ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE:
+        _check_url_option(database_url)  # (from the environment: checked with the other settings)
+    if database_url:
+        os.environ["OPENSUPP_DATABASE_URL"] = database_url  # worker processes inherit it
+    return database_url
+
+
+#: ``opensupp --database-url URL ...``: an option of the whole command, which acts through its
+#: callback, so that the client's ``opensupp`` (entry point ``opensupp.options``) takes it too
+database_url_option = click.Option(
+    ["--database-url"],
     envvar="OPENSUPP_DATABASE_URL",
+    expose_value=False,
+    callback=_database_url,
     help="sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user:password@host:5432/db "
     "[env OPENSUPP_DATABASE_URL; default: an SQLite file in OPENSUPP_DATA_DIR]",
 )
-@click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, params=[database_url_option])
+@click.version_option(__version__, prog_name="opensupp")
+def main() -> None:
     """opensupp: a self-hostable live-chat provisioning server (Smartsupp partner API).
 
     Every setting is an OPENSUPP_* environment variable; see the README.
     """
-    if ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE:
-        _check_url_option(database_url)  # (from the environment: checked with the other settings)
-    if database_url:
-        os.environ["OPENSUPP_DATABASE_URL"] = database_url  # worker processes inherit it
 
 
 @main.command()
@@ -220,10 +233,12 @@ def keys_revoke(key: str) -> None:
                f"running servers refuse it within {ttl:g} s")
 
 
-from opensupp.client.cli import export, provision  # noqa: E402  (the client's commands, server-free)
+from opensupp_client.cli import add_plugins  # noqa: E402  (the client's commands, server-free)
+from opensupp_client.cli import cli as _client_cli  # noqa: E402
 
-main.add_command(provision)
-main.add_command(export)
+for _command in _client_cli.commands.values():
+    main.add_command(_command)
+add_plugins(main)  # what other distributions add (this one's commands are there already)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-import email_validator
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from opensupp import values
 from opensupp.db import Row
 from opensupp.timeutil import iso
 from opensupp.users import service
@@ -21,26 +19,22 @@ from opensupp.web.routing import Router
 router = Router()
 
 
-# API.md: "syntax is checked, deliverability is not". Special-use domains (.test, .local,
-# ...) are a deliverability question, and intranet agents have such addresses; the
-# library documents this list as the switch.
-email_validator.SPECIAL_USE_DOMAIN_NAMES.clear()
-
-
+# The rules and their words live in opensupp_client.values, shared with provision's check.
+# (API.md: "syntax is checked, deliverability is not": special-use domains pass.)
 def _check_email(value: str) -> str:
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise PydanticCustomError("email", "is not a valid e-mail address: {reason}", {"reason": str(exc)}) from None
+    problem = values.email_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("email", "{problem}", {"problem": problem})
     return value
 
 
-_AVATAR = re.compile(r"(https?://[^\x00-\x1f\x7f]+)?")
+_AVATAR = values.AVATAR
 
 
 def _check_avatar(value: str) -> str:
-    if not _AVATAR.fullmatch(value):
-        raise PydanticCustomError("avatar", "must be an http(s) URL or empty")
+    problem = values.avatar_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("avatar", "{problem}", {"problem": problem})
     return value
 
 

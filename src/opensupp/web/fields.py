@@ -110,10 +110,9 @@ _TEXT_PATTERNS = {
 
 
 def _check_lang(value: str) -> str:
-    if value not in LANGS:
-        raise PydanticCustomError(
-            "lang", "must be a supported language code, one of: {allowed}", {"allowed": ", ".join(LANGS)}
-        )
+    problem = values.lang_problem(value)  # the rule and the words provision's check uses too
+    if problem is not None:
+        raise PydanticCustomError("lang", "{problem}", {"problem": problem})
     return value
 
 
@@ -192,9 +191,9 @@ def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
         allowed = _allowed_fields(model, tuple(err["loc"][:-1]))
         return "is not a known field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "string_too_short":
-        return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx['min_length']} characters"
+        return values.too_short(ctx["min_length"])
     if kind == "string_too_long":
-        return f"must be at most {ctx['max_length']} characters"
+        return values.too_long(ctx["max_length"])
     if kind == "too_long":
         return f"must have at most {ctx.get('max_length')} items"
     if kind == "too_short":
