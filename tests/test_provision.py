@@ -22,7 +22,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
 
-from opensupp_client import Client
+from opensupp_client import Client, NotFoundError
 from opensupp_client.cli import provision as provision_command
 
 MESSAGE = [{"name": "message", "agent_nick": "Ann", "message": "Hello!"}]
@@ -323,6 +323,13 @@ def test_a_failing_row_is_reported_and_the_others_go_on(env, server, tmp_path):
     mapped = results(path)
     assert mapped["5"]["status"] == "failed" and mapped["5"]["error"]["status"] == 409 and mapped["5"]["users"] == {}
     assert sum(entry["status"] == "ok" for entry in mapped.values()) == 18
+    # a row lands whole or leaves nothing: the failed rows' accounts were deleted through the API
+    assert summary["rolledBack"] == 2 and summary["created"]["account"] == 18
+    assert failures[5]["rolledBack"] and failures[9]["rolledBack"]
+    assert mapped["5"]["error"]["rolledBack"] == failures[5]["rolledBack"] and "accountId" not in mapped["5"]
+    assert len(server_accounts(server.url, key)) == 19  # the 18 good rows and the one made above
+    with Client(server.url, key) as client, pytest.raises(NotFoundError):
+        client.accounts.get(failures[5]["rolledBack"])
 
     # the human output names the line and the API's message
     rows[0]["title"] += " (changed)"  # and a row whose account exists but whose title changed is refused
@@ -330,16 +337,18 @@ def test_a_failing_row_is_reported_and_the_others_go_on(env, server, tmp_path):
     out = opensupp("provision", str(path), env=api_env(server.url, key), check=False)
     assert out.returncode == 1
     assert f"{path}:5: users[0] ({taken.upper()}): 409 Conflict: The email" in out.stdout
+    assert "(rolled back: account " in out.stdout
     assert f"{path}:1: account: this line's title or lang changed" in out.stdout
+    assert len(server_accounts(server.url, key)) == 19
 
-    # fixed in place, the re-run completes the failed rows in the accounts made the first time
+    # fixed in place, the re-run makes the failed rows anew (new Idempotency-Keys: not the deleted accounts)
     rows[0]["title"] = rows[0]["title"].removesuffix(" (changed)")
     rows[4]["users"][0]["email"] = f"fixed.{tag}@example.com"
     rows[8]["hooks"][0]["config"]["url"] = "https://hooks.example.com/in"
     write_ndjson(path, rows)
     code, summary = provision(path, server.url, key)
     assert code == 0 and summary["succeeded"] == 2 and summary["alreadyDone"] == 18
-    assert summary["created"] == {"account": 0, "user": 1, "trigger": 0, "officehours": 0, "offlineemail": 0, "hook": 1}
+    assert summary["created"] == {"account": 2, "user": 2, "trigger": 0, "officehours": 0, "offlineemail": 0, "hook": 1}
     assert len(server_accounts(server.url, key)) == 21  # 20 rows and the one made above
     assert all(entry["status"] == "ok" for entry in results(path).values())
 

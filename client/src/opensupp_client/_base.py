@@ -92,7 +92,7 @@ class BaseClient:
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
-        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        ceiling = min(self.max_backoff, self.backoff * 2.0**attempt)
         return ceiling * (0.5 + random.random() / 2)  # jitter, so retries do not stampede
 
     def _headers(self, idempotency_key: str | None) -> dict[str, str]:

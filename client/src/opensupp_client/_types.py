@@ -14,6 +14,7 @@ from opensupp_client.models import Account, Hook, OfficeHours, OfflineEmail, Tri
 
 Id = str | int
 JSON = dict[str, Any]
+JSONS = list[JSON]  # (a name of its own: in the classes below, `list` is the method)
 
 
 class SyncAccounts(Protocol):
@@ -54,7 +55,7 @@ class AsyncUsers(Protocol):
 
 class SyncTriggers(Protocol):
     def list(self, account_id: Id, *, limit: int | None = None) -> Iterator[Trigger]: ...
-    def create(self, account_id: Id, *, name: str, actions: list[JSON], conditions: list[JSON] | None = None,
+    def create(self, account_id: Id, *, name: str, actions: JSONS, conditions: JSONS | None = None,
                active: bool | None = None, description: str | None = None, event: str | None = None,
                only_once: bool | None = None, constraints: str | None = None,
                idempotency_key: str | None = None) -> Trigger: ...
@@ -67,7 +68,7 @@ class SyncTriggers(Protocol):
 
 class AsyncTriggers(Protocol):
     def list(self, account_id: Id, *, limit: int | None = None) -> AsyncIterator[Trigger]: ...
-    async def create(self, account_id: Id, *, name: str, actions: list[JSON], conditions: list[JSON] | None = None,
+    async def create(self, account_id: Id, *, name: str, actions: JSONS, conditions: JSONS | None = None,
                      active: bool | None = None, description: str | None = None, event: str | None = None,
                      only_once: bool | None = None, constraints: str | None = None,
                      idempotency_key: str | None = None) -> Trigger: ...
