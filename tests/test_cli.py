@@ -184,3 +184,37 @@ def test_each_bad_variable_is_named_on_a_line_of_its_own(tmp_path):
         "OPENSUPP_LOG_LEVEL: must be 'debug', 'info', 'warning' or 'error'",
         "OPENSUPP_RATE_LIMIT: must be a number",
     ]
+
+
+def test_serve_without_a_key_says_how_to_create_one(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keyless.db'}"
+    server = start_server(url, tmp_path)
+    try:
+        log = server.log_text()
+    finally:
+        stop_server(server)
+    assert "no API key exists yet" in log and "opensupp keys create --name NAME" in log
+    assert log.count("opensupp keys create") == 1
+
+    env = {**os.environ, "OPENSUPP_DATABASE_URL": url}
+    cli_key(env, "first")
+    server = start_server(url, tmp_path)  # with a key, not a word about it
+    try:
+        assert "keys create" not in server.log_text()
+    finally:
+        stop_server(server)
+
+
+def test_keys_revoke_takes_the_whole_key(env):
+    key = cli_key(env, f"whole-{os.urandom(3).hex()}")
+    out = opensupp("keys", "revoke", key, env=env)
+    assert f"({key[:12]}...)" in out.stdout and "revoked key" in out.stdout
+    assert key not in out.stdout + out.stderr  # the secret part is never echoed
+    row = next(line for line in opensupp("keys", "list", env=env).stdout.splitlines() if key[:12] in line)
+    assert row.split()[-1] != "-"  # REVOKED has a date
+
+    again = opensupp("keys", "revoke", key, env=env, check=False)  # revoked already: no active key matches
+    assert again.returncode == 1 and "No active key" in again.stderr and key not in again.stderr
+    unknown = key[:12] + "x" * (len(key) - 12)
+    wrong = opensupp("keys", "revoke", unknown, env=env, check=False)
+    assert wrong.returncode == 1 and f"No active key {key[:12]}..." in wrong.stderr and unknown not in wrong.stderr

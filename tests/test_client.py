@@ -259,3 +259,42 @@ async def test_the_sdk_reaches_the_dry_runs_too(env, live):
                                      conditions=[{"name": "delay_site", "value": 60}])
         answer = await client.triggers.evaluate(account.id, visitor={"seconds_on_site": 20})
         assert [(t["fires"], t["after"]) for t in answer["triggers"]] == [("later", 40)]
+
+
+SERVER_PACKAGES = {"uvicorn", "asyncpg", "sqlalchemy", "alembic", "cython", "argon2-cffi", "starlette", "opensupp",
+                   "pydantic", "httptools", "uvloop"}
+
+
+@pytest.mark.slow
+def test_the_client_installs_alone_and_its_command_works(tmp_path):
+    """`pip install ./client` in a fresh venv: none of the server's packages, and `opensupp
+    provision --help` works (a copy of client/ is installed, so the build leaves no files in
+    the repository)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    source = tmp_path / "client"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "client", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python, script = str(venv / "bin" / "python"), str(venv / "bin" / "opensupp")
+    installed = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
+                               capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+                            capture_output=True, text=True, check=True).stdout
+    names = {p["name"].lower() for p in json.loads(listed)}
+    assert "opensupp-client" in names and {"httpx", "click", "rich"} <= names
+    assert not names & SERVER_PACKAGES, names & SERVER_PACKAGES
+
+    top = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    commands = {line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert top.returncode == 0 and top.stderr == "" and commands == {"provision", "export"}
+    provision = subprocess.run([script, "provision", "--help"], capture_output=True, text=True, timeout=60)
+    assert provision.returncode == 0 and "--skip-invalid" in provision.stdout
+    imported = subprocess.run([python, "-c", "import opensupp_client, opensupp_client.provision, opensupp_client.values;"
+                               "print(opensupp_client.__version__)"], capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0 and imported.stdout.strip() == sdk.__version__, imported.stderr

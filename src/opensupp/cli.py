@@ -35,7 +35,7 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
+def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]], *, migrate: bool = True) -> Any:
     from opensupp.db import open_database
     from opensupp.errors import DomainError
 
@@ -52,11 +52,29 @@ def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
         finally:
             await db.close()
 
-    _migrate(url)
+    if migrate:
+        _migrate(url)
     try:
         return asyncio.run(run())
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
+
+
+def _say_when_no_key() -> None:
+    """On a database without an active key the server refuses every request (401): a log line
+    at startup says how to create one, rather than leaving the operator to find out."""
+    import logging
+
+    from opensupp.partners import service
+
+    try:
+        count = _run_in_transaction(service.count_active_keys, migrate=False)
+    except Exception:  # noqa: BLE001  (only a hint: the server starts all the same)
+        return
+    if not count:
+        logging.getLogger("opensupp.cli").warning(
+            "no API key exists yet, so every request will be refused (401 No apiKey given / not valid); "
+            "create one with: opensupp keys create --name NAME")
 
 
 def _check_url_option(url: str) -> None:
@@ -138,6 +156,7 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     setup_logging(settings.log_level)
     url = settings.resolved_database_url()
     _migrate(url)
+    _say_when_no_key()
     click.echo(f"opensupp {__version__}: database {redact_url(url)}, http://{host}:{port}/docs", err=True)
     uvicorn.run(
         "opensupp.app:app_factory",
@@ -221,11 +240,18 @@ def keys_list(as_json: bool) -> None:
 @keys.command("revoke")
 @click.argument("key")
 def keys_revoke(key: str) -> None:
-    """Revoke KEY, given by its id or its prefix as `keys list` shows them."""
+    """Revoke KEY, given by its id or its prefix as `keys list` shows them, or as the whole key."""
+    from opensupp.errors import NotFound
     from opensupp.partners import service
 
-    async def revoke(session: Session):
-        return await service.revoke_key(session, ref=key)
+    async def revoke(session: Session) -> Any:
+        ref = key
+        if key.startswith(service.KEY_PREFIX) and len(key) > service.PREFIX_LENGTH:  # the whole key
+            found = await service.authenticate(session, key_hash=service.hash_key(key))
+            if found is None:  # (the key itself is never repeated: it is a secret)
+                raise NotFound(f"No active key {key[:service.PREFIX_LENGTH]}... matches the key given.")
+            ref = str(found.key_id)
+        return await service.revoke_key(session, ref=ref)
 
     info = _run_in_transaction(revoke)
     ttl = _settings().key_cache_seconds

@@ -393,7 +393,7 @@ def _print_problems(problems: list[engine.Problem], name: str) -> None:
         click.echo(f"hint: {hint}", err=True)
 
 
-def _progress(total: int, console: Any = None) -> dict[str, Any]:
+def _progress(total: int, console: Any = None, get_time: Callable[[], float] | None = None) -> dict[str, Any]:
     """A rich progress bar on stderr: bar, finished rows/total, ok and failed counts, rows/s,
     elapsed, ETA (fits 80 columns).
 
@@ -443,7 +443,7 @@ def _progress(total: int, console: Any = None) -> dict[str, Any]:
     console = console or Console(stderr=True)
     progress = Progress(
         BarColumn(bar_width=16), MofNCompleteColumn(), CountsColumn(), RateColumn(), TimeElapsedColumn(), EtaColumn(),
-        console=console, refresh_per_second=8,
+        console=console, refresh_per_second=8, get_time=get_time,
     )
     task = progress.add_task("provision", total=total, ok=0, failed=0)
     return {"progress": progress, "console": console, "task": task}

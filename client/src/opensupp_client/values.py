@@ -92,8 +92,10 @@ def string_problem(value: str, *, max_length: int, min_length: int = 1, multilin
 
 
 def one_of(choices: Iterable[str]) -> str:
-    """The problem of a value outside a fixed set (a role, an event...)."""
-    return "must be one of: " + ", ".join(choices)
+    """The problem of a value outside a fixed set (a role, an event...), in the words the
+    server's bodies use for them: "must be one of: agent or admin", "a, b or c"."""
+    names = list(choices)
+    return "must be one of: " + (", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names))
 
 
 # ----------------------------------------------------------------------------- fields with rules of their own
