@@ -39,7 +39,10 @@ def _check_avatar(value: str) -> str:
 
 
 Email = Annotated[Text(254), AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
-Password = Annotated[Text(1024), Field(min_length=8, description="At least 8 characters; stored only as an argon2id hash.")]
+Password = Annotated[
+    Text(values.PASSWORD_MAX, min_length=values.PASSWORD_MIN),
+    Field(description="At least 8 characters; stored only as an argon2id hash."),
+]
 Avatar = Annotated[
     str, StringConstraints(max_length=2000), AfterValidator(_check_avatar),
     Field(json_schema_extra={"pattern": f"^{_AVATAR.pattern}$"}),

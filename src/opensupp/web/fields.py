@@ -87,8 +87,8 @@ def text_pattern(multiline: bool, required: bool) -> str:
     return f"^{allowed}*{values.NON_BLANK.pattern}{allowed}*$"
 
 
-def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> Any:
-    """A string of at most ``max_length`` code points (at least one when required). An optional
+def Text(max_length: int, *, multiline: bool = False, required: bool = True, min_length: int = 1) -> Any:
+    """A string of at most ``max_length`` code points (at least ``min_length`` when required). An optional
     one is checked by pydantic's own (Rust) regex, no Python call per string; a required one
     also must not be blank, which ``text_problem`` says better than a pattern could."""
     if not required:
@@ -96,7 +96,7 @@ def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> 
         return Annotated[str, StringConstraints(min_length=0, max_length=max_length, pattern=pattern)]
     return Annotated[
         str,
-        StringConstraints(min_length=1, max_length=max_length),
+        StringConstraints(min_length=min_length, max_length=max_length),
         AfterValidator(_check_text(multiline, required)),
         Field(json_schema_extra={"pattern": text_pattern(multiline, required)}),
     ]
