@@ -218,3 +218,24 @@ def test_keys_revoke_takes_the_whole_key(env):
     unknown = key[:12] + "x" * (len(key) - 12)
     wrong = opensupp("keys", "revoke", unknown, env=env, check=False)
     assert wrong.returncode == 1 and f"No active key {key[:12]}..." in wrong.stderr and unknown not in wrong.stderr
+
+
+def test_the_opensupp_script_has_the_server_commands_through_entry_points(tmp_path, env):
+    """The `opensupp` script is the client distribution's; the server's commands and its
+    --database-url join it through the opensupp.commands and opensupp.options entry points."""
+    import subprocess
+    import sys
+
+    script = str(Path(sys.executable).parent / "opensupp")
+    top = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60, env=env)
+    commands = {line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert top.returncode == 0 and commands == {"serve", "migrate", "keys", "provision", "export"}
+    assert "--database-url" in top.stdout and top.stderr == ""
+
+    key = subprocess.run([script, "keys", "create", "--name", "via-script"], capture_output=True, text=True,
+                         timeout=60, env=env, check=True).stdout.split()[-1]
+    assert key.startswith("osk_")
+    bad = subprocess.run([script, "--database-url", "sqlite://here/x.db", "migrate"], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "OPENSUPP_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stderr.splitlines() == [f"Error: --database-url: {NO_HOST}; {ACCEPTED}"]
+    assert list(tmp_path.iterdir()) == []
