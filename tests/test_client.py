@@ -296,5 +296,6 @@ def test_the_client_installs_alone_and_its_command_works(tmp_path):
     provision = subprocess.run([script, "provision", "--help"], capture_output=True, text=True, timeout=60)
     assert provision.returncode == 0 and "--skip-invalid" in provision.stdout
     imported = subprocess.run([python, "-c", "import opensupp_client, opensupp_client.provision, opensupp_client.values;"
+                               "import importlib.resources as r; assert r.files('opensupp_client').joinpath('py.typed').is_file();"
                                "print(opensupp_client.__version__)"], capture_output=True, text=True, timeout=60)
     assert imported.returncode == 0 and imported.stdout.strip() == sdk.__version__, imported.stderr

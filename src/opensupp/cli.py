@@ -73,8 +73,8 @@ def _say_when_no_key() -> None:
         return
     if not count:
         logging.getLogger("opensupp.cli").warning(
-            "no API key exists yet, so every request will be refused (401 No apiKey given / not valid); "
-            "create one with: opensupp keys create --name NAME")
+            "no API key exists yet: every request is refused (401) until one is created with "
+            "`opensupp keys create --name NAME` (it prints the key once)")
 
 
 def _check_url_option(url: str) -> None:
