@@ -10,10 +10,14 @@ PORT   ?= 8000
 install: $(BIN)/.installed
 
 # setup.py compiles the trigger engine (Cython): a change to it or its source builds it again
-$(BIN)/.installed: pyproject.toml setup.py src/opensupp/triggers/plan.py src/opensupp/triggers/plan.pxd
+# ./client is the SDK's own distribution (opensupp-client), which the server depends on: both in
+# one pip command, so that pip takes it from here and never looks the name up on an index
+$(BIN)/.installed: pyproject.toml client/pyproject.toml setup.py src/opensupp/triggers/plan.py src/opensupp/triggers/plan.pxd
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[test]'
+	@# a venv from before the split: uninstalling the old server took the script the client had just put there
+	test -x $(BIN)/opensupp || $(BIN)/python -m pip install --quiet --no-deps --force-reinstall -e ./client
 	touch $@
 
 run: install
@@ -27,4 +31,4 @@ bench: install
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis src/opensupp/triggers/plan.c src/opensupp/triggers/plan.*.so
+	rm -rf $(VENV) build src/*.egg-info client/build client/src/*.egg-info .pytest_cache .hypothesis src/opensupp/triggers/plan.c src/opensupp/triggers/plan.*.so

@@ -184,3 +184,58 @@ def test_each_bad_variable_is_named_on_a_line_of_its_own(tmp_path):
         "OPENSUPP_LOG_LEVEL: must be 'debug', 'info', 'warning' or 'error'",
         "OPENSUPP_RATE_LIMIT: must be a number",
     ]
+
+
+def test_serve_without_a_key_says_how_to_create_one(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keyless.db'}"
+    server = start_server(url, tmp_path)
+    try:
+        log = server.log_text()
+    finally:
+        stop_server(server)
+    assert "no API key exists yet" in log and "opensupp keys create --name NAME" in log
+    assert log.count("opensupp keys create") == 1
+
+    env = {**os.environ, "OPENSUPP_DATABASE_URL": url}
+    cli_key(env, "first")
+    server = start_server(url, tmp_path)  # with a key, not a word about it
+    try:
+        assert "keys create" not in server.log_text()
+    finally:
+        stop_server(server)
+
+
+def test_keys_revoke_takes_the_whole_key(env):
+    key = cli_key(env, f"whole-{os.urandom(3).hex()}")
+    out = opensupp("keys", "revoke", key, env=env)
+    assert f"({key[:12]}...)" in out.stdout and "revoked key" in out.stdout
+    assert key not in out.stdout + out.stderr  # the secret part is never echoed
+    row = next(line for line in opensupp("keys", "list", env=env).stdout.splitlines() if key[:12] in line)
+    assert row.split()[-1] != "-"  # REVOKED has a date
+
+    again = opensupp("keys", "revoke", key, env=env, check=False)  # revoked already: no active key matches
+    assert again.returncode == 1 and "No active key" in again.stderr and key not in again.stderr
+    unknown = key[:12] + "x" * (len(key) - 12)
+    wrong = opensupp("keys", "revoke", unknown, env=env, check=False)
+    assert wrong.returncode == 1 and f"No active key {key[:12]}..." in wrong.stderr and unknown not in wrong.stderr
+
+
+def test_the_opensupp_script_has_the_server_commands_through_entry_points(tmp_path, env):
+    """The `opensupp` script is the client distribution's; the server's commands and its
+    --database-url join it through the opensupp.commands and opensupp.options entry points."""
+    import subprocess
+    import sys
+
+    script = str(Path(sys.executable).parent / "opensupp")
+    top = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60, env=env)
+    commands = {line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert top.returncode == 0 and commands == {"serve", "migrate", "keys", "provision", "export"}
+    assert "--database-url" in top.stdout and top.stderr == ""
+
+    key = subprocess.run([script, "keys", "create", "--name", "via-script"], capture_output=True, text=True,
+                         timeout=60, env=env, check=True).stdout.split()[-1]
+    assert key.startswith("osk_")
+    bad = subprocess.run([script, "--database-url", "sqlite://here/x.db", "migrate"], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "OPENSUPP_DATA_DIR": str(tmp_path / "data")}, cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stderr.splitlines() == [f"Error: --database-url: {NO_HOST}; {ACCEPTED}"]
+    assert list(tmp_path.iterdir()) == []

@@ -10,13 +10,13 @@ import time
 
 import pytest
 
-import opensupp.client as sdk
+import opensupp_client as sdk
 from conftest import cli_key, free_port, start_server, stop_server
 from flaky import Flaky, ProxyServer
-from opensupp.client import AsyncClient, Client
+from opensupp_client import AsyncClient, Client
 
 EXPORTED = [
-    "Client", "AsyncClient", "Account", "User", "Trigger", "OfficeHours", "OfflineEmail", "Hook",
+    "__version__", "Client", "AsyncClient", "Account", "User", "Trigger", "OfficeHours", "OfflineEmail", "Hook",
     "OpensuppError", "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
     "InvalidJSONError", "ValidationError", "AuthError", "NotFoundError", "MethodNotAllowedError",
     "ConflictError", "PayloadTooLargeError", "IdempotencyMismatchError", "RateLimitError", "ServerError",
@@ -37,16 +37,43 @@ def test_public_surface_is_pinned():
     assert all(hasattr(sdk, name) for name in EXPORTED)
 
 
+def test_the_former_import_path_still_works():
+    import opensupp.client
+
+    assert opensupp.client.Client is Client and opensupp.client.AsyncClient is AsyncClient
+    assert all(getattr(opensupp.client, name) is getattr(sdk, name) for name in EXPORTED)
+
+
 def test_the_client_imports_nothing_of_the_server():
     code = (
-        "import sys, opensupp.client\n"
-        "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp.client') and m != 'opensupp.langs')\n"
+        "import sys, opensupp_client\n"
+        "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp_client'))\n"
         "server = [m for m in ('asyncpg', 'sqlalchemy', 'alembic', 'uvicorn', 'argon2', 'pydantic', 'pydantic_settings',"
-        " 'email_validator', 're2', 'orjson') if m in sys.modules]\n"
+        " 'email_validator', 're2', 'orjson', 'starlette') if m in sys.modules]\n"
         "print(mods, server)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "['opensupp'] []"
+    assert out == "[] []"
+
+
+def test_url_and_key_come_from_the_environment_unless_passed(monkeypatch):
+    monkeypatch.setenv("OPENSUPP_API_URL", "http://env.example.com/")
+    monkeypatch.setenv("OPENSUPP_API_KEY", "osk_from_env")
+    with Client() as client:
+        assert client.base_url == "http://env.example.com" and client.headers["apiKey"] == "osk_from_env"
+    with Client("https://arg.example.com", "osk_from_arg") as client:  # arguments win
+        assert client.base_url == "https://arg.example.com" and client.headers["apiKey"] == "osk_from_arg"
+    with Client(api_key="osk_x") as client:
+        assert client.base_url == "http://env.example.com" and client.headers["apiKey"] == "osk_x"
+
+    monkeypatch.delenv("OPENSUPP_API_KEY")
+    with pytest.raises(ValueError, match="no API key: pass api_key .* or set OPENSUPP_API_KEY"):
+        Client()
+    with pytest.raises(ValueError, match="OPENSUPP_API_KEY"):
+        AsyncClient("http://127.0.0.1:1")
+    monkeypatch.delenv("OPENSUPP_API_URL")
+    with pytest.raises(ValueError, match="no API URL: pass base_url .* or set OPENSUPP_API_URL"):
+        Client(api_key="osk_x")
 
 
 def test_every_resource_round_trip(env, live):
@@ -232,3 +259,43 @@ async def test_the_sdk_reaches_the_dry_runs_too(env, live):
                                      conditions=[{"name": "delay_site", "value": 60}])
         answer = await client.triggers.evaluate(account.id, visitor={"seconds_on_site": 20})
         assert [(t["fires"], t["after"]) for t in answer["triggers"]] == [("later", 40)]
+
+
+SERVER_PACKAGES = {"uvicorn", "asyncpg", "sqlalchemy", "alembic", "cython", "argon2-cffi", "starlette", "opensupp",
+                   "pydantic", "httptools", "uvloop"}
+
+
+@pytest.mark.slow
+def test_the_client_installs_alone_and_its_command_works(tmp_path):
+    """`pip install ./client` in a fresh venv: none of the server's packages, and `opensupp
+    provision --help` works (a copy of client/ is installed, so the build leaves no files in
+    the repository)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    source = tmp_path / "client"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "client", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python, script = str(venv / "bin" / "python"), str(venv / "bin" / "opensupp")
+    installed = subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
+                               capture_output=True, text=True, timeout=900)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+                            capture_output=True, text=True, check=True).stdout
+    names = {p["name"].lower() for p in json.loads(listed)}
+    assert "opensupp-client" in names and {"httpx", "click", "rich"} <= names
+    assert not names & SERVER_PACKAGES, names & SERVER_PACKAGES
+
+    top = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    commands = {line.split()[0] for line in top.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert top.returncode == 0 and top.stderr == "" and commands == {"provision", "export"}
+    provision = subprocess.run([script, "provision", "--help"], capture_output=True, text=True, timeout=60)
+    assert provision.returncode == 0 and "--skip-invalid" in provision.stdout
+    imported = subprocess.run([python, "-c", "import opensupp_client, opensupp_client.provision, opensupp_client.values;"
+                               "import importlib.resources as r; assert r.files('opensupp_client').joinpath('py.typed').is_file();"
+                               "print(opensupp_client.__version__)"], capture_output=True, text=True, timeout=60)
+    assert imported.returncode == 0 and imported.stdout.strip() == sdk.__version__, imported.stderr

@@ -7,9 +7,12 @@ completes the file without creating anything twice.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import os
 import pty
+import re
 import secrets
 import signal
 import subprocess
@@ -18,12 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
 
-from opensupp.client import Client
-from opensupp.client.cli import provision as provision_command
+from opensupp_client import Client, NotFoundError
+from opensupp_client.cli import provision as provision_command
 
 MESSAGE = [{"name": "message", "agent_nick": "Ann", "message": "Hello!"}]
 ALL_EVENTS = ["conversation.opened", "conversation.closed", "conversation.rated", "conversation.agent_joined",
@@ -130,7 +134,7 @@ def test_check_reports_every_bad_row_with_its_line(tmp_path):
         json.dumps(good),                                                         # 1 fine
         '{"title": "Broken", "lang": "en"',                                      # 2 not JSON
         json.dumps(["not", "an", "object"]),                                     # 3
-        json.dumps({"title": "", "lang": "EN"}),                                 # 4 blank title, lang format
+        json.dumps({"title": "", "lang": "english"}),                            # 4 blank title, lang
         "",                                                                       # 5 blank lines are skipped
         json.dumps({"title": "T", "lang": "en", "colour": "red"}),               # 6 unknown key
         json.dumps({"title": "T", "lang": "en", "users": [{"email": "not-an-email", "password": "12345678",
@@ -166,8 +170,8 @@ def test_check_reports_every_bad_row_with_its_line(tmp_path):
     text = run_check(path)  # the human form: FILE:LINE: field: message, on stderr
     assert text.exit_code == 1
     assert f"{path}:2: is not valid JSON" in text.stderr
-    assert f"{path}:7: users[0].email: 'not-an-email' is not a valid e-mail address" in text.stderr
-    assert f"{path}:9: users[0].password: is required" in text.stderr and "--generate-passwords" in text.stderr
+    assert f"{path}:7: users[0].email: is not a valid e-mail address: " in text.stderr
+    assert f"{path}:9: users[0].password: is required\n" in text.stderr and "--generate-passwords" in text.stderr
     assert "17 problem(s) on 9 line(s); nothing was sent" in text.stderr
 
     # users without a password are fine once the run would give them one
@@ -222,15 +226,15 @@ def test_a_bad_file_sends_nothing_and_a_journal_is_bound_to_its_server(tmp_path)
 
 def test_the_client_commands_import_nothing_of_the_server():
     code = (
-        "import sys, opensupp.client.cli, opensupp.client.provision\n"
-        "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp.client') and m != 'opensupp.langs')\n"
-        "server = [m for m in ('asyncpg', 'sqlalchemy', 'alembic', 'uvicorn', 'argon2', 'pydantic', 're2', 'orjson')"
-        " if m in sys.modules]\n"
+        "import sys, opensupp_client.cli, opensupp_client.provision\n"
+        "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp_client'))\n"
+        "server = [m for m in ('asyncpg', 'sqlalchemy', 'alembic', 'uvicorn', 'argon2', 'pydantic', 're2', 'orjson',"
+        " 'starlette') if m in sys.modules]\n"
         "print(mods, server)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
-    assert out == "['opensupp'] []"
-    standalone = subprocess.run([sys.executable, "-m", "opensupp.client.cli", "provision", "--help"],
+    assert out == "[] []"
+    standalone = subprocess.run([sys.executable, "-m", "opensupp_client", "provision", "--help"],
                                 capture_output=True, text=True, check=True)
     assert "--default-password" in standalone.stdout
 
@@ -323,6 +327,13 @@ def test_a_failing_row_is_reported_and_the_others_go_on(env, server, tmp_path):
     mapped = results(path)
     assert mapped["5"]["status"] == "failed" and mapped["5"]["error"]["status"] == 409 and mapped["5"]["users"] == {}
     assert sum(entry["status"] == "ok" for entry in mapped.values()) == 18
+    # a row lands whole or leaves nothing: the failed rows' accounts were deleted through the API
+    assert summary["rolledBack"] == 2 and summary["created"]["account"] == 18
+    assert failures[5]["rolledBack"] and failures[9]["rolledBack"]
+    assert mapped["5"]["error"]["rolledBack"] == failures[5]["rolledBack"] and "accountId" not in mapped["5"]
+    assert len(server_accounts(server.url, key)) == 19  # the 18 good rows and the one made above
+    with Client(server.url, key) as client, pytest.raises(NotFoundError):
+        client.accounts.get(failures[5]["rolledBack"])
 
     # the human output names the line and the API's message
     rows[0]["title"] += " (changed)"  # and a row whose account exists but whose title changed is refused
@@ -330,16 +341,18 @@ def test_a_failing_row_is_reported_and_the_others_go_on(env, server, tmp_path):
     out = opensupp("provision", str(path), env=api_env(server.url, key), check=False)
     assert out.returncode == 1
     assert f"{path}:5: users[0] ({taken.upper()}): 409 Conflict: The email" in out.stdout
+    assert "(rolled back: account " in out.stdout
     assert f"{path}:1: account: this line's title or lang changed" in out.stdout
+    assert len(server_accounts(server.url, key)) == 19
 
-    # fixed in place, the re-run completes the failed rows in the accounts made the first time
+    # fixed in place, the re-run makes the failed rows anew (new Idempotency-Keys: not the deleted accounts)
     rows[0]["title"] = rows[0]["title"].removesuffix(" (changed)")
     rows[4]["users"][0]["email"] = f"fixed.{tag}@example.com"
     rows[8]["hooks"][0]["config"]["url"] = "https://hooks.example.com/in"
     write_ndjson(path, rows)
     code, summary = provision(path, server.url, key)
     assert code == 0 and summary["succeeded"] == 2 and summary["alreadyDone"] == 18
-    assert summary["created"] == {"account": 0, "user": 1, "trigger": 0, "officehours": 0, "offlineemail": 0, "hook": 1}
+    assert summary["created"] == {"account": 2, "user": 2, "trigger": 0, "officehours": 0, "offlineemail": 0, "hook": 1}
     assert len(server_accounts(server.url, key)) == 21  # 20 rows and the one made above
     assert all(entry["status"] == "ok" for entry in results(path).values())
 
@@ -405,6 +418,10 @@ def test_progress_bar_only_on_a_terminal(env, server, tmp_path):
     assert process.returncode == 0
     assert "30/30" in terminal and "rows/s" in terminal and "0 failed" in terminal
     assert "30 rows: 30 done" in stdout
+    # the bar's rate is rows over the time since the start (the summary's), not a burst's
+    shown = [float(rate) for rate in re.findall(r"([0-9.]+) rows/s", terminal)]
+    summary_rate = float(re.search(r"([0-9.]+) rows/s", stdout).group(1))
+    assert shown and max(shown) <= summary_rate * 1.5 + 1, (shown, summary_rate)
 
     path = write_ndjson(tmp_path / "q.ndjson", [{"title": f"Q {i}", "lang": "en"} for i in range(3)])
     out = opensupp("provision", str(path), env=api_env(server.url, key))  # stderr is a pipe: no bar
@@ -503,3 +520,191 @@ def test_the_server_killed_and_restarted_part_way_loses_and_duplicates_nothing(d
         assert_complete(path, live.url, key, titles)
     finally:
         stop_server(live)
+
+
+# --------------------------------------------------------------------------- the server's rules, the server's words
+
+ACCOUNT_FIELDS = [("title", ""), ("title", "   "), ("title", "x" * 256), ("title", "a\x00b"), ("lang", "english"),
+                  ("lang", "xx")]
+USER_FIELDS = [
+    ("email", "not-an-email"), ("email", "bob@beta"), ("email", ""), ("email", "a" * 250 + "@example.com"),
+    ("password", "short"), ("password", "x" * 1025), ("password", " " * 8),
+    ("fullname", ""), ("fullname", "   "), ("fullname", "x" * 256), ("fullname", "a\x00b"),
+    ("role", "owner"), ("nickname", ""), ("avatar", "ftp://example.com/a.png"), ("note", "bell \x07"),
+    ("lang", "xx"),
+]
+GOOD_USER = {"email": "good@example.com", "password": "12345678", "fullname": "Good"}
+
+
+def test_provision_refuses_what_the_server_refuses_in_the_same_words(env, server):
+    """The same bad values through the API and through provision's check: the same messages."""
+    from opensupp_client.provision import Row, validate
+
+    key = cli_key(env)
+    headers = {"apiKey": key}
+    with httpx.Client(base_url=server.url, headers=headers) as http:
+        account = http.post("/accounts/create", json={"title": "Rules", "lang": "en"}).json()
+        cases = [(f, v, "/accounts/create", {"title": "T", "lang": "en", f: v}, {"title": "T", "lang": "en", f: v})
+                 for f, v in ACCOUNT_FIELDS]
+        cases += [(f"users[0].{f}", v, f"/accounts/{account['id']}/users/create", {**GOOD_USER, f: v},
+                   {"title": "T", "lang": "en", "users": [{**GOOD_USER, f: v}]}) for f, v in USER_FIELDS]
+        for where, value, url, body, row in cases:
+            answer = http.post(url, json=body)
+            assert answer.status_code == 400, (where, value, answer.text)
+            field = where.removeprefix("users[0].")
+            server_says = [e["message"] for e in answer.json()["errors"] if e["field"] == field]
+            problems = validate([Row(1, row)], passwords_supplied=False)
+            provision_says = [p.message for p in problems if p.field == where]
+            assert provision_says == server_says, (where, value)
+
+
+# --------------------------------------------------------------------------- the progress bar
+
+
+def rendered(progress: Any, console: Any) -> tuple[str, set[str]]:
+    """The bar as text, and the names of the colours it uses."""
+    segments = list(console.render(progress.get_renderable()))
+    text = "".join(segment.text for segment in segments)
+    return text, {s.style.color.name for s in segments if s.style is not None and s.style.color is not None}
+
+
+def test_the_bar_counts_rows_and_shows_the_true_rate_in_no_red_while_nothing_failed():
+    from rich.console import Console
+
+    from opensupp_client.cli import _progress
+
+    clock = [100.0]
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=100)
+    live = _progress(200, console=console, get_time=lambda: clock[0])
+    progress, task = live["progress"], live["task"]
+
+    clock[0] += 4.4  # rows in flight, none finished yet
+    text, colours = rendered(progress, console)
+    assert "0/200" in text and "- rows/s" in text and "0 failed" in text
+    assert "red" not in colours
+
+    for done in range(1, 201):  # then they finish, one call per row, within 0.4 s
+        clock[0] += 0.002
+        progress.update(task, advance=1, ok=done, failed=0)
+    text, colours = rendered(progress, console)
+    assert "200/200" in text and "200 ok" in text and "0 failed" in text
+    assert "41.7 rows/s" in text  # 200 rows over 4.8 s since the start, not the last moment's burst
+    assert "red" not in colours
+
+    progress.update(task, failed=1)
+    text, colours = rendered(progress, console)
+    assert "1 failed" in text and "red" in colours
+
+
+def test_calls_made_together_are_spread_over_the_free_batches(env, server):
+    """40 rows' calls at once with room for 8 batches go as 8 batches of 5, whose answers (and
+    so finished rows) come back apart, not as one batch of 40 answered at its end; past that
+    room, batches are full."""
+    sizes: list[int] = []
+
+    async def count(request: httpx.Request) -> None:
+        if request.url.path == "/batch":
+            sizes.append(len(json.loads(request.content)["requests"]))
+
+    async def run(calls: int) -> None:
+        from opensupp_client import AsyncClient
+
+        http = httpx.AsyncClient(event_hooks={"request": [count]})
+        async with AsyncClient(server.url, key, http_client=http, batch_size=100, batch_concurrency=8) as client:
+            await asyncio.gather(*(client.accounts.create(title=f"Spread {i}", lang="en") for i in range(calls)))
+
+    key = cli_key(env)
+    asyncio.run(run(40))
+    assert sizes == [5] * 8
+    sizes.clear()
+    asyncio.run(run(1000))
+    assert sizes[:8] == [100] * 8 and sum(sizes) == 1000
+
+
+# --------------------------------------------------------------------------- what new users tripped over
+
+
+def test_skip_invalid_sends_the_good_rows_and_reports_the_bad(env, server, tmp_path):
+    key = cli_key(env)
+    tag = secrets.token_hex(4)
+    path = tmp_path / "mixed.ndjson"
+    path.write_text("\n".join([
+        json.dumps({"title": f"Good {tag} 1", "lang": "en"}),
+        json.dumps({"title": f"Bad {tag}", "lang": "english"}),
+        '{"title": "torn',
+        json.dumps({"title": f"Good {tag} 2", "lang": "cs", "users": [{"email": f"g.{tag}@example.com",
+                                                                       "password": "12345678", "fullname": "G"}]}),
+    ]) + "\n")
+    code, report = provision(path, server.url, key)  # without the flag: nothing is sent
+    assert code == 1 and report["valid"] is False and report["badRows"] == 2
+    assert server_accounts(server.url, key) == []
+
+    code, summary = provision(path, server.url, key, "--skip-invalid")
+    assert code == 1  # not every row is done
+    assert (summary["rows"], summary["succeeded"], summary["failed"], summary["invalid"]) == (4, 2, 0, 2)
+    assert {(p["line"], p["field"]) for p in summary["problems"]} == {(2, "lang"), (3, "")}
+    assert sorted(a.title for a in server_accounts(server.url, key)) == [f"Good {tag} 1", f"Good {tag} 2"]
+    mapped = results(path)
+    assert [mapped[str(line)]["status"] for line in range(1, 5)] == ["ok", "invalid", "invalid", "ok"]
+    assert mapped["2"]["problems"][0]["field"] == "lang"
+
+    out = opensupp("provision", str(path), "--skip-invalid", env=api_env(server.url, key), check=False)
+    assert out.returncode == 1 and f"{path}:2: lang: must be a supported language code" in out.stderr
+    assert "2 bad line(s) left out (--skip-invalid)" in out.stderr and "2 invalid (left out)" in out.stdout
+    assert len(server_accounts(server.url, key)) == 2  # the good ones were done already
+
+    bad_header = tmp_path / "header.csv"  # a problem of the whole file still stops it
+    bad_header.write_text("name,lang\nAcme,en\n")
+    code, report = provision(bad_header, server.url, key, "--skip-invalid")
+    assert code == 1 and report["valid"] is False and len(server_accounts(server.url, key)) == 2
+
+
+def test_a_semicolon_csv_and_upper_case_languages(env, server, tmp_path):
+    key = cli_key(env)
+    tag = secrets.token_hex(4)
+    path = tmp_path / "excel.csv"  # as a European Excel saves it
+    path.write_text(f"title;lang;email;fullname;password\r\nSemi {tag};EN;s.{tag}@example.com;Jane Doe;secret-123\r\n"
+                    f"Colon {tag};De;;;\r\n", encoding="utf-8-sig")
+    code, summary = provision(path, server.url, key)
+    assert code == 0 and summary["succeeded"] == 2, summary
+    accounts = sorted(server_accounts(server.url, key), key=lambda a: a.title)
+    assert [(a.title, a.lang) for a in accounts] == [(f"Colon {tag}", "de"), (f"Semi {tag}", "en")]
+    with Client(server.url, key) as client:
+        assert [u.email for u in client.users.list(accounts[1].id)] == [f"s.{tag}@example.com"]
+
+    tabs = tmp_path / "tabs.csv"
+    tabs.write_text(f"title\tlang\nTab {tag}\tcs\n")
+    assert provision(tabs, server.url, key)[0] == 0
+    forced = run_check(path, "--delimiter", ",", "--output", "json")  # --delimiter wins over the header
+    assert forced.exit_code == 1 and "no 'title' column" in forced.stdout
+    assert run_check(tabs, "--delimiter", "tab").exit_code == 0
+
+
+def test_a_hint_is_said_once_however_many_rows_it_concerns(tmp_path):
+    path = write_ndjson(tmp_path / "export.ndjson", [
+        {"title": f"T{i}", "lang": "en", "users": [{"email": f"u{i}@example.com", "fullname": "U"}]} for i in range(25)])
+    text = run_check(path)
+    assert text.exit_code == 1
+    assert text.stderr.count("users[0].password: is required") == 25
+    assert text.stderr.count("--generate-passwords") == 1
+    report = json.loads(run_check(path, "--output", "json").stdout)
+    assert len(report["problems"]) == 25 and len(report["hints"]) == 1 and "--default-password" in report["hints"][0]
+
+
+def test_json_output_reports_errors_as_json(env, server, tmp_path):
+    path = write_ndjson(tmp_path / "p.ndjson", [{"title": "A", "lang": "en"}])
+    no_url = {k: v for k, v in os.environ.items() if k not in ("OPENSUPP_API_URL", "OPENSUPP_API_KEY")}
+    out = opensupp("provision", str(path), "--output", "json", env=no_url, check=False)
+    assert out.returncode == 2 and out.stderr == ""
+    assert json.loads(out.stdout) == {"error": "UsageError", "message": "--api-url and --api-key (or OPENSUPP_API_URL "
+                                      "and OPENSUPP_API_KEY) are required"}
+
+    out = opensupp("provision", str(path), "--output=json", "--batch-size", "0", env=no_url, check=False)
+    assert out.returncode == 2 and json.loads(out.stdout)["error"] == "UsageError" and "--batch-size" in out.stdout
+
+    out = opensupp("provision", str(path), "--output", "json", env=api_env(server.url, "osk_not-a-key"), check=False)
+    error = json.loads(out.stdout)
+    assert out.returncode == 1 and error["error"] == "Error" and "refused the first request: 401" in error["message"]
+
+    out = opensupp("provision", str(path), env=api_env(server.url, "osk_not-a-key"), check=False)  # text: as before
+    assert out.returncode == 1 and out.stdout == "" and "Error: " in out.stderr

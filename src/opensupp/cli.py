@@ -1,5 +1,9 @@
-"""The ``opensupp`` command: serve, migrate, keys (server side); provision, export (client).
+"""The server's commands: serve, migrate, keys; and ``main``, the whole ``opensupp`` command
+with the client's provision and export, for ``python -m opensupp``.
 
+The ``opensupp`` console script belongs to the client distribution (``opensupp_client.cli``):
+this distribution registers its commands there under the entry-point group
+``opensupp.commands``, and ``--database-url`` under ``opensupp.options`` (pyproject.toml).
 Server modules are imported inside the server commands, so the client commands start
 without loading the database drivers and the rest of the server.
 """
@@ -31,7 +35,7 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
+def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]], *, migrate: bool = True) -> Any:
     from opensupp.db import open_database
     from opensupp.errors import DomainError
 
@@ -48,11 +52,29 @@ def _run_in_transaction(fn: Callable[[Session], Awaitable[Any]]) -> Any:
         finally:
             await db.close()
 
-    _migrate(url)
+    if migrate:
+        _migrate(url)
     try:
         return asyncio.run(run())
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
+
+
+def _say_when_no_key() -> None:
+    """On a database without an active key the server refuses every request (401): a log line
+    at startup says how to create one, rather than leaving the operator to find out."""
+    import logging
+
+    from opensupp.partners import service
+
+    try:
+        count = _run_in_transaction(service.count_active_keys, migrate=False)
+    except Exception:  # noqa: BLE001  (only a hint: the server starts all the same)
+        return
+    if not count:
+        logging.getLogger("opensupp.cli").warning(
+            "no API key exists yet: every request is refused (401) until one is created with "
+            "`opensupp keys create --name NAME` (it prints the key once)")
 
 
 def _check_url_option(url: str) -> None:
@@ -74,24 +96,33 @@ def _migrate(url: str) -> None:
         raise click.ClickException(f"cannot migrate {redact_url(url)}: {exc}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="opensupp")
-@click.option(
-    "--database-url",
+def _database_url(ctx: click.Context, param: click.Parameter, database_url: str | None) -> str | None:
+    if database_url and ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE:
+        _check_url_option(database_url)  # (from the environment: checked with the other settings)
+    if database_url:
+        os.environ["OPENSUPP_DATABASE_URL"] = database_url  # worker processes inherit it
+    return database_url
+
+
+#: ``opensupp --database-url URL ...``: an option of the whole command, which acts through its
+#: callback, so that the client's ``opensupp`` (entry point ``opensupp.options``) takes it too
+database_url_option = click.Option(
+    ["--database-url"],
     envvar="OPENSUPP_DATABASE_URL",
+    expose_value=False,
+    callback=_database_url,
     help="sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user:password@host:5432/db "
     "[env OPENSUPP_DATABASE_URL; default: an SQLite file in OPENSUPP_DATA_DIR]",
 )
-@click.pass_context
-def main(ctx: click.Context, database_url: str | None) -> None:
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, params=[database_url_option])
+@click.version_option(__version__, prog_name="opensupp")
+def main() -> None:
     """opensupp: a self-hostable live-chat provisioning server (Smartsupp partner API).
 
     Every setting is an OPENSUPP_* environment variable; see the README.
     """
-    if ctx.get_parameter_source("database_url") is ParameterSource.COMMANDLINE:
-        _check_url_option(database_url)  # (from the environment: checked with the other settings)
-    if database_url:
-        os.environ["OPENSUPP_DATABASE_URL"] = database_url  # worker processes inherit it
 
 
 @main.command()
@@ -125,6 +156,7 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     setup_logging(settings.log_level)
     url = settings.resolved_database_url()
     _migrate(url)
+    _say_when_no_key()
     click.echo(f"opensupp {__version__}: database {redact_url(url)}, http://{host}:{port}/docs", err=True)
     uvicorn.run(
         "opensupp.app:app_factory",
@@ -208,11 +240,18 @@ def keys_list(as_json: bool) -> None:
 @keys.command("revoke")
 @click.argument("key")
 def keys_revoke(key: str) -> None:
-    """Revoke KEY, given by its id or its prefix as `keys list` shows them."""
+    """Revoke KEY, given by its id or its prefix as `keys list` shows them, or as the whole key."""
+    from opensupp.errors import NotFound
     from opensupp.partners import service
 
-    async def revoke(session: Session):
-        return await service.revoke_key(session, ref=key)
+    async def revoke(session: Session) -> Any:
+        ref = key
+        if key.startswith(service.KEY_PREFIX) and len(key) > service.PREFIX_LENGTH:  # the whole key
+            found = await service.authenticate(session, key_hash=service.hash_key(key))
+            if found is None:  # (the key itself is never repeated: it is a secret)
+                raise NotFound(f"No active key {key[:service.PREFIX_LENGTH]}... matches the key given.")
+            ref = str(found.key_id)
+        return await service.revoke_key(session, ref=ref)
 
     info = _run_in_transaction(revoke)
     ttl = _settings().key_cache_seconds
@@ -220,10 +259,12 @@ def keys_revoke(key: str) -> None:
                f"running servers refuse it within {ttl:g} s")
 
 
-from opensupp.client.cli import export, provision  # noqa: E402  (the client's commands, server-free)
+from opensupp_client.cli import add_plugins  # noqa: E402  (the client's commands, server-free)
+from opensupp_client.cli import cli as _client_cli  # noqa: E402
 
-main.add_command(provision)
-main.add_command(export)
+for _command in _client_cli.commands.values():
+    main.add_command(_command)
+add_plugins(main)  # what other distributions add (this one's commands are there already)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1,10 +1,6 @@
-"""Languages of the chat box and e-mails: lower-case ISO 639-1 codes.
+"""Languages of the chat box and e-mails: the list lives in the client distribution
+(``opensupp_client.langs``), shared with ``opensupp provision``'s checks."""
 
-Data only, no imports: the client package (provision's checks) reads it too.
-"""
+from opensupp_client.langs import LANGS
 
-LANGS: tuple[str, ...] = (
-    "en", "cs", "sk", "de", "fr", "es", "it", "pl", "hu", "nl", "pt", "ro", "ru", "uk",
-    "sv", "da", "fi", "no", "tr", "el", "bg", "hr", "sl", "sr", "lt", "lv", "et", "ja",
-    "zh", "ko", "ar", "he", "vi", "id", "th", "ca", "is", "ms", "hi", "fa",
-)
+__all__ = ["LANGS"]

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-import email_validator
-from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
+from opensupp import values
 from opensupp.db import Row
 from opensupp.timeutil import iso
 from opensupp.users import service
@@ -21,31 +19,30 @@ from opensupp.web.routing import Router
 router = Router()
 
 
-# API.md: "syntax is checked, deliverability is not". Special-use domains (.test, .local,
-# ...) are a deliverability question, and intranet agents have such addresses; the
-# library documents this list as the switch.
-email_validator.SPECIAL_USE_DOMAIN_NAMES.clear()
-
-
+# The rules and their words live in opensupp_client.values, shared with provision's check.
+# (API.md: "syntax is checked, deliverability is not": special-use domains pass.)
 def _check_email(value: str) -> str:
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise PydanticCustomError("email", "is not a valid e-mail address: {reason}", {"reason": str(exc)}) from None
+    problem = values.email_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("email", "{problem}", {"problem": problem})
     return value
 
 
-_AVATAR = re.compile(r"(https?://[^\x00-\x1f\x7f]+)?")
+_AVATAR = values.AVATAR
 
 
 def _check_avatar(value: str) -> str:
-    if not _AVATAR.fullmatch(value):
-        raise PydanticCustomError("avatar", "must be an http(s) URL or empty")
+    problem = values.avatar_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("avatar", "{problem}", {"problem": problem})
     return value
 
 
 Email = Annotated[Text(254), AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
-Password = Annotated[Text(1024), Field(min_length=8, description="At least 8 characters; stored only as an argon2id hash.")]
+Password = Annotated[
+    Text(values.PASSWORD_MAX, min_length=values.PASSWORD_MIN),
+    Field(description="At least 8 characters; stored only as an argon2id hash."),
+]
 Avatar = Annotated[
     str, StringConstraints(max_length=2000), AfterValidator(_check_avatar),
     Field(json_schema_extra={"pattern": f"^{_AVATAR.pattern}$"}),

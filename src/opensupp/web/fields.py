@@ -87,8 +87,8 @@ def text_pattern(multiline: bool, required: bool) -> str:
     return f"^{allowed}*{values.NON_BLANK.pattern}{allowed}*$"
 
 
-def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> Any:
-    """A string of at most ``max_length`` code points (at least one when required). An optional
+def Text(max_length: int, *, multiline: bool = False, required: bool = True, min_length: int = 1) -> Any:
+    """A string of at most ``max_length`` code points (at least ``min_length`` when required). An optional
     one is checked by pydantic's own (Rust) regex, no Python call per string; a required one
     also must not be blank, which ``text_problem`` says better than a pattern could."""
     if not required:
@@ -96,7 +96,7 @@ def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> 
         return Annotated[str, StringConstraints(min_length=0, max_length=max_length, pattern=pattern)]
     return Annotated[
         str,
-        StringConstraints(min_length=1, max_length=max_length),
+        StringConstraints(min_length=min_length, max_length=max_length),
         AfterValidator(_check_text(multiline, required)),
         Field(json_schema_extra={"pattern": text_pattern(multiline, required)}),
     ]
@@ -110,10 +110,9 @@ _TEXT_PATTERNS = {
 
 
 def _check_lang(value: str) -> str:
-    if value not in LANGS:
-        raise PydanticCustomError(
-            "lang", "must be a supported language code, one of: {allowed}", {"allowed": ", ".join(LANGS)}
-        )
+    problem = values.lang_problem(value)  # the rule and the words provision's check uses too
+    if problem is not None:
+        raise PydanticCustomError("lang", "{problem}", {"problem": problem})
     return value
 
 
@@ -192,9 +191,9 @@ def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
         allowed = _allowed_fields(model, tuple(err["loc"][:-1]))
         return "is not a known field" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
     if kind == "string_too_short":
-        return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx['min_length']} characters"
+        return values.too_short(ctx["min_length"])
     if kind == "string_too_long":
-        return f"must be at most {ctx['max_length']} characters"
+        return values.too_long(ctx["max_length"])
     if kind == "too_long":
         return f"must have at most {ctx.get('max_length')} items"
     if kind == "too_short":

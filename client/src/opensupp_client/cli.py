@@ -1,14 +1,20 @@
-"""``opensupp provision`` and ``opensupp export``: the partner side of the API, from a shell.
+"""The ``opensupp`` command: ``provision`` and ``export``, the partner side of the API from a
+shell, and whatever other installed distributions add to it.
 
-They use only the SDK (``opensupp.client``), never the server's modules. The server's
-``opensupp`` command registers them; ``python -m opensupp.client.cli`` runs them where
-only the client is installed.
+They use only the SDK, never the server's modules. This distribution owns the ``opensupp``
+console script (``main``); a distribution that has commands of its own (the server: serve,
+migrate, keys...) registers them under the entry-point group ``opensupp.commands`` (each a
+click command, named by its entry point) and options of the whole command (the server's
+``--database-url``) under ``opensupp.options`` (each a click option that acts through its
+callback), so that two distributions never install one script file.
+``python -m opensupp_client`` runs the same command.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import json
 import os
 import signal
@@ -16,13 +22,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from opensupp.client import provision as engine
-from opensupp.client._client import MAX_BATCH
+from opensupp_client import provision as engine
+from opensupp_client import values
+from opensupp_client._client import MAX_BATCH
+from opensupp_client._version import __version__
 
+KINDS = ("account", "user", "trigger", "officehours", "offlineemail", "hook")
 API_OPTIONS_HELP = {
     "url": "The API's base URL, e.g. https://chat.example.com [env OPENSUPP_API_URL].",
     "key": "The partner's API key (osk_...) [env OPENSUPP_API_KEY]. Prefer the environment "
@@ -59,8 +68,8 @@ def _api_options(required: bool = True) -> Callable[[Callable[..., Any]], Callab
 
 def _client(api_url: str, api_key: str, *, concurrency: int, batch_size: int, timeout: float,
             max_retries: int) -> Any:
-    from opensupp.client import AsyncClient
-    from opensupp.client._client import async_http
+    from opensupp_client import AsyncClient
+    from opensupp_client._client import async_http
 
     if batch_size > 1:
         # A request carries up to batch_size calls, so its transport's cost hardly counts:
@@ -98,10 +107,43 @@ def _stderr_is_terminal() -> bool:
 
 
 def _cancel_on_sigterm(task: asyncio.Task[Any]) -> None:
-    try:
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    except (NotImplementedError, RuntimeError):  # pragma: no cover - not on Windows
-        pass
+
+
+def _wants_json(args: list[str]) -> bool:
+    following = [*args[1:], ""]
+    return any(a == "--output=json" or (a == "--output" and b == "json") for a, b in zip(args, following, strict=True))
+
+
+class _JsonErrors(click.Command):
+    """With ``--output json`` an error is one JSON object on stdout too, ``{"error", "message"}``
+    (error: UsageError, with exit status 2, or Error, 1), not a line of text on stderr: a script
+    reading the output reads its failures the same way."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
+                     **extra: Any) -> click.Context:
+        as_json = _wants_json(args)
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            if not as_json:
+                raise
+            _json_error(exc)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            if ctx.params.get("output") != "json":
+                raise
+            _json_error(exc)
+
+
+def _json_error(exc: click.ClickException) -> NoReturn:
+    kind = "UsageError" if isinstance(exc, click.UsageError) else "Error"
+    click.echo(json.dumps({"error": kind, "message": exc.format_message()}))
+    raise click.exceptions.Exit(exc.exit_code)
 
 
 PROVISION_HELP = """Create every account in FILE, with everything under it, through the API.
@@ -110,7 +152,8 @@ PROVISION_HELP = """Create every account in FILE, with everything under it, thro
 FILE is CSV or NDJSON, told by its extension (.csv; .ndjson or .jsonl) or --format.
 CSV: a header line, then one account per row. Columns: title, lang (both required),
 and email, fullname, password for the account's first admin (role admin); leave email
-empty for an account without a user. Example:
+empty for an account without a user. Comma-separated, or semicolons as a European
+Excel writes them (told by the header line, or given by --delimiter). Example:
     title,lang,email,fullname,password
     Acme,en,jane@acme.example,Jane Doe,s3cret-pass
 NDJSON: one account per line, everything in the API's shapes (docs/API.md):
@@ -124,9 +167,11 @@ NDJSON: one account per line, everything in the API's shapes (docs/API.md):
 (one line each; `opensupp export` writes this format.)
 
 \b
-First the whole file is checked, before any request: JSON on every line, required
-fields, known keys, the obvious types, lang codes, e-mail syntax, e-mails repeated in
-the file. Every bad row is reported as FILE:LINE: field: problem, and nothing is sent.
+First the whole file is checked, before any request, by the server's own rules and in
+its words: JSON on every line, required fields, known keys, types, lengths, language
+codes (in any case: EN is en), e-mail syntax, e-mails repeated in the file. Every bad
+row is reported as FILE:LINE: field: problem, and nothing is sent; with --skip-invalid
+the good rows are sent and the bad ones reported (a bad header still stops the file).
 --check stops after the check.
 
 \b
@@ -137,17 +182,19 @@ only); without either, they are an error of the check.
 
 \b
 Each row runs its steps in order: account, users, triggers, office hours, offline
-emails, hooks. A step the server refuses (4xx: a taken e-mail is 409) fails its row,
-reported with the line and the API's message; the other rows go on. Connection errors,
+emails, hooks, and lands whole or leaves nothing: a step the server refuses (4xx: a
+taken e-mail is 409) fails its row, whose account is then deleted through the API with
+everything under it (rolled back), reported with the line and the API's message; the
+other rows go on. Connection errors,
 timeouts, 429 and 5xx are retried (--max-retries); if the server stays unreachable or
 the key is refused, no new rows are started.
 
 \b
 Resuming: FILE.journal (beside FILE; append-only NDJSON, written line by line) records
 every step done and what it created. Run the same command again after Ctrl-C, a kill, a
-crash or a failed row: steps already done are skipped, a failed row restarts at its
-failed step (fix the line in place first: do not insert or remove lines between runs;
-editing a done line adds what is new in it, and a changed title or lang is refused).
+crash or a failed row: steps already done are skipped, a rolled-back row starts anew
+(fix the line in place first: do not insert or remove lines between runs; editing a
+done line adds what is new in it, and a changed title or lang is refused).
 Every create carries an Idempotency-Key hashed from FILE's absolute path (the one the
 journal started with), the line, the step and its content: a step the server did but
 the journal missed is answered again by the server (it remembers keys for 24 hours)
@@ -157,7 +204,7 @@ and is locked while a run uses it.
 
 \b
 At the end FILE.results.json maps each row (by line number) to its status (ok, failed,
-pending), account id and accountKey, user ids by e-mail, trigger/offline e-mail/hook
+pending, invalid), account id and accountKey, user ids by e-mail, trigger/offline e-mail/hook
 ids and generated passwords.
 
 \b
@@ -166,7 +213,8 @@ was left pending, or the first request was refused; 2 on a usage error; 130 when
 interrupted (Ctrl-C or SIGTERM: rows in flight are cancelled, the results written)."""
 
 
-@click.command("provision", help=PROVISION_HELP, context_settings={"help_option_names": ["-h", "--help"]})
+@click.command("provision", cls=_JsonErrors, help=PROVISION_HELP,
+               context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_api_options(required=False)
 @click.option("--format", "fmt", type=click.Choice(["csv", "ndjson", "jsonl"]),
@@ -182,15 +230,25 @@ interrupted (Ctrl-C or SIGTERM: rows in flight are cancelled, the results writte
 @click.option("--generate-passwords", is_flag=True,
               help="Give every user that has none in FILE a random password; they are listed in "
                    "FILE.results.json under generatedPasswords.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Send the good rows of a file that has bad ones, and report the bad ones (status invalid in "
+                   "FILE.results.json; exit status 1). A problem of the file as a whole (its header, its "
+                   "encoding) still stops it.")
+@click.option("--delimiter", metavar="CHAR",
+              help="A CSV's delimiter: one character, or 'tab' [default: told by the header line: a comma, or the "
+                   "semicolon of a European Excel].")
 @click.option("--output", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: a progress bar on stderr (when it is a terminal: done/total, ok and failed counts, "
-                   "rows/s, elapsed, ETA), failed rows on stderr as they happen, and a summary on stdout. "
-                   "json: no progress bar and no per-row lines, one JSON object on stdout: file, format, rows, succeeded "
-                   "(this run), alreadyDone (by earlier runs), failed, pending (not started, or in flight when "
-                   "interrupted), created (steps done this run, per kind), seconds, interrupted, stopped (why no "
-                   "more rows were started, or null), journal, results, failures [{line, step, status, error, "
-                   "message}]; when the check fails (or with --check): file, format, rows, valid, badRows, "
-                   "problems [{line, field, message}].")
+              help="text: a progress bar on stderr (when it is a terminal: finished rows/total, ok and failed "
+                   "counts, rows/s since the start, elapsed, ETA), failed rows on stderr as they happen, and a "
+                   "summary on stdout. "
+                   "json: no progress bar and no per-row lines, one JSON object on stdout: file, format, rows, "
+                   "succeeded (this run), alreadyDone (by earlier runs), failed, rolledBack (failed rows whose "
+                   "account was deleted), pending (not started, or in flight when interrupted), invalid (bad rows "
+                   "left out by --skip-invalid), created (steps kept this run, per kind), seconds, interrupted, "
+                   "stopped (why no more rows were started, or null), journal, results, failures [{line, step, "
+                   "status, error, message, rolledBack}], problems [{line, field, message}], hints; when the check "
+                   "fails (or with --check): file, format, rows, valid, badRows, problems, hints; on an error "
+                   "(a usage error, the first request refused...): {error, message}.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The journal's path [default: FILE.journal].")
 @click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -199,10 +257,9 @@ interrupted (Ctrl-C or SIGTERM: rows in flight are cancelled, the results writte
               help="Resume a journal started against another --api-url (the same server under a new address). "
                    "Against another server the journal's rows would wrongly count as done.")
 def provision(file: Path, api_url: str | None, api_key: str | None, concurrency: int, batch_size: int,
-              max_retries: int,
-              timeout: float, fmt: str | None, check: bool, fail_fast: bool, default_password: str | None,
-              generate_passwords: bool, output: str, journal_path: Path | None, results_path: Path | None,
-              allow_other_url: bool) -> None:
+              max_retries: int, timeout: float, fmt: str | None, check: bool, fail_fast: bool,
+              default_password: str | None, generate_passwords: bool, skip_invalid: bool, delimiter: str | None,
+              output: str, journal_path: Path | None, results_path: Path | None, allow_other_url: bool) -> None:
     as_json = output == "json"
     file = file.absolute()
     name = str(file)
@@ -210,25 +267,42 @@ def provision(file: Path, api_url: str | None, api_key: str | None, concurrency:
         fmt = engine.detect_format(file, fmt)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    if default_password is not None and not 8 <= len(default_password) <= 1024:
-        raise click.BadParameter("must be 8 to 1024 characters", param_hint="--default-password")
+    if default_password is not None:
+        problem = values.string_problem(default_password, min_length=values.PASSWORD_MIN,
+                                        max_length=values.PASSWORD_MAX)
+        if problem:
+            raise click.BadParameter(problem, param_hint="--default-password")
     if default_password is not None and generate_passwords:
         raise click.UsageError("--default-password and --generate-passwords exclude each other")
+    if delimiter is not None:
+        delimiter = {"tab": "\t", "\\t": "\t"}.get(delimiter.lower(), delimiter)
+        if len(delimiter) != 1 or delimiter in "\"\r\n":
+            raise click.BadParameter("must be one character (or 'tab'), not a quote or a line break",
+                                     param_hint="--delimiter")
 
-    rows, problems = engine.load(file, fmt, passwords_supplied=default_password is not None or generate_passwords)
-    if problems or check:
+    rows, problems = engine.load(file, fmt, passwords_supplied=default_password is not None or generate_passwords,
+                                 delimiter=delimiter)
+    blocking = [p for p in problems if p.fatal] if skip_invalid else problems
+    if blocking or check:
         bad_lines = len({p.line for p in problems})
         if as_json:
             click.echo(json.dumps({"file": name, "format": fmt, "rows": len(rows), "valid": not problems,
-                                   "badRows": bad_lines, "problems": [p.to_json() for p in problems]}))
+                                   "badRows": bad_lines, "problems": [p.to_json() for p in problems],
+                                   "hints": engine.hints(problems)}))
         else:
-            for p in problems:
-                click.echo(p.render(name), err=True)
+            _print_problems(problems, name)
             if problems:
                 click.echo(f"{name}: {len(problems)} problem(s) on {bad_lines} line(s); nothing was sent", err=True)
             else:
                 click.echo(f"{name}: {len(rows)} rows, all good", err=True)
         sys.exit(1 if problems else 0)
+    invalid_lines = {p.line for p in problems}
+    if invalid_lines:  # --skip-invalid: the good rows go, the bad ones are reported
+        rows = [row for row in rows if row.line not in invalid_lines]
+        if not as_json:
+            _print_problems(problems, name)
+            click.echo(f"{name}: {len(invalid_lines)} bad line(s) left out (--skip-invalid); sending the other "
+                       f"{len(rows)} row(s)", err=True)
 
     if not api_url or not api_key:
         raise click.UsageError("--api-url and --api-key (or OPENSUPP_API_URL and OPENSUPP_API_KEY) are required")
@@ -291,53 +365,85 @@ def provision(file: Path, api_url: str | None, api_key: str | None, concurrency:
         if journal.opened:
             journal.close()
         if journal.closed:
-            engine.write_json_atomically(results_path, engine.results(rows, journal, source=file, plans=runner.plans))
+            engine.write_json_atomically(results_path, engine.results(rows, journal, source=file, plans=runner.plans,
+                                                                      invalid=problems))
 
     summary = {
-        "file": name, "format": fmt, "rows": outcome.rows, "succeeded": outcome.succeeded,
-        "alreadyDone": outcome.already_done, "failed": len(outcome.failed), "pending": outcome.pending,
-        "created": {k: outcome.created[k] for k in ("account", "user", "trigger", "officehours", "offlineemail", "hook")},
+        "file": name, "format": fmt, "rows": outcome.rows + len(invalid_lines), "succeeded": outcome.succeeded,
+        "alreadyDone": outcome.already_done, "failed": len(outcome.failed), "rolledBack": outcome.rolled_back,
+        "pending": outcome.pending, "invalid": len(invalid_lines),
+        "created": {k: outcome.created[k] for k in KINDS},
         "seconds": round(outcome.seconds, 3), "interrupted": outcome.interrupted, "stopped": outcome.stopped or None,
         "journal": str(journal_path), "results": str(results_path),
         "failures": [f.to_json() for f in sorted(outcome.failed, key=lambda f: f.line)],
+        "problems": [p.to_json() for p in problems], "hints": engine.hints(problems),
     }
     if as_json:
         click.echo(json.dumps(summary))
     else:
         _print_summary(outcome, summary, name)
-    sys.exit(130 if outcome.interrupted else 0 if outcome.ok else 1)
+    sys.exit(130 if outcome.interrupted else 0 if outcome.ok and not invalid_lines else 1)
 
 
-def _progress(total: int) -> dict[str, Any]:
-    """A rich progress bar on stderr: bar, done/total, ok and failed counts, rows/s, elapsed, ETA
-    (fits 80 columns)."""
+def _print_problems(problems: list[engine.Problem], name: str) -> None:
+    """Each problem on a line of its own, then each hint once (not once per row it concerns)."""
+    for p in problems:
+        click.echo(p.render(name), err=True)
+    for hint in engine.hints(problems):
+        click.echo(f"hint: {hint}", err=True)
+
+
+def _progress(total: int, console: Any = None, get_time: Callable[[], float] | None = None) -> dict[str, Any]:
+    """A rich progress bar on stderr: bar, finished rows/total, ok and failed counts, rows/s,
+    elapsed, ETA (fits 80 columns).
+
+    The bar counts rows as they finish, and the rate and the ETA are the rows finished over
+    the time since the start: rich's own speed is an estimate over the last moments, which
+    shows tens of thousands of rows/s when a batch of rows finishes at once. Red is for
+    failures only: no red while nothing failed.
+    """
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        ProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TimeElapsedColumn
     from rich.table import Column
     from rich.text import Text
+
+    def rate(task: Task) -> float | None:
+        elapsed = task.elapsed
+        return task.completed / elapsed if task.completed and elapsed else None
+
+    class CountsColumn(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__(table_column=Column(no_wrap=True))
+
+        def render(self, task: Task) -> Text:
+            failed = task.fields["failed"]
+            return Text.assemble((f"{task.fields['ok']} ok", "green"), " ",
+                                 (f"{failed} failed", "bold red" if failed else "dim"))
 
     class RateColumn(ProgressColumn):
         def __init__(self) -> None:
             super().__init__(table_column=Column(no_wrap=True))
 
-        def render(self, task: Any) -> Text:
-            return Text(f"{task.speed:.1f} rows/s" if task.speed else "- rows/s", style="progress.data.speed")
+        def render(self, task: Task) -> Text:
+            speed = rate(task)
+            return Text(f"{speed:.1f} rows/s" if speed else "- rows/s", style="cyan")
 
-    console = Console(stderr=True)
+    class EtaColumn(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__(table_column=Column(no_wrap=True))
+
+        def render(self, task: Task) -> Text:
+            speed = rate(task)
+            if task.finished or task.total is None or not speed:
+                return Text("ETA -:--:--", style="progress.remaining")
+            seconds = int((task.total - task.completed) / speed)
+            clock = f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+            return Text(f"ETA {clock}", style="progress.remaining")
+
+    console = console or Console(stderr=True)
     progress = Progress(
-        BarColumn(bar_width=16), MofNCompleteColumn(),
-        TextColumn("[green]{task.fields[ok]} ok[/] [red]{task.fields[failed]} failed[/]",
-                   table_column=Column(no_wrap=True)),
-        RateColumn(), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-        console=console, refresh_per_second=8,
+        BarColumn(bar_width=16), MofNCompleteColumn(), CountsColumn(), RateColumn(), TimeElapsedColumn(), EtaColumn(),
+        console=console, refresh_per_second=8, get_time=get_time,
     )
     task = progress.add_task("provision", total=total, ok=0, failed=0)
     return {"progress": progress, "console": console, "task": task}
@@ -346,7 +452,7 @@ def _progress(total: int) -> dict[str, Any]:
 async def _check_key(client: Any) -> None:
     """One cheap request first, so a wrong URL or key is one clear error at once (two retries, not
     --max-retries), not a failure per row."""
-    from opensupp.client import APIConnectionError, APIStatusError
+    from opensupp_client import APIConnectionError, APIStatusError
 
     retries, client.max_retries = client.max_retries, min(client.max_retries, 2)
     try:
@@ -365,9 +471,11 @@ async def _check_key(client: Any) -> None:
 def _print_summary(outcome: engine.Outcome, summary: dict[str, Any], name: str) -> None:
     rate = (outcome.succeeded + len(outcome.failed)) / outcome.seconds if outcome.seconds else 0.0
     done = outcome.succeeded + outcome.already_done
-    lines = [(f"{name}: {outcome.rows} rows: {done} done ({outcome.succeeded} now, {outcome.already_done} "
-              f"before), {len(outcome.failed)} failed, {outcome.pending} pending (not started or interrupted); "
-              f"{outcome.seconds:.1f} s, {rate:.1f} rows/s")]
+    invalid = f", {summary['invalid']} invalid (left out)" if summary["invalid"] else ""
+    rolled = f" ({outcome.rolled_back} rolled back)" if outcome.rolled_back else ""
+    lines = [(f"{name}: {summary['rows']} rows: {done} done ({outcome.succeeded} now, {outcome.already_done} "
+              f"before), {len(outcome.failed)} failed{rolled}, {outcome.pending} pending (not started or "
+              f"interrupted){invalid}; {outcome.seconds:.1f} s, {rate:.1f} rows/s")]
     created = summary["created"]
     lines.append("created: " + ", ".join(f"{created[k]} {label}" for k, label in (
         ("account", "accounts"), ("user", "users"), ("trigger", "triggers"), ("officehours", "office hours"),
@@ -405,10 +513,11 @@ and, into the same server, new e-mails (they are unique per server). Exit status
 @_api_options()
 @click.option("-o", "--out", "out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file (replaced when done) instead of stdout.")
-@click.option("--omit-secrets", is_flag=True, help="Leave hooks' config.secret out (the target then generates new ones).")
+@click.option("--omit-secrets", is_flag=True,
+              help="Leave hooks' config.secret out (the target then generates new ones).")
 def export(api_url: str, api_key: str, concurrency: int, batch_size: int, max_retries: int, timeout: float,
            out: Path | None, omit_secrets: bool) -> None:
-    from opensupp.client import OpensuppError
+    from opensupp_client import OpensuppError
 
     client = _client(api_url, api_key, concurrency=concurrency, batch_size=batch_size, timeout=timeout,
                      max_retries=max_retries)
@@ -462,13 +571,56 @@ def export(api_url: str, api_key: str, concurrency: int, batch_size: int, max_re
     click.echo(f"exported {count} accounts in {time.monotonic() - started:.1f} s", err=True)
 
 
+COMMANDS = "opensupp.commands"  # entry points: click commands, each added under its entry point's name
+OPTIONS = "opensupp.options"  # entry points: click options of the whole command, acting through callbacks
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, package_name="opensupp-client", prog_name="opensupp")
 def cli() -> None:
-    """The opensupp client's commands (the same as `opensupp provision` and `opensupp export`)."""
+    """opensupp: the partner API from a shell (provision, export), and the commands of
+    the other opensupp distributions installed (the server's serve, keys, migrate...).
+
+    The API's URL and key are read from OPENSUPP_API_URL and OPENSUPP_API_KEY.
+    """
 
 
 cli.add_command(provision)
 cli.add_command(export)
 
+
+def add_plugins(group: click.Group) -> click.Group:
+    """``group`` with the commands and options that installed distributions register under the
+    entry-point groups ``opensupp.commands`` and ``opensupp.options``. One that cannot be loaded
+    (a broken install) is named on stderr and left out: provision and export still work."""
+    for entry in importlib.metadata.entry_points(group=COMMANDS):
+        if entry.name in group.commands:
+            continue
+        command = _load(entry)
+        if isinstance(command, click.Command):
+            group.add_command(command, entry.name)
+    names = {param.name for param in group.params}
+    for entry in importlib.metadata.entry_points(group=OPTIONS):
+        option = _load(entry)
+        if isinstance(option, click.Parameter) and option.name not in names:
+            group.params.append(option)
+            names.add(option.name)
+    return group
+
+
+def _load(entry: importlib.metadata.EntryPoint) -> Any:
+    try:
+        return entry.load()
+    except Exception as exc:  # noqa: BLE001  (any import error of another distribution)
+        dist = entry.dist.name if entry.dist else "?"
+        click.echo(f"opensupp: leaving out {entry.name!r} of {dist} ({entry.value}): {exc!r}", err=True)
+        return None
+
+
+def main(args: list[str] | None = None) -> Any:
+    """The ``opensupp`` console script."""
+    return add_plugins(cli).main(args, prog_name="opensupp")
+
+
 if __name__ == "__main__":  # pragma: no cover
-    cli()
+    main()

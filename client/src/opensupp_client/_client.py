@@ -12,12 +12,24 @@ from __future__ import annotations
 import asyncio
 import json as jsonlib
 import time
-from typing import Any, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
 
-from opensupp.client._base import BaseClient, Reply, _retry_after
-from opensupp.client.errors import APIConnectionError, APITimeoutError
+from opensupp_client import _types as t
+from opensupp_client._base import (
+    Accounts,
+    BaseClient,
+    Hooks,
+    OfficeHoursResource,
+    OfflineEmails,
+    Reply,
+    Triggers,
+    Users,
+    _retry_after,
+)
+from opensupp_client.errors import APIConnectionError, APITimeoutError
 
 Model = Callable[[dict[str, Any]], Any] | None
 
@@ -29,12 +41,20 @@ def _connection_error(exc: httpx.TransportError) -> APIConnectionError:
 
 
 class Client(BaseClient):
-    """A blocking client: ``Client("https://chat.example.com", "osk_...")``."""
+    """A blocking client: ``Client("https://chat.example.com", "osk_...")``, or ``Client()`` to
+    read ``OPENSUPP_API_URL`` and ``OPENSUPP_API_KEY`` (an argument passed wins over its variable;
+    ValueError when neither gives a key)."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 2,
-                 http_client: httpx.Client | None = None, **policy: float) -> None:
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0,
+                 max_retries: int = 2, http_client: httpx.Client | None = None, **policy: float) -> None:
         super().__init__(base_url, api_key, timeout=timeout, max_retries=max_retries, **policy)
         self._http = http_client or httpx.Client(timeout=timeout)
+        self.accounts: t.SyncAccounts = Accounts(self)
+        self.users: t.SyncUsers = Users(self)
+        self.triggers: t.SyncTriggers = Triggers(self)
+        self.office_hours: t.SyncOfficeHours = OfficeHoursResource(self)
+        self.offline_emails: t.SyncOfflineEmails = OfflineEmails(self)
+        self.hooks: t.SyncHooks = Hooks(self)
 
     def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None, model: Model = None,
                  create: bool = False, delete: bool = False, idempotency_key: str | None = None) -> Any:
@@ -74,27 +94,36 @@ class Client(BaseClient):
 
 
 def async_http(timeout: float = 30.0, connections: int = 100) -> httpx.AsyncClient:
-    """httpx's API over aiohttp's connection handling (as openai-python offers): on this
-    project's machines httpx's own async transport spends ~2.7 ms of CPU per request and
-    this one ~0.36 ms, which is what decides how fast a bulk run can go."""
-    from httpx_aiohttp import AiohttpTransport
-
+    """httpx's API over aiohttp's connection handling (as openai-python offers) when
+    httpx-aiohttp is installed (``opensupp-client[fast]``; the server brings it): httpx's own
+    async transport spends several times more CPU per request, which is what decides how
+    fast a bulk run of single calls can go. Without it, httpx's own transport."""
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    try:
+        from httpx_aiohttp import AiohttpTransport
+    except ImportError:
+        return httpx.AsyncClient(limits=limits, timeout=timeout)
     return httpx.AsyncClient(transport=AiohttpTransport(limits=limits), timeout=timeout)
 
 
 class AsyncClient(BaseClient):
     """The same surface as ``Client``; every call is awaited, ``list`` is ``async for``."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 2,
-                 http_client: httpx.AsyncClient | None = None, batch_size: int = 1, batch_concurrency: int = 8,
-                 **policy: float) -> None:
+    def __init__(self, base_url: str | None = None, api_key: str | None = None, *, timeout: float = 30.0,
+                 max_retries: int = 2, http_client: httpx.AsyncClient | None = None, batch_size: int = 1,
+                 batch_concurrency: int = 8, **policy: float) -> None:
         super().__init__(base_url, api_key, timeout=timeout, max_retries=max_retries, **policy)
         if not 1 <= batch_size <= MAX_BATCH:
             raise ValueError(f"batch_size must be from 1 to {MAX_BATCH}")
         if batch_concurrency < 1:
             raise ValueError("batch_concurrency must be at least 1")
         self._http = http_client or async_http(timeout)
+        self.accounts: t.AsyncAccounts = Accounts(self)
+        self.users: t.AsyncUsers = Users(self)
+        self.triggers: t.AsyncTriggers = Triggers(self)
+        self.office_hours: t.AsyncOfficeHours = OfficeHoursResource(self)
+        self.offline_emails: t.AsyncOfflineEmails = OfflineEmails(self)
+        self.hooks: t.AsyncHooks = Hooks(self)
         self._batcher = _Batcher(self, batch_size, batch_concurrency) if batch_size > 1 else None
 
     async def _send(self, method: str, path: str, json: dict[str, Any] | None, key: str | None) -> Reply:
@@ -150,7 +179,8 @@ class _Batcher:
 
     At most ``concurrency`` batches are in flight; while they all are, new calls wait and
     the next batch takes up to ``size`` of them, so batches grow exactly when the server
-    is the slower side. Each call's future gets its own ``Reply``; a transport error
+    is the slower side (and the calls waiting are spread over the free slots). Each call's
+    future gets its own ``Reply``; a transport error
     reaches every call of the batch, and each retries on its own.
     """
 
@@ -181,7 +211,12 @@ class _Batcher:
     def flush(self) -> None:
         self.scheduled = False
         while self.pending and self.in_flight < self.concurrency:
-            chunk, self.pending = self.pending[: self.size], self.pending[self.size :]
+            # the calls waiting, spread over the free slots (up to ``size`` each): 200 calls and
+            # 8 free slots go as 8 batches of 25, not 2 of 100, so that answers, and a bulk run's
+            # finished rows, come back in more and earlier steps while the server has capacity
+            free = self.concurrency - self.in_flight
+            size = min(self.size, -(-len(self.pending) // free))
+            chunk, self.pending = self.pending[:size], self.pending[size:]
             self.in_flight += 1
             task = asyncio.get_running_loop().create_task(self.send(chunk))
             self.tasks.add(task)
@@ -219,14 +254,15 @@ class _Batcher:
             await self.send_each(chunk)
             return
         whole = Reply.of(response)
-        responses = whole.body.get("responses") if response.status_code == 200 and isinstance(whole.body, dict) else None
+        answered = response.status_code == 200 and isinstance(whole.body, dict)
+        responses = whole.body.get("responses") if answered else None
         if not isinstance(responses, list) or len(responses) != len(chunk):
             # the batch as a whole was refused (401, 429, 5xx): that is every call's answer
             for _, future in chunk:
                 if not future.done():
                     future.set_result(whole)
             return
-        for (_, future), answer in zip(chunk, responses):
+        for (_, future), answer in zip(chunk, responses, strict=False):
             if not future.done():
                 headers = {name.lower(): value for name, value in (answer.get("headers") or {}).items()}
                 future.set_result(Reply(answer["status"], headers, answer.get("body"), ""))

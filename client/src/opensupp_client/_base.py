@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import random
 import time
 import urllib.parse
 import uuid
-from typing import Any, Callable, Mapping, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import httpx
 
-from opensupp import __version__
-from opensupp.client.errors import error_for
-from opensupp.client.models import Account, Hook, OfficeHours, OfflineEmail, Trigger, User
+from opensupp_client._version import __version__
+from opensupp_client.errors import error_for
+from opensupp_client.models import Account, Hook, OfficeHours, OfflineEmail, Trigger, User
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
@@ -55,34 +57,42 @@ def _drop_none(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+URL_VARIABLE = "OPENSUPP_API_URL"
+KEY_VARIABLE = "OPENSUPP_API_KEY"
+
+
+def _from_environment(base_url: str | None, api_key: str | None) -> tuple[str, str]:
+    """The arguments, else the environment's ``OPENSUPP_API_URL`` and ``OPENSUPP_API_KEY``."""
+    base_url = base_url or os.environ.get(URL_VARIABLE) or ""
+    api_key = api_key or os.environ.get(KEY_VARIABLE) or ""
+    if not base_url:
+        raise ValueError(f"no API URL: pass base_url (e.g. https://chat.example.com) or set {URL_VARIABLE}")
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError("base_url must start with http:// or https://")
+    if not api_key:
+        raise ValueError(f"no API key: pass api_key (osk_...) or set {KEY_VARIABLE}")
+    return base_url, api_key
+
+
 class BaseClient:
     def __init__(
-        self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 2,
+        self, base_url: str | None, api_key: str | None, *, timeout: float = 30.0, max_retries: int = 2,
         backoff: float = 0.5, max_backoff: float = 8.0,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        if not api_key:
-            raise ValueError("api_key is required")
+        base_url, api_key = _from_environment(base_url, api_key)
         self.base_url = base_url.rstrip("/")
         self.max_retries = max_retries
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.timeout = timeout
         self.headers = {"apiKey": api_key, "User-Agent": f"opensupp-python/{__version__}", "Accept": "application/json"}
-        self.accounts = Accounts(self)
-        self.users = Users(self)
-        self.triggers = Triggers(self)
-        self.office_hours = OfficeHoursResource(self)
-        self.offline_emails = OfflineEmails(self)
-        self.hooks = Hooks(self)
 
     # the policy, shared by both clients' loops
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_AFTER)
-        ceiling = min(self.max_backoff, self.backoff * 2**attempt)
+        ceiling = min(self.max_backoff, self.backoff * 2.0**attempt)
         return ceiling * (0.5 + random.random() / 2)  # jitter, so retries do not stampede
 
     def _headers(self, idempotency_key: str | None) -> dict[str, str]:

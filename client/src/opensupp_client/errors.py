@@ -113,5 +113,6 @@ _BY_STATUS: dict[int, type[APIStatusError]] = {
 
 def error_for(status: int, body: Any, retry_after: float | None) -> APIStatusError:
     kind = body.get("error") if isinstance(body, dict) else None
-    cls = _BY_TYPE.get(kind) or _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)
+    by_type = _BY_TYPE.get(kind) if isinstance(kind, str) else None
+    cls = by_type or _BY_STATUS.get(status) or (ServerError if status >= 500 else APIStatusError)
     return cls(status, body, retry_after)

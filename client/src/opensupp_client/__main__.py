@@ -1,0 +1,3 @@
+from opensupp_client.cli import main
+
+main()
