@@ -11,7 +11,7 @@ import pytest
 
 from conftest import client_for, new_key
 from opensupp.officehours.api import YEAR_PATTERN
-from opensupp.officehours.rules import FIRST_DATE, LAST_DATE
+from opensupp.officehours.validation import FIRST_DATE, LAST_DATE
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opensupp.officehours import schedule
-from opensupp.officehours.rules import parse_instant, validate_office_hours
+from opensupp.officehours.validation import parse_instant, validate_office_hours
 from opensupp.officehours.schedule import compile_schedule, is_open, open_intervals, status
 from opensupp.timeutil import iso
 

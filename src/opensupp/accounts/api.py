@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import Field
 
 from opensupp.accounts import service
-from opensupp.accounts.service import Account
+from opensupp.accounts.models import Account
 from opensupp.db import Session
 from opensupp.timeutil import iso
 from opensupp.web.fields import Body, Lang, Text

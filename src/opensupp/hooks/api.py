@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import Field, WithJsonSchema
 
-from opensupp.db import Row
 from opensupp.hooks import service
-from opensupp.hooks.rules import MAX_URL_LENGTH, WEBHOOK_EVENTS
+from opensupp.hooks.models import Hook
+from opensupp.hooks.validation import MAX_URL_LENGTH, WEBHOOK_EVENTS
 from opensupp.timeutil import iso
 from opensupp.web.crud import Crud, register, table_service
 from opensupp.web.fields import Body, Bool
@@ -60,8 +59,8 @@ class HookOut(Out):
     createdAt: str
 
 
-def hook_json(row: Row) -> dict[str, Any]:
-    return {"id": str(row[0]), "name": row[1], "config": orjson.loads(row[2]), "active": bool(row[3]), "createdAt": iso(row[4])}
+def hook_json(hook: Hook) -> dict[str, Any]:
+    return {"id": str(hook.id), "name": hook.name, "config": hook.config, "active": hook.active, "createdAt": iso(hook.created_at)}
 
 
 register(

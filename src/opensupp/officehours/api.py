@@ -10,7 +10,7 @@ from pydantic import Field, WithJsonSchema
 from opensupp.db import Session
 from opensupp.errors import invalid
 from opensupp.officehours import service
-from opensupp.officehours.rules import (
+from opensupp.officehours.validation import (
     MAX_CONFIG,
     MAX_EXCEPTIONS,
     MAX_SCHEDULE_DAYS,

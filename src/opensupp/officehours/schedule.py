@@ -46,7 +46,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Mapping
 
-from opensupp.officehours.rules import MINUTES_PER_DAY, tzinfo_of
+from opensupp.officehours.validation import MINUTES_PER_DAY, tzinfo_of
 
 Minutes = tuple[tuple[int, int], ...]  # a local day's open intervals, minutes after midnight
 Interval = tuple[int, int]  # [start, end) in Unix seconds
@@ -83,7 +83,7 @@ class Status:
 
 
 def compile_schedule(document: Mapping[str, Any]) -> Schedule:
-    """The ``Schedule`` of a document that ``rules.validate_office_hours`` accepted."""
+    """The ``Schedule`` of a document that ``validation.validate_office_hours`` accepted."""
     days = set(document["days"])
     config = {entry["dow"]: joined_minutes(entry["times"]) for entry in document["config"]}
     week = tuple(config.get(dow, ALL_DAY) if dow in days else CLOSED for dow in range(7))

@@ -9,12 +9,11 @@ from typing import Any
 import orjson
 
 from opensupp import lane
-from opensupp.accounts.service import LOCK_ACCOUNT
-from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import ForeignKeyViolation, Session
+from opensupp.db.children import LOCK_ACCOUNT, account_not_found
 from opensupp.errors import ValidationFailed
 from opensupp.officehours import schedule
-from opensupp.officehours.rules import DEFAULT, merge, validate_office_hours
+from opensupp.officehours.validation import DEFAULT, merge, validate_office_hours
 from opensupp.timeutil import iso, now
 
 _DEFAULT_JSON = orjson.dumps(DEFAULT).decode()
@@ -46,13 +45,14 @@ _UPSERT = {
 
 async def get_office_hours(session: Session, *, partner_id: int, account_id: int) -> dict[str, Any]:
     row = await session.fetchrow(
-        "SELECT a.id, o.document FROM accounts a LEFT JOIN office_hours o ON o.account_id = a.id"
+        "SELECT a.id, o.document AS document FROM accounts a LEFT JOIN office_hours o ON o.account_id = a.id"
         " WHERE a.id = $1 AND a.partner_id = $2",
         account_id, partner_id,
     )
     if row is None:
         raise account_not_found(account_id)
-    return orjson.loads(row[1]) if row[1] else dict(DEFAULT)
+    document: str | None = row["document"]
+    return orjson.loads(document) if document else dict(DEFAULT)
 
 
 async def update_office_hours(

@@ -5,34 +5,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-import email_validator
-from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from opensupp.db import Row
 from opensupp.timeutil import iso
 from opensupp.users import service
+from opensupp.users.models import User
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body, Lang, Text
+from opensupp.web.fields import Body, Email, Lang, Text
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
 router = Router()
-
-
-# API.md: "syntax is checked, deliverability is not". Special-use domains (.test, .local,
-# ...) are a deliverability question, and intranet agents have such addresses; the
-# library documents this list as the switch.
-email_validator.SPECIAL_USE_DOMAIN_NAMES.clear()
-
-
-def _check_email(value: str) -> str:
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise PydanticCustomError("email", "is not a valid e-mail address: {reason}", {"reason": str(exc)}) from None
-    return value
 
 
 _AVATAR = re.compile(r"(https?://[^\x00-\x1f\x7f]+)?")
@@ -44,7 +28,6 @@ def _check_avatar(value: str) -> str:
     return value
 
 
-Email = Annotated[Text(254), AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
 Password = Annotated[Text(1024), Field(min_length=8, description="At least 8 characters; stored only as an argon2id hash.")]
 Avatar = Annotated[
     str, StringConstraints(max_length=2000), AfterValidator(_check_avatar),
@@ -89,10 +72,11 @@ class UserOut(Out):
     createdAt: str
 
 
-def user_json(row: Row) -> dict[str, Any]:
+def user_json(user: User) -> dict[str, Any]:
     return {
-        "id": str(row[0]), "role": row[1], "email": row[2], "fullname": row[3], "nickname": row[4],
-        "avatar": row[5], "note": row[6], "lang": row[7], "createdAt": iso(row[8]),
+        "id": str(user.id), "role": user.role, "email": user.email, "fullname": user.fullname,
+        "nickname": user.nickname, "avatar": user.avatar, "note": user.note, "lang": user.lang,
+        "createdAt": iso(user.created_at),
     }
 
 

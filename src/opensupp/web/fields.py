@@ -14,7 +14,9 @@ import types
 import typing
 from typing import Annotated, Any, Iterable
 
+import email_validator
 import typing_extensions
+from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 from pydantic import ValidationError as PydanticValidationError
 from pydantic import WithJsonSchema
@@ -118,6 +120,24 @@ def _check_lang(value: str) -> str:
 
 
 Lang = Annotated[str, AfterValidator(_check_lang), WithJsonSchema({"type": "string", "enum": list(LANGS)})]
+
+
+# API.md: "syntax is checked, deliverability is not". Special-use domains (.test, .local,
+# ...) are a deliverability question, and intranet agents have such addresses; the
+# library documents this list as the switch.
+email_validator.SPECIAL_USE_DOMAIN_NAMES.clear()
+
+
+def _check_email(value: str) -> str:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise PydanticCustomError("email", "is not a valid e-mail address: {reason}", {"reason": str(exc)}) from None
+    return value
+
+
+#: An e-mail address: a user's login, an offline email.
+Email = Annotated[Text(254), AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
 
 
 # ----------------------------------------------------------------------------- errors

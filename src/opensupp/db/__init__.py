@@ -37,8 +37,9 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, Sequence
+from typing import Any, NoReturn, Protocol
 
 import asyncpg
 from sqlalchemy import MetaData
@@ -85,7 +86,12 @@ class TransactionConflict(Exception):
 
 
 class Row(Protocol):
+    """A row as both drivers answer it (``sqlite3.Row``, ``asyncpg.Record``): its values by
+    position or column name, and in column order."""
+
     def __getitem__(self, key: int | str) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
 
 
 class Session(Protocol):

@@ -1,4 +1,4 @@
-"""Office-hours rules (opensupp.officehours.rules): pure tables, no app, no database."""
+"""Office-hours validation (opensupp.officehours.validation): pure tables, no app, no database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime
 import pytest
 
 from opensupp.errors import FieldError
-from opensupp.officehours.rules import (
+from opensupp.officehours.validation import (
     DEFAULT,
     check_date,
     check_timezone,
