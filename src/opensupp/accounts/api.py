@@ -10,6 +10,7 @@ from opensupp.accounts import service
 from opensupp.accounts.models import Account
 from opensupp.db import Session
 from opensupp.timeutil import iso
+from opensupp.web.crud import Caller
 from opensupp.web.fields import Body, Lang, Text
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId, changes, check_read_only
 from opensupp.web.routing import Router
@@ -51,7 +52,7 @@ def account_json(account: Account) -> dict[str, Any]:
 
 
 @router.list("/accounts", response=AccountOut, tag=TAG)
-async def list_accounts(req, session: Session, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+async def list_accounts(req: Caller, session: Session, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
     """List accounts
 
     The partner's accounts, oldest first.
@@ -61,7 +62,7 @@ async def list_accounts(req, session: Session, after: int, limit: int) -> tuple[
 
 
 @router.create("/accounts/create", body=AccountCreate, response=AccountOut, tag=TAG)
-async def create_account(req, session: Session, body: AccountCreate) -> dict[str, Any]:
+async def create_account(req: Caller, session: Session, body: AccountCreate) -> dict[str, Any]:
     """Create an account
 
     Creates an empty account (no users, no triggers) and answers its `id` and the
@@ -72,14 +73,14 @@ async def create_account(req, session: Session, body: AccountCreate) -> dict[str
 
 
 @router.get("/accounts/{aid}/get", response=AccountOut, tag=TAG)
-async def get_account(req, session: Session) -> dict[str, Any]:
+async def get_account(req: Caller, session: Session) -> dict[str, Any]:
     """Get an account"""
     account = await service.get_account(session, partner_id=req.partner_id, account_id=req.ids[0])
     return account_json(account)
 
 
 @router.update("/accounts/{aid}/update", body=AccountUpdate, response=AccountOut, tag=TAG)
-async def update_account(req, session: Session, body: AccountUpdate) -> dict[str, Any]:
+async def update_account(req: Caller, session: Session, body: AccountUpdate) -> dict[str, Any]:
     """Update an account
 
     Partial: only the fields sent change. Read-only fields (`id`, `accountKey`,
@@ -96,7 +97,7 @@ async def update_account(req, session: Session, body: AccountUpdate) -> dict[str
 
 
 @router.delete("/accounts/{aid}/delete", tag=TAG)
-async def delete_account(req, session: Session) -> None:
+async def delete_account(req: Caller, session: Session) -> None:
     """Delete an account
 
     Deletes the account and everything under it, in one transaction.

@@ -22,6 +22,7 @@ async def create_account(session: Session, *, partner_id: int, title: str, lang:
         f" VALUES ($1, $2, $3, $4, $5) RETURNING {COLUMNS}",
         partner_id, title, lang, new_account_key(), now(),
     )
+    assert row is not None  # an INSERT ... RETURNING answers its row
     return Account(*row)
 
 

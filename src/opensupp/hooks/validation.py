@@ -164,10 +164,10 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
 def _host_problem(host: str, bracketed: bool) -> str | None:
     if bracketed:
         try:
-            ip = ipaddress.IPv6Address(host)
+            ip6 = ipaddress.IPv6Address(host)
         except ValueError:
             return "must have a valid IPv6 address between the brackets"
-        return "must not point at an internal address" if is_internal_address(ip) else None
+        return "must not point at an internal address" if is_internal_address(ip6) else None
 
     if not host.isascii():
         try:

@@ -3,7 +3,8 @@ what it means in time: the status at an instant and the schedule over days."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, WithJsonSchema
 
@@ -20,12 +21,14 @@ from opensupp.officehours.validation import (
     parse_start,
 )
 from opensupp.timeutil import now
+from opensupp.web.crud import Caller
 from opensupp.web.fields import Body
 from opensupp.web.resources import Out
 from opensupp.web.routing import Router
 
 router = Router()
 TAG = "Office hours"
+T = TypeVar("T")
 
 _DAY = {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 is Sunday"}
 _MINUTE = {"type": "integer", "minimum": 0, "maximum": 1440}
@@ -123,7 +126,7 @@ _DAYS_PARAM = {"name": "days", "in": "query", "required": False,
 
 
 @router.get("/accounts/{aid}/officehours/get", response=OfficeHoursOut, tag=TAG)
-async def get_office_hours(req, session: Session) -> dict[str, Any]:
+async def get_office_hours(req: Caller, session: Session) -> dict[str, Any]:
     """Get the office hours
 
     Before any update: `{"active": false, "days": [], "timezone": 0, "config": []}`.
@@ -132,7 +135,7 @@ async def get_office_hours(req, session: Session) -> dict[str, Any]:
 
 
 @router.update("/accounts/{aid}/officehours/update", body=OfficeHoursUpdate, response=OfficeHoursOut, tag=TAG)
-async def update_office_hours(req, session: Session, body: OfficeHoursUpdate) -> dict[str, Any]:
+async def update_office_hours(req: Caller, session: Session, body: OfficeHoursUpdate) -> dict[str, Any]:
     """Update the office hours
 
     Partial: the fields sent replace the stored ones (`config` and `exceptions` as a
@@ -148,7 +151,7 @@ async def update_office_hours(req, session: Session, body: OfficeHoursUpdate) ->
 
 
 @router.get("/accounts/{aid}/officehours/status", response=OfficeHoursStatusOut, tag=TAG, query=(_AT,))
-async def get_office_hours_status(req, session: Session) -> dict[str, Any]:
+async def get_office_hours_status(req: Caller, session: Session) -> dict[str, Any]:
     """Open or closed now (or at `at`)
 
     `since` is when the current state began and `next_change` when it flips next (UTC;
@@ -163,7 +166,7 @@ async def get_office_hours_status(req, session: Session) -> dict[str, Any]:
 
 
 @router.get("/accounts/{aid}/officehours/schedule", response=OfficeHoursScheduleOut, tag=TAG, query=(_FROM, _DAYS_PARAM))
-async def get_office_hours_schedule(req, session: Session) -> dict[str, Any]:
+async def get_office_hours_schedule(req: Caller, session: Session) -> dict[str, Any]:
     """List the open intervals
 
     The open periods in UTC over `days` days (1 to 31, default 7) from `from`: an instant
@@ -179,7 +182,7 @@ async def get_office_hours_schedule(req, session: Session) -> dict[str, Any]:
     )
 
 
-def _query(query: dict[str, str], name: str, parse: Any) -> Any:
+def _query(query: dict[str, str], name: str, parse: Callable[[str], tuple[T, str | None]]) -> T | None:
     """The parsed value of query parameter ``name``, None when absent; a 400 naming it when bad."""
     text = query.get(name)
     if text is None:

@@ -215,7 +215,7 @@ def next_change(schedule: Schedule, t: int) -> int | None:
                 return None
             open_until = end
         elif end is None or end > t:  # the first piece not over by t
-            if start > t:
+            if start is not None and start > t:
                 return start  # closed at t until it
             if end is None:
                 return None
@@ -239,7 +239,7 @@ def since(schedule: Schedule, t: int) -> int | None:
                 return None
             open_from = start
         elif start is None or start <= t:  # the last piece begun by t
-            if end <= t:
+            if end is not None and end <= t:
                 return end  # closed at t since it
             if start is None:
                 return None
