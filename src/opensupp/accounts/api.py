@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
@@ -11,23 +11,24 @@ from opensupp.accounts.models import Account
 from opensupp.db import Session
 from opensupp.timeutil import iso
 from opensupp.web.crud import Caller
-from opensupp.web.fields import Body, Lang, Text
+from opensupp.web.fields import Body, Lang, Omittable, TextRules
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId, changes, check_read_only
 from opensupp.web.routing import Router
 
 router = Router()
 TAG = "Accounts"
 READ_ONLY = ("id", "accountKey", "createdAt")
+Title = Annotated[str, TextRules(255)]
 
 
 class AccountCreate(Body):
-    title: Text(255) = Field(description="Internal name, not visible to clients; 1 to 255 characters.")
+    title: Title = Field(description="Internal name, not visible to clients; 1 to 255 characters.")
     lang: Lang = Field(description="Language of the chat box and transactional e-mails (ISO 639-1).")
 
 
 class AccountUpdate(Body):
-    title: Text(255) = Field(None, description="New internal name.")
-    lang: Lang = Field(None, description="New language.")
+    title: Omittable[Title] = Field(None, description="New internal name.")
+    lang: Omittable[Lang] = Field(None, description="New language.")
     id: ReadOnlyId = ReadOnly()
     accountKey: str = ReadOnly()
     createdAt: str = ReadOnly()
@@ -37,7 +38,9 @@ class AccountOut(Out):
     id: str = Field(description="Decimal id, unique on this server.", pattern=r"^[1-9][0-9]*$")
     title: str
     lang: str
-    accountKey: str = Field(description="Goes into the chat code; 40 lowercase hex characters.", pattern=r"^[0-9a-f]{40}$")
+    accountKey: str = Field(
+        description="Goes into the chat code; 40 lowercase hex characters.", pattern=r"^[0-9a-f]{40}$"
+    )
     createdAt: str = Field(description="ISO 8601 UTC.", examples=["2026-11-24T10:00:00Z"])
 
 

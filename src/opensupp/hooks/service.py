@@ -30,7 +30,9 @@ async def create_hook(
     return await HOOKS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
 
 
-async def update_hook(session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]) -> Hook:
+async def update_hook(
+    session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
+) -> Hook:
     """A new ``config`` replaces the old one, but keeps its ``secret`` unless a new one is
     given, so changing a URL never silently changes how deliveries are signed."""
     values = dict(changes)

@@ -39,8 +39,12 @@ _INTERVAL = {
 }
 # The years of FIRST_DATE to LAST_DATE (1970 to 9998), as the date is written.
 YEAR_PATTERN = "(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
-_DATE = {"type": "string", "format": "date", "pattern": f"^{YEAR_PATTERN}-[0-9]{{2}}-[0-9]{{2}}$", "example": "2026-12-24"}
-_INSTANT_IN = {"type": "string", "format": "date-time", "pattern": f"^{YEAR_PATTERN}-", "example": "2026-12-24T16:00:00Z"}
+_DATE = {
+    "type": "string", "format": "date", "pattern": f"^{YEAR_PATTERN}-[0-9]{{2}}-[0-9]{{2}}$", "example": "2026-12-24",
+}
+_INSTANT_IN = {
+    "type": "string", "format": "date-time", "pattern": f"^{YEAR_PATTERN}-", "example": "2026-12-24T16:00:00Z",
+}
 _EXCEPTIONS = {
     "type": "array", "maxItems": MAX_EXCEPTIONS,
     "description": "Special days, each date once: the times replace that local date's regular hours, "
@@ -63,10 +67,15 @@ _CONFIG = {
     },
 }
 _TIMEZONE = {
-    "anyOf": [{"type": "number", "minimum": -12, "maximum": 14, "multipleOf": 0.25}, {"type": "string", "example": "Europe/Prague"}],
+    "anyOf": [
+        {"type": "number", "minimum": -12, "maximum": 14, "multipleOf": 0.25},
+        {"type": "string", "example": "Europe/Prague"},
+    ],
     "description": "An offset in hours (1, -5, 5.5), answered as sent, or an IANA name that follows daylight saving.",
 }
-_DAYS = {"type": "array", "maxItems": 7, "uniqueItems": True, "items": _DAY, "description": "Open days, in the order sent."}
+_DAYS = {
+    "type": "array", "maxItems": 7, "uniqueItems": True, "items": _DAY, "description": "Open days, in the order sent.",
+}
 
 Active = Annotated[Any, WithJsonSchema({"type": "boolean"})]
 Days = Annotated[Any, WithJsonSchema(_DAYS)]
@@ -76,7 +85,8 @@ Exceptions = Annotated[Any, WithJsonSchema(_EXCEPTIONS)]
 _INSTANT_OUT = {"type": "string", "format": "date-time", "example": "2026-12-24T16:00:00Z"}
 Instant = Annotated[str, WithJsonSchema(_INSTANT_OUT)]
 Intervals = Annotated[Any, WithJsonSchema({
-    "type": "array", "description": "Open periods in UTC, clipped to the window; one that goes on across midnight is one item.",
+    "type": "array",
+    "description": "Open periods in UTC, clipped to the window; one that goes on across midnight is one item.",
     "items": {"type": "object", "required": ["from", "to"], "additionalProperties": False,
               "properties": {"from": _INSTANT_OUT, "to": _INSTANT_OUT}},
 })]
@@ -102,8 +112,12 @@ class OfficeHoursOut(Out):
 
 class OfficeHoursStatusOut(Out):
     open: bool
-    since: Instant | None = Field(description="When the current state began; null when it always was (or `active` is false).")
-    next_change: Instant | None = Field(description="When it changes next; null when it never does (or `active` is false).")
+    since: Instant | None = Field(
+        description="When the current state began; null when it always was (or `active` is false)."
+    )
+    next_change: Instant | None = Field(
+        description="When it changes next; null when it never does (or `active` is false)."
+    )
     timezone: Timezone
 
 
@@ -117,8 +131,8 @@ class OfficeHoursScheduleOut(Out):
 _AT = {"name": "at", "in": "query", "required": False, "schema": _INSTANT_IN,
        "description": "The instant to answer for (default: now). An offset (Z or like +01:00) is required."}
 _FROM = {"name": "from", "in": "query", "required": False,
-         "schema": {"type": "string", "pattern": f"^{YEAR_PATTERN}-", "anyOf": [{"format": "date"}, {"format": "date-time"}],
-                    "example": "2026-12-24"},
+         "schema": {"type": "string", "pattern": f"^{YEAR_PATTERN}-",
+                    "anyOf": [{"format": "date"}, {"format": "date-time"}], "example": "2026-12-24"},
          "description": "A local date of the account's time zone (the window starts at its midnight) or an "
                         "instant with an offset. Default: today, local."}
 _DAYS_PARAM = {"name": "days", "in": "query", "required": False,
@@ -165,7 +179,9 @@ async def get_office_hours_status(req: Caller, session: Session) -> dict[str, An
     )
 
 
-@router.get("/accounts/{aid}/officehours/schedule", response=OfficeHoursScheduleOut, tag=TAG, query=(_FROM, _DAYS_PARAM))
+@router.get(
+    "/accounts/{aid}/officehours/schedule", response=OfficeHoursScheduleOut, tag=TAG, query=(_FROM, _DAYS_PARAM)
+)
 async def get_office_hours_schedule(req: Caller, session: Session) -> dict[str, Any]:
     """List the open intervals
 

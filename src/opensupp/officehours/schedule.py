@@ -43,8 +43,9 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from opensupp.officehours.validation import MINUTES_PER_DAY, tzinfo_of
 
@@ -59,7 +60,7 @@ MAX_SCAN_DAYS = 3660
 FIRST_DAY = dt.date.min.toordinal() + 2
 LAST_DAY = dt.date.max.toordinal() - 2
 EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HORIZON = None  # the last item of a search's stream when it stopped looking
 
 
@@ -92,7 +93,9 @@ def compile_schedule(document: Mapping[str, Any]) -> Schedule:
         for entry in document.get("exceptions", ())
     }
     uniform = week[0] if week[0] in (ALL_DAY, CLOSED) and len(set(week)) == 1 else None
-    return Schedule(document["active"], tzinfo_of(document["timezone"]), week, exceptions, tuple(sorted(exceptions)), uniform)
+    return Schedule(
+        document["active"], tzinfo_of(document["timezone"]), week, exceptions, tuple(sorted(exceptions)), uniform
+    )
 
 
 def joined_minutes(times: Iterable[Mapping[str, int]]) -> Minutes:

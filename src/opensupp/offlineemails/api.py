@@ -7,7 +7,7 @@ from typing import Any
 from opensupp.offlineemails import service
 from opensupp.offlineemails.models import OfflineEmail
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body, Email
+from opensupp.web.fields import Body, Email, Omittable
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
@@ -19,7 +19,7 @@ class OfflineEmailCreate(Body):
 
 
 class OfflineEmailUpdate(Body):
-    email: Email = None
+    email: Omittable[Email] = None
     id: ReadOnlyId = ReadOnly()
 
 

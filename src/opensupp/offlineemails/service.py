@@ -31,6 +31,8 @@ async def update_offline_email(
 ) -> OfflineEmail:
     values = with_email_key(changes)
     try:
-        return await OFFLINE_EMAILS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)
+        return await OFFLINE_EMAILS.update(
+            session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values
+        )
     except UniqueViolation:
         raise _taken(values["email"]) from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+
 from opensupp.db import Session, UniqueViolation
 from opensupp.errors import Conflict, NotFound
 from opensupp.partners.models import KeyInfo, Principal

@@ -12,7 +12,7 @@ from opensupp.timeutil import iso
 from opensupp.users import service
 from opensupp.users.models import User
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body, Email, Lang, Text
+from opensupp.web.fields import Body, Email, Lang, Omittable, TextRules
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
@@ -28,7 +28,11 @@ def _check_avatar(value: str) -> str:
     return value
 
 
-Password = Annotated[Text(1024), Field(min_length=8, description="At least 8 characters; stored only as an argon2id hash.")]
+Password = Annotated[
+    str, TextRules(1024), Field(min_length=8, description="At least 8 characters; stored only as an argon2id hash.")
+]
+Name = Annotated[str, TextRules(255)]
+Note = Annotated[str, TextRules(2000, multiline=True, required=False)]
 Avatar = Annotated[
     str, StringConstraints(max_length=2000), AfterValidator(_check_avatar),
     Field(json_schema_extra={"pattern": f"^{_AVATAR.pattern}$"}),
@@ -39,23 +43,23 @@ Role = Literal["agent", "admin"]
 class UserCreate(Body):
     email: Email = Field(description="The login: unique on this server, compared case-insensitively.")
     password: Password
-    fullname: Text(255)
+    fullname: Name
     role: Role = Field("agent", description="`agent` chats only; `admin` can do everything.")
-    nickname: Text(255) = Field(None, description="The name visitors see; defaults to fullname.")
+    nickname: Omittable[Name] = Field(None, description="The name visitors see; defaults to fullname.")
     avatar: Avatar = Field("", description="An http(s) URL or empty.")
-    note: Text(2000, multiline=True, required=False) = ""
-    lang: Lang = Field(None, description="Defaults to the account's language.")
+    note: Note = ""
+    lang: Omittable[Lang] = Field(None, description="Defaults to the account's language.")
 
 
 class UserUpdate(Body):
-    email: Email = None
-    password: Password = None
-    fullname: Text(255) = None
-    role: Role = None
-    nickname: Text(255) = None
-    avatar: Avatar = None
-    note: Text(2000, multiline=True, required=False) = None
-    lang: Lang = None
+    email: Omittable[Email] = None
+    password: Omittable[Password] = None
+    fullname: Omittable[Name] = None
+    role: Omittable[Role] = None
+    nickname: Omittable[Name] = None
+    avatar: Omittable[Avatar] = None
+    note: Omittable[Note] = None
+    lang: Omittable[Lang] = None
     id: ReadOnlyId = ReadOnly()
     createdAt: str = ReadOnly()
 

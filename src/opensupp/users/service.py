@@ -57,7 +57,9 @@ async def create_user(
         raise _taken(email) from None
 
 
-async def update_user(session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]) -> User:
+async def update_user(
+    session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
+) -> User:
     values = with_email_key(changes)
     try:
         return await USERS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)

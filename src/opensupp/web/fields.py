@@ -12,21 +12,22 @@ import functools
 import itertools
 import types
 import typing
-from typing import Annotated, Any, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 
 import email_validator
 import typing_extensions
+from annotated_types import GroupedMetadata
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic import ValidationError as PydanticValidationError
-from pydantic import WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from opensupp import values
 from opensupp.errors import MAX_UNKNOWN, FieldError, ValidationFailed, more_unknown
 from opensupp.langs import LANGS
 
-
+T = TypeVar("T")
 
 #: Bodies up to this size are validated by pydantic straight from the JSON (``validate_json``);
 #: a larger one is parsed first, so that a body of many unknown keys never makes pydantic
@@ -71,7 +72,7 @@ Bool = Annotated[bool, _coerced(values.as_bool)]
 Number = Annotated[float, _coerced(values.as_number)]
 
 
-def _check_text(multiline: bool, required: bool):
+def _check_text(multiline: bool, required: bool) -> Callable[[str], str]:
     def check(value: str) -> str:
         problem = values.text_problem(value, multiline=multiline, required=required)
         if problem is not None:
@@ -89,25 +90,50 @@ def text_pattern(multiline: bool, required: bool) -> str:
     return f"^{allowed}*{values.NON_BLANK.pattern}{allowed}*$"
 
 
+class TextRules(GroupedMetadata):
+    """The rules of a text field, as ``Annotated`` metadata (``Annotated[str, TextRules(255)]``,
+    a type mypy reads): at most ``max_length`` code points (at least one when required). An
+    optional one is checked by pydantic's own (Rust) regex, no Python call per string; a
+    required one also must not be blank, which ``text_problem`` says better than a pattern could."""
+
+    __slots__ = ("max_length", "multiline", "required")
+
+    def __init__(self, max_length: int, *, multiline: bool = False, required: bool = True) -> None:
+        self.max_length = max_length
+        self.multiline = multiline
+        self.required = required
+
+    def __iter__(self) -> Iterator[Any]:
+        pattern = text_pattern(self.multiline, self.required)
+        if not self.required:
+            yield StringConstraints(min_length=0, max_length=self.max_length, pattern=pattern)
+            return
+        yield StringConstraints(min_length=1, max_length=self.max_length)
+        yield AfterValidator(_check_text(self.multiline, self.required))
+        yield Field(json_schema_extra={"pattern": pattern})
+
+
 def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> Any:
-    """A string of at most ``max_length`` code points (at least one when required). An optional
-    one is checked by pydantic's own (Rust) regex, no Python call per string; a required one
-    also must not be blank, which ``text_problem`` says better than a pattern could."""
-    if not required:
-        pattern = text_pattern(multiline, required)
-        return Annotated[str, StringConstraints(min_length=0, max_length=max_length, pattern=pattern)]
-    return Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=max_length),
-        AfterValidator(_check_text(multiline, required)),
-        Field(json_schema_extra={"pattern": text_pattern(multiline, required)}),
-    ]
+    """``Annotated[str, TextRules(...)]``, written in place of a field's type."""
+    return Annotated[str, TextRules(max_length, multiline=multiline, required=required)]
+
+
+if TYPE_CHECKING:
+    #: A field of an update body: None when it was not sent. To mypy ``T | None``; to pydantic
+    #: ``T`` itself, so an explicit ``null`` is refused like any other value of the wrong type.
+    Omittable: TypeAlias = T | None
+else:
+
+    class Omittable:
+        def __class_getitem__(cls, item: Any) -> Any:
+            return item
 
 
 #: an optional text's pattern -> the problem it finds (``_message``)
 _TEXT_PATTERNS = {
-    text_pattern(multiline, False): values.text_problem("\x00", multiline=multiline, required=False)
+    text_pattern(multiline, False): problem
     for multiline in (False, True)
+    if (problem := values.text_problem("\x00", multiline=multiline, required=False)) is not None
 }
 
 
@@ -137,7 +163,10 @@ def _check_email(value: str) -> str:
 
 
 #: An e-mail address: a user's login, an offline email.
-Email = Annotated[Text(254), AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
+Email = Annotated[
+    str, TextRules(254), AfterValidator(_check_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254, "pattern": text_pattern(False, True)}),
+]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -205,7 +234,7 @@ _MESSAGES = {
 }
 
 
-def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
+def _message(model: type[BaseModel], err: ErrorDetails) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
@@ -238,7 +267,7 @@ def _pruned(kind: type, data: Any, at: str, notes: list[FieldError]) -> Any:
     for a usual body, and copies only what it changes."""
     if isinstance(data, list):
         items = [_pruned(kind, item, f"{at}[{i}]", notes) for i, item in enumerate(data)]
-        return data if all(a is b for a, b in zip(items, data)) else items
+        return data if all(a is b for a, b in zip(items, data, strict=True)) else items
     if type(data) is not dict:
         return data
     allowed, nested = _shape(kind)
@@ -301,16 +330,18 @@ def validate(model: type[Body], data: dict[str, Any]) -> Any:
     """Validate a parsed JSON object against ``model``; every problem in one error (each
     object's unknown keys past the first ``MAX_UNKNOWN`` counted in one, see ``_pruned``)."""
     notes: list[FieldError] = []
+    body: Body | None = None
+    errors: list[FieldError] = []
     try:
-        body, errors = model.model_validate(_pruned(model, data, "", notes)), []
+        body = model.model_validate(_pruned(model, data, "", notes))
     except PydanticValidationError as exc:
-        body, errors = None, [FieldError(field_path(e["loc"]), _message(model, e))
-                              for e in exc.errors(include_url=False, include_input=False)]
+        errors = [FieldError(field_path(e["loc"]), _message(model, e))
+                  for e in exc.errors(include_url=False, include_input=False)]
     errors += notes
     normalized, problems = model.check_raw(data)
     if problems:
         seen = {e.field for e in errors}
         errors += [e for e in problems if e.field not in seen]
-    if errors:
+    if errors or body is None:  # (no body: pydantic's errors are among them)
         raise ValidationFailed(errors)
     return body.model_copy(update=normalized) if normalized else body
