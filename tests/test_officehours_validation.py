@@ -597,7 +597,7 @@ def test_check_date():
 def test_parse_instant(text, expected):
     value, message = parse_instant(text)
     assert message is None
-    assert datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") == expected
+    assert datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") == expected
 
 
 NO_OFFSET = "needs an offset: end it with Z (UTC) or like +01:00 (a time alone could be any instant)"
