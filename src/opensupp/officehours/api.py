@@ -20,7 +20,7 @@ from opensupp.officehours.validation import (
     parse_instant,
     parse_start,
 )
-from opensupp.timeutil import now
+from opensupp.timeutil import iso, now
 from opensupp.web.crud import Caller
 from opensupp.web.fields import Body
 from opensupp.web.resources import Out
@@ -174,9 +174,11 @@ async def get_office_hours_status(req: Caller, session: Session) -> dict[str, An
     a repeated one at its first occurrence. Inactive office hours are always open.
     """
     at = _query(req.query, "at", parse_instant)
-    return await service.get_office_hours_status(
+    state = await service.get_office_hours_status(
         session, partner_id=req.partner_id, account_id=req.ids[0], at=now() if at is None else at
     )
+    return {"open": state.open, "since": _iso(state.since), "next_change": _iso(state.next_change),
+            "timezone": state.timezone}
 
 
 @router.get(
@@ -192,10 +194,16 @@ async def get_office_hours_schedule(req: Caller, session: Session) -> dict[str, 
     """
     start = _query(req.query, "from", parse_start)
     days = _query(req.query, "days", parse_days)
-    return await service.get_office_hours_schedule(
+    window = await service.get_office_hours_schedule(
         session, partner_id=req.partner_id, account_id=req.ids[0], start=start,
         days=7 if days is None else days, now=now(),
     )
+    return {"timezone": window.timezone, "from": iso(window.start), "to": iso(window.end),
+            "intervals": [{"from": iso(a), "to": iso(b)} for a, b in window.intervals]}
+
+
+def _iso(t: int | None) -> str | None:
+    return iso(t) if t is not None else None
 
 
 def _query(query: dict[str, str], name: str, parse: Callable[[str], tuple[T, str | None]]) -> T | None:
