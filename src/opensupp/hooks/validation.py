@@ -284,8 +284,8 @@ def validate_hook_config(name: str, config: object, path: str = "config") -> tup
     errors: list[FieldError] = []
     allowed = allowed_config_keys(name)
     if name in HOOK_NAMES and not all(key in allowed for key in config):
-        message = f"is not a known field for a {name} hook (allowed: {', '.join(allowed)})"
-        errors += unknown_fields(config, allowed, path, message)
+        not_known = f"is not a known field for a {name} hook (allowed: {', '.join(allowed)})"
+        errors += unknown_fields(config, allowed, path, not_known)
 
     out: dict[str, Any] = {}
     if "url" not in config:
