@@ -119,8 +119,9 @@ def Text(max_length: int, *, multiline: bool = False, required: bool = True) -> 
 
 
 if TYPE_CHECKING:
-    #: A field of an update body: None when it was not sent. To mypy ``T | None``; to pydantic
-    #: ``T`` itself, so an explicit ``null`` is refused like any other value of the wrong type.
+    #: A field that may be left out and is then None (every field of an update; a create's
+    #: whose default is decided later, like a user's ``lang``). To mypy ``T | None``; to
+    #: pydantic ``T`` itself, so an explicit ``null`` is refused like any other wrong value.
     Omittable: TypeAlias = T | None
 else:
 
