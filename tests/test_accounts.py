@@ -169,6 +169,16 @@ async def test_update_validation_changes_nothing(api):
     assert (await api.get(f"/accounts/{a['id']}/get")).json() == a
 
 
+@pytest.mark.parametrize("field", ["title", "lang"])
+async def test_update_refuses_null(api, field):
+    """A field left out keeps its value; a field sent as null is refused (null is no title)."""
+    a = await create(api)
+    r = await api.post(f"/accounts/{a['id']}/update", json={field: None})
+    assert r.status_code == 400
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert (await api.get(f"/accounts/{a['id']}/get")).json() == a
+
+
 @pytest.mark.parametrize("raw_id", ["0012", "-1", "abc", "1.0", "99999999999999999999", "1e3", "0", "%31", "1%00"])
 async def test_non_canonical_ids_are_404(api, raw_id):
     a = await create(api)

@@ -83,6 +83,16 @@ async def test_update_keeps_the_secret_unless_given(api):
     assert (await api.get(f"/accounts/{aid}/hooks/{hook['id']}/get")).json()["config"]["url"] == "https://a.example/2"
 
 
+@pytest.mark.parametrize("field", ["name", "config", "active"])
+async def test_update_refuses_null(api, field):
+    aid = await account(api)
+    hook = await create(api, aid, name="webhook", config={"url": "https://a.example/1"})
+    r = await api.post(f"/accounts/{aid}/hooks/{hook['id']}/update", json={field: None})
+    assert r.status_code == 400
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert (await api.get(f"/accounts/{aid}/hooks/{hook['id']}/get")).json() == hook
+
+
 async def test_scoping(app, api):
     aid = await account(api)
     hook = await create(api, aid, name="webhook", config={"url": "https://a.example/1"})

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import client_for, new_key
 from opensupp.officehours.api import YEAR_PATTERN
-from opensupp.officehours.rules import FIRST_DATE, LAST_DATE
+from opensupp.officehours.validation import FIRST_DATE, LAST_DATE
 
 pytestmark = pytest.mark.anyio
 
@@ -302,7 +302,7 @@ async def test_schedule_defaults_to_a_week_from_today(api):
     assert body["from"].endswith("T00:00:00Z") and body["timezone"] == 0
     start = datetime.datetime.fromisoformat(body["from"])
     assert datetime.datetime.fromisoformat(body["to"]) - start == datetime.timedelta(days=7)
-    assert abs(start.date() - datetime.datetime.now(datetime.timezone.utc).date()) <= datetime.timedelta(days=1)
+    assert abs(start.date() - datetime.datetime.now(datetime.UTC).date()) <= datetime.timedelta(days=1)
     assert body["intervals"] == [{"from": body["from"], "to": body["to"]}]  # inactive: always open
 
 

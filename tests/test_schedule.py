@@ -7,14 +7,15 @@ Every document goes through ``validate_office_hours`` first, as the API's do.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from opensupp.officehours import schedule
-from opensupp.officehours.rules import parse_instant, validate_office_hours
 from opensupp.officehours.schedule import compile_schedule, is_open, open_intervals, status
+from opensupp.officehours.validation import parse_instant, validate_office_hours
 from opensupp.timeutil import iso
 
 DAY = 86400
@@ -449,7 +450,7 @@ def test_the_schedule_agrees_with_is_open(doc, at, days, data):
     hours_ = compiled(doc)
     end = at + days * DAY
     intervals = open_intervals(hours_, at, end)
-    for (a, b), (c, _) in zip(intervals, intervals[1:]):
+    for (a, b), (c, _) in itertools.pairwise(intervals):
         assert a < b < c  # sorted, disjoint, never touching
     for a, b in intervals:
         assert at <= a < b <= end

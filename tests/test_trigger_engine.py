@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opensupp.officehours.rules import tzinfo_of
+from opensupp.officehours.validation import tzinfo_of
 from opensupp.triggers import engine
 from opensupp.triggers.catalogue import CONDITIONS, validate_conditions
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opensupp.officehours.rules import tzinfo_of
+from opensupp.officehours.validation import tzinfo_of
 from opensupp.triggers import engine, plan
 
 UTC = datetime.timezone.utc

@@ -150,6 +150,17 @@ async def test_validation(api, fields, field):
     assert (await api.get(f"/accounts/{aid}/users/")).json()["records"] == []
 
 
+@pytest.mark.parametrize("field", ["email", "password", "fullname", "role", "nickname", "avatar", "note", "lang"])
+async def test_update_refuses_null(api, field):
+    """An update's fields may be left out, never sent as null: null is no value of theirs."""
+    aid = await account(api)
+    user = await make_user(api, aid)
+    r = await api.post(f"/accounts/{aid}/users/{user['id']}/update", json={field: None})
+    assert r.status_code == 400
+    assert [e["field"] for e in r.json()["errors"]] == [field]
+    assert (await api.get(f"/accounts/{aid}/users/{user['id']}/get")).json() == user
+
+
 async def test_note_may_span_lines(api):
     aid = await account(api)
     assert (await make_user(api, aid, note="line 1\n\tline 2"))["note"] == "line 1\n\tline 2"

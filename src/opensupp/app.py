@@ -12,7 +12,7 @@ from opensupp.db import Database
 from opensupp.hooks.api import router as hooks
 from opensupp.logs import setup_logging
 from opensupp.officehours.api import router as officehours
-from opensupp.officehours.rules import zone_names
+from opensupp.officehours.validation import zone_names
 from opensupp.offlineemails.api import router as offlineemails
 from opensupp.triggers import plan
 from opensupp.triggers.api import router as triggers

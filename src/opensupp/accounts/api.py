@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from opensupp.accounts import service
-from opensupp.accounts.service import Account
+from opensupp.accounts.models import Account
 from opensupp.db import Session
 from opensupp.timeutil import iso
-from opensupp.web.fields import Body, Lang, Text
+from opensupp.web.crud import Caller
+from opensupp.web.fields import Body, Lang, Omittable, TextRules
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId, changes, check_read_only
 from opensupp.web.routing import Router
 
 router = Router()
 TAG = "Accounts"
 READ_ONLY = ("id", "accountKey", "createdAt")
+Title = Annotated[str, TextRules(255)]
 
 
 class AccountCreate(Body):
-    title: Text(255) = Field(description="Internal name, not visible to clients; 1 to 255 characters.")
+    title: Title = Field(description="Internal name, not visible to clients; 1 to 255 characters.")
     lang: Lang = Field(description="Language of the chat box and transactional e-mails (ISO 639-1).")
 
 
 class AccountUpdate(Body):
-    title: Text(255) = Field(None, description="New internal name.")
-    lang: Lang = Field(None, description="New language.")
+    title: Omittable[Title] = Field(None, description="New internal name.")
+    lang: Omittable[Lang] = Field(None, description="New language.")
     id: ReadOnlyId = ReadOnly()
     accountKey: str = ReadOnly()
     createdAt: str = ReadOnly()
@@ -36,7 +38,9 @@ class AccountOut(Out):
     id: str = Field(description="Decimal id, unique on this server.", pattern=r"^[1-9][0-9]*$")
     title: str
     lang: str
-    accountKey: str = Field(description="Goes into the chat code; 40 lowercase hex characters.", pattern=r"^[0-9a-f]{40}$")
+    accountKey: str = Field(
+        description="Goes into the chat code; 40 lowercase hex characters.", pattern=r"^[0-9a-f]{40}$"
+    )
     createdAt: str = Field(description="ISO 8601 UTC.", examples=["2026-11-24T10:00:00Z"])
 
 
@@ -51,7 +55,7 @@ def account_json(account: Account) -> dict[str, Any]:
 
 
 @router.list("/accounts", response=AccountOut, tag=TAG)
-async def list_accounts(req, session: Session, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+async def list_accounts(req: Caller, session: Session, after: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
     """List accounts
 
     The partner's accounts, oldest first.
@@ -61,7 +65,7 @@ async def list_accounts(req, session: Session, after: int, limit: int) -> tuple[
 
 
 @router.create("/accounts/create", body=AccountCreate, response=AccountOut, tag=TAG)
-async def create_account(req, session: Session, body: AccountCreate) -> dict[str, Any]:
+async def create_account(req: Caller, session: Session, body: AccountCreate) -> dict[str, Any]:
     """Create an account
 
     Creates an empty account (no users, no triggers) and answers its `id` and the
@@ -72,14 +76,14 @@ async def create_account(req, session: Session, body: AccountCreate) -> dict[str
 
 
 @router.get("/accounts/{aid}/get", response=AccountOut, tag=TAG)
-async def get_account(req, session: Session) -> dict[str, Any]:
+async def get_account(req: Caller, session: Session) -> dict[str, Any]:
     """Get an account"""
     account = await service.get_account(session, partner_id=req.partner_id, account_id=req.ids[0])
     return account_json(account)
 
 
 @router.update("/accounts/{aid}/update", body=AccountUpdate, response=AccountOut, tag=TAG)
-async def update_account(req, session: Session, body: AccountUpdate) -> dict[str, Any]:
+async def update_account(req: Caller, session: Session, body: AccountUpdate) -> dict[str, Any]:
     """Update an account
 
     Partial: only the fields sent change. Read-only fields (`id`, `accountKey`,
@@ -96,7 +100,7 @@ async def update_account(req, session: Session, body: AccountUpdate) -> dict[str
 
 
 @router.delete("/accounts/{aid}/delete", tag=TAG)
-async def delete_account(req, session: Session) -> None:
+async def delete_account(req: Caller, session: Session) -> None:
     """Delete an account
 
     Deletes the account and everything under it, in one transaction.

@@ -1,7 +1,26 @@
+"""Accounts: the table, the ``Account`` a service answers, and the ``child_table`` factory of
+the tables under an account."""
+
+from dataclasses import dataclass
+
 from sqlalchemy import BigInteger, Column, ForeignKey, Index, String, Table, UniqueConstraint
 
 from opensupp.db import metadata
 from opensupp.partners.models import Id
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """An account as the services answer it; the fields are ``COLUMNS``, in order."""
+
+    id: int
+    title: str
+    lang: str
+    account_key: str
+    created_at: int
+
+
+COLUMNS = "id, title, lang, account_key, created_at"
 
 accounts = Table(
     "accounts",

@@ -1,1 +1,1 @@
-"""Hooks: URLs that receive reports, exports and webhook events (the rules live in ``rules``)."""
+"""Hooks: URLs that receive reports, exports and webhook events (the checks live in ``validation``)."""

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import Field, WithJsonSchema
 
-from opensupp.db import Row
 from opensupp.hooks import service
-from opensupp.hooks.rules import MAX_URL_LENGTH, WEBHOOK_EVENTS
+from opensupp.hooks.models import Hook
+from opensupp.hooks.validation import MAX_URL_LENGTH, WEBHOOK_EVENTS
 from opensupp.timeutil import iso
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body, Bool
+from opensupp.web.fields import Body, Bool, Omittable
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
@@ -29,7 +28,8 @@ Config = Annotated[
             "url": {"type": "string", "format": "uri", "maxLength": MAX_URL_LENGTH, "pattern": "^https?://",
                     "description": "http(s); never a loopback, private or link-local address."},
             "secret": {"type": "string", "minLength": 16, "maxLength": 256, "pattern": "^[\\x21-\\x7e]+$",
-                       "description": "Signs every delivery; generated (whsec_ + base64 of 32 random bytes) when not given."},
+                       "description": "Signs every delivery; generated (whsec_ + base64 of 32 random bytes)"
+                                      " when not given."},
             "events": {"type": "array", "minItems": 1, "uniqueItems": True,
                        "items": {"type": "string", "enum": list(WEBHOOK_EVENTS)},
                        "description": "webhook only; default: all."},
@@ -39,15 +39,17 @@ Config = Annotated[
 
 
 class HookCreate(Body):
-    name: HookName = Field(description="What is sent: domain-stats-report, conversation-export (Smartsupp's) or webhook (ours).")
+    name: HookName = Field(
+        description="What is sent: domain-stats-report, conversation-export (Smartsupp's) or webhook (ours)."
+    )
     config: Config
     active: Bool = True
 
 
 class HookUpdate(Body):
-    name: HookName = None
-    config: Config = None
-    active: Bool = None
+    name: Omittable[HookName] = None
+    config: Omittable[Config] = None
+    active: Omittable[Bool] = None
     id: ReadOnlyId = ReadOnly()
     createdAt: str = ReadOnly()
 
@@ -60,8 +62,11 @@ class HookOut(Out):
     createdAt: str
 
 
-def hook_json(row: Row) -> dict[str, Any]:
-    return {"id": str(row[0]), "name": row[1], "config": orjson.loads(row[2]), "active": bool(row[3]), "createdAt": iso(row[4])}
+def hook_json(hook: Hook) -> dict[str, Any]:
+    return {
+        "id": str(hook.id), "name": hook.name, "config": hook.config, "active": hook.active,
+        "createdAt": iso(hook.created_at),
+    }
 
 
 register(

@@ -1,3 +1,11 @@
+"""Hooks: the table and the ``Hook`` a service answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
 from sqlalchemy import BigInteger, Boolean, Column, String, Text
 
 from opensupp.accounts.models import child_table
@@ -9,3 +17,20 @@ hooks = child_table(
     Column("active", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    """A hook as read, its stored config decoded (``from_row``)."""
+
+    id: int
+    name: str
+    config: dict[str, Any]
+    active: bool
+    created_at: int
+
+    @classmethod
+    def from_row(cls, id: int, name: str, config: str, active: bool | int, created_at: int) -> Hook:
+        """From the columns ``HOOKS`` reads, in order: the config is stored as JSON text, and
+        SQLite answers a boolean as 0 or 1."""
+        return cls(id, name, orjson.loads(config), bool(active), created_at)

@@ -1,3 +1,7 @@
+"""Idempotency keys: the table, and the ``StoredAnswer`` a key replays."""
+
+from typing import NamedTuple
+
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, LargeBinary, PrimaryKeyConstraint, String, Table, Text
 
 from opensupp.db import metadata
@@ -13,3 +17,11 @@ idempotency_keys = Table(
     Column("created_at", BigInteger, nullable=False, index=True),
     PrimaryKeyConstraint("partner_id", "key"),
 )
+
+
+class StoredAnswer(NamedTuple):
+    """The answer saved under a key, replayed as it was: its status and JSON text. (A named
+    tuple: the edge unpacks it as ``status, response``.)"""
+
+    status: int
+    response: str

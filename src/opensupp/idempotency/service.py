@@ -16,11 +16,13 @@ expired key is overwritten by the next request that uses it.
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import orjson
 
 from opensupp.db import Session
 from opensupp.errors import IdempotencyMismatch
+from opensupp.idempotency.models import StoredAnswer
 
 MAX_KEY_LENGTH = 255
 _INSERT = (
@@ -29,27 +31,27 @@ _INSERT = (
 )
 
 
-def fingerprint(path: str, body: dict) -> bytes:
+def fingerprint(path: str, body: dict[str, Any]) -> bytes:
     canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(path.encode() + b"\n" + canonical).digest()
 
 
 async def stored(
     session: Session, *, partner_id: int, key: str, fingerprint: bytes, now: int, ttl: int
-) -> tuple[int, str] | None:
+) -> StoredAnswer | None:
     """The answer stored under ``key`` to replay, or None when the key is free (never used,
     or expired); IdempotencyMismatch when it was used for another request."""
     row = await session.fetchrow(
         "SELECT fingerprint, status, response, created_at FROM idempotency_keys WHERE partner_id = $1 AND key = $2",
         partner_id, key,
     )
-    if row is None or row[3] < now - ttl:
+    if row is None or row["created_at"] < now - ttl:
         return None
-    if bytes(row[0]) != fingerprint:
+    if bytes(row["fingerprint"]) != fingerprint:
         raise IdempotencyMismatch(
             "This Idempotency-Key was already used with another request (path or body); use a new key."
         )
-    return row[1], row[2]
+    return StoredAnswer(row["status"], row["response"])
 
 
 async def save(

@@ -1,1 +1,1 @@
-"""Office hours: one per account (the rules live in ``rules``)."""
+"""Office hours: one per account (its shape and checks live in ``validation``, its maths in ``schedule``)."""

@@ -3,14 +3,15 @@ what it means in time: the status at an instant and the schedule over days."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, WithJsonSchema
 
 from opensupp.db import Session
 from opensupp.errors import invalid
 from opensupp.officehours import service
-from opensupp.officehours.rules import (
+from opensupp.officehours.validation import (
     MAX_CONFIG,
     MAX_EXCEPTIONS,
     MAX_SCHEDULE_DAYS,
@@ -19,13 +20,15 @@ from opensupp.officehours.rules import (
     parse_instant,
     parse_start,
 )
-from opensupp.timeutil import now
+from opensupp.timeutil import iso, now
+from opensupp.web.crud import Caller
 from opensupp.web.fields import Body
 from opensupp.web.resources import Out
 from opensupp.web.routing import Router
 
 router = Router()
 TAG = "Office hours"
+T = TypeVar("T")
 
 _DAY = {"type": "integer", "minimum": 0, "maximum": 6, "description": "0 is Sunday"}
 _MINUTE = {"type": "integer", "minimum": 0, "maximum": 1440}
@@ -36,8 +39,12 @@ _INTERVAL = {
 }
 # The years of FIRST_DATE to LAST_DATE (1970 to 9998), as the date is written.
 YEAR_PATTERN = "(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
-_DATE = {"type": "string", "format": "date", "pattern": f"^{YEAR_PATTERN}-[0-9]{{2}}-[0-9]{{2}}$", "example": "2026-12-24"}
-_INSTANT_IN = {"type": "string", "format": "date-time", "pattern": f"^{YEAR_PATTERN}-", "example": "2026-12-24T16:00:00Z"}
+_DATE = {
+    "type": "string", "format": "date", "pattern": f"^{YEAR_PATTERN}-[0-9]{{2}}-[0-9]{{2}}$", "example": "2026-12-24",
+}
+_INSTANT_IN = {
+    "type": "string", "format": "date-time", "pattern": f"^{YEAR_PATTERN}-", "example": "2026-12-24T16:00:00Z",
+}
 _EXCEPTIONS = {
     "type": "array", "maxItems": MAX_EXCEPTIONS,
     "description": "Special days, each date once: the times replace that local date's regular hours, "
@@ -60,10 +67,15 @@ _CONFIG = {
     },
 }
 _TIMEZONE = {
-    "anyOf": [{"type": "number", "minimum": -12, "maximum": 14, "multipleOf": 0.25}, {"type": "string", "example": "Europe/Prague"}],
+    "anyOf": [
+        {"type": "number", "minimum": -12, "maximum": 14, "multipleOf": 0.25},
+        {"type": "string", "example": "Europe/Prague"},
+    ],
     "description": "An offset in hours (1, -5, 5.5), answered as sent, or an IANA name that follows daylight saving.",
 }
-_DAYS = {"type": "array", "maxItems": 7, "uniqueItems": True, "items": _DAY, "description": "Open days, in the order sent."}
+_DAYS = {
+    "type": "array", "maxItems": 7, "uniqueItems": True, "items": _DAY, "description": "Open days, in the order sent.",
+}
 
 Active = Annotated[Any, WithJsonSchema({"type": "boolean"})]
 Days = Annotated[Any, WithJsonSchema(_DAYS)]
@@ -73,7 +85,8 @@ Exceptions = Annotated[Any, WithJsonSchema(_EXCEPTIONS)]
 _INSTANT_OUT = {"type": "string", "format": "date-time", "example": "2026-12-24T16:00:00Z"}
 Instant = Annotated[str, WithJsonSchema(_INSTANT_OUT)]
 Intervals = Annotated[Any, WithJsonSchema({
-    "type": "array", "description": "Open periods in UTC, clipped to the window; one that goes on across midnight is one item.",
+    "type": "array",
+    "description": "Open periods in UTC, clipped to the window; one that goes on across midnight is one item.",
     "items": {"type": "object", "required": ["from", "to"], "additionalProperties": False,
               "properties": {"from": _INSTANT_OUT, "to": _INSTANT_OUT}},
 })]
@@ -99,8 +112,12 @@ class OfficeHoursOut(Out):
 
 class OfficeHoursStatusOut(Out):
     open: bool
-    since: Instant | None = Field(description="When the current state began; null when it always was (or `active` is false).")
-    next_change: Instant | None = Field(description="When it changes next; null when it never does (or `active` is false).")
+    since: Instant | None = Field(
+        description="When the current state began; null when it always was (or `active` is false)."
+    )
+    next_change: Instant | None = Field(
+        description="When it changes next; null when it never does (or `active` is false)."
+    )
     timezone: Timezone
 
 
@@ -114,8 +131,8 @@ class OfficeHoursScheduleOut(Out):
 _AT = {"name": "at", "in": "query", "required": False, "schema": _INSTANT_IN,
        "description": "The instant to answer for (default: now). An offset (Z or like +01:00) is required."}
 _FROM = {"name": "from", "in": "query", "required": False,
-         "schema": {"type": "string", "pattern": f"^{YEAR_PATTERN}-", "anyOf": [{"format": "date"}, {"format": "date-time"}],
-                    "example": "2026-12-24"},
+         "schema": {"type": "string", "pattern": f"^{YEAR_PATTERN}-",
+                    "anyOf": [{"format": "date"}, {"format": "date-time"}], "example": "2026-12-24"},
          "description": "A local date of the account's time zone (the window starts at its midnight) or an "
                         "instant with an offset. Default: today, local."}
 _DAYS_PARAM = {"name": "days", "in": "query", "required": False,
@@ -123,7 +140,7 @@ _DAYS_PARAM = {"name": "days", "in": "query", "required": False,
 
 
 @router.get("/accounts/{aid}/officehours/get", response=OfficeHoursOut, tag=TAG)
-async def get_office_hours(req, session: Session) -> dict[str, Any]:
+async def get_office_hours(req: Caller, session: Session) -> dict[str, Any]:
     """Get the office hours
 
     Before any update: `{"active": false, "days": [], "timezone": 0, "config": []}`.
@@ -132,7 +149,7 @@ async def get_office_hours(req, session: Session) -> dict[str, Any]:
 
 
 @router.update("/accounts/{aid}/officehours/update", body=OfficeHoursUpdate, response=OfficeHoursOut, tag=TAG)
-async def update_office_hours(req, session: Session, body: OfficeHoursUpdate) -> dict[str, Any]:
+async def update_office_hours(req: Caller, session: Session, body: OfficeHoursUpdate) -> dict[str, Any]:
     """Update the office hours
 
     Partial: the fields sent replace the stored ones (`config` and `exceptions` as a
@@ -148,7 +165,7 @@ async def update_office_hours(req, session: Session, body: OfficeHoursUpdate) ->
 
 
 @router.get("/accounts/{aid}/officehours/status", response=OfficeHoursStatusOut, tag=TAG, query=(_AT,))
-async def get_office_hours_status(req, session: Session) -> dict[str, Any]:
+async def get_office_hours_status(req: Caller, session: Session) -> dict[str, Any]:
     """Open or closed now (or at `at`)
 
     `since` is when the current state began and `next_change` when it flips next (UTC;
@@ -157,13 +174,17 @@ async def get_office_hours_status(req, session: Session) -> dict[str, Any]:
     a repeated one at its first occurrence. Inactive office hours are always open.
     """
     at = _query(req.query, "at", parse_instant)
-    return await service.get_office_hours_status(
+    state = await service.get_office_hours_status(
         session, partner_id=req.partner_id, account_id=req.ids[0], at=now() if at is None else at
     )
+    return {"open": state.open, "since": _iso(state.since), "next_change": _iso(state.next_change),
+            "timezone": state.timezone}
 
 
-@router.get("/accounts/{aid}/officehours/schedule", response=OfficeHoursScheduleOut, tag=TAG, query=(_FROM, _DAYS_PARAM))
-async def get_office_hours_schedule(req, session: Session) -> dict[str, Any]:
+@router.get(
+    "/accounts/{aid}/officehours/schedule", response=OfficeHoursScheduleOut, tag=TAG, query=(_FROM, _DAYS_PARAM)
+)
+async def get_office_hours_schedule(req: Caller, session: Session) -> dict[str, Any]:
     """List the open intervals
 
     The open periods in UTC over `days` days (1 to 31, default 7) from `from`: an instant
@@ -173,13 +194,19 @@ async def get_office_hours_schedule(req, session: Session) -> dict[str, Any]:
     """
     start = _query(req.query, "from", parse_start)
     days = _query(req.query, "days", parse_days)
-    return await service.get_office_hours_schedule(
+    window = await service.get_office_hours_schedule(
         session, partner_id=req.partner_id, account_id=req.ids[0], start=start,
         days=7 if days is None else days, now=now(),
     )
+    return {"timezone": window.timezone, "from": iso(window.start), "to": iso(window.end),
+            "intervals": [{"from": iso(a), "to": iso(b)} for a, b in window.intervals]}
 
 
-def _query(query: dict[str, str], name: str, parse: Any) -> Any:
+def _iso(t: int | None) -> str | None:
+    return iso(t) if t is not None else None
+
+
+def _query(query: dict[str, str], name: str, parse: Callable[[str], tuple[T, str | None]]) -> T | None:
     """The parsed value of query parameter ``name``, None when absent; a 400 naming it when bad."""
     text = query.get(name)
     if text is None:

@@ -43,10 +43,11 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
-from opensupp.officehours.rules import MINUTES_PER_DAY, tzinfo_of
+from opensupp.officehours.validation import MINUTES_PER_DAY, tzinfo_of
 
 Minutes = tuple[tuple[int, int], ...]  # a local day's open intervals, minutes after midnight
 Interval = tuple[int, int]  # [start, end) in Unix seconds
@@ -59,7 +60,7 @@ MAX_SCAN_DAYS = 3660
 FIRST_DAY = dt.date.min.toordinal() + 2
 LAST_DAY = dt.date.max.toordinal() - 2
 EPOCH_DAY = dt.date(1970, 1, 1).toordinal()
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 HORIZON = None  # the last item of a search's stream when it stopped looking
 
 
@@ -83,7 +84,7 @@ class Status:
 
 
 def compile_schedule(document: Mapping[str, Any]) -> Schedule:
-    """The ``Schedule`` of a document that ``rules.validate_office_hours`` accepted."""
+    """The ``Schedule`` of a document that ``validation.validate_office_hours`` accepted."""
     days = set(document["days"])
     config = {entry["dow"]: joined_minutes(entry["times"]) for entry in document["config"]}
     week = tuple(config.get(dow, ALL_DAY) if dow in days else CLOSED for dow in range(7))
@@ -92,7 +93,9 @@ def compile_schedule(document: Mapping[str, Any]) -> Schedule:
         for entry in document.get("exceptions", ())
     }
     uniform = week[0] if week[0] in (ALL_DAY, CLOSED) and len(set(week)) == 1 else None
-    return Schedule(document["active"], tzinfo_of(document["timezone"]), week, exceptions, tuple(sorted(exceptions)), uniform)
+    return Schedule(
+        document["active"], tzinfo_of(document["timezone"]), week, exceptions, tuple(sorted(exceptions)), uniform
+    )
 
 
 def joined_minutes(times: Iterable[Mapping[str, int]]) -> Minutes:
@@ -215,7 +218,7 @@ def next_change(schedule: Schedule, t: int) -> int | None:
                 return None
             open_until = end
         elif end is None or end > t:  # the first piece not over by t
-            if start > t:
+            if start is not None and start > t:
                 return start  # closed at t until it
             if end is None:
                 return None
@@ -239,7 +242,7 @@ def since(schedule: Schedule, t: int) -> int | None:
                 return None
             open_from = start
         elif start is None or start <= t:  # the last piece begun by t
-            if end <= t:
+            if end is not None and end <= t:
                 return end  # closed at t since it
             if start is None:
                 return None

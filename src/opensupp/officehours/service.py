@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 
 from opensupp import lane
-from opensupp.accounts.service import LOCK_ACCOUNT
-from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import ForeignKeyViolation, Session
+from opensupp.db.children import LOCK_ACCOUNT, account_not_found
 from opensupp.errors import ValidationFailed
 from opensupp.officehours import schedule
-from opensupp.officehours.rules import DEFAULT, merge, validate_office_hours
-from opensupp.timeutil import iso, now
+from opensupp.officehours.models import OfficeHoursStatus, OpenIntervals
+from opensupp.officehours.validation import DEFAULT, merge, validate_office_hours
+from opensupp.timeutil import now
 
 _DEFAULT_JSON = orjson.dumps(DEFAULT).decode()
 #: Intervals a document may have for it to be checked on the event loop (about 1 us each);
@@ -46,13 +46,14 @@ _UPSERT = {
 
 async def get_office_hours(session: Session, *, partner_id: int, account_id: int) -> dict[str, Any]:
     row = await session.fetchrow(
-        "SELECT a.id, o.document FROM accounts a LEFT JOIN office_hours o ON o.account_id = a.id"
+        "SELECT a.id, o.document AS document FROM accounts a LEFT JOIN office_hours o ON o.account_id = a.id"
         " WHERE a.id = $1 AND a.partner_id = $2",
         account_id, partner_id,
     )
     if row is None:
         raise account_not_found(account_id)
-    return orjson.loads(row[1]) if row[1] else dict(DEFAULT)
+    document: str | None = row["document"]
+    return orjson.loads(document) if document else dict(DEFAULT)
 
 
 async def update_office_hours(
@@ -79,17 +80,18 @@ async def update_office_hours(
     return document
 
 
-async def get_office_hours_status(session: Session, *, partner_id: int, account_id: int, at: int) -> dict[str, Any]:
-    """Open or closed at ``at``, since when and until when (instants in ISO 8601 UTC)."""
+async def get_office_hours_status(
+    session: Session, *, partner_id: int, account_id: int, at: int
+) -> OfficeHoursStatus:
+    """Open or closed at ``at``, since when and until when."""
     document = await get_office_hours(session, partner_id=partner_id, account_id=account_id)
     state = schedule.status(schedule.compile_schedule(document), at)
-    return {"open": state.open, "since": _iso(state.since), "next_change": _iso(state.next_change),
-            "timezone": document["timezone"]}
+    return OfficeHoursStatus(state.open, state.since, state.next_change, document["timezone"])
 
 
 async def get_office_hours_schedule(
     session: Session, *, partner_id: int, account_id: int, start: datetime.date | int | None, days: int, now: int
-) -> dict[str, Any]:
+) -> OpenIntervals:
     """The open intervals of ``days`` days from ``start``: an instant (then ``days`` x 24 h),
     a local date (then ``days`` local days from its start), or None (today, local)."""
     document = await get_office_hours(session, partner_id=partner_id, account_id=account_id)
@@ -99,10 +101,4 @@ async def get_office_hours_schedule(
     else:
         day = start.toordinal() if start is not None else schedule.local_day(hours, now)
         begin, end = schedule.day_start(hours, day), schedule.day_start(hours, day + days)
-    intervals = schedule.open_intervals(hours, begin, end)
-    return {"timezone": document["timezone"], "from": iso(begin), "to": iso(end),
-            "intervals": [{"from": iso(a), "to": iso(b)} for a, b in intervals]}
-
-
-def _iso(t: int | None) -> str | None:
-    return iso(t) if t is not None else None
+    return OpenIntervals(document["timezone"], begin, end, schedule.open_intervals(hours, begin, end))

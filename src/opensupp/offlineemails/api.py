@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensupp.db import Row
 from opensupp.offlineemails import service
-from opensupp.users.api import Email
+from opensupp.offlineemails.models import OfflineEmail
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body
+from opensupp.web.fields import Body, Email, Omittable
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
@@ -20,7 +19,7 @@ class OfflineEmailCreate(Body):
 
 
 class OfflineEmailUpdate(Body):
-    email: Email = None
+    email: Omittable[Email] = None
     id: ReadOnlyId = ReadOnly()
 
 
@@ -29,8 +28,8 @@ class OfflineEmailOut(Out):
     email: str
 
 
-def offline_email_json(row: Row) -> dict[str, Any]:
-    return {"id": str(row[0]), "email": row[1]}
+def offline_email_json(offline_email: OfflineEmail) -> dict[str, Any]:
+    return {"id": str(offline_email.id), "email": offline_email.email}
 
 
 register(

@@ -1,3 +1,7 @@
+"""Offline emails: the table and the ``OfflineEmail`` a service answers."""
+
+from dataclasses import dataclass
+
 from sqlalchemy import BigInteger, Column, String, UniqueConstraint
 
 from opensupp.accounts.models import child_table
@@ -9,3 +13,11 @@ offline_emails = child_table(
     Column("created_at", BigInteger, nullable=False),
     UniqueConstraint("account_id", "email_key"),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineEmail:
+    """An offline email as read: its fields are the columns ``OFFLINE_EMAILS`` reads, in order."""
+
+    id: int
+    email: str

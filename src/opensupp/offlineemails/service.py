@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensupp.accounts.children import ChildTable
-from opensupp.db import Row, Session, UniqueViolation
+from opensupp.db import Session, UniqueViolation
+from opensupp.db.children import ChildTable
 from opensupp.errors import Conflict
+from opensupp.offlineemails.models import OfflineEmail
 from opensupp.timeutil import now
 from opensupp.users.service import with_email_key
 
-OFFLINE_EMAILS = ChildTable("offline_emails", "offline email", ("id", "email"))
+OFFLINE_EMAILS = ChildTable("offline_emails", "offline email", ("id", "email"), record=OfflineEmail)
 
 
 def _taken(email: str) -> Conflict:
     return Conflict(f"{email} is already an offline email of this account.")
 
 
-async def create_offline_email(session: Session, *, partner_id: int, account_id: int, email: str) -> Row:
+async def create_offline_email(session: Session, *, partner_id: int, account_id: int, email: str) -> OfflineEmail:
     values = with_email_key({"email": email, "created_at": now()})
     try:
         return await OFFLINE_EMAILS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
@@ -27,9 +28,11 @@ async def create_offline_email(session: Session, *, partner_id: int, account_id:
 
 async def update_offline_email(
     session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
-) -> Row:
+) -> OfflineEmail:
     values = with_email_key(changes)
     try:
-        return await OFFLINE_EMAILS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)
+        return await OFFLINE_EMAILS.update(
+            session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values
+        )
     except UniqueViolation:
         raise _taken(values["email"]) from None

@@ -1,3 +1,7 @@
+"""Partners and their API keys: the tables, and the ``Principal`` and ``KeyInfo`` the services answer."""
+
+from dataclasses import dataclass
+
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, LargeBinary, String, Table
 
 from opensupp.db import metadata
@@ -27,3 +31,25 @@ api_keys = Table(
     Column("revoked_at", BigInteger, nullable=True),
     sqlite_autoincrement=True,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the partner and the key they used."""
+
+    partner_id: int
+    key_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """A key as ``keys list`` shows it (never the key itself, which is not stored)."""
+
+    id: int
+    partner_id: int
+    partner_name: str
+    name: str
+    prefix: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None

@@ -10,34 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 
 from opensupp.db import Session, UniqueViolation
 from opensupp.errors import Conflict, NotFound
+from opensupp.partners.models import KeyInfo, Principal
 from opensupp.timeutil import now
 
 KEY_PREFIX = "osk_"
 PREFIX_LENGTH = 12
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: the partner and the key they used."""
-
-    partner_id: int
-    key_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class KeyInfo:
-    id: int
-    partner_id: int
-    partner_name: str
-    name: str
-    prefix: str
-    created_at: int
-    last_used_at: int | None
-    revoked_at: int | None
 
 
 def hash_key(key: str) -> bytes:
@@ -81,9 +61,9 @@ async def create_key(session: Session, *, partner_id: int, name: str) -> str:
 
 async def authenticate(session: Session, *, key_hash: bytes) -> Principal | None:
     row = await session.fetchrow(
-        "SELECT id, partner_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
+        "SELECT partner_id, id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
-    return None if row is None else Principal(partner_id=row[1], key_id=row[0])
+    return None if row is None else Principal(*row)
 
 
 async def touch_key(session: Session, *, key_id: int, at: int) -> None:
@@ -100,17 +80,19 @@ async def list_keys(session: Session) -> list[KeyInfo]:
 
 async def revoke_key(session: Session, *, ref: str) -> KeyInfo:
     """Revoke a key named by its id or its prefix (as ``keys list`` prints them)."""
-    rows = await session.fetch(
-        "SELECT id FROM api_keys WHERE (id = $1 OR prefix = $2) AND revoked_at IS NULL",
-        int(ref) if ref.isdigit() and len(ref) < 19 else -1,
-        ref,
-    )
-    if not rows:
+    ids = [
+        key_id for (key_id,) in await session.fetch(
+            "SELECT id FROM api_keys WHERE (id = $1 OR prefix = $2) AND revoked_at IS NULL",
+            int(ref) if ref.isdigit() and len(ref) < 19 else -1,
+            ref,
+        )
+    ]
+    if not ids:
         raise NotFound(f"No active key {ref!r}.")
-    if len(rows) > 1:
-        raise Conflict(f"{ref!r} names {len(rows)} keys; use the key's id.")
-    await session.execute("UPDATE api_keys SET revoked_at = $1 WHERE id = $2", now(), rows[0][0])
-    return next(k for k in await list_keys(session) if k.id == rows[0][0])
+    if len(ids) > 1:
+        raise Conflict(f"{ref!r} names {len(ids)} keys; use the key's id.")
+    await session.execute("UPDATE api_keys SET revoked_at = $1 WHERE id = $2", now(), ids[0])
+    return next(k for k in await list_keys(session) if k.id == ids[0])
 
 
 async def count_active_keys(session: Session) -> int:

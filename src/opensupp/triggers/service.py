@@ -11,11 +11,10 @@ from typing import Any, NamedTuple
 import orjson
 
 from opensupp import lane
-from opensupp.accounts.children import ChildTable
-from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import Row, Session
+from opensupp.db.children import ChildTable, account_not_found
 from opensupp.errors import Conflict
-from opensupp.officehours.rules import DEFAULT, tzinfo_of
+from opensupp.officehours.validation import DEFAULT, tzinfo_of
 from opensupp.timeutil import now
 from opensupp.triggers import engine
 from opensupp.triggers.catalogue import REGEX_MAX_MEM, regex_instructions

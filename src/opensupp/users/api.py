@@ -4,28 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from opensupp import values
-from opensupp.db import Row
 from opensupp.timeutil import iso
 from opensupp.users import service
+from opensupp.users.models import User
 from opensupp.web.crud import Crud, register, table_service
-from opensupp.web.fields import Body, Lang, Text
+from opensupp.web.fields import Body, Email, Lang, Omittable, TextRules
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
 router = Router()
-
-
-# The rules and their words live in opensupp_client.values, shared with provision's check.
-# (API.md: "syntax is checked, deliverability is not": special-use domains pass.)
-def _check_email(value: str) -> str:
-    problem = values.email_problem(value)
-    if problem is not None:
-        raise PydanticCustomError("email", "{problem}", {"problem": problem})
-    return value
 
 
 _AVATAR = values.AVATAR
@@ -38,11 +29,12 @@ def _check_avatar(value: str) -> str:
     return value
 
 
-Email = Annotated[Text(254), AfterValidator(_check_email), WithJsonSchema({"type": "string", "format": "email", "maxLength": 254})]
 Password = Annotated[
-    Text(values.PASSWORD_MAX, min_length=values.PASSWORD_MIN),
+    str, TextRules(values.PASSWORD_MAX, min_length=values.PASSWORD_MIN),
     Field(description="At least 8 characters; stored only as an argon2id hash."),
 ]
+Name = Annotated[str, TextRules(255)]
+Note = Annotated[str, TextRules(2000, multiline=True, required=False)]
 Avatar = Annotated[
     str, StringConstraints(max_length=2000), AfterValidator(_check_avatar),
     Field(json_schema_extra={"pattern": f"^{_AVATAR.pattern}$"}),
@@ -53,23 +45,23 @@ Role = Literal["agent", "admin"]
 class UserCreate(Body):
     email: Email = Field(description="The login: unique on this server, compared case-insensitively.")
     password: Password
-    fullname: Text(255)
+    fullname: Name
     role: Role = Field("agent", description="`agent` chats only; `admin` can do everything.")
-    nickname: Text(255) = Field(None, description="The name visitors see; defaults to fullname.")
+    nickname: Omittable[Name] = Field(None, description="The name visitors see; defaults to fullname.")
     avatar: Avatar = Field("", description="An http(s) URL or empty.")
-    note: Text(2000, multiline=True, required=False) = ""
-    lang: Lang = Field(None, description="Defaults to the account's language.")
+    note: Note = ""
+    lang: Omittable[Lang] = Field(None, description="Defaults to the account's language.")
 
 
 class UserUpdate(Body):
-    email: Email = None
-    password: Password = None
-    fullname: Text(255) = None
-    role: Role = None
-    nickname: Text(255) = None
-    avatar: Avatar = None
-    note: Text(2000, multiline=True, required=False) = None
-    lang: Lang = None
+    email: Omittable[Email] = None
+    password: Omittable[Password] = None
+    fullname: Omittable[Name] = None
+    role: Omittable[Role] = None
+    nickname: Omittable[Name] = None
+    avatar: Omittable[Avatar] = None
+    note: Omittable[Note] = None
+    lang: Omittable[Lang] = None
     id: ReadOnlyId = ReadOnly()
     createdAt: str = ReadOnly()
 
@@ -86,10 +78,11 @@ class UserOut(Out):
     createdAt: str
 
 
-def user_json(row: Row) -> dict[str, Any]:
+def user_json(user: User) -> dict[str, Any]:
     return {
-        "id": str(row[0]), "role": row[1], "email": row[2], "fullname": row[3], "nickname": row[4],
-        "avatar": row[5], "note": row[6], "lang": row[7], "createdAt": iso(row[8]),
+        "id": str(user.id), "role": user.role, "email": user.email, "fullname": user.fullname,
+        "nickname": user.nickname, "avatar": user.avatar, "note": user.note, "lang": user.lang,
+        "createdAt": iso(user.created_at),
     }
 
 

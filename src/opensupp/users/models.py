@@ -1,3 +1,7 @@
+"""Users: the table and the ``User`` a service answers (never its password hash)."""
+
+from dataclasses import dataclass
+
 from sqlalchemy import BigInteger, Column, String, Text
 
 from opensupp.accounts.models import child_table
@@ -16,3 +20,18 @@ users = child_table(
     Column("password_hash", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
 )
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user as read: its fields are the columns ``USERS`` reads, in order."""
+
+    id: int
+    role: str
+    email: str
+    fullname: str
+    nickname: str
+    avatar: str
+    note: str
+    lang: str
+    created_at: int

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensupp.accounts.children import ChildTable
-from opensupp.db import Database, Row, Session, UniqueViolation
+from opensupp.db import Database, Session, UniqueViolation
+from opensupp.db.children import ChildTable
 from opensupp.errors import Conflict
 from opensupp.passwords import hash_password, verify_password
 from opensupp.timeutil import now
+from opensupp.users.models import User
 
 USERS = ChildTable(
-    "users", "user", ("id", "role", "email", "fullname", "nickname", "avatar", "note", "lang", "created_at")
+    "users", "user", ("id", "role", "email", "fullname", "nickname", "avatar", "note", "lang", "created_at"),
+    record=User,
 )
 
 
@@ -40,7 +42,7 @@ async def hashed(fields: dict[str, Any]) -> dict[str, Any]:
 async def create_user(
     session: Session, *, partner_id: int, account_id: int, email: str, password_hash: str, fullname: str,
     role: str = "agent", nickname: str | None = None, avatar: str = "", note: str = "", lang: str | None = None,
-) -> Row:
+) -> User:
     values = {
         "role": role, "email": email, "fullname": fullname,
         "nickname": nickname or fullname, "avatar": avatar, "note": note, "lang": lang,
@@ -55,7 +57,9 @@ async def create_user(
         raise _taken(email) from None
 
 
-async def update_user(session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]) -> Row:
+async def update_user(
+    session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
+) -> User:
     values = with_email_key(changes)
     try:
         return await USERS.update(session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=values)

@@ -8,91 +8,115 @@ fields and errors come from the edge like everywhere else.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from opensupp.db import Session
+from opensupp.db.children import ChildTable
 from opensupp.web.english import plural, with_article
 from opensupp.web.fields import Body
 from opensupp.web.resources import Out, changes, check_read_only
 from opensupp.web.routing import Router
 
-Handler = Callable[..., Awaitable[Any]]
+R = TypeVar("R")  # the record a resource's service answers (``users.models.User``, ...)
+F = TypeVar("F", bound=Callable[..., Any])
+
+Json = dict[str, Any]
+# Service functions take the session and the keywords ``partner_id``, ``account_id`` and
+# (but for create and list) ``item_id``:
+Lister = Callable[..., Awaitable[tuple[list[R], bool]]]  # (..., after, limit) -> (records, whether more follow)
+Reader = Callable[..., Awaitable[R]]  # get; create (..., **fields); update (..., changes)
+Deleter = Callable[..., Awaitable[None]]
 
 
-@dataclass(frozen=True)
-class Service:
-    """Service functions, each taking the session and keyword arguments
-    ``partner_id``, ``account_id`` and (but for create and list) ``item_id``."""
+class Caller(Protocol):
+    """What a handler reads of the request: on an authenticated route, the partner calling,
+    the ids in the path (``/accounts/{aid}/users/{id}``: account, then item) and the query."""
 
-    list: Handler  # (..., after, limit) -> (rows, whether more follow)
-    get: Handler
-    create: Handler  # (..., **fields) -> row
-    update: Handler  # (..., changes) -> row
-    delete: Handler
+    @property
+    def partner_id(self) -> int: ...
+
+    @property
+    def ids(self) -> list[int]: ...
+
+    @property
+    def query(self) -> dict[str, str]: ...
 
 
-@dataclass(frozen=True)
-class Crud:
+@dataclass(frozen=True, slots=True)
+class Service(Generic[R]):
+    """A resource's service functions, each answering its record."""
+
+    list: Lister[R]
+    get: Reader[R]
+    create: Reader[R]
+    update: Reader[R]
+    delete: Deleter
+
+
+@dataclass(frozen=True, slots=True)
+class Crud(Generic[R]):
     plural: str  # "users": the path segment and operation names
     noun: str  # "user", "offline email"
     tag: str
     create: type[Body]
     update: type[Body]
     out: type[Out]
-    to_json: Callable[[Any], dict[str, Any]]
-    service: Service
+    to_json: Callable[[R], Json]  # a record -> its wire JSON
+    service: Service[R]
     writable: tuple[str, ...]  # fields an update may change
     read_only: tuple[str, ...] = ("id", "createdAt")
     # turns the fields of a validated create or update into service arguments (e.g.
     # hashes a password) before the unit of work opens, so slow work never holds it
-    prepare: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+    prepare: Callable[[Json], Awaitable[Json]] | None = None
 
 
-def table_service(table: Any, *, create: Handler, update: Handler) -> Service:
+def table_service(table: ChildTable[R], *, create: Reader[R], update: Reader[R]) -> Service[R]:
     """A Service whose list, get and delete are the account-scoped table's own."""
     return Service(list=table.list, get=table.get, create=create, update=update, delete=table.delete)
 
 
-def _named(handler: Handler, name: str, doc: str) -> Handler:
+def _named(handler: F, name: str, doc: str) -> F:
     handler.__name__ = handler.__qualname__ = name
     handler.__doc__ = doc
     return handler
 
 
-def register(router: Router, spec: Crud, extra_doc: dict[str, str] | None = None) -> None:
+def register(router: Router, spec: Crud[R], extra_doc: dict[str, str] | None = None) -> None:
     base = f"/accounts/{{aid}}/{spec.plural}"
     svc, to_json, noun = spec.service, spec.to_json, spec.noun
     docs = extra_doc or {}
 
-    async def list_items(req, session, after: int, limit: int):
-        rows, more = await svc.list(session, partner_id=req.partner_id, account_id=req.ids[0], after=after, limit=limit)
-        return [to_json(r) for r in rows], more
+    async def list_items(req: Caller, session: Session, after: int, limit: int) -> tuple[list[Json], bool]:
+        records, more = await svc.list(
+            session, partner_id=req.partner_id, account_id=req.ids[0], after=after, limit=limit
+        )
+        return [to_json(r) for r in records], more
 
-    async def create_item(req, session, fields: dict[str, Any]):
-        row = await svc.create(session, partner_id=req.partner_id, account_id=req.ids[0], **fields)
-        return to_json(row)
+    async def create_item(req: Caller, session: Session, fields: Json) -> Json:
+        return to_json(await svc.create(session, partner_id=req.partner_id, account_id=req.ids[0], **fields))
 
-    async def get_item(req, session):
-        row = await svc.get(session, partner_id=req.partner_id, account_id=req.ids[0], item_id=req.ids[1])
-        return to_json(row)
+    async def get_item(req: Caller, session: Session) -> Json:
+        return to_json(await svc.get(session, partner_id=req.partner_id, account_id=req.ids[0], item_id=req.ids[1]))
 
-    async def update_item(req, session, prepared: tuple[BaseModel, dict[str, Any]]):
+    async def update_item(req: Caller, session: Session, prepared: tuple[BaseModel, Json]) -> Json:
         body, fields = prepared
         ids = {"partner_id": req.partner_id, "account_id": req.ids[0], "item_id": req.ids[1]}
         if body.model_fields_set.intersection(spec.read_only):
             check_read_only(body, to_json(await svc.get(session, **ids)), spec.read_only)
         return to_json(await svc.update(session, **ids, changes=fields))
 
-    async def delete_item(req, session):
+    async def delete_item(req: Caller, session: Session) -> None:
         await svc.delete(session, partner_id=req.partner_id, account_id=req.ids[0], item_id=req.ids[1])
 
-    async def prepare_create(req, body: BaseModel) -> dict[str, Any]:
+    async def prepare_create(req: Caller, body: BaseModel) -> Json:
         fields = body.model_dump()
         return await spec.prepare(fields) if spec.prepare is not None else fields
 
-    async def prepare_update(req, body: BaseModel) -> tuple[BaseModel, dict[str, Any]]:
+    async def prepare_update(req: Caller, body: BaseModel) -> tuple[BaseModel, Json]:
         fields = changes(body, spec.writable)
         if spec.prepare is not None and fields:
             fields = await spec.prepare(fields)

@@ -12,19 +12,20 @@ import functools
 import itertools
 import types
 import typing
-from typing import Annotated, Any, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar
 
 import typing_extensions
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
+from annotated_types import GroupedMetadata
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
 from pydantic import ValidationError as PydanticValidationError
-from pydantic import WithJsonSchema
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from opensupp import values
 from opensupp.errors import MAX_UNKNOWN, FieldError, ValidationFailed, more_unknown
 from opensupp.langs import LANGS
 
-
+T = TypeVar("T")
 
 #: Bodies up to this size are validated by pydantic straight from the JSON (``validate_json``);
 #: a larger one is parsed first, so that a body of many unknown keys never makes pydantic
@@ -69,7 +70,7 @@ Bool = Annotated[bool, _coerced(values.as_bool)]
 Number = Annotated[float, _coerced(values.as_number)]
 
 
-def _check_text(multiline: bool, required: bool):
+def _check_text(multiline: bool, required: bool) -> Callable[[str], str]:
     def check(value: str) -> str:
         problem = values.text_problem(value, multiline=multiline, required=required)
         if problem is not None:
@@ -87,25 +88,52 @@ def text_pattern(multiline: bool, required: bool) -> str:
     return f"^{allowed}*{values.NON_BLANK.pattern}{allowed}*$"
 
 
+class TextRules(GroupedMetadata):
+    """The rules of a text field, as ``Annotated`` metadata (``Annotated[str, TextRules(255)]``,
+    a type mypy reads): at most ``max_length`` code points (at least ``min_length`` when required). An
+    optional one is checked by pydantic's own (Rust) regex, no Python call per string; a
+    required one also must not be blank, which ``text_problem`` says better than a pattern could."""
+
+    __slots__ = ("max_length", "min_length", "multiline", "required")
+
+    def __init__(self, max_length: int, *, multiline: bool = False, required: bool = True, min_length: int = 1) -> None:
+        self.max_length = max_length
+        self.min_length = min_length
+        self.multiline = multiline
+        self.required = required
+
+    def __iter__(self) -> Iterator[Any]:
+        pattern = text_pattern(self.multiline, self.required)
+        if not self.required:
+            yield StringConstraints(min_length=0, max_length=self.max_length, pattern=pattern)
+            return
+        yield StringConstraints(min_length=self.min_length, max_length=self.max_length)
+        yield AfterValidator(_check_text(self.multiline, self.required))
+        yield Field(json_schema_extra={"pattern": pattern})
+
+
 def Text(max_length: int, *, multiline: bool = False, required: bool = True, min_length: int = 1) -> Any:
-    """A string of at most ``max_length`` code points (at least ``min_length`` when required). An optional
-    one is checked by pydantic's own (Rust) regex, no Python call per string; a required one
-    also must not be blank, which ``text_problem`` says better than a pattern could."""
-    if not required:
-        pattern = text_pattern(multiline, required)
-        return Annotated[str, StringConstraints(min_length=0, max_length=max_length, pattern=pattern)]
-    return Annotated[
-        str,
-        StringConstraints(min_length=min_length, max_length=max_length),
-        AfterValidator(_check_text(multiline, required)),
-        Field(json_schema_extra={"pattern": text_pattern(multiline, required)}),
-    ]
+    """``Annotated[str, TextRules(...)]``, written in place of a field's type."""
+    return Annotated[str, TextRules(max_length, multiline=multiline, required=required, min_length=min_length)]
+
+
+if TYPE_CHECKING:
+    #: A field that may be left out and is then None (every field of an update; a create's
+    #: whose default is decided later, like a user's ``lang``). To mypy ``T | None``; to
+    #: pydantic ``T`` itself, so an explicit ``null`` is refused like any other wrong value.
+    Omittable: TypeAlias = T | None
+else:
+
+    class Omittable:
+        def __class_getitem__(cls, item: Any) -> Any:
+            return item
 
 
 #: an optional text's pattern -> the problem it finds (``_message``)
 _TEXT_PATTERNS = {
-    text_pattern(multiline, False): values.text_problem("\x00", multiline=multiline, required=False)
+    text_pattern(multiline, False): problem
     for multiline in (False, True)
+    if (problem := values.text_problem("\x00", multiline=multiline, required=False)) is not None
 }
 
 
@@ -117,6 +145,22 @@ def _check_lang(value: str) -> str:
 
 
 Lang = Annotated[str, AfterValidator(_check_lang), WithJsonSchema({"type": "string", "enum": list(LANGS)})]
+
+
+# The rule and its words live in opensupp_client.values, shared with provision's check.
+# (API.md: "syntax is checked, deliverability is not": special-use domains pass.)
+def _check_email(value: str) -> str:
+    problem = values.email_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("email", "{problem}", {"problem": problem})
+    return value
+
+
+#: An e-mail address: a user's login, an offline email.
+Email = Annotated[
+    str, TextRules(254), AfterValidator(_check_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254, "pattern": text_pattern(False, True)}),
+]
 
 
 # ----------------------------------------------------------------------------- errors
@@ -184,7 +228,7 @@ _MESSAGES = {
 }
 
 
-def _message(model: type[BaseModel], err: dict[str, Any]) -> str:
+def _message(model: type[BaseModel], err: ErrorDetails) -> str:
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
@@ -217,7 +261,7 @@ def _pruned(kind: type, data: Any, at: str, notes: list[FieldError]) -> Any:
     for a usual body, and copies only what it changes."""
     if isinstance(data, list):
         items = [_pruned(kind, item, f"{at}[{i}]", notes) for i, item in enumerate(data)]
-        return data if all(a is b for a, b in zip(items, data)) else items
+        return data if all(a is b for a, b in zip(items, data, strict=True)) else items
     if type(data) is not dict:
         return data
     allowed, nested = _shape(kind)
@@ -280,16 +324,18 @@ def validate(model: type[Body], data: dict[str, Any]) -> Any:
     """Validate a parsed JSON object against ``model``; every problem in one error (each
     object's unknown keys past the first ``MAX_UNKNOWN`` counted in one, see ``_pruned``)."""
     notes: list[FieldError] = []
+    body: Body | None = None
+    errors: list[FieldError] = []
     try:
-        body, errors = model.model_validate(_pruned(model, data, "", notes)), []
+        body = model.model_validate(_pruned(model, data, "", notes))
     except PydanticValidationError as exc:
-        body, errors = None, [FieldError(field_path(e["loc"]), _message(model, e))
-                              for e in exc.errors(include_url=False, include_input=False)]
+        errors = [FieldError(field_path(e["loc"]), _message(model, e))
+                  for e in exc.errors(include_url=False, include_input=False)]
     errors += notes
     normalized, problems = model.check_raw(data)
     if problems:
         seen = {e.field for e in errors}
         errors += [e for e in problems if e.field not in seen]
-    if errors:
+    if errors or body is None:  # (no body: pydantic's errors are among them)
         raise ValidationFailed(errors)
     return body.model_copy(update=normalized) if normalized else body

@@ -5,17 +5,31 @@ create is one round trip and no id of another partner (or of another of the part
 accounts) is ever read, changed or deleted. A write locks the account row before the rows
 under it (``LOCK_ACCOUNT``), so it never deadlocks with the account's delete: it lands before
 the delete (which then deletes it too) or finds the account gone.
+
+A table answers records: each row read is turned into its ``record`` (a frozen dataclass of
+the domain) once, here, so no caller reads a row by position.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, overload
 
-from opensupp.accounts.service import LOCK_ACCOUNT
-from opensupp.accounts.service import not_found as account_not_found
 from opensupp.db import ForeignKeyViolation, Row, Session
 from opensupp.errors import NotFound
+
+R = TypeVar("R")
+
+# Appended to the SELECT of the account row that every write under an account starts with:
+# on PostgreSQL it locks the row first (KEY SHARE: an account delete waits for it, an account
+# update does not), so the write takes its locks in the order a delete does, account then
+# rows under it, and the two never deadlock; a write that waited for a delete finds the
+# account gone. (The foreign key's own check takes the same lock, but after the row under
+# the account, the other way round.) SQLite has one writer at a time and no row locks.
+# On a create it costs next to nothing: the lock only moves from the foreign key's check into
+# the statement.
+LOCK_ACCOUNT = {"sqlite": "", "postgresql": " FOR KEY SHARE"}
 
 OWNED = "EXISTS (SELECT 1 FROM accounts a WHERE a.id = $2 AND a.partner_id = $3)"
 # for an update or a delete: the same, with the account row locked (on PostgreSQL an InitPlan,
@@ -23,27 +37,62 @@ OWNED = "EXISTS (SELECT 1 FROM accounts a WHERE a.id = $2 AND a.partner_id = $3)
 OWNED_LOCKED = {dialect: f"{OWNED[:-1]}{lock})" for dialect, lock in LOCK_ACCOUNT.items()}
 
 
-@dataclass(frozen=True)
-class ChildTable:
-    table: str
-    noun: str  # "user", for messages
-    columns: tuple[str, ...]  # what a read returns; "id" first
-    # a column incremented by every UPDATE of a row (``version = version + 1``), or None
-    version: str | None = None
-    # rows that can be large (a trigger: up to ~150 KB): a page of a list stops once its
-    # rows pass this many bytes of text (at least one row), or None
-    page_bytes: int | None = None
-    select: str = field(init=False)
+def account_not_found(account_id: int) -> NotFound:
+    """The error of an account that is not there, or not the partner's (the same answer)."""
+    return NotFound(f"No account {account_id}.")
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "select", ", ".join(self.columns))
+
+class ChildTable(Generic[R]):
+    """The account-scoped reads and writes of one table under an account.
+
+    ``columns`` are what a read returns, ``"id"`` first; ``record`` builds what a read
+    answers from a row's values, in that order (a dataclass whose fields are the columns,
+    or a function); without one, a read answers the row itself. ``version``: a column every
+    UPDATE increments (``version = version + 1``), or None. ``page_bytes``: for rows that can
+    be large (a trigger: up to ~150 KB), a page of a list stops once its rows pass this many
+    bytes of text (at least one row), or None.
+    """
+
+    __slots__ = ("table", "noun", "columns", "version", "page_bytes", "record", "select")
+
+    @overload
+    def __init__(
+        self: ChildTable[Row], table: str, noun: str, columns: tuple[str, ...], *,
+        version: str | None = None, page_bytes: int | None = None,
+    ) -> None: ...
+
+    @overload
+    def __init__(
+        self, table: str, noun: str, columns: tuple[str, ...], *,
+        version: str | None = None, page_bytes: int | None = None, record: Callable[..., R],
+    ) -> None: ...
+
+    def __init__(
+        self, table: str, noun: str, columns: tuple[str, ...], *,
+        version: str | None = None, page_bytes: int | None = None, record: Callable[..., Any] | None = None,
+    ) -> None:
+        if isinstance(record, type) and dataclasses.is_dataclass(record):
+            names = tuple(f.name for f in dataclasses.fields(record))
+            if names != columns:
+                raise TypeError(f"{record.__name__}'s fields {names} are not the columns {columns} of {table}")
+        self.table = table
+        self.noun = noun  # "user", for messages
+        self.columns = columns
+        self.version = version
+        self.page_bytes = page_bytes
+        self.record = record
+        self.select = ", ".join(columns)
 
     def not_found(self, item_id: int, account_id: int) -> NotFound:
         return NotFound(f"No {self.noun} {item_id} in account {account_id}.")
 
+    def _one(self, row: Row) -> R:
+        return row if self.record is None else self.record(*row)  # type: ignore[return-value]
+
     async def insert(
-        self, session: Session, *, partner_id: int, account_id: int, values: dict[str, Any], defaults: dict[str, str] | None = None
-    ) -> Row:
+        self, session: Session, *, partner_id: int, account_id: int, values: dict[str, Any],
+        defaults: dict[str, str] | None = None,
+    ) -> R:
         """Insert one row under the account; ``defaults`` are SQL expressions over the
         account row ``a`` used where a value is None (``{"lang": "a.lang"}``)."""
         defaults = defaults or {}
@@ -63,20 +112,20 @@ class ChildTable:
             row = None
         if row is None:
             raise account_not_found(account_id)
-        return row
+        return self._one(row)
 
-    async def get(self, session: Session, *, partner_id: int, account_id: int, item_id: int) -> Row:
+    async def get(self, session: Session, *, partner_id: int, account_id: int, item_id: int) -> R:
         row = await session.fetchrow(
             f"SELECT {self.select} FROM {self.table} WHERE id = $1 AND account_id = $2 AND {OWNED}",
             item_id, account_id, partner_id,
         )
         if row is None:
             raise self.not_found(item_id, account_id)
-        return row
+        return self._one(row)
 
     async def list(
         self, session: Session, *, partner_id: int, account_id: int, after: int, limit: int
-    ) -> tuple[list[Row], bool]:
+    ) -> tuple[list[R], bool]:
         """Up to ``limit`` rows after the id ``after``, and whether more follow. With
         ``page_bytes``, read in chunks sized from the rows read so far, and the page ends
         once its rows pass that many bytes: a page of large rows never holds 1000 of them."""
@@ -97,7 +146,7 @@ class ChildTable:
             size += sum(len(value) for row in got[:want] for value in row if isinstance(value, str))
             if size >= self.page_bytes:
                 break
-            after = rows[-1][0]
+            after = rows[-1]["id"]
             chunk = max(8, int((self.page_bytes - size) * len(rows) / max(size, 1)))
         if not rows:
             owned = await session.fetchval(
@@ -105,11 +154,14 @@ class ChildTable:
             )
             if owned is None:
                 raise account_not_found(account_id)
-        return rows, more
+        record = self.record
+        if record is None:
+            return rows, more  # type: ignore[return-value]
+        return [record(*row) for row in rows], more
 
     async def update(
         self, session: Session, *, partner_id: int, account_id: int, item_id: int, values: dict[str, Any]
-    ) -> Row:
+    ) -> R:
         if not values:
             return await self.get(session, partner_id=partner_id, account_id=account_id, item_id=item_id)
         sets = ", ".join(f"{name} = ${i}" for i, name in enumerate(values, start=4))
@@ -125,7 +177,7 @@ class ChildTable:
             raise account_not_found(account_id) from None
         if row is None:
             raise self.not_found(item_id, account_id)
-        return row
+        return self._one(row)
 
     async def delete(self, session: Session, *, partner_id: int, account_id: int, item_id: int) -> None:
         deleted = await session.execute(

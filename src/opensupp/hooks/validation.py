@@ -164,10 +164,10 @@ def _legacy_ipv4(host: str) -> ipaddress.IPv4Address | None:
 def _host_problem(host: str, bracketed: bool) -> str | None:
     if bracketed:
         try:
-            ip = ipaddress.IPv6Address(host)
+            ip6 = ipaddress.IPv6Address(host)
         except ValueError:
             return "must have a valid IPv6 address between the brackets"
-        return "must not point at an internal address" if is_internal_address(ip) else None
+        return "must not point at an internal address" if is_internal_address(ip6) else None
 
     if not host.isascii():
         try:
@@ -284,7 +284,8 @@ def validate_hook_config(name: str, config: object, path: str = "config") -> tup
     errors: list[FieldError] = []
     allowed = allowed_config_keys(name)
     if name in HOOK_NAMES and not all(key in allowed for key in config):
-        errors += unknown_fields(config, allowed, path, f"is not a known field for a {name} hook (allowed: {', '.join(allowed)})")
+        not_known = f"is not a known field for a {name} hook (allowed: {', '.join(allowed)})"
+        errors += unknown_fields(config, allowed, path, not_known)
 
     out: dict[str, Any] = {}
     if "url" not in config:

@@ -307,8 +307,8 @@ def _validate_exceptions(value: Any, errors: list[FieldError]) -> Any:
         else:
             normalized["date"] = entry["date"]
             day, message = check_date(entry["date"])
-            if message is not None:
-                errors.append(FieldError(f"{path}.date", message))
+            if day is None:
+                errors.append(FieldError(f"{path}.date", message or DATE_MESSAGE))
             elif day in seen:
                 errors.append(FieldError(f"{path}.date", f"date {day} already has an entry (exceptions[{seen[day]}])"))
             else:
@@ -377,7 +377,7 @@ def _validate_times(value: Any, path: str, errors: list[FieldError], *, empty_ok
                 )
             )
         elif latest is not None and start < latest[1]:
-            which = "the previous interval" if latest[0] == previous[0] else f"{path}[{latest[0]}]"
+            which = "the previous interval" if previous and latest[0] == previous[0] else f"{path}[{latest[0]}]"
             errors.append(FieldError(f"{here}.from", f"overlaps {which} (ends at {latest[1]})"))
         previous = (j, start, end)
         if latest is None or end > latest[1]:

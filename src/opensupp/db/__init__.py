@@ -37,8 +37,9 @@ import logging
 import re
 import sqlite3
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Protocol, Sequence
+from typing import Any, NoReturn, Protocol
 
 import asyncpg
 from sqlalchemy import MetaData
@@ -85,7 +86,12 @@ class TransactionConflict(Exception):
 
 
 class Row(Protocol):
-    def __getitem__(self, key: int | str) -> Any: ...
+    """A row as both drivers answer it (``sqlite3.Row``, ``asyncpg.Record``): its values by
+    position or column name, and in column order."""
+
+    def __getitem__(self, key: int | str | slice) -> Any: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __len__(self) -> int: ...
 
 
 class Session(Protocol):
@@ -169,9 +175,12 @@ class Health:
 
 def _reason(exc: BaseException) -> str:
     """What went wrong, in one line: the driver's error (behind an Unavailable), by type and text."""
-    cause = exc.__cause__ if isinstance(exc, Unavailable) else exc
-    if cause is None:
-        return exc.message
+    if isinstance(exc, Unavailable):
+        if exc.__cause__ is None:
+            return exc.message
+        cause = exc.__cause__
+    else:
+        cause = exc
     text = str(cause).strip().replace("\n", " ")
     if isinstance(cause, TimeoutError) and not text:  # asyncpg's command_timeout
         text = "no answer within OPENSUPP_DB_STATEMENT_TIMEOUT"
@@ -439,15 +448,17 @@ class SQLiteDatabase:
     def __init__(self, path: str) -> None:
         self.path = path
         self.health = Health(path)
-        self._writer: sqlite3.Connection | None = None
-        self._reader: sqlite3.Connection | None = None
+        # Set by open(). None before it and after close(), when a unit of work is refused
+        # ("database is not open"); typed as what every unit of work uses.
+        self._writer: sqlite3.Connection = None  # type: ignore[assignment]
+        self._reader: sqlite3.Connection = None  # type: ignore[assignment]
+        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self._checkpoint_now: asyncio.Event = None  # type: ignore[assignment]
         self._lock = asyncio.Lock()
         self._waiting: list[asyncio.Future[None]] = []
         self._group_open = False
         self._group_started = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._checkpointer: asyncio.Task[None] | None = None
-        self._checkpoint_now: asyncio.Event | None = None
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -470,7 +481,7 @@ class SQLiteDatabase:
             for conn in (self._writer, self._reader):
                 if conn is not None:
                     conn.close()
-            self._writer = self._reader = None
+            self._writer = self._reader = None  # type: ignore[assignment]
 
     def read(self) -> _SQLiteRead | _SharedUnit:
         return _or_shared(_SQLiteRead(self))
@@ -541,6 +552,7 @@ class SQLiteDatabase:
         """Fail the units of a group that did not commit: Unavailable (a 503) when the file
         could not be written, CommitFailed (a 500) for anything else."""
         unavailable = _sqlite_unavailable(cause) or isinstance(cause, Unavailable)
+        error: Exception
         if unavailable:
             error = Unavailable()
             error.__cause__ = cause
@@ -635,7 +647,7 @@ class SQLiteDatabase:
         """One pass (see _checkpoint_loop); with ``truncate``, a TRUNCATE checkpoint instead
         of a RESTART one, which empties the WAL file. False when that could not complete
         (a reader of another process was still using the WAL): the next pass tries again."""
-        _, frames, _ = (await asyncio.to_thread(_checkpoint, conn, "PASSIVE")) or (0, 0, 0)
+        _, frames, _ = await asyncio.to_thread(_checkpoint, conn, "PASSIVE")
         if frames < self.RESTART_FRAMES and not truncate:
             return True
         async with self._lock:
@@ -645,9 +657,10 @@ class SQLiteDatabase:
         return not busy
 
 
-def _checkpoint(conn: sqlite3.Connection, mode: str) -> tuple[int, int, int] | None:
+def _checkpoint(conn: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
     """(busy, frames in the WAL, frames copied back) after a ``mode`` checkpoint."""
-    return conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    row: tuple[int, int, int] | None = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    return row or (0, 0, 0)
 
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
@@ -914,16 +927,18 @@ class PostgresDatabase:
 
     def _pass_turn(self) -> None:
         """A connection is given back: the next waiter whose time is not up takes the turn."""
-        now = self._waiting and asyncio.get_running_loop().time()
-        while self._waiting:
-            deadline, turn = self._waiting.popleft()
-            if turn.done():  # its request was cancelled
-                continue
-            if deadline < now:
-                turn.set_exception(TimeoutError(f"no connection within {self.connect_timeout:g} s"))
-                continue
-            turn.set_result(None)
-            return
+        waiting = self._waiting
+        if waiting:
+            now = asyncio.get_running_loop().time()
+            while waiting:
+                deadline, turn = waiting.popleft()
+                if turn.done():  # its request was cancelled
+                    continue
+                if deadline < now:
+                    turn.set_exception(TimeoutError(f"no connection within {self.connect_timeout:g} s"))
+                    continue
+                turn.set_result(None)
+                return
         self._free += 1
 
     async def _release(self, conn: Any, broken: bool = False) -> None:
@@ -970,8 +985,10 @@ async def check_ready(db: Database) -> None:
     recovery = read_only = False
     async with db.read() as session:
         if session.dialect == "postgresql":
-            recovery, read_only = await session.fetchrow(
+            row = await session.fetchrow(
                 "SELECT pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'")
+            if row is not None:  # (a SELECT without FROM answers its one row)
+                recovery, read_only = row
         else:
             await session.fetchval("SELECT 1")
     if recovery or read_only:  # reads work (the read above ended no outage of writes)

@@ -1,4 +1,4 @@
-"""Hook rules (opensupp.hooks.rules): pure tables, no app, no database, no network."""
+"""Hook validation (opensupp.hooks.validation): pure tables, no app, no database, no network."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from opensupp.errors import FieldError
-from opensupp.hooks.rules import (
+from opensupp.hooks.validation import (
     HOOK_NAMES,
     WEBHOOK_EVENTS,
     check_name,

@@ -1,4 +1,4 @@
-"""Office-hours rules (opensupp.officehours.rules): pure tables, no app, no database."""
+"""Office-hours validation (opensupp.officehours.validation): pure tables, no app, no database."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import datetime
 import pytest
 
 from opensupp.errors import FieldError
-from opensupp.officehours.rules import (
+from opensupp.officehours.validation import (
     DEFAULT,
     check_date,
     check_timezone,
@@ -597,7 +597,7 @@ def test_check_date():
 def test_parse_instant(text, expected):
     value, message = parse_instant(text)
     assert message is None
-    assert datetime.datetime.fromtimestamp(value, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") == expected
+    assert datetime.datetime.fromtimestamp(value, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") == expected
 
 
 NO_OFFSET = "needs an offset: end it with Z (UTC) or like +01:00 (a time alone could be any instant)"
