@@ -18,7 +18,7 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opensupp.officehours.rules import tzinfo_of
+from opensupp.officehours.validation import tzinfo_of
 from opensupp.triggers import api, engine, reference, service
 from opensupp.triggers.catalogue import CONDITIONS, MAX_MAGNITUDE, regex_problem
 from opensupp.web.fields import validate
