@@ -110,8 +110,9 @@ def migrate() -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="processes")
 @click.option("--no-access-log", is_flag=True, help="no line per request [env OPENSUPP_ACCESS_LOG=0]")
 def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
-    """Migrate the database, then serve the API (Ctrl-C stops)."""
+    """Migrate the database, then serve the API and the web pages (Ctrl-C stops)."""
     import functools
+    import logging
 
     import uvicorn
 
@@ -122,10 +123,11 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     if no_access_log:
         os.environ["OPENSUPP_ACCESS_LOG"] = "0"
     settings = _settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     url = settings.resolved_database_url()
     _migrate(url)
-    click.echo(f"opensupp {__version__}: database {redact_url(url)}, http://{host}:{port}/docs", err=True)
+    logging.getLogger("opensupp.server").info("opensupp %s: database %s, http://%s:%s/ (API docs: /docs)",
+                                              __version__, redact_url(url), host, port)
     uvicorn.run(
         "opensupp.app:app_factory",
         factory=True,

@@ -133,9 +133,9 @@ def create_site(settings: Settings, db: Database) -> Site:
 
 
 def routes_for_tests(site: Site) -> list[BaseRoute]:
-    """Mounted only with ``OPENSUPP_TEST_ROUTES=1`` (tests/test_site.py): a websocket echo
-    (until the chat runtime brings real sockets), and a form and a session counter that
-    exercise the templates, CSRF and the signed session."""
+    """Mounted only with ``OPENSUPP_TEST_ROUTES=1`` (tests/test_site.py, test_ops.py): a
+    websocket echo (until the chat runtime brings real sockets), a form and a session
+    counter that exercise the templates, CSRF and the signed session, and a bug (a 500)."""
 
     async def echo(websocket: WebSocket) -> None:
         await websocket.accept()
@@ -151,6 +151,9 @@ def routes_for_tests(site: Site) -> list[BaseRoute]:
             said = (await request.form()).get("said")
         return site.templates.TemplateResponse(request, "test_form.html", {"said": said})
 
+    async def boom(request: Request) -> Response:
+        raise RuntimeError("a bug, on purpose")
+
     async def session(request: Request) -> Response:
         request.session["count"] = int(request.session.get("count", 0)) + 1
         return JSONResponse({"count": request.session["count"]})
@@ -159,4 +162,5 @@ def routes_for_tests(site: Site) -> list[BaseRoute]:
         WebSocketRoute("/_test/echo", echo),
         Route("/_test/form", form, methods=["GET", "POST"]),
         Route("/_test/session", session),
+        Route("/_test/boom", boom),
     ]

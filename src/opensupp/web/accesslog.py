@@ -6,7 +6,8 @@ with one f-string (or one orjson call for ``OPENSUPP_LOG_FORMAT=json``), buffere
 written every 0.2 s (or every 1000 lines) in writes of at most 4 KiB cut at line ends,
 which pipes keep whole even when several worker processes share stderr. The lines look
 like the logging module's (logs.py), in the same format, logger ``opensupp.access``.
-What is buffered is written when the app shuts down (``run`` is cancelled then).
+What is buffered is written when the app shuts down (``run`` is cancelled then); a line
+added while ``run`` is not running (before the start, after the shutdown) is written at once.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class AccessLog:
         self._lines: list[str] = []
         self._second = -1
         self._stamp = ""
+        self._stopped = False
 
     def add(self, client: str, method: str, path: str, status: int, size: int, ms: float, partner: object,
             request_id: str = "-") -> None:
@@ -46,7 +48,7 @@ class AccessLog:
                 f'{self._stamp},{int((t - second) * 1000):03d} INFO opensupp.access: '
                 f'{client} "{method} {path}" {status} {size} {ms:.1f}ms partner={partner} id={request_id}\n'
             )
-        if len(self._lines) >= self.most:
+        if len(self._lines) >= self.most or self._stopped:
             self.flush()
 
     def flush(self) -> None:
@@ -70,6 +72,7 @@ class AccessLog:
                 await asyncio.sleep(self.every)
                 self.flush()
         finally:
+            self._stopped = True
             self.flush()
 
 
