@@ -33,6 +33,7 @@ from opensupp.web.errors import error_response, server_error
 from opensupp.web.fields import Body
 from opensupp.web.idempotent import deferred_saves
 from opensupp.web.request import Answer, Request, ok
+from opensupp.web.requestid import request_id
 from opensupp.web.resources import Out
 from opensupp.web.routing import Route, Router
 
@@ -237,7 +238,7 @@ async def run_call(batch_req: Request, call: Call, index: int, target: tuple[Rou
         status, headers, body = server_error(error_id)
     if app.access is not None:
         entry = ("batch", req.method, logged_path(req), status, len(body),
-                 (time.perf_counter() - started) * 1000, req.partner_id)
+                 (time.perf_counter() - started) * 1000, req.partner_id, request_id.get())
         if entries is None:
             app.access.add(*entry)
         else:
