@@ -7,15 +7,15 @@ import io
 import json
 import re
 import signal
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+from conftest import client_for, new_key, start_server
 
 from opensupp.app import create_app
 from opensupp.config import Settings
-
-from conftest import client_for, new_key, start_server
 
 pytestmark = pytest.mark.anyio
 
@@ -172,7 +172,7 @@ def test_text_logs_name_opensupp_loggers_and_keep_every_access_line_at_sigterm(d
     finally:
         log = stopped(server)  # at once: the last lines are still in the access log's buffer
     for request_id in ids:
-        assert f'"GET /healthz" 200 15 ' in log and f" id={request_id}\n" in log, request_id
+        assert '"GET /healthz" 200 15 ' in log and f" id={request_id}\n" in log, request_id
     assert "uvicorn" not in log.replace("Uvicorn running", "")
     names = {m.group(1) for m in re.finditer(r"^\S+ \S+ [A-Z]+ (\S+): ", log, re.M)}
     assert names <= {"opensupp.server", "opensupp.access", "opensupp.site", "opensupp.web", "opensupp.db"}, names

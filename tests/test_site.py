@@ -7,10 +7,12 @@ from __future__ import annotations
 import os
 import re
 import stat
-from typing import Any, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
+from conftest import client_for, start_server, stop_server
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -18,8 +20,6 @@ from opensupp import __version__
 from opensupp.app import create_app
 from opensupp.config import Settings
 from opensupp.site.static import IMMUTABLE
-
-from conftest import client_for, start_server, stop_server
 
 pytestmark = pytest.mark.anyio
 

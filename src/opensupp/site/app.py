@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,8 @@ class Site:
             routes += routes_for_tests(self)
         self.asgi = Starlette(
             routes=routes,
-            middleware=[Middleware(Sessions, secret=secret_key(settings)), Middleware(CSRFMiddleware, error=self.error, routes=routes)],
+            middleware=[Middleware(Sessions, secret=secret_key(settings)),
+                        Middleware(CSRFMiddleware, error=self.error, routes=routes)],
             exception_handlers={HTTPException: self.http_error, Exception: self.server_error},
             lifespan=self.lifespan,
         )
@@ -78,7 +79,7 @@ class Site:
     # ------------------------------------------------------------------ errors
 
     async def error(self, request: HTTPConnection, status: int, code: str, message: str,
-                    headers: dict[str, str] | None = None) -> Response:
+                    headers: Mapping[str, str] | None = None) -> Response:
         """An error answer: a page for a browser (its Accept names text/html), else JSON as
         the partner API answers errors (``{"error", "message"}``)."""
         if "text/html" in request.headers.get("accept", ""):

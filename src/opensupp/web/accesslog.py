@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TextIO
 
 import orjson
@@ -80,7 +80,7 @@ def _json_line(t: float, client: str, method: str, path: str, status: int, size:
                request_id: str) -> str:
     """One access line as logs.py's JSON formatter writes a record, with the request's fields."""
     return orjson.dumps({
-        "time": datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds"),
+        "time": datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds"),
         "level": "INFO", "logger": "opensupp.access",
         "message": f'{client} "{method} {path}" {status}',
         "request_id": request_id, "client": client, "method": method, "path": path, "status": status,

@@ -42,7 +42,7 @@ from opensupp.web.pagination import encode_cursor, parse_page
 from opensupp.web.request import Answer, Headers, Request, ok
 from opensupp.web.requestid import new_request_id, request_id, valid_request_id
 from opensupp.web.retry import in_unit, once_more
-from opensupp.web.routing import Route, RouteTable, Router
+from opensupp.web.routing import Route, Router, RouteTable
 
 __all__ = ["App", "Answer", "Headers", "Request", "parse_object", "read_body", "ok", "BODY_TIMED_OUT"]
 
@@ -254,7 +254,7 @@ class App:
         if body_ignored(route, req):
             raw = b""
         req.route = route
-        return await self.dispatch(route, req, raw, idempotency_key)  # type: ignore[arg-type]  (body_ignored: a route)
+        return await self.dispatch(route, req, raw, idempotency_key)  # type: ignore[arg-type]  # body_ignored: a route
 
     # ------------------------------------------------------------------ verbs
 

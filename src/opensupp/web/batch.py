@@ -146,7 +146,7 @@ async def batch(req: Request, body: BatchRequest) -> Answer:
     calls = body.requests
     limited = [_rate_limited(app, req) for _ in calls]  # decided once, whichever way the calls run
     targets = [app.table.lookup(unquote(call.url.partition("?")[0])) for call in calls]
-    costly = sum(route.body.validation_cost(call.body or {}) for call, (route, _) in zip(calls, targets)
+    costly = sum(route.body.validation_cost(call.body or {}) for call, (route, _) in zip(calls, targets, strict=True)
                  if route is not None and route.costly and route.body is not None) > LOOP_VALIDATION_US
     inherited = [(name, value) for name, value in req.raw_headers if name not in _NOT_INHERITED]
     if len(calls) > 1 and all(route is None or route.prepare is None for route, _ in targets):
@@ -193,7 +193,7 @@ async def batch(req: Request, body: BatchRequest) -> Answer:
 
 def _rate_limited(app: App, req: Request) -> RateLimited | None:
     limiter = app.auth.limiter
-    if limiter is None:
+    if limiter is None or req.key_id is None:
         return None
     try:
         limiter.check(req.key_id)

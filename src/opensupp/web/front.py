@@ -20,11 +20,13 @@ import gc
 import logging
 import secrets
 import time
+from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.applications import Starlette
 
 from opensupp.web.asgi import UNMATCHED, App, logged_path_of
+from opensupp.web.errors import server_error
 from opensupp.web.requestid import new_request_id, request_id, valid_request_id
 
 log = logging.getLogger("opensupp.web")
@@ -112,7 +114,7 @@ class Front:
         status = 0
         size = 0
 
-        async def answer(message: dict[str, Any]) -> None:
+        async def answer(message: MutableMapping[str, Any]) -> None:
             nonlocal status, size
             kind = message["type"]
             if kind in ("http.response.start", "websocket.accept"):
@@ -133,10 +135,9 @@ class Front:
                 error_id = secrets.token_hex(4)
                 log.exception("error %s in %s %s", error_id, scope.get("method", "WEBSOCKET"), logged_path_of(scope))
             if scope["type"] == "http" and not status:
-                body = b'{"error":"ServerError","message":"Internal server error (error id ' + error_id.encode() + b')."}'
-                await answer({"type": "http.response.start", "status": 500,
-                              "headers": [(b"content-type", b"application/json"),
-                                          (b"content-length", str(len(body)).encode())]})
+                status, headers, body = server_error(error_id)
+                headers.append((b"content-length", str(len(body)).encode()))
+                await answer({"type": "http.response.start", "status": status, "headers": headers})
                 await answer({"type": "http.response.body", "body": body})
         finally:
             elapsed = time.perf_counter() - started

@@ -47,6 +47,7 @@ class Idempotency:
     async def create_once(self, route: Route, req: Request, data: dict[str, Any], body: Any, key: str) -> Answer:
         """A create under an Idempotency-Key: the create and its saved answer in one
         transaction; a key already taken rolls it all back and replays."""
+        assert req.partner_id is not None  # authenticated: a create is no public route
         if not _IDEMPOTENCY_KEY.fullmatch(key):
             raise invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
         path = "/" + "/".join(s for s in req.path.split("/") if s)

@@ -40,7 +40,7 @@ class Metrics:
         self._requests: dict[tuple[str, int], int] = {}
         self._latency: dict[str, list[float]] = {}  # route: [count per bucket..., over the last, sum]
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)  # type: ignore[arg-type]  (a collector is anything with collect())
+        self.registry.register(self)  # type: ignore[arg-type]  # a collector: anything with collect()
 
     def observe(self, route: str, status: int, seconds: float) -> None:
         """One answered request."""
@@ -64,9 +64,9 @@ class Metrics:
                                         labels=["route"])
         for route, counts in sorted(self._latency.items()):
             buckets: list[tuple[str, float]] = []
-            total = 0.0
-            for bound, count in zip(BUCKETS, counts):
-                total += count
+            total: float = 0
+            for bound, in_bucket in zip(BUCKETS, counts[: len(BUCKETS)], strict=True):
+                total += in_bucket
                 buckets.append((repr(bound), total))
             total += counts[len(BUCKETS)]
             buckets.append(("+Inf", total))
