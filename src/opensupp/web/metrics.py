@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from opensupp.web.request import Answer, Request
 from opensupp.web.routing import Router
 
 #: the histogram's upper bounds, in seconds
@@ -102,6 +103,7 @@ router = Router()
 
 
 @router.add("page", "/metrics", tag="System", public=True, raw=True)
-async def metrics(req: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+async def metrics(req: Request) -> Answer:
     """Prometheus metrics (not part of the partner API's document)"""
+    assert req.app.metrics is not None  # the route is there only with the metrics
     return 200, [(b"content-type", CONTENT_TYPE)], req.app.metrics.render()

@@ -88,8 +88,8 @@ def ok(result: Any) -> Answer:
 # The handlers' shapes, by verb (web/routing.py's VERBS); ``session`` is the unit of work the
 # verb opens. A handler may be typed more loosely (``req: Any``), never differently.
 GetHandler: TypeAlias = Callable[[Request, "Session"], Awaitable[Any]]
-#: (req, session, after: the id a page starts after or None, limit) -> (records, whether more follow)
-ListHandler: TypeAlias = Callable[[Request, "Session", int | None, int], Awaitable[tuple[list[dict[str, Any]], bool]]]
+#: (req, session, after: the id the page starts after (0: the first page), limit) -> (records, whether more follow)
+ListHandler: TypeAlias = Callable[[Request, "Session", int, int], Awaitable[tuple[list[dict[str, Any]], bool]]]
 DeleteHandler: TypeAlias = Callable[[Request, "Session"], Awaitable[None]]
 #: create, update, action, query: the validated body (or what ``prepare`` made of it)
 BodyHandler: TypeAlias = Callable[[Request, "Session", Any], Awaitable[Any]]
