@@ -177,3 +177,76 @@ def test_text_logs_name_opensupp_loggers_and_keep_every_access_line_at_sigterm(d
     names = {m.group(1) for m in re.finditer(r"^\S+ \S+ [A-Z]+ (\S+): ", log, re.M)}
     assert names <= {"opensupp.server", "opensupp.access", "opensupp.site", "opensupp.web", "opensupp.db"}, names
     assert "opensupp.server" in names
+
+
+# --------------------------------------------------------------------------- the request a handler sees
+
+
+def test_a_request_carries_every_header_and_its_cookies():
+    from opensupp.web.request import Request
+
+    raw = [(b"apikey", b"k"), (b"x-tag", b"one"), (b"cookie", b"a=1; b=\"two\""), (b"x-tag", b"two"),
+           (b"cookie", b"c=3; a=shadowed")]
+    req = Request(None, "GET", "/test", b"", raw_headers=raw)  # type: ignore[arg-type]
+    assert req.raw_headers is raw  # as received, not copied
+    assert req.header("X-Tag") == "one"
+    assert req.header_values("x-tag") == ["one", "two"]
+    assert req.header("nope") is None
+    # parsed as the web pages parse them (Starlette: of a repeated name, the last)
+    from starlette.requests import HTTPConnection
+
+    assert req.cookies == {"a": "shadowed", "b": "two", "c": "3"}
+    assert req.cookies == HTTPConnection({"type": "http", "headers": raw}).cookies
+
+
+# --------------------------------------------------------------------------- one lifespan for both
+
+
+async def drive_lifespan(app: Any) -> list[dict[str, Any]]:
+    """Start ``app`` through ASGI's lifespan protocol (as uvicorn does) and stop it when started."""
+    incoming = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "lifespan.startup.failed":
+            incoming.clear()
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    return sent
+
+
+async def test_one_lifespan_starts_and_stops_both(database_url, tmp_path):
+    app = create_app(Settings(database_url=database_url, data_dir=tmp_path))
+    sent = await drive_lifespan(app)
+    assert [m["type"] for m in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    assert not app.core._tasks  # the purge loop and the access log's writer ended
+
+
+async def test_a_failing_start_of_the_pages_fails_the_server_and_stops_the_api(database_url, tmp_path):
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+
+    from opensupp.web.front import Front
+
+    @asynccontextmanager
+    async def broken(app: Any) -> AsyncIterator[None]:
+        raise RuntimeError("the pages cannot start")
+        yield
+
+    core = create_app(Settings(database_url=database_url, data_dir=tmp_path)).core
+    sent = await drive_lifespan(Front(core, Starlette(lifespan=broken)))
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert "the pages cannot start" in sent[0]["message"]
+    assert not core._tasks  # the API's core was stopped again
+
+
+async def test_a_failing_start_of_the_api_fails_the_server(tmp_path):
+    (tmp_path / "a-file").write_text("")  # the database would be in a directory that cannot be
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/a-file/x.db", data_dir=tmp_path))
+    sent = await drive_lifespan(app)
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
