@@ -84,6 +84,7 @@ async def test_metrics_count_requests_by_route_template_and_status(ops):
             await c.get(f"/accounts/{created['id']}/get", headers={"apiKey": key})
         await c.get("/accounts/999999/get", headers={"apiKey": key})
         await c.get("/accounts/x/nope")
+        await c.get("/accounts/")
         await c.get("/")
         await c.get("/nope")
         r = await c.get("/metrics")  # no key needed
@@ -93,7 +94,8 @@ async def test_metrics_count_requests_by_route_template_and_status(ops):
     assert 'opensupp_http_requests_total{route="/accounts/{aid}/get",status="200"} 3.0' in text
     assert 'opensupp_http_requests_total{route="/accounts/{aid}/get",status="404"} 1.0' in text
     assert 'opensupp_http_requests_total{route="/accounts/create",status="200"} 1.0' in text
-    assert 'opensupp_http_requests_total{route="(unmatched)",status="401"} 1.0' in text  # no key: not routed
+    assert 'opensupp_http_requests_total{route="(unmatched)",status="401"} 1.0' in text
+    assert 'opensupp_http_requests_total{route="/accounts/",status="401"} 1.0' in text
     assert 'opensupp_http_requests_total{route="/",status="200"} 1.0' in text
     assert 'opensupp_http_requests_total{route="(unmatched)",status="404"} 1.0' in text
     assert 'opensupp_http_request_duration_seconds_count{route="/accounts/{aid}/get"} 4.0' in text

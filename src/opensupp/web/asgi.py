@@ -249,11 +249,11 @@ class App:
             raw = await read_body(scope, receive, content_length)
 
         route, req.ids = self.table.lookup(req.path)
+        req.route = route
         if route is None or not route.public:
             await self.auth.authenticate(req, api_key, scope.get("client"))
         if body_ignored(route, req):
             raw = b""
-        req.route = route
         return await self.dispatch(route, req, raw, idempotency_key)  # type: ignore[arg-type]  # body_ignored: a route
 
     # ------------------------------------------------------------------ verbs
