@@ -162,6 +162,8 @@ def test_json_logs_carry_the_request_id_in_every_line(database_url, tmp_path):
     assert error["request_id"] == "req-boom" and error["logger"] == "opensupp.site"
     assert "RuntimeError: a bug, on purpose" in error["exc_info"]
     assert any(r["message"].startswith("Uvicorn running on") and r["logger"] == "opensupp.server" for r in records)
+    assert all("color_message" not in r for r in records)  # uvicorn's terminal colours stay out
+    assert all(r["request_id"] is None for r in records if r["logger"] == "opensupp.server")
 
 
 @pytest.mark.slow

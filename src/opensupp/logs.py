@@ -2,7 +2,7 @@
 
 ``OPENSUPP_LOG_FORMAT``: ``text`` (``time LEVEL logger: message [id=request id]``) or
 ``json`` (one object per line: ``time``, ``level``, ``logger``, ``message``,
-``request_id``, the fields a record was given with ``extra=``, and ``exc_info`` as text).
+``request_id`` (null outside a request), the fields a record was given with ``extra=``, and ``exc_info`` as text).
 A line written while a request is served carries that request's id (web/requestid.py);
 the access log (web/accesslog.py) writes its lines itself, in the same two formats.
 
@@ -23,9 +23,10 @@ from opensupp.web.requestid import request_id
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(request_suffix)s"
 
-#: a LogRecord's own attributes: the rest came from ``extra=`` and go into a JSON line
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "request_id",
-                                                                              "request_suffix", "taskName"}
+#: a LogRecord's own attributes (and uvicorn's terminal-coloured copy of its message): the
+#: rest came from ``extra=`` and go into a JSON line
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
+    "message", "asctime", "request_id", "request_suffix", "taskName", "color_message"}
 
 
 class RequestContext(logging.Filter):
@@ -50,7 +51,7 @@ class JSONFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", "-"),
+            "request_id": None if (rid := getattr(record, "request_id", "-")) == "-" else rid,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
