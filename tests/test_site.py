@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import client_for, start_server, stop_server
+from conftest import client_for, opensupp, start_server, stop_server
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -240,3 +240,14 @@ def test_the_test_routes_are_not_there_by_default(live):
     with pytest.raises(InvalidStatus):
         connect(f"{ws_url}/_test/echo").close()
     assert httpx.get(live.url + "/_test/form").status_code == 404
+
+
+def test_a_secret_key_that_cannot_be_kept_stops_the_start_with_what_to_do(database_url, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(RuntimeError, match="set OPENSUPP_SECRET_KEY, or make OPENSUPP_DATA_DIR writable"):
+        create_app(Settings(database_url=database_url, data_dir=tmp_path / "a-file"))
+    out = opensupp("serve", env={**os.environ, "OPENSUPP_DATABASE_URL": database_url,
+                                 "OPENSUPP_DATA_DIR": str(tmp_path / "a-file")}, check=False)
+    assert out.returncode == 1
+    assert "Error: cannot keep a generated secret key in" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -118,6 +118,7 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
 
     from opensupp.db import redact_url
     from opensupp.logs import setup_logging
+    from opensupp.site.secret import secret_key
     from opensupp.web.server import Protocol
 
     if no_access_log:
@@ -126,6 +127,10 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     setup_logging(settings.log_level, settings.log_format)
     url = settings.resolved_database_url()
     _migrate(url)
+    try:
+        secret_key(settings)  # made here, once, when it is to be generated: the workers read it
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
     logging.getLogger("opensupp.server").info("opensupp %s: database %s, http://%s:%s/ (API docs: /docs)",
                                               __version__, redact_url(url), host, port)
     uvicorn.run(

@@ -22,9 +22,14 @@ def secret_key(settings: Settings) -> str:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value()
     path = settings.data_dir / FILE_NAME
-    kept = _read(path)
-    if kept:
-        return kept
+    try:
+        return _read(path) or _generate(path)
+    except OSError as exc:  # a read-only data directory (a container's), a file in its place
+        raise RuntimeError(f"cannot keep a generated secret key in {path} ({exc.strerror or exc}): set "
+                           "OPENSUPP_SECRET_KEY, or make OPENSUPP_DATA_DIR writable") from None
+
+
+def _generate(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     # written whole under a temporary name, then linked into place: a worker starting at the
     # same moment reads either no file or the whole key, and the first link wins
