@@ -33,6 +33,9 @@ log = logging.getLogger("opensupp.web")
 
 
 class Front:
+    """What ``create_app`` returns: the core and the pages behind one ASGI callable; ``db``,
+    ``settings``, ``access`` and ``metrics`` are the core's (the pages share them)."""
+
     def __init__(self, core: App, site: Starlette) -> None:
         self.core = core
         self.site = site
