@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the partner API as one ASGI application."""
+"""``create_app(settings)``: the server as one ASGI application (web/front.py): the partner
+API's core (web/asgi.py) and the web pages (opensupp/site), sharing the settings, the
+database and the lifespan."""
 
 from __future__ import annotations
 
@@ -14,11 +16,15 @@ from opensupp.logs import setup_logging
 from opensupp.officehours.api import router as officehours
 from opensupp.officehours.validation import zone_names
 from opensupp.offlineemails.api import router as offlineemails
+from opensupp.site import create_site
 from opensupp.triggers import plan
 from opensupp.triggers.api import router as triggers
 from opensupp.users.api import router as users
 from opensupp.web.asgi import App
 from opensupp.web.batch import router as batch
+from opensupp.web.front import Front
+from opensupp.web.metrics import Metrics
+from opensupp.web.metrics import router as metrics
 from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
@@ -26,21 +32,24 @@ log = logging.getLogger(__name__)
 ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks, batch]
 
 
-def create_app(settings: Settings, db: Database | None = None) -> App:
+def create_app(settings: Settings, db: Database | None = None) -> Front:
     if not plan.COMPILED:
         log.warning("the trigger engine (opensupp.triggers.plan) is not compiled (no C compiler at install?): "
                     "triggers/evaluate runs several times slower; reinstall with a C compiler")
     zone_names()  # the IANA zone names, read from disk once (30 ms) before the first request needs them
-    app = App(settings, ROUTERS, db=db)
-    app.openapi = orjson.dumps(build_openapi(app.table.routes))
-    return app
+    core = App(settings, ROUTERS + [metrics] if settings.metrics else ROUTERS, db=db)
+    if settings.metrics:
+        core.metrics = Metrics(core.db)
+    # /metrics is the operator's, not the partner API's: not in its document
+    core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))
+    return Front(core, create_site(settings, core.db).asgi)
 
 
-def app_factory() -> App:
+def app_factory() -> Front:
     """For uvicorn's ``--factory`` (and its worker processes): settings from the environment."""
     try:
         settings = settings_from_environment()
     except BadSettings as exc:  # uvicorn would print a traceback
         raise SystemExit(f"opensupp: error: {exc}") from None
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     return create_app(settings)

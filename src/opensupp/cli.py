@@ -141,23 +141,30 @@ def migrate() -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 256), help="processes")
 @click.option("--no-access-log", is_flag=True, help="no line per request [env OPENSUPP_ACCESS_LOG=0]")
 def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
-    """Migrate the database, then serve the API (Ctrl-C stops)."""
+    """Migrate the database, then serve the API and the web pages (Ctrl-C stops)."""
     import functools
+    import logging
 
     import uvicorn
 
     from opensupp.db import redact_url
     from opensupp.logs import setup_logging
+    from opensupp.site.secret import secret_key
     from opensupp.web.server import Protocol
 
     if no_access_log:
         os.environ["OPENSUPP_ACCESS_LOG"] = "0"
     settings = _settings()
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     url = settings.resolved_database_url()
     _migrate(url)
     _say_when_no_key()
-    click.echo(f"opensupp {__version__}: database {redact_url(url)}, http://{host}:{port}/docs", err=True)
+    try:
+        secret_key(settings)  # made here, once, when it is to be generated: the workers read it
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    logging.getLogger("opensupp.server").info("opensupp %s: database %s, http://%s:%s/ (API docs: /docs)",
+                                              __version__, redact_url(url), host, port)
     uvicorn.run(
         "opensupp.app:app_factory",
         factory=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from opensupp.db import parse_url
@@ -30,7 +30,26 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default_factory=default_data_dir)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one line per record (time, level, logger: message); json: one JSON object per "
+        "line (time, level, logger, message, request_id and the record's extra fields)",
+    )
     access_log: bool = True
+    metrics: bool = Field(
+        default=True,
+        description="serve Prometheus metrics at /metrics (no apiKey needed: keep it off the public "
+        "internet at the proxy, or turn it off)",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None, min_length=32,
+        description="signs the web pages' session cookies; unset: generated once and kept in "
+        "<data_dir>/secret_key (mode 0600). Every worker and restart must share it",
+    )
+    test_routes: bool = Field(
+        default=False,
+        description="mount the routes only tests use (/_test/...: a websocket echo, a form); never in production",
+    )
     header_timeout: float = Field(
         default=10, gt=0, le=3600,
         description="seconds a client has to send a whole request head (from the connection, or "

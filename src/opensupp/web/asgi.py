@@ -1,104 +1,67 @@
-"""The HTTP edge: one ASGI callable for the whole partner API.
+"""The protocol edge of the partner API: one ASGI callable for its paths.
 
 Per request, in API.md's order of checks: read the body (413 over 1 MiB), authenticate
-(401), route (404, 405), parse and validate the body (400), then run the route's handler
-inside the unit of work its verb calls for, and answer JSON. Every error, ours or a bug,
-leaves through ``web.errors``; every request writes one access-log line with the apiKey
-redacted.
+(401: web/auth.py), route (404, 405), parse and validate the body (400), then run the
+route's handler inside the unit of work its verb calls for (creates under an
+Idempotency-Key: web/idempotent.py; batches: web/batch.py), and answer JSON. Every error,
+ours or a bug, leaves through ``web.errors``; every answer carries an ``X-Request-Id``
+(web/requestid.py), and every request writes one access-log line with the apiKey redacted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import gc
 import logging
 import re
 import secrets
 import time
+from collections.abc import Coroutine
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 import orjson
 
 from opensupp import lane
 from opensupp.config import Settings
-from opensupp.db import Database, TransactionConflict, UnitFailed, open_database, sharing
+from opensupp.db import Database, TransactionConflict, open_database
 from opensupp.errors import (
-    AuthError,
-    Conflict,
     DomainError,
     InvalidJSON,
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
-    RateLimited,
     RequestTimeout,
-    Unavailable,
-    invalid,
 )
-from opensupp.idempotency import service as idempotency
-from opensupp.partners import service as partners
-from opensupp.timeutil import now
 from opensupp.web.accesslog import AccessLog
 from opensupp.web.auth import Authenticator, redact_query
-from opensupp.web.batch import BatchRequest, Call, header
-from opensupp.web.errors import JSON, error_response, server_error
+from opensupp.web.errors import error_response, server_error
 from opensupp.web.fields import validate, validate_json
+from opensupp.web.idempotent import Idempotency
+from opensupp.web.metrics import Metrics
 from opensupp.web.pagination import encode_cursor, parse_page
-from opensupp.web.ratelimit import RateLimiter
+from opensupp.web.request import Answer, Headers, Request, ok
+from opensupp.web.requestid import new_request_id, request_id, valid_request_id
 from opensupp.web.retry import in_unit, once_more
-from opensupp.web.routing import Route, RouteTable, Router
+from opensupp.web.routing import Route, Router, RouteTable
+
+__all__ = ["App", "Answer", "Headers", "Request", "parse_object", "read_body", "ok", "BODY_TIMED_OUT"]
 
 MAX_BODY = 1024 * 1024
 #: Microseconds of validation a request may spend on the event loop (Body.validation_cost):
 #: a body (or a batch's bodies together) that may take longer is validated in the lane.
 LOOP_VALIDATION_US = 20_000
-#: A batch's calls run at once when they run alone (see run_batch)
-BATCH_CONCURRENCY = 4
-TOUCH_EVERY = 60
-PURGE_EVERY = 3600
 #: set in a request's scope (to the timeout, in seconds) by the server when its body is late
 BODY_TIMED_OUT = "opensupp.body_timed_out"
+#: the metrics' route label of a path no route matches
+UNMATCHED = "(unmatched)"
 
-log = logging.getLogger("opensupp")
+log = logging.getLogger("opensupp.web")
 
-_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 _LOG_UNSAFE = re.compile(r"[\x00-\x20\x7f-\xff\"]")
-
-Headers = list[tuple[bytes, bytes]]
-Answer = tuple[int, Headers, bytes]
 
 
 class ClientGone(Exception):
     pass
-
-
-class Request:
-    """What a handler sees: the caller, the ids in the path, the query."""
-
-    __slots__ = ("method", "path", "raw_path", "query_string", "partner_id", "key_id", "ids", "app", "_query")
-
-    def __init__(self, app: App, method: str, path: str, query_string: bytes, raw_path: bytes | None = None) -> None:
-        self.app = app
-        self.method = method
-        self.path = path
-        self.raw_path = raw_path
-        self.query_string = query_string
-        self.partner_id: int | None = None
-        self.key_id: int | None = None
-        self.ids: list[int] = []
-        self._query: dict[str, str] | None = None
-
-    @property
-    def query(self) -> dict[str, str]:
-        if self._query is None:
-            self._query = dict(parse_qsl(self.query_string.decode("latin-1"), keep_blank_values=True))
-        return self._query
-
-    @property
-    def db(self) -> Database:
-        return self.app.db
 
 
 def parse_object(raw: bytes) -> dict[str, Any]:
@@ -155,17 +118,19 @@ async def read_body(scope: dict[str, Any], receive: Any, content_length: int | N
 
 
 class App:
-    def __init__(self, settings: Settings, routers: list[Router], db: Database | None = None) -> None:
+    """The partner API's core: its routes (``routers``), their database, the key check."""
+
+    def __init__(self, settings: Settings, routers: list[Router], db: Database | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
         self.db = db or open_database(settings.resolved_database_url(), pool_size=settings.db_pool_size,
                                       connect_timeout=settings.db_connect_timeout,
                                       statement_timeout=settings.db_statement_timeout)
         self.table = RouteTable(routers)
-        self.auth = Authenticator(settings, self.db)
-        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
-        self.idempotency_ttl = int(settings.idempotency_hours * 3600)
-        self.access = AccessLog() if settings.access_log else None
-        self._touched: dict[int, int] = {}
+        self.auth = Authenticator(settings, self.db, self.spawn)
+        self.idempotency = Idempotency(self.db, int(settings.idempotency_hours * 3600))
+        self.access = AccessLog(json=settings.log_format == "json") if settings.access_log else None
+        self.metrics = metrics
         self._tasks: set[asyncio.Task[Any]] = set()
         self.openapi: bytes | None = None  # filled by opensupp.app
 
@@ -195,7 +160,7 @@ class App:
 
     async def startup(self) -> None:
         await self.db.open()
-        self.spawn(self._purge_loop())
+        self.spawn(self.idempotency.purge_loop())
         if self.access is not None:
             self.spawn(self.access.run())
         # Everything alive now (modules, the route table) lives as long as the process:
@@ -209,7 +174,7 @@ class App:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.db.close()
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -218,50 +183,10 @@ class App:
 
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
-        req = Request(self, scope["method"], scope["path"], scope["query_string"], scope.get("raw_path"))
-        try:
-            status, headers, body = await self.handle(req, scope, receive)
-        except DomainError as exc:
-            status, headers, body = error_response(exc)
-        except ClientGone:
-            status, body = 499, b""  # nginx's code for "client closed the request"
-        except Exception:
-            error_id = secrets.token_hex(4)
-            log.exception("error %s in %s %s", error_id, req.method, self._logged_path(req))
-            status, headers, body = server_error(error_id)
-        if status != 499:
-            headers.append((b"content-length", str(len(body)).encode()))
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-        if self.access is not None:
-            client = scope.get("client")
-            self.access.add(
-                client[0] if client else "-",
-                req.method,
-                self._logged_path(req),
-                status,
-                len(body),
-                (time.perf_counter() - started) * 1000,
-                req.partner_id if req.partner_id is not None else "-",
-            )
-
-    @staticmethod
-    def _logged_path(req: Request) -> str:
-        """The path as sent (still percent-encoded, so ``%0A`` cannot forge a log line),
-        with the apiKey redacted and any control character escaped."""
-        path = req.raw_path.decode("latin-1") if req.raw_path is not None else req.path
-        if req.query_string:
-            path = f"{path}?{redact_query(req.query_string)}"
-        return _LOG_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", path)
-
-    @classmethod
-    def _called(cls, req: Request) -> str:
-        return f"{req.method} {cls._logged_path(req)}"
-
-    async def handle(self, req: Request, scope: dict[str, Any], receive: Any) -> Answer:
-        api_key = idempotency_key = content_length = None
+        raw_headers = scope["headers"]
+        api_key = idempotency_key = content_length = given_id = None
         chunked = False
-        for name, value in scope["headers"]:
+        for name, value in raw_headers:
             if name == b"apikey":
                 api_key = value.decode("latin-1")
             elif name == b"content-length":
@@ -270,66 +195,66 @@ class App:
                 idempotency_key = value.decode("latin-1")
             elif name == b"transfer-encoding":
                 chunked = True
+            elif name == b"x-request-id":
+                given_id = value
+        if given_id is not None and (rid := valid_request_id(given_id)) is not None:
+            rid_header = given_id
+        else:
+            rid = new_request_id()
+            rid_header = rid.encode()
+        request_id.set(rid)  # for every log line of this request (logs.py's filter)
+        req = Request(self, scope["method"], scope["path"], scope["query_string"], scope.get("raw_path"), raw_headers)
+        try:
+            status, headers, body = await self.handle(req, scope, receive, api_key, idempotency_key, content_length,
+                                                      chunked)
+        except DomainError as exc:
+            status, headers, body = error_response(exc)
+        except ClientGone:
+            status, body = 499, b""  # nginx's code for "client closed the request"
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("error %s in %s %s", error_id, req.method, logged_path(req))
+            status, headers, body = server_error(error_id)
+        if status != 499:
+            headers.append((b"content-length", str(len(body)).encode()))
+            headers.append((b"x-request-id", rid_header))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        elapsed = time.perf_counter() - started
+        if self.access is not None:
+            client = scope.get("client")
+            self.access.add(
+                client[0] if client else "-",
+                req.method,
+                logged_path(req),
+                status,
+                len(body),
+                elapsed * 1000,
+                req.partner_id if req.partner_id is not None else "-",
+                rid,
+            )
+        if self.metrics is not None:
+            route = req.route
+            self.metrics.observe(route.path if route is not None else UNMATCHED, status, elapsed)
+
+    @staticmethod
+    def _logged_path(req: Request) -> str:
+        return logged_path(req)
+
+    async def handle(self, req: Request, scope: dict[str, Any], receive: Any, api_key: str | None,
+                     idempotency_key: str | None, content_length: int | None, chunked: bool) -> Answer:
         if req.method == "GET" and content_length is None and not chunked:
             raw = b""  # a GET's body is never used; a large declared one still gets its 413
         else:
             raw = await read_body(scope, receive, content_length)
 
         route, req.ids = self.table.lookup(req.path)
+        req.route = route
         if route is None or not route.public:
-            await self.authenticate(req, api_key, scope.get("client"))
-        if _body_ignored(route, req):
+            await self.auth.authenticate(req, api_key, scope.get("client"))
+        if body_ignored(route, req):
             raw = b""
-        return await self.dispatch(route, req, raw, idempotency_key)
-
-    async def authenticate(self, req: Request, api_key: str | None, client: tuple[str, int] | None) -> None:
-        if api_key is None:
-            api_key = req.query.get("apiKey")
-        if not api_key:
-            raise AuthError("No apiKey given.")
-        key_hash = partners.hash_key(api_key)
-        principal = self.auth.keys.get(key_hash)
-        if principal is None:
-            principal = await self.auth.look_up(api_key, key_hash, client)
-        req.partner_id = principal.partner_id
-        req.key_id = principal.key_id
-        if self.limiter is not None:
-            self.limiter.check(principal.key_id)
-        self._touch(principal.key_id)
-
-    def _touch(self, key_id: int) -> None:
-        """Record when a key was last used, at most once a minute per key and process."""
-        t = now()
-        if t - self._touched.get(key_id, 0) >= TOUCH_EVERY:
-            self._touched[key_id] = t
-            self.spawn(self._write_touch(key_id, t))
-
-    async def _write_touch(self, key_id: int, t: int) -> None:
-        try:
-            async with self.db.single() as session:
-                await partners.touch_key(session, key_id=key_id, at=t)
-        except Unavailable:
-            pass  # the database's Health has logged the outage
-        except Exception:
-            log.warning("could not record last use of key %s", key_id, exc_info=True)
-
-    async def _purge_loop(self) -> None:
-        while True:
-            try:
-                purged = 0
-                while True:  # in slices, each well within OPENSUPP_DB_STATEMENT_TIMEOUT
-                    async with self.db.single() as session:
-                        count = await idempotency.purge_expired(session, before=now() - self.idempotency_ttl)
-                    purged += count
-                    if count < idempotency.PURGE_SLICE:
-                        break
-                if purged:
-                    log.info("purged %d expired idempotency keys", purged)
-            except Unavailable:
-                pass  # logged by the database's Health; the next hour tries again
-            except Exception:
-                log.warning("could not purge idempotency keys", exc_info=True)
-            await asyncio.sleep(PURGE_EVERY)
+        return await self.dispatch(route, req, raw, idempotency_key)  # type: ignore[arg-type]  # body_ignored: a route
 
     # ------------------------------------------------------------------ verbs
 
@@ -352,7 +277,7 @@ class App:
                 async with db.single() as session:
                     await route.handler(req, session)
             except TransactionConflict as exc:  # see web/retry.py
-                await once_more(exc, self._called(req), lambda: in_unit(db.single, route.handler, req))
+                await once_more(exc, called(req), lambda: in_unit(db.single, route.handler, req))
             return 204, [], b""
         if verb == "page":
             result = await route.handler(req)
@@ -369,166 +294,48 @@ class App:
             else:
                 body = validate(route.body, data)
         if verb == "batch":
-            return await self.run_batch(req, body)
+            return await route.handler(req, body)  # web/batch.py: each call through this dispatch
         if route.prepare is not None:
             body = await route.prepare(req, body)
         if verb == "create" and idempotency_key is not None:
+            create_once = self.idempotency.create_once
+            assert data is not None  # a create's body is parsed (its route is never direct_json)
             try:
-                return await self.create_once(route, req, data, body, idempotency_key)
+                return await create_once(route, req, data, body, idempotency_key)
             except TransactionConflict as exc:
-                return await once_more(exc, self._called(req),
-                                       lambda: self.create_once(route, req, data, body, idempotency_key))
+                return await once_more(exc, called(req),
+                                       lambda: create_once(route, req, data, body, idempotency_key))
         unit = db.read if route.unit == "read" else db.single if route.unit == "single" else db.transaction
         try:
             async with unit() as session:
                 return ok(await route.handler(req, session, body))
         except TransactionConflict as exc:
-            return ok(await once_more(exc, self._called(req), lambda: in_unit(unit, route.handler, req, body)))
-
-    # ------------------------------------------------------------------ batches
-
-    async def run_batch(self, req: Request, batch: BatchRequest) -> Answer:
-        """Every call of the batch, each answered as if it had come alone (web/batch.py).
-
-        The fast way: the calls one after another in one shared transaction, so a batch of
-        creates costs one commit (and on PostgreSQL no BEGIN/COMMIT round trips per call).
-        A call whose unit of work fails cannot be undone alone in there, so then the whole
-        transaction rolls back and every call runs again in its own unit, concurrently:
-        the answers are the same either way, only the cost differs. Calls that hash a
-        password first (users) always take the second way, so their hashes run in parallel.
-        """
-        calls = batch.requests
-        limited = [self._rate_limited(req) for _ in calls]  # decided once, whichever way the calls run
-        targets = [self.table.lookup(unquote(call.url.partition("?")[0])) for call in calls]
-        costly = sum(route.body.validation_cost(call.body or {}) for call, (route, _) in zip(calls, targets)
-                     if route is not None and route.costly) > LOOP_VALIDATION_US
-        if len(calls) > 1 and all(route is None or route.prepare is None for route, _ in targets):
-            entries: list[tuple[Any, ...]] = []
-            saves: list[tuple[Any, ...]] = []  # the creates' answers under their Idempotency-Keys
-            try:
-                async with self.db.transaction() as session:
-                    token = _deferred_saves.set(saves)
-                    try:
-                        with sharing(session):
-                            answers = []
-                            for i, call in enumerate(calls):
-                                answers.append(await self.run_call(req, call, i, targets[i], limited[i], entries,
-                                                                   costly))
-                                # other requests run between two calls: on SQLite a call never
-                                # suspends, so 100 of them would hold the event loop as one
-                                await asyncio.sleep(0)
-                    finally:
-                        _deferred_saves.reset(token)
-                    if saves:
-                        try:
-                            await idempotency.save_many(session, saves)
-                        except Exception as exc:  # a key taken (a replay, a duplicate) or expired
-                            raise UnitFailed(repr(exc)) from exc
-            except (UnitFailed, Unavailable) as exc:  # rolled back: each call again, alone
-                log.debug("a batch of %d calls runs again call by call: %s", len(calls), exc)
-            else:
-                if self.access is not None:
-                    for entry in entries:
-                        self.access.add(*entry)
-                return ok({"responses": answers})
-        # at most BATCH_CONCURRENCY calls at once: enough to overlap password hashes and
-        # PostgreSQL round trips; 100 calls started at once would each validate its body in
-        # the same turn of the event loop, holding it for all of them (150 ms for 100 triggers)
-        running = asyncio.Semaphore(BATCH_CONCURRENCY)
-
-        async def run_call(i: int, call: Call) -> dict[str, Any]:
-            async with running:
-                return await self.run_call(req, call, i, targets[i], limited[i], None, costly)
-
-        answers = await asyncio.gather(*(run_call(i, call) for i, call in enumerate(calls)))
-        return ok({"responses": answers})
-
-    def _rate_limited(self, req: Request) -> RateLimited | None:
-        if self.limiter is None:
-            return None
-        try:
-            self.limiter.check(req.key_id)
-        except RateLimited as exc:
-            return exc
-        return None
-
-    async def run_call(self, batch_req: Request, call: Call, index: int, target: tuple[Route | None, list[int]],
-                       limited: RateLimited | None, entries: list[tuple[Any, ...]] | None = None,
-                       costly: bool = False) -> dict[str, Any]:
-        """One call of a batch, its route looked up already; its access-log line goes to
-        ``entries`` when given (written once the shared transaction has committed)."""
-        started = time.perf_counter()
-        path, _, query = call.url.partition("?")
-        req = Request(self, call.method, unquote(path), query.encode("latin-1", "replace"), path.encode())
-        req.partner_id, req.key_id = batch_req.partner_id, batch_req.key_id
-        route, req.ids = target
-        data = call.body if call.body is not None else {}
-        try:
-            if limited is not None:
-                raise limited
-            if route is not None and (route.raw or route.verb == "batch"):
-                raise NotFound(f"{req.path} cannot be called in a batch.")
-            if _body_ignored(route, req):
-                data = {}
-            status, headers, body = await self.dispatch(route, req, b"", header(call.headers, "idempotency-key"), data,
-                                                        costly)
-        except DomainError as exc:
-            status, headers, body = error_response(exc)
-        except Exception:
-            error_id = secrets.token_hex(4)
-            log.exception("error %s in %s %s (in a batch)", error_id, req.method, self._logged_path(req))
-            status, headers, body = server_error(error_id)
-        if self.access is not None:
-            entry = ("batch", req.method, self._logged_path(req), status, len(body),
-                     (time.perf_counter() - started) * 1000, req.partner_id)
-            if entries is None:
-                self.access.add(*entry)
-            else:
-                entries.append(entry)
-        return {
-            "id": call.id if call.id is not None else str(index),
-            "status": status,
-            "headers": {name.decode().title(): value.decode() for name, value in headers if name != b"content-type"},
-            "body": orjson.Fragment(body) if body else None,
-        }
-
-    async def create_once(self, route: Route, req: Request, data: dict[str, Any], body: Any, key: str) -> Answer:
-        """A create under an Idempotency-Key (idempotency/service.py): the create and its saved
-        answer in one transaction; a key already taken rolls it all back and replays."""
-        if not _IDEMPOTENCY_KEY.fullmatch(key):
-            raise invalid("Idempotency-Key", "must be 1 to 255 printable ASCII characters")
-        path = "/" + "/".join(s for s in req.path.split("/") if s)
-        fingerprint = idempotency.fingerprint(path, data)
-        deferred = _deferred_saves.get()
-        if deferred is not None:  # in a batch's shared transaction: saved with the others at its end
-            async with self.db.transaction() as session:
-                out = orjson.dumps(await route.handler(req, session, body))
-            deferred.append((req.partner_id, key, fingerprint, 200, out.decode(), now()))
-            return 200, [JSON], out
-        for _ in range(3):
-            t = now()
-            try:
-                async with self.db.transaction() as session:
-                    out = orjson.dumps(await route.handler(req, session, body))
-                    if await idempotency.save(session, partner_id=req.partner_id, key=key, fingerprint=fingerprint,
-                                              now=t, ttl=self.idempotency_ttl, status=200, response=out.decode()):
-                        return 200, [JSON], out
-                    raise _KeyTaken
-            except (_KeyTaken, DomainError) as exc:
-                # the writer's view (SQLite: a duplicate in the same group commit is not committed yet)
-                async with self.db.transaction() as session:
-                    stored = await idempotency.stored(session, partner_id=req.partner_id, key=key,
-                                                      fingerprint=fingerprint, now=now(), ttl=self.idempotency_ttl)
-                if stored is not None:
-                    status, answer = stored
-                    return status, [JSON, (b"idempotent-replayed", b"true")], answer.encode()
-                if not isinstance(exc, _KeyTaken):
-                    raise
-                # the key's holder vanished between the conflict and the look (it expired): again
-        raise Conflict("A request with this Idempotency-Key is in progress; retry later.")
+            return ok(await once_more(exc, called(req), lambda: in_unit(unit, route.handler, req, body)))
 
 
-def _body_ignored(route: Route | None, req: Request) -> bool:
+def logged_path(req: Request) -> str:
+    """The path as sent (still percent-encoded, so ``%0A`` cannot forge a log line),
+    with the apiKey redacted and any control character escaped."""
+    return _logged(req.raw_path, req.path, req.query_string)
+
+
+def logged_path_of(scope: dict[str, Any]) -> str:
+    """``logged_path`` of an ASGI scope (the web pages' requests and websockets)."""
+    return _logged(scope.get("raw_path"), scope["path"], scope.get("query_string", b""))
+
+
+def _logged(raw_path: bytes | None, path: str, query_string: bytes) -> str:
+    shown = raw_path.decode("latin-1") if raw_path is not None else path
+    if query_string:
+        shown = f"{shown}?{redact_query(query_string)}"
+    return _LOG_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", shown)
+
+
+def called(req: Request) -> str:
+    return f"{req.method} {logged_path(req)}"
+
+
+def body_ignored(route: Route | None, req: Request) -> bool:
     """Whether ``route`` answers ``req.method`` with the body ignored (the PHP wrapper sends a
     GET when a create's or update's parameters are empty); NotFound or MethodNotAllowed when
     it does not answer it at all."""
@@ -539,18 +346,3 @@ def _body_ignored(route: Route | None, req: Request) -> bool:
     if req.method == "GET" and route.get_as_post:
         return True
     raise MethodNotAllowed(f"{req.method} is not allowed on {req.path}; use {route.allow}.", route.allow)
-
-
-#: set while a batch's calls run in one shared transaction: their idempotent answers, to be
-#: saved in one statement at its end (a taken key then rolls the batch back to single calls)
-_deferred_saves: contextvars.ContextVar[list[tuple[Any, ...]] | None] = contextvars.ContextVar(
-    "opensupp_deferred_saves", default=None)
-
-
-class _KeyTaken(Exception):
-    """The Idempotency-Key was saved by another request first: roll this one back."""
-
-
-def ok(result: dict[str, Any] | bytes) -> Answer:
-    """A 200 with ``result`` as JSON; bytes are the JSON already (a handler that writes its own)."""
-    return 200, [JSON], result if type(result) is bytes else orjson.dumps(result)

@@ -16,26 +16,41 @@ failed checks limited per client address, and the key kept out of the log.
 
 The caches and the budget are per process and bounded (least recently used entries go),
 so their memory is too, whatever a client sends.
+
+A key accepted then spends one of its ``OPENSUPP_RATE_LIMIT`` tokens, when a rate is set,
+and its ``last_used_at`` is written at most once a minute per key and process, in the
+background.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import math
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
 from opensupp.config import Settings
 from opensupp.db import Database
-from opensupp.errors import AuthError, RateLimited
+from opensupp.errors import AuthError, RateLimited, Unavailable
 from opensupp.partners import service as partners
 from opensupp.partners.service import Principal
+from opensupp.timeutil import now
+from opensupp.web.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from opensupp.web.request import Request
+
+log = logging.getLogger("opensupp.web")
 
 MAX_SHOWN_KEY = 64
 KEYS_KEPT = 10_000
 MISSES_KEPT = 10_000
 ADDRESSES_KEPT = 100_000
+TOUCH_EVERY = 60
 
 
 class KeyCache:
@@ -140,14 +155,52 @@ def client_address(client: tuple[str, int] | list[object] | None) -> str:
 
 
 class Authenticator:
-    """The caches and the failure budget of one process, in front of the key table."""
+    """The caches, the failure budget and the rate limit of one process, in front of the key
+    table. ``spawn`` runs a background coroutine (the app's: its tasks end at shutdown)."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database,
+                 spawn: Callable[[Coroutine[Any, Any, None]], None] | None = None) -> None:
         self.db = db
         self.keys = KeyCache(settings.key_cache_seconds)
         self.misses = MissCache(settings.key_miss_cache_seconds)
         per_minute = settings.auth_failures_per_minute
         self.failures = FailureBudget(per_minute) if per_minute else None
+        self.limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit else None
+        self.spawn = spawn
+        self._touched: dict[int, int] = {}
+
+    async def authenticate(self, req: Request, api_key: str | None, client: tuple[str, int] | None) -> None:
+        """Fill ``req``'s partner and key from its apiKey (the header's, else the query's):
+        AuthError without a valid one, RateLimited over the rate or the failure budget."""
+        if api_key is None:
+            api_key = req.query.get("apiKey")
+        if not api_key:
+            raise AuthError("No apiKey given.")
+        key_hash = partners.hash_key(api_key)
+        principal = self.keys.get(key_hash)
+        if principal is None:
+            principal = await self.look_up(api_key, key_hash, client)
+        req.partner_id = principal.partner_id
+        req.key_id = principal.key_id
+        if self.limiter is not None:
+            self.limiter.check(principal.key_id)
+        self._touch(principal.key_id)
+
+    def _touch(self, key_id: int) -> None:
+        """Record when a key was last used, at most once a minute per key and process."""
+        t = now()
+        if t - self._touched.get(key_id, 0) >= TOUCH_EVERY and self.spawn is not None:
+            self._touched[key_id] = t
+            self.spawn(self._write_touch(key_id, t))
+
+    async def _write_touch(self, key_id: int, t: int) -> None:
+        try:
+            async with self.db.single() as session:
+                await partners.touch_key(session, key_id=key_id, at=t)
+        except Unavailable:
+            pass  # the database's Health has logged the outage
+        except Exception:
+            log.warning("could not record last use of key %s", key_id, exc_info=True)
 
     async def look_up(self, api_key: str, key_hash: bytes, client: tuple[str, int] | None) -> Principal:
         """Who ``api_key`` belongs to, when ``self.keys`` does not trust it (the caller asks

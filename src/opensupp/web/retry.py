@@ -8,7 +8,7 @@ the locks it held again before the transaction that won wakes up to take them, a
 deadlock a second time (tests/test_account_races.py's deadlock tests failed so in 4 runs
 of 24 with no pause, in none of 35 with it). A second conflict is a 409 the client may send
 again. Inside a batch's shared transaction a unit is never retried on its own: the whole
-transaction rolls back and each call runs alone (``App.run_batch``).
+transaction rolls back and each call runs alone (web/batch.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Awaitable, Callable
 from opensupp.db import TransactionConflict
 from opensupp.errors import Conflict
 
-log = logging.getLogger("opensupp")
+log = logging.getLogger("opensupp.web")
 
 PAUSE = 0.02  # seconds: ample for a woken PostgreSQL backend to take its lock
 

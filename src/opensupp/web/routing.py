@@ -13,12 +13,21 @@ anything else (``0012``, ``-1``, ``abc``, 20 digits) matches no route and is a 4
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from opensupp.web.fields import Body
+from opensupp.web.request import BodyHandler, DeleteHandler, GetHandler, ListHandler
+
+# a decorator hands its handler back as it came; the bound is the shape its verb calls
+_H = TypeVar("_H", bound=Callable[..., Awaitable[Any]])
+_List = TypeVar("_List", bound=ListHandler)
+_Get = TypeVar("_Get", bound=GetHandler)
+_Body = TypeVar("_Body", bound=BodyHandler)
+_Delete = TypeVar("_Delete", bound=DeleteHandler)
 
 _PARAM = re.compile(r"\{(\w+)\}")
 SLOT = "{}"
@@ -104,8 +113,10 @@ def match_key(path: str) -> tuple[tuple[str, ...], list[int]]:
 class Router:
     routes: list[Route] = field(default_factory=list)
 
-    def add(self, verb: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-        def register(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def add(self, verb: str, path: str, **kwargs: Any) -> Callable[[_H], _H]:
+        """Register the decorated handler for ``verb`` at ``path`` (its shapes: web/request.py)."""
+
+        def register(handler: _H) -> _H:
             summary = kwargs.pop("summary", None) or (handler.__doc__ or handler.__name__).strip().splitlines()[0]
             description = kwargs.pop("description", None) or _rest_of_doc(handler.__doc__)
             self.routes.append(Route(path, verb, handler, summary=summary, description=description, **kwargs))
@@ -113,19 +124,19 @@ class Router:
 
         return register
 
-    def list(self, path: str, **kw: Any):
+    def list(self, path: str, **kw: Any) -> Callable[[_List], _List]:
         return self.add("list", path, **kw)
 
-    def create(self, path: str, **kw: Any):
+    def create(self, path: str, **kw: Any) -> Callable[[_Body], _Body]:
         return self.add("create", path, **kw)
 
-    def get(self, path: str, **kw: Any):
+    def get(self, path: str, **kw: Any) -> Callable[[_Get], _Get]:
         return self.add("get", path, **kw)
 
-    def update(self, path: str, **kw: Any):
+    def update(self, path: str, **kw: Any) -> Callable[[_Body], _Body]:
         return self.add("update", path, **kw)
 
-    def delete(self, path: str, **kw: Any):
+    def delete(self, path: str, **kw: Any) -> Callable[[_Delete], _Delete]:
         return self.add("delete", path, **kw)
 
 

@@ -44,7 +44,7 @@ SWEEP_EVERY = 0.5
 MAX_HEAD = 64 * 1024  # bytes of a request's line and headers (nginx reads 32 KB by default)
 REFUSED_GRACE = 1.0  # how long a refused connection may take to send something to answer
 
-log = logging.getLogger("opensupp")
+log = logging.getLogger("opensupp.web")
 
 
 class Protocol(HttpToolsProtocol):

@@ -1,0 +1,162 @@
+"""The one ASGI app the server runs: the partner API's paths to its core, the rest to the
+web pages.
+
+An HTTP request whose first path segment is one of the core's (``/accounts``, ``/batch``,
+``/test``, ``/healthz``, ``/readyz``, ``/openapi.json``, ``/docs``, ``/metrics``: taken from
+its route table) goes to the core (web/asgi.py) as it is, after one set look-up; every
+other request, ``/`` and every websocket included, goes to the Starlette app of the web
+pages (opensupp/site). Both share the settings and the database, and one lifespan drives
+both: the core starts first (it opens the database the pages use) and stops last; a
+failing start of either fails the server's start.
+
+The pages' requests get what the core gives its own: an ``X-Request-Id`` (web/requestid.py),
+an access line and the metrics, counted by the Starlette route's template.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import secrets
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+from starlette.applications import Starlette
+
+from opensupp.web.asgi import UNMATCHED, App, logged_path_of
+from opensupp.web.errors import server_error
+from opensupp.web.requestid import new_request_id, request_id, valid_request_id
+
+log = logging.getLogger("opensupp.web")
+
+
+class Front:
+    """What ``create_app`` returns: the core and the pages behind one ASGI callable; ``db``,
+    ``settings``, ``access`` and ``metrics`` are the core's (the pages share them)."""
+
+    def __init__(self, core: App, site: Starlette) -> None:
+        self.core = core
+        self.site = site
+        self.settings = core.settings
+        self.db = core.db
+        self.access = core.access
+        self.metrics = core.metrics
+        self.api_segments = frozenset(route.key[0] for route in core.table.routes if route.key)
+        self._core_http = core.http
+        self._site_lifespan: contextlib.AsyncExitStack | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            end = path.find("/", 1)
+            segment = path[1:end] if end > 0 else path[1:]
+            if segment in self.api_segments or (not segment and end == 1 and _first_segment(path) in self.api_segments):
+                await self._core_http(scope, receive, send)
+            else:
+                await self._site(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        else:
+            await self._site(scope, receive, send)
+
+    # ------------------------------------------------------------------ lifespan
+
+    async def lifespan(self, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        await self.core.startup()
+        stack = contextlib.AsyncExitStack()
+        try:
+            await stack.enter_async_context(self.site.router.lifespan_context(self.site))
+        except BaseException:
+            await self.core.shutdown()
+            raise
+        self._site_lifespan = stack
+        gc.collect()
+        gc.freeze()  # what the pages built at start lives as long as the process (see App.startup)
+
+    async def shutdown(self) -> None:
+        try:
+            if self._site_lifespan is not None:
+                stack, self._site_lifespan = self._site_lifespan, None
+                await stack.aclose()
+        finally:
+            await self.core.shutdown()  # the database closes last; the access log is flushed
+
+    # ------------------------------------------------------------------ the pages' requests
+
+    async def _site(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        started = time.perf_counter()
+        given = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value
+                break
+        if given is not None and (rid := valid_request_id(given)) is not None:
+            rid_header = given
+        else:
+            rid = new_request_id()
+            rid_header = rid.encode()
+        request_id.set(rid)
+        status = 0
+        size = 0
+
+        async def answer(message: MutableMapping[str, Any]) -> None:
+            nonlocal status, size
+            kind = message["type"]
+            if kind in ("http.response.start", "websocket.accept"):
+                status = message.get("status", 101)
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid_header)]
+            elif kind == "http.response.body":
+                size += len(message.get("body", b""))
+            elif kind == "websocket.close" and not status:
+                status = 403  # closed before it was accepted: uvicorn answers the handshake 403
+            await send(message)
+
+        try:
+            await self.site(scope, receive, answer)
+        except Exception:
+            # Starlette answers (and logs: site/app.py) an HTTP request's error itself, then
+            # raises it on for servers to log again: once is enough
+            if scope["type"] != "http" or not status:
+                error_id = secrets.token_hex(4)
+                log.exception("error %s in %s %s", error_id, scope.get("method", "WEBSOCKET"), logged_path_of(scope))
+            if scope["type"] == "http" and not status:
+                status, headers, body = server_error(error_id)
+                headers.append((b"content-length", str(len(body)).encode()))
+                await answer({"type": "http.response.start", "status": status, "headers": headers})
+                await answer({"type": "http.response.body", "body": body})
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            if self.access is not None:
+                client = scope.get("client")
+                self.access.add(client[0] if client else "-", scope.get("method", "WEBSOCKET"), logged_path_of(scope),
+                                status or 499, size, elapsed * 1000, "-", rid)
+            if self.metrics is not None and scope["type"] == "http":
+                self.metrics.observe(template, status or 499, elapsed)
+
+
+def _first_segment(path: str) -> str:
+    """The first non-empty segment (the core ignores empty ones: ``//accounts/``)."""
+    for segment in path.split("/"):
+        if segment:
+            return segment
+    return ""
