@@ -1,11 +1,12 @@
-# The README's commands. `make run` serves on the embedded SQLite; `make test` runs the suite.
+# The README's commands. `make run` serves on the embedded SQLite; `make check` runs the lint and type
+# gates (`make lint`: ruff, mypy) and then the suite (`make test`).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench install clean
+.PHONY: run check lint test bench install clean
 
 install: $(BIN)/.installed
 
@@ -23,6 +24,13 @@ $(BIN)/.installed: pyproject.toml client/pyproject.toml setup.py src/opensupp/tr
 run: install
 	$(BIN)/opensupp keys create --name default --if-none
 	$(BIN)/opensupp serve --host $(HOST) --port $(PORT)
+
+check: lint test
+
+# ruff and mypy read their settings from pyproject.toml ([tool.ruff], [tool.mypy])
+lint: install
+	$(BIN)/ruff check
+	$(BIN)/mypy
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
