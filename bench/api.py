@@ -35,9 +35,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 SRC_DIR = BENCH_DIR.parent / "src"
@@ -898,11 +899,11 @@ def engine_rate(seconds: float = 2.0) -> str:
                 for i in range(EVAL_TRIGGERS)]
     planned = plan.Plan(triggers, engine.EVENTS)
     body = json.loads(EVAL_BODY)
-    instant = datetime.datetime.now(datetime.timezone.utc)
+    instant = datetime.datetime.now(datetime.UTC)
     runs, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for _ in range(100):
-            planned.run(engine.context(body["event"], body["visitor"], instant, datetime.timezone.utc))
+            planned.run(engine.context(body["event"], body["visitor"], instant, datetime.UTC))
         runs += 100
     rate = runs / (time.perf_counter() - started)
     how = "compiled by Cython" if plan.COMPILED else "NOT compiled: plain Python"

@@ -25,12 +25,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
-
 from api import (  # bench/api.py: the same server handling
     PG_ADMIN_URL,
     Server,

@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from conftest import client_for
-from opensupp.config import Settings
 from opensupp.app import create_app
+from opensupp.config import Settings
 
 pytestmark = pytest.mark.anyio
 

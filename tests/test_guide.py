@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from conftest import client_for
 
 pytestmark = pytest.mark.anyio

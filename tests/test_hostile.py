@@ -16,7 +16,6 @@ import time
 
 import orjson
 import pytest
-
 from test_triggers import SIMPLE, account
 
 pytestmark = pytest.mark.anyio

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
 
+from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
 from opensupp_client import Client, NotFoundError
 from opensupp_client.cli import provision as provision_command
 

@@ -15,7 +15,7 @@ from opensupp.officehours.validation import tzinfo_of
 from opensupp.triggers import engine
 from opensupp.triggers.catalogue import CONDITIONS, validate_conditions
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 MONDAY_10 = datetime.datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)  # a Monday, 10:00 UTC
 GUIDE_CONDITIONS = [
     {"name": "delay_site", "value": 60}, {"name": "is_visitor_send_message", "value": False},

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from opensupp.officehours.validation import tzinfo_of
 from opensupp.triggers import engine, plan
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def _source_module():
