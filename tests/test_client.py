@@ -165,9 +165,11 @@ def test_a_retried_delete_that_already_happened_is_a_success(env, live):
 
 
 def test_unreachable_server_raises_a_connection_error():
-    with Client(f"http://127.0.0.1:{free_port()}", "osk_x", max_retries=1, backoff=0.01) as client:
-        with pytest.raises(sdk.APIConnectionError):
-            client.accounts.get(1)
+    with (
+        Client(f"http://127.0.0.1:{free_port()}", "osk_x", max_retries=1, backoff=0.01) as client,
+        pytest.raises(sdk.APIConnectionError),
+    ):
+        client.accounts.get(1)
 
 
 @pytest.mark.anyio

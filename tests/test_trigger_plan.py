@@ -82,7 +82,7 @@ def test_compiled_and_python_write_the_same_bytes(items, event, visitor, at, tz)
     assert compiled == AS_PYTHON.Plan(triggers, engine.EVENTS).run(ctx)
     decisions = orjson.loads(compiled)
     assert [d["id"] for d in decisions] == [t.id for t in triggers]
-    assert all(len(d["reasons"]) == len(t.conditions) for d, t in zip(decisions, triggers))
+    assert all(len(d["reasons"]) == len(t.conditions) for d, t in zip(decisions, triggers, strict=True))
 
 
 def test_the_installed_engine_is_the_one_the_ci_expects():
