@@ -160,7 +160,8 @@ def free_port() -> int:
 
 def opensupp(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "opensupp", *args], env=env, capture_output=True, text=True, timeout=120, check=check, **kw
+        [sys.executable, "-m", "opensupp", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=check, **kw,
     )
 
 
