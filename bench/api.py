@@ -35,9 +35,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 SRC_DIR = OWN_SRC_DIR = BENCH_DIR.parent / "src"
@@ -504,7 +505,9 @@ class Wrk:
         path.write_text(text)
         return path
 
-    def run(self, url: str, script: Path, seconds: int, server: Server | None, connections: int | None = None) -> Result:
+    def run(
+        self, url: str, script: Path, seconds: int, server: Server | None, connections: int | None = None
+    ) -> Result:
         cmd = self.pin.client([
             "wrk", f"-t{self.threads}", f"-c{connections or self.connections}", f"-d{seconds}s", "--latency",
             "--timeout", "10s", "-s", str(script), url,
@@ -639,7 +642,7 @@ class SQLiteBackend:
         # No ANALYZE: the server never runs one, so production SQLite files have no statistics either.
 
     def describe(self, url: str) -> str:
-        return "SQLite %s, the server's WAL + synchronous=NORMAL" % sqlite3.sqlite_version
+        return f"SQLite {sqlite3.sqlite_version}, the server's WAL + synchronous=NORMAL"
 
     def prepare_baseline(self, url: str) -> None:
         pass
@@ -871,7 +874,8 @@ def measure_get(ctx: Context, report: Report, postgres: bool, main: Fixture) -> 
     raw = wrk_scenario(ctx, RAW_GET, ctx.raw, "/")
     get = wrk_scenario(ctx, GET, main.server, f"/accounts/{main.account_id}/get", headers=main.auth,
                        expect=lambda a: a["id"] == str(main.account_id))
-    trigger = wrk_scenario(ctx, TRIGGER_GET, main.server, f"/accounts/{main.api_account}/triggers/{main.trigger_id}/get",
+    trigger = wrk_scenario(ctx, TRIGGER_GET, main.server,
+                           f"/accounts/{main.api_account}/triggers/{main.trigger_id}/get",
                            headers=main.auth, expect=lambda t: t["id"] == main.trigger_id)
     evaluate = wrk_scenario(ctx, EVALUATE, main.server, f"/accounts/{main.eval_account}/triggers/evaluate", "POST",
                             main.auth, EVAL_BODY, expect=evaluated)
@@ -894,15 +898,17 @@ def engine_rate(seconds: float = 2.0) -> str:
     sys.path.insert(0, str(SRC_DIR))
     from opensupp.triggers import engine, plan
 
-    triggers = [engine.compile_trigger({"id": i, "active": True, "only_once": True, "constraints": "all", **eval_trigger(i)})
-                for i in range(EVAL_TRIGGERS)]
+    triggers = [
+        engine.compile_trigger({"id": i, "active": True, "only_once": True, "constraints": "all", **eval_trigger(i)})
+        for i in range(EVAL_TRIGGERS)
+    ]
     planned = plan.Plan(triggers, engine.EVENTS)
     body = json.loads(EVAL_BODY)
-    instant = datetime.datetime.now(datetime.timezone.utc)
+    instant = datetime.datetime.now(datetime.UTC)
     runs, started = 0, time.perf_counter()
     while time.perf_counter() - started < seconds:
         for _ in range(100):
-            planned.run(engine.context(body["event"], body["visitor"], instant, datetime.timezone.utc))
+            planned.run(engine.context(body["event"], body["visitor"], instant, datetime.UTC))
         runs += 100
     rate = runs / (time.perf_counter() - started)
     how = "compiled by Cython" if plan.COMPILED else "NOT compiled: plain Python"
@@ -987,7 +993,8 @@ def bench_backend(ctx: Context, backend: SQLiteBackend | PostgresBackend) -> Rep
     main.trigger_id = api_create(main.server, f"/accounts/{main.api_account}/triggers/create", main.auth, TRIGGER_BODY)
     main.eval_account = api_create(main.server, "/accounts/create", main.auth, '{"title":"eval","lang":"en"}')
     for i in range(EVAL_TRIGGERS):
-        api_create(main.server, f"/accounts/{main.eval_account}/triggers/create", main.auth, json.dumps(eval_trigger(i)))
+        api_create(main.server, f"/accounts/{main.eval_account}/triggers/create", main.auth,
+                   json.dumps(eval_trigger(i)))
     if SRC_DIR == OWN_SRC_DIR:  # the engine alone runs in this process: this checkout's engine only
         report.notes.append(engine_rate())
     measure_get(ctx, report, postgres, main)
@@ -1024,7 +1031,8 @@ def judge(report: Report, s: Scenario, c: Compare) -> Verdict:
     if c.ceiling is not None:
         cost = base.rate / s.rate
         ok = cost <= c.ceiling
-        return Verdict("INVALID" if erroneous else "PASS" if ok else "FAIL", f"{cost:.2f}x cost", f"<= {c.ceiling:.2f}x")
+        verdict = "INVALID" if erroneous else "PASS" if ok else "FAIL"
+        return Verdict(verdict, f"{cost:.2f}x cost", f"<= {c.ceiling:.2f}x")
     ratio = s.rate / base.rate
     if c.floor is None:
         return Verdict("", f"{ratio:.1%}", "info")
@@ -1057,7 +1065,7 @@ def print_report(report: Report) -> list[str]:
     right = {1, 2, 3, 4, 5, 7}
     for row in [header] + rows:
         say("  " + "  ".join(cell.rjust(w) if i in right else cell.ljust(w)
-                             for i, (cell, w) in enumerate(zip(row, widths))).rstrip())
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))).rstrip())
     for s in report.scenarios.values():
         if s.errors:
             say(f"  !! {s.name}: {s.bad_status:,} non-2xx responses (wrk: status >= 400; pgbench: failed "

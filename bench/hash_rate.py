@@ -59,7 +59,7 @@ def main() -> None:
     each = sorted(x for lat in latencies for x in lat)
     p99 = each[min(len(each) - 1, int(len(each) * 0.99))] * 1000 if each else float("nan")
     print("BENCHJSON " + json.dumps({
-        "rate": sum(c / s for c, s in zip(counts, spans) if s > 0),
+        "rate": sum(c / s for c, s in zip(counts, spans, strict=True) if s > 0),
         "p99_ms": p99,
         "cpu": cpu / wall,
         "threads": args.threads,

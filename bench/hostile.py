@@ -25,12 +25,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
-
 from api import (  # bench/api.py: the same server handling
     PG_ADMIN_URL,
     Server,
@@ -132,7 +132,8 @@ class Client:
 
     def triggers(self, aid: str, bodies: list[dict[str, Any]]) -> None:
         for i in range(0, len(bodies), 100):
-            calls = [{"method": "POST", "url": f"/accounts/{aid}/triggers/create", "body": b} for b in bodies[i:i + 100]]
+            calls = [{"method": "POST", "url": f"/accounts/{aid}/triggers/create", "body": b}
+                     for b in bodies[i:i + 100]]
             answers = self.json("POST", "/batch", {"requests": calls})["responses"]
             bad = [a for a in answers if a["status"] != 200]
             if bad:
@@ -160,11 +161,12 @@ class Table:
 
     def print(self) -> None:
         head = ("item", "request", "status", "took ms", "loop held ms", "vs normal", "bytes answered", "RSS MiB")
-        widths = [max(len(r[i]) for r in [head] + [r for r in self.rows if len(r) == len(head)]) for i in range(len(head))]
-        say("  ".join(h.ljust(w) for h, w in zip(head, widths)))
+        measured = [head] + [r for r in self.rows if len(r) == len(head)]
+        widths = [max(len(r[i]) for r in measured) for i in range(len(head))]
+        say("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
         for row in self.rows:
             if len(row) == len(head):
-                say("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+                say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
             else:
                 say(f"{row[0].ljust(widths[0])}  {row[1]}: {row[2]}")
 
@@ -180,25 +182,31 @@ def item_regexes(client: Client, table: Table, sql: Callable[[str, tuple[Any, ..
 
     issue = {**SIMPLE, "constraints": "any", "conditions": [regex_on_url(HEAVY)] * 100}
     heavy = client.account()
-    table.add("1 regex", f"create a trigger of 100 x {HEAVY}", client.measure("POST", f"/accounts/{heavy}/triggers/create", issue))
+    table.add("1 regex", f"create a trigger of 100 x {HEAVY}",
+              client.measure("POST", f"/accounts/{heavy}/triggers/create", issue))
 
     tid = client.json("POST", f"/accounts/{heavy}/triggers/create", SIMPLE)["id"]
     sql("UPDATE triggers SET conditions = $1, constraints = 'any' WHERE id = $2",
         (orjson.dumps(issue["conditions"]).decode(), int(tid)))
     table.add("1 regex", "evaluate it, stored by an older server",
-              client.measure("POST", f"/accounts/{heavy}/triggers/evaluate", {"visitor": {"visitor_page_url": AB}}), normal)
+              client.measure("POST", f"/accounts/{heavy}/triggers/evaluate", {"visitor": {"visitor_page_url": AB}}),
+              normal)
 
     costly = client.account()
-    client.triggers(costly, [{**SIMPLE, "constraints": "any",
-                              "conditions": [regex_on_url(f".*a.{{97}}b{t:03d}{i}") for i in range(2)]} for t in range(40)])
+    client.triggers(costly, [
+        {**SIMPLE, "constraints": "any", "conditions": [regex_on_url(f".*a.{{97}}b{t:03d}{i}") for i in range(2)]}
+        for t in range(40)
+    ])
     body = {"visitor": {"visitor_page_url": AB}}
     table.add("1 regex", "evaluate 40 triggers x 2 patterns of 800 instructions (2,000 chars)",
               client.measure("POST", f"/accounts/{costly}/triggers/evaluate", body), normal)
     table.add("1 regex", "the same, again (plan cached)",
               client.measure("POST", f"/accounts/{costly}/triggers/evaluate", body), normal)
     more = client.account()
-    client.triggers(more, [{**SIMPLE, "constraints": "any",
-                            "conditions": [regex_on_url(f".*a.{{97}}b{t:03d}{i}") for i in range(2)]} for t in range(65)])
+    client.triggers(more, [
+        {**SIMPLE, "constraints": "any", "conditions": [regex_on_url(f".*a.{{97}}b{t:03d}{i}") for i in range(2)]}
+        for t in range(65)
+    ])
     table.add("1 regex", "evaluate 65 such triggers (over the work bound)",
               client.measure("POST", f"/accounts/{more}/triggers/evaluate", body), normal)
 
@@ -209,7 +217,8 @@ def item_validation(client: Client, table: Table) -> None:
     normal = client.measure("POST", path, {"visitor": {"shoe_size": 1}})
     table.add("2 errors", "normal: evaluate with 1 unknown visitor key", normal)
     keys = {f"k{i}": i for i in range(30_000)}
-    table.add("2 errors", "30,000 unknown keys in visitor (428 KB)", client.measure("POST", path, {"visitor": keys}), normal)
+    table.add("2 errors", "30,000 unknown keys in visitor (428 KB)",
+              client.measure("POST", path, {"visitor": keys}), normal)
     table.add("2 errors", "30,000 unknown keys at the top level", client.measure("POST", path, keys), normal)
     most = orjson.dumps({"visitor": {f"{i:x}": 0 for i in range(110_000)}})[: 1024 * 1024 - 2] + b"}}"
     most = most[: most.rfind(b",")] + b"}}"
@@ -305,7 +314,8 @@ def item_slow_clients(client: Client, table: Table, timeout: float) -> None:
     closed = sorted(t for t in open_for if t is not None)
     still = len(open_for) - len(closed)
     table.add("5 slow", "GET /healthz during a storm of 200 slowloris sockets", during, normal)
-    table.note("5 slow", f"200 slowloris sockets (150 trickling a head, 50 silent), OPENSUPP_HEADER_TIMEOUT={timeout:g}",
+    table.note("5 slow",
+               f"200 slowloris sockets (150 trickling a head, 50 silent), OPENSUPP_HEADER_TIMEOUT={timeout:g}",
                (f"{len(closed)} closed, median {statistics.median(closed):.1f} s, last {closed[-1]:.1f} s; "
                 f"{answered} answered 408; " if closed else "") + f"{still} still open after {limit:g} s; "
                f"loop held at most {probe.longest * 1000:.1f} ms meanwhile")

@@ -8,10 +8,11 @@ Per backend: a fresh database, a key, the real server on CPU 0 (access log on, t
 Then, ``--rounds`` times in turn: wrk's account-create rate (exactly as bench/api.py
 measures it), and ``opensupp provision`` of an NDJSON file of ``--accounts`` accounts (no
 users), on CPU 1 like wrk, with the CLI's own defaults (8 requests in flight, up to 100
-calls per POST /batch; ``--batch-size 1`` measures one request per call). The floor: the CLI reaches at least 80% of wrk's rate, so the
-client is never the bottleneck. Prints the medians, the ratio, the CLI's and the server's
-peak RSS. A measurement, not a test: the exit code is 0 whatever the floor says.
-Everything it starts or creates is removed at the end, also on errors and Ctrl-C.
+calls per POST /batch; ``--batch-size 1`` measures one request per call). The floor: the CLI
+reaches at least 80% of wrk's rate, so the client is never the bottleneck. Prints the
+medians, the ratio, the CLI's and the server's peak RSS. A measurement, not a test: the exit
+code is 0 whatever the floor says. Everything it starts or creates is removed at the end,
+also on errors and Ctrl-C.
 """
 
 from __future__ import annotations
@@ -31,9 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-import api as benchapi  # bench/api.py: servers, wrk, pinning, databases
+import api as benchapi  # bench/api.py (the script's own directory is on sys.path): servers, wrk, pinning, databases
 from api import say
 
 FLOOR = 0.80  # the CLI's rate >= 80% of wrk's account-create rate against the same server
@@ -196,7 +195,8 @@ def print_outcome(o: Outcome, args: argparse.Namespace) -> list[str]:
         ("wrk account create + Idempotency-Key (info)", f"{idem_rate:,.0f} req/s",
          f"{pct(median([r.server_cpu for r in o.wrk_idem]))}/{pct(median([r.client_cpu for r in o.wrk_idem]))}",
          f"{sum(r.errors for r in o.wrk_idem):,}"),
-        (f"provision {args.accounts:,} accounts, -c{args.cli_concurrency} -b{args.batch_size}", f"{cli_rate:,.0f} rows/s",
+        (f"provision {args.accounts:,} accounts, -c{args.cli_concurrency} -b{args.batch_size}",
+         f"{cli_rate:,.0f} rows/s",
          (f"{pct(median([c.server_cpu for c in o.cli if c.server_cpu is not None]))}/"
           f"{pct(median([c.client_cpu for c in o.cli if c.client_cpu is not None]))}"),
          f"{sum(bool(c.problems) for c in o.cli)} bad runs"),
@@ -204,8 +204,10 @@ def print_outcome(o: Outcome, args: argparse.Namespace) -> list[str]:
     header = ("measure", "rate", "CPU srv/cli", "errors")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
     for row in [header] + rows:
-        say("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
-    say(f"  provision rate over its own 'seconds' (without process start-up), for information: {engine_rate:,.0f} rows/s")
+        say("  " + "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
+                             for i, (cell, w) in enumerate(zip(row, widths, strict=True))))
+    say(f"  provision rate over its own 'seconds' (without process start-up), for information: "
+        f"{engine_rate:,.0f} rows/s")
     say(f"  ratio provision / wrk create: {ratio:.1%} (floor >= {FLOOR:.0%}): {verdict}")
     say(f"  ratio provision / wrk create + Idempotency-Key, for information: {cli_rate / idem_rate:.1%}")
     say(f"  CLI peak RSS (ru_maxrss, max of rounds): {cli_rss:.1f} MiB; server peak RSS (VmHWM): {o.server_rss}")
@@ -235,8 +237,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if min(args.accounts, args.rounds, args.concurrency, args.duration, args.cli_concurrency, args.batch_size) < 1 \
             or args.warmup < 0:
-        p.error("--accounts, --rounds, --concurrency, --cli-concurrency, --batch-size and --duration must be at least 1, "
-                "--warmup at least 0")
+        p.error("--accounts, --rounds, --concurrency, --cli-concurrency, --batch-size and --duration "
+                "must be at least 1, --warmup at least 0")
     return args
 
 
@@ -252,7 +254,8 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
     ctx = benchapi.Context(args, tmp, stack, pin, benchapi.Wrk(tmp, pin, 1, args.concurrency))
     started = time.monotonic()
     say(f"opensupp provision benchmark: {args.accounts:,} accounts (no users) per provision run, "
-        f"--concurrency {args.cli_concurrency} --batch-size {args.batch_size}; wrk -t1 -c{args.concurrency}, {args.duration} s per run; "
+        f"--concurrency {args.cli_concurrency} --batch-size {args.batch_size}; "
+        f"wrk -t1 -c{args.concurrency}, {args.duration} s per run; "
         f"{args.rounds} rounds alternated (medians shown)")
     say(f"CPU pinning: {pin.why.replace('wrk and pgbench', 'wrk and provision')}")
     say(f"python {sys.version.split()[0]} ({sys.executable}); server access log on (to a file)")

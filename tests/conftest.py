@@ -19,8 +19,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -76,7 +77,7 @@ def _fresh_postgres() -> tuple[str, str]:
     name = f"opensupp_test_{os.getpid()}_{secrets.token_hex(3)}"
     try:
         _postgres_admin(f'CREATE DATABASE "{name}"')
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         message = f"PostgreSQL at {POSTGRES_URL} is not reachable ({exc!r})."
         if REQUIRE_POSTGRES:
             pytest.fail(message + " OPENSUPP_REQUIRE_POSTGRES=1 requires it.", pytrace=False)
@@ -159,7 +160,8 @@ def free_port() -> int:
 
 def opensupp(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "opensupp", *args], env=env, capture_output=True, text=True, timeout=120, check=check, **kw
+        [sys.executable, "-m", "opensupp", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=check, **kw,
     )
 
 

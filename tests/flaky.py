@@ -1,8 +1,9 @@
 """A real ASGI reverse proxy that misbehaves on purpose, for the SDK's retry tests.
 
 Each request takes the next action of ``plan``: "ok" forwards it; "503" and "429" answer
-that error without forwarding; "404" answers as a server without that path would; "hang" forwards it (the server does the work) and then
-never answers, so the client times out, as after a lost response.
+that error without forwarding; "404" answers as a server without that path would; "hang"
+forwards it (the server does the work) and then never answers, so the client times out, as
+after a lost response.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Flaky:
             extra = [(b"retry-after", b"1")] if action == "429" else []
             await send({"type": "http.response.start", "status": int(action),
                         "headers": [(b"content-type", b"application/json"), *extra]})
-            await send({"type": "http.response.body", "body": b'{"error": "ServiceUnavailable", "message": "try again"}'})
+            await send({"type": "http.response.body",
+                        "body": b'{"error": "ServiceUnavailable", "message": "try again"}'})
             return
         url = self.upstream + scope["path"] + ("?" + scope["query_string"].decode() if scope["query_string"] else "")
         async with httpx.AsyncClient() as client:
@@ -60,7 +62,8 @@ class Flaky:
 class ProxyServer:
     def __init__(self, app: Flaky, port: int) -> None:
         self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> ProxyServer:

@@ -9,6 +9,7 @@ as root the cluster belongs to the ``postgres`` system user (``runuser``).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -100,10 +101,8 @@ class Cluster:
 
     def thaw(self) -> None:
         for pid in self.frozen:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
         self.frozen = []
 
     async def execute(self, sql: str) -> None:

@@ -81,7 +81,9 @@ async def test_last_use_is_recorded(app, key):
         await c.get("/test")
     for _ in range(50):
         async with app.db.read() as session:
-            used = await session.fetchval("SELECT last_used_at FROM api_keys WHERE key_hash = $1", partners.hash_key(key))
+            used = await session.fetchval(
+                "SELECT last_used_at FROM api_keys WHERE key_hash = $1", partners.hash_key(key)
+            )
         if used:
             break
         await anyio.sleep(0.05)
@@ -256,7 +258,9 @@ def test_the_key_cache_drops_the_least_recently_used_key():
         cache.put(k, principals[k])
     assert cache.get(b"a") == principals[b"a"]  # a is now the most recently used
     cache.put(b"d", principals[b"d"])
-    assert [cache.get(k) for k in (b"a", b"b", b"c", b"d")] == [principals[b"a"], None, principals[b"c"], principals[b"d"]]
+    assert [cache.get(k) for k in (b"a", b"b", b"c", b"d")] == [
+        principals[b"a"], None, principals[b"c"], principals[b"d"]
+    ]
 
 
 # --------------------------------------------------------------------------- the key never reaches a log

@@ -48,8 +48,8 @@ def test_the_client_imports_nothing_of_the_server():
     code = (
         "import sys, opensupp_client\n"
         "mods = sorted(m for m in sys.modules if m.startswith('opensupp') and not m.startswith('opensupp_client'))\n"
-        "server = [m for m in ('asyncpg', 'sqlalchemy', 'alembic', 'uvicorn', 'argon2', 'pydantic', 'pydantic_settings',"
-        " 'email_validator', 're2', 'orjson', 'starlette') if m in sys.modules]\n"
+        "server = [m for m in ('asyncpg', 'sqlalchemy', 'alembic', 'uvicorn', 'argon2', 'pydantic',"
+        " 'pydantic_settings', 'email_validator', 're2', 'orjson', 'starlette') if m in sys.modules]\n"
         "print(mods, server)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
@@ -130,7 +130,10 @@ def test_errors_carry_the_apis_details(env, live):
 def test_a_timed_out_create_is_retried_with_the_same_key_and_creates_once(env, live):
     key = cli_key(env)
     flaky = Flaky(live.url)
-    with ProxyServer(flaky, free_port()) as proxy, Client(proxy.url, key, timeout=1.0, max_retries=2, backoff=0.05) as client:
+    with (
+        ProxyServer(flaky, free_port()) as proxy,
+        Client(proxy.url, key, timeout=1.0, max_retries=2, backoff=0.05) as client,
+    ):
         flaky.plan = ["hang"]
         account = client.accounts.create(title="Once", lang="en")
         creates = [s for s in flaky.seen if s[1] == "/accounts/create"]
@@ -165,16 +168,19 @@ def test_a_retried_delete_that_already_happened_is_a_success(env, live):
 
 
 def test_unreachable_server_raises_a_connection_error():
-    with Client(f"http://127.0.0.1:{free_port()}", "osk_x", max_retries=1, backoff=0.01) as client:
-        with pytest.raises(sdk.APIConnectionError):
-            client.accounts.get(1)
+    with (
+        Client(f"http://127.0.0.1:{free_port()}", "osk_x", max_retries=1, backoff=0.01) as client,
+        pytest.raises(sdk.APIConnectionError),
+    ):
+        client.accounts.get(1)
 
 
 @pytest.mark.anyio
 async def test_async_client_has_the_same_surface(env, live):
     async with AsyncClient(live.url, cli_key(env)) as client:
         account = await client.accounts.create(title="Async", lang="de")
-        await client.users.create(account.id, email=f"a.{secrets.token_hex(4)}@example.com", password="12345678", fullname="A")
+        await client.users.create(account.id, email=f"a.{secrets.token_hex(4)}@example.com", password="12345678",
+                                  fullname="A")
         users = [u async for u in client.users.list(account.id, limit=1)]
         assert len(users) == 1 and users[0].lang == "de"
         assert (await client.accounts.get(account.id)) == account
@@ -295,7 +301,8 @@ def test_the_client_installs_alone_and_its_command_works(tmp_path):
     assert top.returncode == 0 and top.stderr == "" and commands == {"provision", "export"}
     provision = subprocess.run([script, "provision", "--help"], capture_output=True, text=True, timeout=60)
     assert provision.returncode == 0 and "--skip-invalid" in provision.stdout
-    imported = subprocess.run([python, "-c", "import opensupp_client, opensupp_client.provision, opensupp_client.values;"
-                               "import importlib.resources as r; assert r.files('opensupp_client').joinpath('py.typed').is_file();"
-                               "print(opensupp_client.__version__)"], capture_output=True, text=True, timeout=60)
+    code = ("import opensupp_client, opensupp_client.provision, opensupp_client.values;"
+            "import importlib.resources as r; assert r.files('opensupp_client').joinpath('py.typed').is_file();"
+            "print(opensupp_client.__version__)")
+    imported = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60)
     assert imported.returncode == 0 and imported.stdout.strip() == sdk.__version__, imported.stderr

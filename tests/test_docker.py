@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+
 from conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,8 +21,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import start_server, stop_server
 
+from conftest import start_server, stop_server
 from opensupp.migrate import migrate
 from opensupp.web.system import ASSET_DIR
 

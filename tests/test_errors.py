@@ -7,8 +7,8 @@ import logging
 import pytest
 
 from conftest import client_for
-from opensupp.config import Settings
 from opensupp.app import create_app
+from opensupp.config import Settings
 
 pytestmark = pytest.mark.anyio
 
@@ -38,12 +38,14 @@ async def test_missing_comma_names_line_and_column(api):
 
 
 async def test_multiline_position(api):
-    body = error_of(await api.post("/accounts/create", content=b'{\n  "title": "x",\n  "lang": en\n}'), 400, "InvalidJSON")
+    r = await api.post("/accounts/create", content=b'{\n  "title": "x",\n  "lang": en\n}')
+    body = error_of(r, 400, "InvalidJSON")
     assert "line 3, column 11" in body["message"]
 
 
 async def test_invalid_utf8_names_its_position(api):
-    body = error_of(await api.post("/accounts/create", content=b'{"title": "ab\xff", "lang": "en"}'), 400, "InvalidJSON")
+    r = await api.post("/accounts/create", content=b'{"title": "ab\xff", "lang": "en"}')
+    body = error_of(r, 400, "InvalidJSON")
     assert "invalid UTF-8 at line 1, column 14" in body["message"]
 
 
@@ -56,13 +58,16 @@ async def test_body_must_be_an_object(api, content, kind):
     assert body["message"] == f"Request body must be a JSON object, not {kind} (line 1, column 1)."
 
 
-@pytest.mark.parametrize("content", [b'{"title": 1e400, "lang": "en"}', b'{"title": "x", "lang": "en"', b"\x00", b'{"a": "\\ud800"}'])
+@pytest.mark.parametrize(
+    "content", [b'{"title": 1e400, "lang": "en"}', b'{"title": "x", "lang": "en"', b"\x00", b'{"a": "\\ud800"}']
+)
 async def test_unparseable_bodies(api, content):
     error_of(await api.post("/accounts/create", content=content), 400, "InvalidJSON")
 
 
 async def test_body_is_json_whatever_the_content_type(api):
-    r = await api.post("/accounts/create", content=b'{"title": "x", "lang": "en"}', headers={"content-type": "text/plain"})
+    r = await api.post("/accounts/create", content=b'{"title": "x", "lang": "en"}',
+                       headers={"content-type": "text/plain"})
     assert r.status_code == 200
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from conftest import client_for
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +44,8 @@ async def test_create_account_example(api):
 
 
 async def test_created_account_reads_back(api):
-    created = (await api.post("/accounts/create", json={"title": "Account name (not visible to clients)", "lang": "en"})).json()
+    body = {"title": "Account name (not visible to clients)", "lang": "en"}
+    created = (await api.post("/accounts/create", json=body)).json()
     r = await api.get(f"/accounts/{created['id']}/get")
     assert r.status_code == 200
     assert r.json() == created

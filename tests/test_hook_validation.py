@@ -370,7 +370,8 @@ def test_the_input_is_not_modified():
         ("webhook", {"url": "https://x.com/", "secret": "short"},
          [FieldError("config.secret", "must be 16 to 256 characters")]),
         ("webhook", {"url": "https://x.com/", "secret": None}, [FieldError("config.secret", "must be a string")]),
-        ("webhook", {"url": "https://x.com/", "events": []}, [FieldError("config.events", "must have at least one event")]),
+        ("webhook", {"url": "https://x.com/", "events": []},
+         [FieldError("config.events", "must have at least one event")]),
         ("webhook", {"url": "https://x.com/", "events": "conversation.opened"},
          [FieldError("config.events", "must be a list")]),
         ("webhook", {"url": "https://x.com/", "events": None}, [FieldError("config.events", "must be a list")]),
@@ -402,7 +403,9 @@ def test_every_problem_at_once():
         "webhook",
         {"url": "http://[::1]/", "secret": "x", "events": ["nope", "conversation.rated", "conversation.rated"], "y": 1},
     )
-    assert [e.field for e in errors] == ["config.y", "config.url", "config.secret", "config.events[0]", "config.events[2]"]
+    assert [e.field for e in errors] == [
+        "config.y", "config.url", "config.secret", "config.events[0]", "config.events[2]"
+    ]
 
 
 def test_path_prefix_is_used():

@@ -35,14 +35,16 @@ async def test_webhook_events_default_to_all(api):
     aid = await account(api)
     hook = await create(api, aid, name="webhook", config={"url": "https://x.example/h"})
     assert len(hook["config"]["events"]) == 7
-    hook = await create(api, aid, name="webhook", config={"url": "https://x.example/h", "events": ["conversation.closed"], "secret": "s" * 16})
+    config = {"url": "https://x.example/h", "events": ["conversation.closed"], "secret": "s" * 16}
+    hook = await create(api, aid, name="webhook", config=config)
     assert hook["config"] == {"url": "https://x.example/h", "secret": "s" * 16, "events": ["conversation.closed"]}
 
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1/x", "http://localhost:8080/", "http://10.0.0.5/", "http://192.168.1.1/", "http://169.254.169.254/latest",
-     "http://[::1]/", "http://2130706433/", "http://0x7f.1/", "ftp://example.com/", "https://user:pw@example.com/", "example.com"],
+    ["http://127.0.0.1/x", "http://localhost:8080/", "http://10.0.0.5/", "http://192.168.1.1/",
+     "http://169.254.169.254/latest", "http://[::1]/", "http://2130706433/", "http://0x7f.1/", "ftp://example.com/",
+     "https://user:pw@example.com/", "example.com"],
 )
 async def test_internal_and_odd_urls_are_refused(api, url):
     aid = await account(api)

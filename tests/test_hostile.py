@@ -16,7 +16,6 @@ import time
 
 import orjson
 import pytest
-
 from test_triggers import SIMPLE, account
 
 pytestmark = pytest.mark.anyio
@@ -105,7 +104,8 @@ async def test_few_problems_are_all_listed_without_a_count(api):
 @pytest.mark.parametrize("path,body", [
     ("/accounts/{aid}/triggers/create",
      {**SIMPLE, "conditions": [{"name": "visitor_ip", "value": "1", **{f"c{i}": 1 for i in range(3000)}}] * 10}),
-    ("/accounts/{aid}/officehours/update", {"config": [{"dow": d, **{f"o{i}": 1 for i in range(3000)}} for d in range(5)]}),
+    ("/accounts/{aid}/officehours/update",
+     {"config": [{"dow": d, **{f"o{i}": 1 for i in range(3000)}} for d in range(5)]}),
     ("/accounts/{aid}/hooks/create",
      {"name": "webhook", "config": {"url": "https://example.com/h", **{f"h{i}": 1 for i in range(30_000)}}}),
 ])
@@ -161,7 +161,8 @@ async def test_the_issues_trigger_is_refused_at_save_with_why(api):
 
 
 @pytest.mark.parametrize("conditions,field,words", [
-    ([regex_on_url(".{100}.{100}")], "conditions[0].value", "is too costly to run: RE2 compiles it to 1604 instructions"),
+    ([regex_on_url(".{100}.{100}")], "conditions[0].value",
+     "is too costly to run: RE2 compiles it to 1604 instructions"),
     ([regex_on_url(".{99}a"), regex_on_url(".{99}b"), regex_on_url(".{99}c")], "conditions",
      "may compile to at most 2000 RE2 instructions in all; these take 2391 "
      "(conditions[0]: 797, conditions[1]: 797, conditions[2]: 797)"),
@@ -348,7 +349,8 @@ def test_the_cache_budget_is_a_setting_in_megabytes():
 
 BIG_TRIGGER = {
     "name": "n" * 255, "description": "d" * 1000, "constraints": "any",
-    "conditions": [{"name": "visitor_page_url", "cmp": "contains", "value": f"{i:03d}" + "v" * 990} for i in range(100)],
+    "conditions": [{"name": "visitor_page_url", "cmp": "contains", "value": f"{i:03d}" + "v" * 990}
+                   for i in range(100)],
     "actions": [{"name": "message", "agent_nick": "a" * 100, "message": "m" * 2000}] * 20,
 }
 

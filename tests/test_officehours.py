@@ -61,7 +61,8 @@ async def test_partial_update_and_merged_validation(api):
     assert r.status_code == 400
     assert r.json()["errors"][0]["field"] == "config[1].dow"
     assert (await api.get(f"/accounts/{aid}/officehours/get")).json()["timezone"] == "Europe/Prague"
-    assert (await api.get(f"/accounts/{aid}/officehours/update")).json()["timezone"] == "Europe/Prague"  # GET = empty POST
+    # GET = empty POST
+    assert (await api.get(f"/accounts/{aid}/officehours/update")).json()["timezone"] == "Europe/Prague"
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,8 @@ async def test_partial_update_and_merged_validation(api):
         ({"timezone": "Mars/Olympus"}, "timezone"),
         ({"days": [1], "config": [{"dow": 1, "times": [{"from": 600, "to": 500}]}]}, "config[0].times[0].to"),
         ({"days": [1], "config": [{"dow": 1, "times": [{"from": 0, "to": 1441}]}]}, "config[0].times[0].to"),
-        ({"days": [1], "config": [{"dow": 1, "times": [{"from": 0, "to": 600}, {"from": 500, "to": 700}]}]}, "config[0].times[1].from"),
+        ({"days": [1], "config": [{"dow": 1, "times": [{"from": 0, "to": 600}, {"from": 500, "to": 700}]}]},
+         "config[0].times[1].from"),
         ({"days": [1], "config": [{"dow": 1, "times": []}, {"dow": 1, "times": []}]}, "config[1].dow"),
         ({"active": "maybe"}, "active"),
         ({"holidays": []}, "holidays"),
@@ -125,7 +127,9 @@ async def test_concurrent_partial_updates_lose_nothing(api):
         tg.start_soon(patch, {"timezone": 2})
         tg.start_soon(patch, {"active": True})
         tg.start_soon(patch, {"days": [3]})
-    assert (await api.get(f"/accounts/{aid}/officehours/get")).json() == {"active": True, "days": [3], "timezone": 2, "config": []}
+    assert (await api.get(f"/accounts/{aid}/officehours/get")).json() == {
+        "active": True, "days": [3], "timezone": 2, "config": []
+    }
 
 
 # ----------------------------------------------------------------------------- exceptions
@@ -144,8 +148,10 @@ async def test_exceptions_are_stored_answered_and_removed(api):
     assert r.json() == {**json.loads(CORRECTED), "exceptions": HOLIDAYS}
     assert list(r.json()) == ["active", "days", "timezone", "config", "exceptions"]
     # another partial update keeps them; a new list replaces them as a whole
-    assert (await api.post(f"/accounts/{aid}/officehours/update", json={"timezone": 2})).json()["exceptions"] == HOLIDAYS
-    r = await api.post(f"/accounts/{aid}/officehours/update", json={"exceptions": [{"date": "2027-01-01", "times": []}]})
+    r = await api.post(f"/accounts/{aid}/officehours/update", json={"timezone": 2})
+    assert r.json()["exceptions"] == HOLIDAYS
+    r = await api.post(f"/accounts/{aid}/officehours/update",
+                       json={"exceptions": [{"date": "2027-01-01", "times": []}]})
     assert r.json()["exceptions"] == [{"date": "2027-01-01", "times": []}]
     # [] removes the key: the answer is exactly what it was before exceptions existed
     r = await api.post(f"/accounts/{aid}/officehours/update", json={"exceptions": [], "timezone": 1})
@@ -158,7 +164,8 @@ async def test_exceptions_are_stored_answered_and_removed(api):
 
 async def test_default_stays_byte_identical(api):
     aid = await account(api)
-    assert (await api.get(f"/accounts/{aid}/officehours/get")).content == b'{"active":false,"days":[],"timezone":0,"config":[]}'
+    r = await api.get(f"/accounts/{aid}/officehours/get")
+    assert r.content == b'{"active":false,"days":[],"timezone":0,"config":[]}'
     r = await api.post(f"/accounts/{aid}/officehours/update", json={"exceptions": []})
     assert r.content == b'{"active":false,"days":[],"timezone":0,"config":[]}'
 
@@ -170,7 +177,8 @@ async def test_default_stays_byte_identical(api):
         ([{"date": "2026-02-30", "times": []}], "exceptions[0].date"),
         ([{"date": "24.12.2026", "times": []}], "exceptions[0].date"),
         ([{"date": "2026-12-24", "times": [{"from": 600, "to": 500}]}], "exceptions[0].times[0].to"),
-        ([{"date": "2026-12-23", "times": []}, {"date": "2026-12-24", "times": [{"from": 0, "to": 600}, {"from": 500, "to": 700}]}],
+        ([{"date": "2026-12-23", "times": []},
+          {"date": "2026-12-24", "times": [{"from": 0, "to": 600}, {"from": 500, "to": 700}]}],
          "exceptions[1].times[1].from"),
         ([{"date": "2026-12-24", "times": [], "open": False}], "exceptions[0].open"),
         ([{"times": []}], "exceptions[0].date"),
@@ -185,7 +193,9 @@ async def test_exception_validation_names_the_path(api, exceptions, field):
     assert r.status_code == 400
     assert r.json()["error"] == "ValidationError"
     assert [e["field"] for e in r.json()["errors"]] == [field]
-    assert (await api.get(f"/accounts/{aid}/officehours/get")).json() == {"active": False, "days": [], "timezone": 0, "config": []}
+    assert (await api.get(f"/accounts/{aid}/officehours/get")).json() == {
+        "active": False, "days": [], "timezone": 0, "config": []
+    }
 
 
 # ----------------------------------------------------------------------------- status and schedule
@@ -201,10 +211,14 @@ async def test_status_of_an_account_never_updated_is_always_open(api):
 @pytest.mark.parametrize(
     "at, expected",
     [
-        ("2026-12-21T06:59:59Z", {"open": False, "since": "2026-12-20T23:00:00Z", "next_change": "2026-12-21T07:00:00Z"}),
-        ("2026-12-21T08:00:00+01:00", {"open": True, "since": "2026-12-21T07:00:00Z", "next_change": "2026-12-21T10:45:00Z"}),
-        ("2026-12-21T10:45:00Z", {"open": False, "since": "2026-12-21T10:45:00Z", "next_change": "2026-12-21T12:00:00Z"}),
-        ("2026-12-26T12:00:00Z", {"open": True, "since": "2026-12-25T23:00:00Z", "next_change": "2026-12-27T23:00:00Z"}),
+        ("2026-12-21T06:59:59Z",
+         {"open": False, "since": "2026-12-20T23:00:00Z", "next_change": "2026-12-21T07:00:00Z"}),
+        ("2026-12-21T08:00:00+01:00",
+         {"open": True, "since": "2026-12-21T07:00:00Z", "next_change": "2026-12-21T10:45:00Z"}),
+        ("2026-12-21T10:45:00Z",
+         {"open": False, "since": "2026-12-21T10:45:00Z", "next_change": "2026-12-21T12:00:00Z"}),
+        ("2026-12-26T12:00:00Z",
+         {"open": True, "since": "2026-12-25T23:00:00Z", "next_change": "2026-12-27T23:00:00Z"}),
     ],
 )
 async def test_status_at_an_instant(api, at, expected):
@@ -218,7 +232,8 @@ async def test_status_at_an_instant(api, at, expected):
 async def test_status_with_an_unescaped_plus_and_exceptions(api):
     aid = await account(api)
     await api.post(f"/accounts/{aid}/officehours/update",
-                   json={"active": True, "days": [0, 1, 2, 3, 4, 5, 6], "timezone": "Europe/Prague", "exceptions": HOLIDAYS})
+                   json={"active": True, "days": [0, 1, 2, 3, 4, 5, 6], "timezone": "Europe/Prague",
+                         "exceptions": HOLIDAYS})
     # "+01:00" sent as is arrives as " 01:00": still understood
     r = await api.get(f"/accounts/{aid}/officehours/status?at=2026-12-24T16:00:00+01:00")
     assert r.json() == {"open": False, "since": "2026-12-24T15:00:00Z", "next_change": "2026-12-25T23:00:00Z",
@@ -289,7 +304,8 @@ async def test_schedule_from_an_instant_is_clipped(api):
 async def test_schedule_days_are_local_days_across_daylight_saving(api):
     aid = await account(api)
     await api.post(f"/accounts/{aid}/officehours/update",
-                   json={"active": True, "days": [0, 6], "timezone": "Europe/Prague", "exceptions": [{"date": "2026-03-29", "times": [{"from": 0, "to": 150}]}]})
+                   json={"active": True, "days": [0, 6], "timezone": "Europe/Prague",
+                         "exceptions": [{"date": "2026-03-29", "times": [{"from": 0, "to": 150}]}]})
     r = await api.get(f"/accounts/{aid}/officehours/schedule", params={"from": "2026-03-28", "days": 2})
     assert r.json() == {"timezone": "Europe/Prague", "from": "2026-03-27T23:00:00Z", "to": "2026-03-29T22:00:00Z",
                         "intervals": [{"from": "2026-03-27T23:00:00Z", "to": "2026-03-29T01:00:00Z"}]}

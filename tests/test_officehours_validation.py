@@ -507,7 +507,8 @@ def test_exception_numbers_may_be_strings():
 def test_366_exceptions_and_48_intervals_are_the_maximum():
     first = datetime.date(2026, 1, 1)
     dates = [(first + datetime.timedelta(days=i)).isoformat() for i in range(366)]
-    ok(doc(exceptions=[special(d, *[(i * 30, i * 30 + 30) for i in range(48)]) for d in dates[:2]] + [closed(d) for d in dates[2:]]))
+    full_days = [special(d, *[(i * 30, i * 30 + 30) for i in range(48)]) for d in dates[:2]]
+    ok(doc(exceptions=full_days + [closed(d) for d in dates[2:]]))
     error = only_error(doc(exceptions=[closed(d) for d in dates] + [closed("2028-01-01")]))
     assert error == FieldError("exceptions", "must have at most 366 items (one per date)")
     error = only_error(doc(exceptions=[special("2026-12-24", *[(i * 20, i * 20 + 10) for i in range(49)])]))
@@ -526,9 +527,11 @@ DATE_MESSAGE = 'must be a date written YYYY-MM-DD (like "2026-12-24"), from 1970
         (["2026-12-24"], "exceptions[0]", "must be an object"),
         ([{"times": []}], "exceptions[0].date", "is required"),
         ([{"date": "2026-12-24"}], "exceptions[0].times", "is required (an empty list closes the day)"),
-        ([{"date": "2026-12-24", "times": [], "open": False}], "exceptions[0].open", "is not a known field (allowed: date, times)"),
+        ([{"date": "2026-12-24", "times": [], "open": False}], "exceptions[0].open",
+         "is not a known field (allowed: date, times)"),
         ([{"date": "2026-12-24", "times": None}], "exceptions[0].times", "must be a list"),
-        ([closed("2026-12-24"), closed("2026-12-24")], "exceptions[1].date", "date 2026-12-24 already has an entry (exceptions[0])"),
+        ([closed("2026-12-24"), closed("2026-12-24")], "exceptions[1].date",
+         "date 2026-12-24 already has an entry (exceptions[0])"),
         ([closed("2026-02-29")], "exceptions[0].date", "2026-02-29 is not a date of the calendar"),
         ([closed("2026-13-01")], "exceptions[0].date", "2026-13-01 is not a date of the calendar"),
         ([closed("2026-04-31")], "exceptions[0].date", "2026-04-31 is not a date of the calendar"),
@@ -542,8 +545,10 @@ DATE_MESSAGE = 'must be a date written YYYY-MM-DD (like "2026-12-24"), from 1970
         ([closed(20261224)], "exceptions[0].date", DATE_MESSAGE),
         ([closed(None)], "exceptions[0].date", DATE_MESSAGE),
         ([special("2026-12-24", (960, 0))], "exceptions[0].times[0].to", "must be after from"),
-        ([closed("2026-12-23"), special("2026-12-24", (0, 1441))], "exceptions[1].times[0].to", "must be an integer from 0 to 1440"),
-        ([special("2026-12-24", (0, 600), (500, 700))], "exceptions[0].times[1].from", "overlaps the previous interval (ends at 600)"),
+        ([closed("2026-12-23"), special("2026-12-24", (0, 1441))], "exceptions[1].times[0].to",
+         "must be an integer from 0 to 1440"),
+        ([special("2026-12-24", (0, 600), (500, 700))], "exceptions[0].times[1].from",
+         "overlaps the previous interval (ends at 600)"),
         ([{"date": "2026-12-24", "times": [{"from": 1}]}], "exceptions[0].times[0].to", "is required"),
         ([{"date": "2026-12-24", "times": [[0, 600]]}], "exceptions[0].times[0]", "must be an object"),
     ],
@@ -558,7 +563,8 @@ def test_every_exception_problem_is_reported_at_once():
         closed("2026-12-24"), {"date": "2026-12-24", "times": [{"from": 5, "to": 1}], "x": 1}, {"date": "x"},
     ]))
     assert fields(errors) == [
-        "exceptions[1].x", "exceptions[1].date", "exceptions[1].times[0].to", "exceptions[2].date", "exceptions[2].times",
+        "exceptions[1].x", "exceptions[1].date", "exceptions[1].times[0].to",
+        "exceptions[2].date", "exceptions[2].times",
     ]
 
 

@@ -21,7 +21,8 @@ async def test_crud(api):
     assert set(item) == {"id", "email"} and item["email"] == "Support@Acme.example"
     assert (await api.get(f"/accounts/{aid}/offlineemails/{item['id']}/get")).json() == item
     assert (await api.get(f"/accounts/{aid}/offlineemails/")).json() == {"records": [item], "next": None}
-    r = await api.post(f"/accounts/{aid}/offlineemails/{item['id']}/update", json={"email": "help@acme.example", "id": item["id"]})
+    r = await api.post(f"/accounts/{aid}/offlineemails/{item['id']}/update",
+                       json={"email": "help@acme.example", "id": item["id"]})
     assert r.json() == {"id": item["id"], "email": "help@acme.example"}
     assert (await api.get(f"/accounts/{aid}/offlineemails/{item['id']}/delete")).status_code == 204
     assert (await api.get(f"/accounts/{aid}/offlineemails/")).json()["records"] == []
@@ -29,11 +30,13 @@ async def test_crud(api):
 
 async def test_an_address_once_per_account(api):
     aid, other = await account(api), await account(api)
-    assert (await api.post(f"/accounts/{aid}/offlineemails/create", json={"email": "a@acme.example"})).status_code == 200
+    r = await api.post(f"/accounts/{aid}/offlineemails/create", json={"email": "a@acme.example"})
+    assert r.status_code == 200
     r = await api.post(f"/accounts/{aid}/offlineemails/create", json={"email": "A@ACME.example"})
     assert r.status_code == 409 and r.json()["error"] == "Conflict"
     # another account may list it too
-    assert (await api.post(f"/accounts/{other}/offlineemails/create", json={"email": "a@acme.example"})).status_code == 200
+    r = await api.post(f"/accounts/{other}/offlineemails/create", json={"email": "a@acme.example"})
+    assert r.status_code == 200
     second = (await api.post(f"/accounts/{aid}/offlineemails/create", json={"email": "b@acme.example"})).json()
     r = await api.post(f"/accounts/{aid}/offlineemails/{second['id']}/update", json={"email": "a@acme.example"})
     assert r.status_code == 409

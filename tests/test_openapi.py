@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from conftest import cli_key, start_server, stop_server
 from hypothesis import HealthCheck, given, settings
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 from openapi_spec_validator import validate as validate_spec
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from conftest import cli_key, start_server, stop_server
 from opensupp.app import ROUTERS
 from opensupp.web.english import article, plural, with_article
 from opensupp.web.openapi import build_openapi, to_openapi31

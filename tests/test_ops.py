@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import client_for, new_key, start_server
 
+from conftest import client_for, new_key, start_server
 from opensupp.app import create_app
 from opensupp.config import Settings
 

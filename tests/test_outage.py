@@ -22,9 +22,10 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import httpx
@@ -374,7 +375,8 @@ def test_sqlite_on_a_full_disk_answers_503_and_recovers_when_space_is_freed(full
         shrink_after = time.monotonic() - started
         assert shrunk, f"the WAL stayed at {wal.stat().st_size} bytes (it was {full_wal} on the full disk)"
         print(f"\nSQLite, {full_disk.how}: {statuses.count(200)} creates, then 503s; after space was freed "
-              f"ready in {ready_after:.2f} s, the WAL from {full_wal} to {wal.stat().st_size} bytes in {shrink_after:.2f} s")
+              f"ready in {ready_after:.2f} s, the WAL from {full_wal} to {wal.stat().st_size} bytes "
+              f"in {shrink_after:.2f} s")
 
         log = server.log_after("checkpoints of", timeout=10)
         assert len([line for line in log.splitlines() if "succeed again" in line]) == 1, log[-3000:]
@@ -416,7 +418,9 @@ async def test_a_write_that_fills_the_disk_fails_the_writes_of_its_group_with_50
         assert outcomes[2] is None or isinstance(outcomes[2], Unavailable), kinds
         async with db.read() as session:
             ids = {row[0] for row in await session.fetch("SELECT id FROM t WHERE id IN (1, 2)")}
-        assert ids == ({2} if outcomes[2] is None else set()), f"{kinds}, rows {ids}: an answer that does not say what happened"
+        assert ids == ({2} if outcomes[2] is None else set()), (
+            f"{kinds}, rows {ids}: an answer that does not say what happened"
+        )
     finally:
         full_disk.free()
     try:

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
 
+from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
 from opensupp_client import Client, NotFoundError
 from opensupp_client.cli import provision as provision_command
 
@@ -129,7 +129,8 @@ def run_check(path: Path, *args: str) -> Any:
 
 
 def test_check_reports_every_bad_row_with_its_line(tmp_path):
-    good = {"title": "Good", "lang": "en", "users": [{"email": "a@example.com", "password": "12345678", "fullname": "A"}]}
+    good = {"title": "Good", "lang": "en",
+            "users": [{"email": "a@example.com", "password": "12345678", "fullname": "A"}]}
     lines = [
         json.dumps(good),                                                         # 1 fine
         '{"title": "Broken", "lang": "en"',                                      # 2 not JSON
@@ -141,7 +142,8 @@ def test_check_reports_every_bad_row_with_its_line(tmp_path):
                                                              "fullname": "B"}]}),  # 7 e-mail syntax
         json.dumps({"title": "T", "lang": "en", "users": [{"email": "A@Example.com", "password": "12345678",
                                                              "fullname": "C"}]}),  # 8 duplicate of line 1
-        json.dumps({"title": "T", "lang": "en", "users": [{"email": "c@example.com", "fullname": "D"}]}),  # 9 no password
+        json.dumps({"title": "T", "lang": "en", "users": [{"email": "c@example.com",
+                                                             "fullname": "D"}]}),  # 9 no password
         json.dumps({"title": "T", "lang": "en", "triggers": [{"name": "x", "actions": [], "active": "maybe"}],
                     "officehours": {"days": [7], "timezone": True}, "hooks": [{"name": "ftp", "config": {}}],
                     "offlineemails": ["o@example.com", "O@example.com"]}),      # 10 several at once
@@ -254,7 +256,8 @@ def test_round_trip_of_500_accounts_through_provision_and_export(env, server, tm
     assert (summary["rows"], summary["succeeded"], summary["failed"], summary["pending"]) == (500, 500, 0, 0)
     assert summary["created"] == {"account": 500, "user": 100, "trigger": 1000, "officehours": 500,
                                   "offlineemail": 10, "hook": 20}
-    print(f"\n500 accounts (100 users, 1000 triggers, 500 office hours) provisioned in {time.monotonic() - started:.1f} s")
+    print(f"\n500 accounts (100 users, 1000 triggers, 500 office hours) provisioned "
+          f"in {time.monotonic() - started:.1f} s")
 
     started = time.monotonic()
     exported = export_rows(server.url, key)
@@ -293,7 +296,8 @@ def test_round_trip_of_500_accounts_through_provision_and_export(env, server, tm
         code, moved = provision(export_path, other.url, other_key, "--generate-passwords")
         assert code == 0 and moved["succeeded"] == 100, moved
         assert by_title(export_rows(other.url, other_key)) == by_title(exported[:100])
-        generated = [pw for entry in results(export_path).values() for pw in entry.get("generatedPasswords", {}).values()]
+        generated = [pw for entry in results(export_path).values()
+                     for pw in entry.get("generatedPasswords", {}).values()]
         users = sum(len(row.get("users", [])) for row in exported[:100])
         assert len(generated) == users and len(set(generated)) == users and all(len(pw) == 20 for pw in generated)
         assert (export_path.parent / "export.ndjson.results.json").stat().st_mode & 0o077 == 0
@@ -400,8 +404,8 @@ def test_progress_bar_only_on_a_terminal(env, server, tmp_path):
     path = write_ndjson(tmp_path / "p.ndjson", [{"title": f"P {i}", "lang": "en"} for i in range(30)])
     primary, replica = pty.openpty()
     process = subprocess.Popen([sys.executable, "-m", "opensupp", "provision", str(path)],
-                               env={**api_env(server.url, key), "COLUMNS": "80", "TERM": "xterm"}, stdout=subprocess.PIPE,
-                               stderr=replica, text=True)
+                               env={**api_env(server.url, key), "COLUMNS": "80", "TERM": "xterm"},
+                               stdout=subprocess.PIPE, stderr=replica, text=True)
     os.close(replica)
     chunks = []
     while True:
@@ -682,7 +686,9 @@ def test_a_semicolon_csv_and_upper_case_languages(env, server, tmp_path):
 
 def test_a_hint_is_said_once_however_many_rows_it_concerns(tmp_path):
     path = write_ndjson(tmp_path / "export.ndjson", [
-        {"title": f"T{i}", "lang": "en", "users": [{"email": f"u{i}@example.com", "fullname": "U"}]} for i in range(25)])
+        {"title": f"T{i}", "lang": "en", "users": [{"email": f"u{i}@example.com", "fullname": "U"}]}
+        for i in range(25)
+    ])
     text = run_check(path)
     assert text.exit_code == 1
     assert text.stderr.count("users[0].password: is required") == 25

@@ -127,7 +127,9 @@ def test_overnight_shift_is_listed_once():
 def test_a_week_of_all_day_days_joins_into_one_period():
     seven = hours(days=[0, 1, 2, 3, 4, 5, 6], timezone=0, config=[day(3, (0, 1440))])
     assert answer(seven, "2026-12-24T12:00:00Z") == (True, None, None)
-    assert listing(seven, "2026-12-21T00:00:00Z", "2026-12-28T00:00:00Z") == [("2026-12-21T00:00:00Z", "2026-12-28T00:00:00Z")]
+    assert listing(seven, "2026-12-21T00:00:00Z", "2026-12-28T00:00:00Z") == [
+        ("2026-12-21T00:00:00Z", "2026-12-28T00:00:00Z")
+    ]
 
 
 # ----------------------------------------------------------------------------- constant documents
@@ -189,9 +191,11 @@ def test_exceptions_replace_the_day(at, expected):
 
 
 def test_exceptions_on_an_all_week_schedule_are_found_however_far():
-    always = hours(days=[0, 1, 2, 3, 4, 5, 6], timezone=0, exceptions=[exception("2031-06-01"), exception("2020-02-29", (0, 60))])
+    always = hours(days=[0, 1, 2, 3, 4, 5, 6], timezone=0,
+                   exceptions=[exception("2031-06-01"), exception("2020-02-29", (0, 60))])
     assert answer(always, "2026-01-01T00:00:00Z") == (True, "2020-03-01T00:00:00Z", "2031-06-01T00:00:00Z")
-    assert answer(always, "2020-02-29T00:59:59Z") == (True, None, "2020-02-29T01:00:00Z")  # one period with all before it
+    # one period with all before it
+    assert answer(always, "2020-02-29T00:59:59Z") == (True, None, "2020-02-29T01:00:00Z")
     assert answer(always, "2031-06-01T12:00:00Z") == (False, "2031-06-01T00:00:00Z", "2031-06-02T00:00:00Z")
     assert answer(always, "2031-06-02T00:00:00Z") == (True, "2031-06-02T00:00:00Z", None)
     never = hours(days=[], timezone=0, exceptions=[exception("2040-01-01", (0, 1440))])
@@ -221,13 +225,16 @@ def test_the_search_is_bounded(monkeypatch):
 @pytest.mark.parametrize("zone", [14, -12, "Pacific/Kiritimati", "Pacific/Pago_Pago", "Europe/Prague"])
 @pytest.mark.parametrize("at", ["1970-01-01T00:00:00+23:59", "9998-12-31T23:59:59-23:59"])
 def test_the_ends_of_the_allowed_range(zone, at):
-    monday = hours(days=[1], timezone=zone, config=[day(1, (540, 1020))], exceptions=[exception("9998-12-31"), exception("1970-01-01")])
+    monday = hours(days=[1], timezone=zone, config=[day(1, (540, 1020))],
+                   exceptions=[exception("9998-12-31"), exception("1970-01-01")])
     state = status(monday, t(at))
     assert state.since is not None and state.next_change is not None
     assert len(open_intervals(monday, t(at), t(at) + 31 * DAY)) in (4, 5)
     always = hours(days=list(range(7)), timezone=zone, exceptions=[exception("9998-12-31"), exception("1970-01-01")])
-    first, last = (schedule.day_start(always, dt.date.fromisoformat(d).toordinal()) for d in ("1970-01-01", "9999-01-01"))
-    assert status(always, t(at)) == (schedule.Status(True, None, first) if at < "5" else schedule.Status(True, last, None))
+    first, last = (schedule.day_start(always, dt.date.fromisoformat(d).toordinal())
+                   for d in ("1970-01-01", "9999-01-01"))
+    expected = schedule.Status(True, None, first) if at < "5" else schedule.Status(True, last, None)
+    assert status(always, t(at)) == expected
 
 
 # ----------------------------------------------------------------------------- offsets
@@ -252,7 +259,9 @@ def test_fixed_offsets(timezone, at, expected):
 
 def test_a_midnight_join_in_a_half_hour_zone():
     night = hours(days=[0, 1], timezone=5.5, config=[day(0, (1380, 1440)), day(1, (0, 30))])
-    assert listing(night, "2026-12-20T00:00:00Z", "2026-12-22T00:00:00Z") == [("2026-12-20T17:30:00Z", "2026-12-20T19:00:00Z")]
+    assert listing(night, "2026-12-20T00:00:00Z", "2026-12-22T00:00:00Z") == [
+        ("2026-12-20T17:30:00Z", "2026-12-20T19:00:00Z")
+    ]
 
 
 # ----------------------------------------------------------------------------- daylight saving
@@ -336,13 +345,19 @@ def test_intervals_on_the_nights_the_clocks_change(hours_, window, expected):
 @pytest.mark.parametrize(
     "hours_, at, expected",
     [
-        (sunday("Europe/Prague", (60, 150)), "2026-03-29T00:59:59Z", (True, "2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z")),
-        (sunday("Europe/Prague", (60, 150)), "2026-03-29T01:00:00Z", (False, "2026-03-29T01:00:00Z", "2026-04-04T23:00:00Z")),
+        (sunday("Europe/Prague", (60, 150)), "2026-03-29T00:59:59Z",
+         (True, "2026-03-29T00:00:00Z", "2026-03-29T01:00:00Z")),
+        (sunday("Europe/Prague", (60, 150)), "2026-03-29T01:00:00Z",
+         (False, "2026-03-29T01:00:00Z", "2026-04-04T23:00:00Z")),
         # a gap-swallowed interval: the state before it goes on to the next Sunday
-        (sunday("Europe/Prague", (120, 180)), "2026-03-29T01:00:00Z", (False, "2026-03-22T02:00:00Z", "2026-04-05T00:00:00Z")),
-        (sunday("Europe/Prague", (60, 180)), "2026-10-25T01:30:00Z", (True, "2026-10-24T23:00:00Z", "2026-10-25T02:00:00Z")),
-        (sunday("America/New_York", (0, 120)), "2026-11-01T06:30:00Z", (True, "2026-11-01T04:00:00Z", "2026-11-01T07:00:00Z")),
-        (sunday("America/New_York", (90, 150)), "2026-03-08T07:00:00Z", (False, "2026-03-08T07:00:00Z", "2026-03-15T05:30:00Z")),
+        (sunday("Europe/Prague", (120, 180)), "2026-03-29T01:00:00Z",
+         (False, "2026-03-22T02:00:00Z", "2026-04-05T00:00:00Z")),
+        (sunday("Europe/Prague", (60, 180)), "2026-10-25T01:30:00Z",
+         (True, "2026-10-24T23:00:00Z", "2026-10-25T02:00:00Z")),
+        (sunday("America/New_York", (0, 120)), "2026-11-01T06:30:00Z",
+         (True, "2026-11-01T04:00:00Z", "2026-11-01T07:00:00Z")),
+        (sunday("America/New_York", (90, 150)), "2026-03-08T07:00:00Z",
+         (False, "2026-03-08T07:00:00Z", "2026-03-15T05:30:00Z")),
     ],
 )
 def test_status_on_the_nights_the_clocks_change(hours_, at, expected):
@@ -388,7 +403,8 @@ def documents(draw):
         "days": days,
         "timezone": draw(st.sampled_from(ZONES)),
         "config": [{"dow": d, "times": draw(times())} for d in configured],
-        "exceptions": [{"date": (FIRST + dt.timedelta(days=n)).isoformat(), "times": draw(times(empty_ok=True))} for n in dates],
+        "exceptions": [{"date": (FIRST + dt.timedelta(days=n)).isoformat(), "times": draw(times(empty_ok=True))}
+                       for n in dates],
     }
 
 
@@ -466,4 +482,6 @@ def test_the_schedule_agrees_with_is_open(doc, at, days, data):
 @PROPERTY
 def test_status_is_its_three_parts(doc, at):
     hours_ = compiled(doc)
-    assert status(hours_, at) == schedule.Status(is_open(hours_, at), schedule.since(hours_, at), schedule.next_change(hours_, at))
+    assert status(hours_, at) == schedule.Status(
+        is_open(hours_, at), schedule.since(hours_, at), schedule.next_change(hours_, at)
+    )

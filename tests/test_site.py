@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import client_for, opensupp, start_server, stop_server
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from conftest import client_for, opensupp, start_server, stop_server
 from opensupp import __version__
 from opensupp.app import create_app
 from opensupp.config import Settings

@@ -3,10 +3,11 @@ heads and bodies that never finish, idle connections, and the connection cap."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,10 +54,8 @@ def drain(sock: socket.socket, into: bytearray) -> bool:
 
 
 def send(sock: socket.socket, data: bytes) -> None:
-    try:
+    with contextlib.suppress(BlockingIOError, ConnectionError):  # closed by the server: drain() says so
         sock.send(data)
-    except (BlockingIOError, ConnectionError):
-        pass  # closed by the server: drain() says so
 
 
 def wait_closed(socks: list[socket.socket], bound: float, trickle: dict[int, bytes] | None = None,

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pytest
+from test_triggers import GUIDE_REQUEST, SIMPLE, account
 
 from conftest import client_for, new_key
 from opensupp.app import create_app
-from test_triggers import GUIDE_REQUEST, SIMPLE, account
 
 pytestmark = pytest.mark.anyio
 
@@ -62,7 +62,8 @@ async def test_every_trigger_of_the_account_by_id_with_the_gates(api):
         await create(api, aid, constraints="any", conditions=[{"name": "delay_page", "value": 30},
                                                              {"name": "account_status", "value": "offline"}]),
     ]
-    visitor = {"visitor_page_url": "https://shop.test/pricing", "seconds_on_page": 10, "fired_triggers": [ids[3], ids[4]]}
+    visitor = {"visitor_page_url": "https://shop.test/pricing", "seconds_on_page": 10,
+               "fired_triggers": [ids[3], ids[4]]}
     out = await evaluate(api, aid, {"visitor": visitor})
     got = [(d["id"], d["fires"], d["after"]) for d in out["triggers"]]
     assert got == [(ids[0], "now", 0), (ids[1], "never", None), (ids[2], "never", None), (ids[3], "never", None),
@@ -78,7 +79,9 @@ async def test_every_trigger_of_the_account_by_id_with_the_gates(api):
 async def test_the_answer_echoes_the_situation_with_defaults(api):
     aid = await account(api)
     out = await evaluate(api, aid, {"at": "2026-05-04T12:30:15.250+02:00"})
-    assert out == {"event": "onload", "at": "2026-05-04T10:30:15Z", "timezone": 0, "visitor": FIRST_VISIT, "triggers": []}
+    assert out == {
+        "event": "onload", "at": "2026-05-04T10:30:15Z", "timezone": 0, "visitor": FIRST_VISIT, "triggers": []
+    }
     out = await evaluate(api, aid, {"visitor": {"seconds_on_site": 30, "fired_triggers": [12], "visitor_city": None}})
     assert out["visitor"] == FIRST_VISIT | {"seconds_on_site": 30, "seconds_on_page": 30, "fired_triggers": ["12"],
                                             "is_triggered": True}
@@ -103,7 +106,8 @@ async def test_timezone_from_office_hours(api):
     utc = await evaluate(api, aid, at)
     assert utc["timezone"] == 0 and utc["triggers"][0]["fires"] == "never"
     assert utc["triggers"][0]["reasons"][0]["actual"] == 14
-    r = await api.post(f"/accounts/{aid}/officehours/update", json={"timezone": "America/New_York", "active": True, "days": [4]})
+    r = await api.post(f"/accounts/{aid}/officehours/update",
+                       json={"timezone": "America/New_York", "active": True, "days": [4]})
     assert r.status_code == 200, r.text
     new_york = await evaluate(api, aid, at)
     assert new_york["timezone"] == "America/New_York"
@@ -128,7 +132,8 @@ async def test_a_changed_trigger_is_evaluated_as_changed(api):
     aid = await account(api)
     tid = await create(api, aid, conditions=[{"name": "number_of_visits", "value": 1}])
     assert (await evaluate(api, aid))["triggers"][0]["fires"] == "now"
-    r = await api.post(f"/accounts/{aid}/triggers/{tid}/update", json={"conditions": [{"name": "number_of_visits", "value": 2}]})
+    r = await api.post(f"/accounts/{aid}/triggers/{tid}/update",
+                       json={"conditions": [{"name": "number_of_visits", "value": 2}]})
     assert r.status_code == 200
     assert (await evaluate(api, aid))["triggers"][0]["fires"] == "never"
     await api.post(f"/accounts/{aid}/triggers/{tid}/update", json={"name": "renamed", "active": False})
@@ -194,9 +199,11 @@ async def test_needs_a_key(anon):
         ({"visitor": {"is_triggered": None}}, "visitor.is_triggered", "must be true or false"),
         ({"visitor": {"visitor_city": 5}}, "visitor.visitor_city", "must be a string"),
         ({"visitor": {"visitor_page_url": "x" * 2001}}, "visitor.visitor_page_url", "must be at most 2000 characters"),
-        ({"visitor": {"visitor_page_title": "a\nb"}}, "visitor.visitor_page_title", "must not contain control characters"),
+        ({"visitor": {"visitor_page_title": "a\nb"}}, "visitor.visitor_page_title",
+         "must not contain control characters"),
         ({"visitor": {"account_status": "away"}}, "visitor.account_status", "must be one of: online or offline"),
-        ({"visitor": {"fired_triggers": ["1", "01"]}}, "visitor.fired_triggers[1]", 'must be a trigger id (decimal digits, like "12")'),
+        ({"visitor": {"fired_triggers": ["1", "01"]}}, "visitor.fired_triggers[1]",
+         'must be a trigger id (decimal digits, like "12")'),
         ({"visitor": {"fired_triggers": ["1"] * 1001}}, "visitor.fired_triggers", "must have at most 1000 items"),
         ({"visitor": {"shoe_size": 42}}, "visitor.shoe_size", "is not a known field (allowed: seconds_on_site, "),
         ({"visitor": []}, "visitor", "must be an object"),

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from opensupp.officehours.validation import tzinfo_of
 from opensupp.triggers import engine, plan
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 
 def _source_module():
@@ -30,7 +30,9 @@ def _source_module():
 
 
 AS_PYTHON = _source_module()
-WORDS = st.sampled_from(["", "a", "A", "ab", "/pricing", "/Pricing/x", "ß", "SS", 'q"uo\\te', "\x00ctl", "日本", "\u0085"])
+WORDS = st.sampled_from(
+    ["", "a", "A", "ab", "/pricing", "/Pricing/x", "ß", "SS", 'q"uo\\te', "\x00ctl", "日本", "\u0085"]
+)
 NUMERIC = ["eq", "not_eq", "gt", "gte", "lt", "lte"]
 CONDITIONS = st.one_of(
     st.tuples(st.sampled_from(["number_of_visits", "number_of_pages", "number_of_chats"]), st.sampled_from(NUMERIC),
@@ -41,7 +43,8 @@ CONDITIONS = st.one_of(
     st.tuples(st.sampled_from(["is_visitor_served", "is_triggered", "is_visitor_send_message"]),
               st.sampled_from(["eq", "not_eq"]), st.booleans()),
     st.tuples(st.just("account_status"), st.sampled_from(["eq", "not_eq"]), st.sampled_from(["online", "offline"])),
-    st.tuples(st.sampled_from(["hour_of_day", "day_of_week", "month_of_year"]), st.sampled_from(NUMERIC), st.integers(1, 11)),
+    st.tuples(st.sampled_from(["hour_of_day", "day_of_week", "month_of_year"]), st.sampled_from(NUMERIC),
+              st.integers(1, 11)),
     st.tuples(st.sampled_from(["delay_site", "delay_page"]), st.sampled_from(NUMERIC),
               st.one_of(st.integers(0, 3000), st.just(plan.MAX_CLOCK))),
 )
@@ -64,9 +67,11 @@ def compiled_triggers(items):
     out = []
     for k, (conditions, constraints, active, only_once, event, usable) in enumerate(items):
         stored = {"id": str(k + 1), "name": f"t{k} \"{k}\"", "active": active, "event": event, "only_once": only_once,
-                  "constraints": constraints, "conditions": [{"name": n, "cmp": c, "value": v} for n, c, v in conditions]}
+                  "constraints": constraints,
+                  "conditions": [{"name": n, "cmp": c, "value": v} for n, c, v in conditions]}
         try:
-            out.append(engine.compile_trigger(stored) if usable else engine.unusable(stored, "conditions: cannot be evaluated (x)"))
+            out.append(engine.compile_trigger(stored) if usable
+                       else engine.unusable(stored, "conditions: cannot be evaluated (x)"))
         except ValueError:  # the catalogue refuses it (a value out of range): not a trigger that can be stored
             continue
     return out
@@ -82,7 +87,7 @@ def test_compiled_and_python_write_the_same_bytes(items, event, visitor, at, tz)
     assert compiled == AS_PYTHON.Plan(triggers, engine.EVENTS).run(ctx)
     decisions = orjson.loads(compiled)
     assert [d["id"] for d in decisions] == [t.id for t in triggers]
-    assert all(len(d["reasons"]) == len(t.conditions) for d, t in zip(decisions, triggers))
+    assert all(len(d["reasons"]) == len(t.conditions) for d, t in zip(decisions, triggers, strict=True))
 
 
 def test_the_installed_engine_is_the_one_the_ci_expects():
@@ -97,6 +102,7 @@ def test_clocks_beyond_the_bound_are_refused_before_the_engine():
             engine.context("onload", {"seconds_on_site": clock}, datetime.datetime(2026, 5, 4, tzinfo=UTC), UTC)
     ctx = engine.context("onload", {"seconds_on_site": plan.MAX_CLOCK}, datetime.datetime(2026, 5, 4, tzinfo=UTC), UTC)
     waits = engine.compile_trigger({"id": "1", "name": "t", "active": True, "event": "onload", "only_once": True,
-                                   "constraints": "all", "conditions": [{"name": "delay_page", "value": plan.MAX_CLOCK}]})
+                                   "constraints": "all",
+                                   "conditions": [{"name": "delay_page", "value": plan.MAX_CLOCK}]})
     decision = orjson.loads(plan.Plan([waits], engine.EVENTS).run(ctx))[0]
     assert decision["after"] == plan.MAX_CLOCK - plan.MAX_CLOCK  # page defaults to the site clock: no wait

@@ -152,7 +152,8 @@ async def test_failed_writes_leave_it_alone(app, api):
     before = await fingerprint(app, aid)
     assert before == (1, int(t["id"]), 1)
 
-    r = await api.post(f"/accounts/{aid}/triggers/create", json={**SIMPLE, "conditions": [{"name": "shoe_size", "value": 42}]})
+    r = await api.post(f"/accounts/{aid}/triggers/create",
+                       json={**SIMPLE, "conditions": [{"name": "shoe_size", "value": 42}]})
     assert r.status_code == 400, r.text
     r = await api.post(f"/accounts/{aid}/triggers/{t['id']}/update", json={"conditions": [{"name": "x", "value": 1}]})
     assert r.status_code == 400, r.text
@@ -171,7 +172,8 @@ async def test_another_partners_writes_cannot_touch_it(app, api):
     before = await fingerprint(app, aid)
     async with client_for(app, await new_key(app)) as other:
         assert (await other.post(f"/accounts/{aid}/triggers/create", json=SIMPLE)).status_code == 404
-        assert (await other.post(f"/accounts/{aid}/triggers/{t['id']}/update", json={"active": False})).status_code == 404
+        r = await other.post(f"/accounts/{aid}/triggers/{t['id']}/update", json={"active": False})
+        assert r.status_code == 404
         assert (await other.get(f"/accounts/{aid}/triggers/{t['id']}/delete")).status_code == 404
     assert await fingerprint(app, aid) == before
     assert await version(app, t["id"]) == 0
@@ -289,7 +291,8 @@ async def test_equal_cache_keys_are_equal_triggers_and_every_write_moves_the_key
     again = await create_trigger(api, aid, name="again")
     await look()
     # failed writes leave it alone
-    r = await api.post(f"/accounts/{aid}/triggers/{again['id']}/update", json={"conditions": [{"name": "x", "value": 1}]})
+    r = await api.post(f"/accounts/{aid}/triggers/{again['id']}/update",
+                       json={"conditions": [{"name": "x", "value": 1}]})
     assert r.status_code == 400
     assert (await api.get(f"/accounts/{aid}/triggers/{int(again['id']) + 1000}/delete")).status_code == 404
     await look(changed=False)

@@ -47,11 +47,14 @@ async def test_guide_example_byte_for_byte(api):
 
 async def test_defaults_and_cmp_kept_only_when_sent(api):
     aid = await account(api)
-    conditions = [{"name": "visitor_page_url", "value": "/pricing", "cmp": "contains"}, {"name": "number_of_visits", "value": "2", "cmp": "gte"},
+    conditions = [{"name": "visitor_page_url", "value": "/pricing", "cmp": "contains"},
+                  {"name": "number_of_visits", "value": "2", "cmp": "gte"},
                   {"name": "is_triggered", "value": "false"}]
     r = await api.post(f"/accounts/{aid}/triggers/create", json={**SIMPLE, "conditions": conditions})
     t = r.json()
-    assert (t["active"], t["event"], t["only_once"], t["constraints"], t["description"]) == (True, "onload", True, "all", "")
+    assert (t["active"], t["event"], t["only_once"], t["constraints"], t["description"]) == (
+        True, "onload", True, "all", ""
+    )
     assert t["conditions"] == [
         {"name": "visitor_page_url", "value": "/pricing", "cmp": "contains"},
         {"name": "number_of_visits", "value": 2, "cmp": "gte"},
@@ -63,7 +66,8 @@ async def test_every_event_and_our_conditions(api):
     aid = await account(api)
     for event in ("onload", "onmessage", "onopen"):
         body = {**SIMPLE, "event": event, "constraints": "any",
-                "conditions": [{"name": "account_status", "value": "offline"}, {"name": "number_of_pages", "value": 3, "cmp": "gt"}]}
+                "conditions": [{"name": "account_status", "value": "offline"},
+                               {"name": "number_of_pages", "value": 3, "cmp": "gt"}]}
         assert (await api.post(f"/accounts/{aid}/triggers/create", json=body)).status_code == 200
 
 
@@ -114,7 +118,8 @@ async def test_other_validation(api, body, field):
 
 async def test_several_errors_at_once(api):
     aid = await account(api)
-    body = {"name": "", "event": "x", "conditions": [{"name": "nope", "value": 1}, {"name": "hour_of_day", "value": -1}], "actions": []}
+    body = {"name": "", "event": "x",
+            "conditions": [{"name": "nope", "value": 1}, {"name": "hour_of_day", "value": -1}], "actions": []}
     r = await api.post(f"/accounts/{aid}/triggers/create", json=body)
     fields = {e["field"] for e in r.json()["errors"]}
     assert {"name", "event", "conditions[0].name", "conditions[1].value", "actions"} <= fields

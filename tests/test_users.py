@@ -42,7 +42,8 @@ async def test_guide_example(app, api):
     r = await api.post(f"/accounts/{aid}/users/create", content=GUIDE_USER)
     assert r.status_code == 200
     user = r.json()
-    # Response { "id": "3434", "role": "agent", "email": "john@doe.com", "fullname": "John Doe", "avatar": "", "note": "" }
+    # Response { "id": "3434", "role": "agent", "email": "john@doe.com",
+    #            "fullname": "John Doe", "avatar": "", "note": "" }
     assert re.fullmatch(r"[1-9][0-9]*", user["id"])
     assert {k: user[k] for k in ("role", "email", "fullname", "avatar", "note")} == {
         "role": "agent", "email": "john@doe.com", "fullname": "John Doe", "avatar": "", "note": "",
@@ -94,9 +95,12 @@ async def test_email_taken_in_any_case_is_409(app, api):
     async with client_for(app, await new_key(app)) as other:
         their_aid = await account(other)
         for client, a in ((api, aid), (api, other_aid), (other, their_aid)):
-            r = await client.post(f"/accounts/{a}/users/create", json={"email": email.upper(), "fullname": "X", "password": "12345678"})
+            r = await client.post(f"/accounts/{a}/users/create",
+                                  json={"email": email.upper(), "fullname": "X", "password": "12345678"})
             assert r.status_code == 409
-            assert r.json() == {"error": "Conflict", "message": f"The email {email.upper()} is already used by another user."}
+            assert r.json() == {
+                "error": "Conflict", "message": f"The email {email.upper()} is already used by another user."
+            }
 
 
 async def test_email_change_to_a_taken_one_is_409_and_own_case_change_is_fine(api):
@@ -115,7 +119,8 @@ async def test_twenty_concurrent_creates_one_email_one_wins(api):
     codes = []
 
     async def create():
-        r = await api.post(f"/accounts/{aid}/users/create", json={"email": email, "fullname": "R", "password": "12345678"})
+        r = await api.post(f"/accounts/{aid}/users/create",
+                           json={"email": email, "fullname": "R", "password": "12345678"})
         codes.append(r.status_code)
 
     async with anyio.create_task_group() as tg:
@@ -170,7 +175,8 @@ async def test_password_is_never_logged(app, api, caplog):
     aid = await account(api)
     with caplog.at_level(logging.DEBUG):
         await make_user(api, aid, password="never-in-a-log-1")
-        await api.post(f"/accounts/{aid}/users/create", json={"email": "bad", "fullname": "x", "password": "never-in-a-log-2"})
+        await api.post(f"/accounts/{aid}/users/create",
+                       json={"email": "bad", "fullname": "x", "password": "never-in-a-log-2"})
     assert "never-in-a-log" not in caplog.text
 
 
@@ -191,7 +197,8 @@ async def test_scoping(app, api):
     async with client_for(app, await new_key(app)) as other:
         for r in (
             await other.get(f"/accounts/{aid}/users/"),
-            await other.post(f"/accounts/{aid}/users/create", json={"email": unique_email(), "fullname": "x", "password": "12345678"}),
+            await other.post(f"/accounts/{aid}/users/create",
+                             json={"email": unique_email(), "fullname": "x", "password": "12345678"}),
         ):
             assert r.status_code == 404
             assert r.json() == {"error": "NotFound", "message": f"No account {aid}."}
