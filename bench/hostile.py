@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from api import (  # bench/api.py: the same server handling
     PG_ADMIN_URL,
     Server,

@@ -16,6 +16,7 @@ import time
 
 import orjson
 import pytest
+
 from test_triggers import SIMPLE, account
 
 pytestmark = pytest.mark.anyio

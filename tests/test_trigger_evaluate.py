@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import pytest
-from test_triggers import GUIDE_REQUEST, SIMPLE, account
 
 from conftest import client_for, new_key
 from opensupp.app import create_app
+from test_triggers import GUIDE_REQUEST, SIMPLE, account
 
 pytestmark = pytest.mark.anyio
 
