@@ -173,9 +173,12 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
         workers=workers,
         loop="uvloop",
         # httptools, with the deadlines and the connection cap uvicorn lacks (web/server.py)
-        http=functools.partial(Protocol, header_timeout=settings.header_timeout,
-                               body_timeout=settings.body_timeout, max_connections=settings.max_connections),
-        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  (a float works)
+        # (a partial, not a class of its own: the workers get it pickled)
+        http=functools.partial(  # type: ignore[arg-type]  # uvicorn calls it with keywords: any factory works
+            Protocol, header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+        ),
+        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  # only given to loop.call_later
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
         log_level=settings.log_level,

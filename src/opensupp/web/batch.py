@@ -30,7 +30,7 @@ from opensupp.db import UnitFailed, sharing
 from opensupp.errors import DomainError, FieldError, NotFound, RateLimited, Unavailable
 from opensupp.idempotency import service as idempotency
 from opensupp.web.errors import error_response, server_error
-from opensupp.web.fields import Body
+from opensupp.web.fields import Body, Omittable
 from opensupp.web.idempotent import deferred_saves
 from opensupp.web.request import Answer, Request, ok
 from opensupp.web.requestid import request_id
@@ -70,7 +70,7 @@ CallBody = Annotated[
 
 
 class Call(Body):
-    id: str = Field(None, min_length=1, max_length=64,
+    id: Omittable[str] = Field(None, min_length=1, max_length=64,
                     description="Echoed in the call's response; defaults to the call's index (\"0\", \"1\", ...).")
     method: Literal["GET", "POST"]
     url: str = Field(min_length=1, max_length=MAX_URL, pattern="^/",

@@ -65,7 +65,10 @@ def _coerced(convert: Any) -> Any:
     return BeforeValidator(before)
 
 
-Int = Annotated[int, _coerced(values.as_int)]
+#: ``Int``'s coercion, for an integer with bounds: ``Annotated[int, Field(ge=0), AS_INT]`` (pydantic
+#: documents a bound as ``minimum``/``maximum`` only when it comes before the validator)
+AS_INT = _coerced(values.as_int)
+Int = Annotated[int, AS_INT]
 Bool = Annotated[bool, _coerced(values.as_bool)]
 Number = Annotated[float, _coerced(values.as_number)]
 
@@ -110,11 +113,6 @@ class TextRules(GroupedMetadata):
         yield StringConstraints(min_length=self.min_length, max_length=self.max_length)
         yield AfterValidator(_check_text(self.multiline, self.required))
         yield Field(json_schema_extra={"pattern": pattern})
-
-
-def Text(max_length: int, *, multiline: bool = False, required: bool = True, min_length: int = 1) -> Any:
-    """``Annotated[str, TextRules(...)]``, written in place of a field's type."""
-    return Annotated[str, TextRules(max_length, multiline=multiline, required=required, min_length=min_length)]
 
 
 if TYPE_CHECKING:

@@ -53,7 +53,7 @@ class Route:
     handler: Callable[..., Awaitable[Any]]
     summary: str
     tag: str
-    body: type[BaseModel] | None = None
+    body: type[Body] | None = None
     response: type[BaseModel] | None = None
     unit: str = "read"
     public: bool = False
@@ -86,8 +86,13 @@ class Route:
         self.get_as_post = self.methods == ("POST",)
         self.allow = "GET, POST" if self.get_as_post else ", ".join(self.methods)
         self.direct_json = (self.body is not None and self.verb not in ("create", "batch")
-                            and self.body.check_raw.__func__ is Body.check_raw.__func__)
-        self.costly = self.body is not None and self.body.validation_cost.__func__ is not Body.validation_cost.__func__
+                            and not _overrides(self.body, "check_raw"))
+        self.costly = self.body is not None and _overrides(self.body, "validation_cost")
+
+
+def _overrides(body: type[Body], name: str) -> bool:
+    """Whether ``body`` has its own classmethod ``name`` rather than ``Body``'s."""
+    return getattr(body, name).__func__ is not getattr(Body, name).__func__
 
 
 def template_key(path: str) -> tuple[str, ...]:
