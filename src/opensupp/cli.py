@@ -14,7 +14,8 @@ import asyncio
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -215,7 +216,8 @@ def keys_create(name: str, partner: str | None, if_none: bool) -> None:
         click.echo("an active key exists already; nothing created", err=True)
         return
     partner_id, key = created
-    click.echo(f"Created key {key[:12]}... for partner {partner_id}. It is stored hashed and cannot be shown again:", err=True)
+    click.echo(f"Created key {key[:12]}... for partner {partner_id}. It is stored hashed and cannot be shown again:",
+               err=True)
     click.echo(key)
 
 
@@ -244,7 +246,7 @@ def keys_list(as_json: bool) -> None:
     ]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @keys.command("revoke")

@@ -6,8 +6,8 @@ HTTP status and the ``{"error", "message"}`` body. Nothing here knows about HTTP
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Collection, Iterable
 
 #: Problems one error answer lists (``errors``); the rest are counted, not listed, so an
 #: answer stays a few KB and cheap to build whatever the body held.

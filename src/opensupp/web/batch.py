@@ -74,7 +74,8 @@ class Call(Body):
                     description="Echoed in the call's response; defaults to the call's index (\"0\", \"1\", ...).")
     method: Literal["GET", "POST"]
     url: str = Field(min_length=1, max_length=MAX_URL, pattern="^/",
-                     description="The path (and query) as for a single call: `/accounts/create`, `/accounts/?limit=10`.")
+                     description="The path (and query) as for a single call: `/accounts/create`, "
+                                 "`/accounts/?limit=10`.")
     headers: CallHeaderMap = None
     body: CallBody = None
 
@@ -94,8 +95,10 @@ class BatchRequest(Body):
                     continue
                 for name in headers:
                     if name.lower() not in _KNOWN_HEADERS:
-                        errors.append(FieldError(f"requests[{i}].headers.{name}",
-                                                 f"is not a header a call may carry (allowed: {', '.join(CALL_HEADERS)})"))
+                        errors.append(FieldError(
+                            f"requests[{i}].headers.{name}",
+                            f"is not a header a call may carry (allowed: {', '.join(CALL_HEADERS)})",
+                        ))
         return {}, errors
 
 

@@ -27,9 +27,8 @@ A later migration that rebuilds ``triggers`` on SQLite (``batch_alter_table`` co
 a new table) drops these database triggers with the old table and must create them again;
 tests/test_trigger_revision.py fails without them.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'

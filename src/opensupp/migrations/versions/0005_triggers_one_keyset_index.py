@@ -12,7 +12,6 @@ create was 8-10% slower than before 0004 with both indexes (alternated wrk runs)
 """
 from alembic import op
 
-
 revision = '0005'
 down_revision = '0004'
 branch_labels = None
