@@ -108,8 +108,8 @@ def _catalogue(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
     return normalized, errors
 
 
-#: The most microseconds checking one regular expression takes (RE2 compiles it; seen up to
-#: 10 ms here for a pattern of 100 characters): a body with several is checked off the loop.
+#: The most microseconds checking one regular expression is taken to take (RE2 compiles it,
+#: which for a long pattern takes long): a body with several is checked off the loop.
 REGEX_CHECK_US = 10_000
 
 

@@ -183,7 +183,8 @@ async def batch(req: Request, body: BatchRequest) -> Answer:
             return ok({"responses": answers})
     # at most BATCH_CONCURRENCY calls at once: enough to overlap password hashes and
     # PostgreSQL round trips; 100 calls started at once would each validate its body in
-    # the same turn of the event loop, holding it for all of them (150 ms for 100 triggers)
+    # the same turn of the event loop, holding it for all of them (for triggers, long enough
+    # to stall every other request)
     running = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     async def limited_call(i: int, call: Call) -> dict[str, Any]:
