@@ -1,13 +1,16 @@
-"""Routes in the PHP wrapper's URL grammar, and the O(1) lookup that serves them.
+"""Routes in the PHP wrapper's URL grammar, and the look-up that serves them (one dict look-up).
 
-A route is declared once with its verb (list, create, get, update, delete), its body and
-response models; the dispatcher, the unit of work, idempotency, paging and the OpenAPI
-document are all derived from that one declaration.
+A route is declared once with its verb (``VERBS``: list, get, create, update, delete,
+action, query, page, batch), its body and response models; the HTTP methods it answers,
+its unit of work, how its body is validated, idempotency (a create's), paging (a list's)
+and the OpenAPI document are all derived from that one declaration, and the dispatch
+(web/asgi.py) runs each verb its way.
 
 Paths are matched segment by segment after dropping empty segments, so a trailing slash
 or a doubled slash never matters and never redirects. A segment of canonical decimal
 digits (no leading zero, at most 18 digits so it fits a BIGINT) fills an ``{id}`` slot;
-anything else (``0012``, ``-1``, ``abc``, 20 digits) matches no route and is a 404.
+anything else (``0012``, ``-1``, ``abc``, 20 digits) matches no route and is a 404 (to a
+caller with a valid key: without one, a 401, as on every route that is not public).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ VERBS: dict[str, tuple[tuple[str, ...], str]] = {
     "action": (("POST",), "transaction"),
     "query": (("POST",), "read"),  # a POST that only reads (its body is a question, not a change)
     "page": (("GET",), "none"),
-    "batch": (("POST",), "none"),  # each call of the batch opens its own unit
+    "batch": (("POST",), "none"),  # its calls share one transaction or open their own (web/batch.py)
 }
 
 
