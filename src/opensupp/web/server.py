@@ -67,6 +67,7 @@ class Protocol(HttpToolsProtocol):
         self.head_scope: Any = None  # the scope of the request head being read,
         self.head_bytes = 0  # and the bytes read of it
 
+    # (a stream protocol gets a stream transport: uvicorn's own override narrows it so too)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
             _refusals.refused(self.max_connections)
@@ -105,6 +106,7 @@ class Protocol(HttpToolsProtocol):
                 self._end_head(cycle)
         elif cycle.more_body and not cycle.response_started and not self.pipeline:  # for its body
             if self._waited("body", cycle, now) > self.body_timeout and BODY_TIMED_OUT not in cycle.scope:
+                # an ASGI scope may carry extension keys; uvicorn's TypedDict lists only the spec's
                 cycle.scope[BODY_TIMED_OUT] = self.body_timeout  # type: ignore[literal-required]
                 cycle.message_event.set()  # read_body sees the mark and answers 408
         else:  # the app has the request
