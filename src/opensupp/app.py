@@ -36,7 +36,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     if not plan.COMPILED:
         log.warning("the trigger engine (opensupp.triggers.plan) is not compiled (no C compiler at install?): "
                     "triggers/evaluate runs several times slower; reinstall with a C compiler")
-    zone_names()  # the IANA zone names, read from disk once (30 ms) before the first request needs them
+    zone_names()  # the IANA zone names, read from disk once (slower than a request) before the first request needs them
     core = App(settings, ROUTERS + [metrics] if settings.metrics else ROUTERS, db=db)
     if settings.metrics:
         core.metrics = Metrics(core.db)

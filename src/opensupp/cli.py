@@ -14,7 +14,8 @@ import asyncio
 import json
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 from click.core import ParameterSource
@@ -173,9 +174,12 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
         workers=workers,
         loop="uvloop",
         # httptools, with the deadlines and the connection cap uvicorn lacks (web/server.py)
-        http=functools.partial(Protocol, header_timeout=settings.header_timeout,
-                               body_timeout=settings.body_timeout, max_connections=settings.max_connections),
-        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  (a float works)
+        # (a partial, not a class of its own: the workers get it pickled)
+        http=functools.partial(  # type: ignore[arg-type]  # uvicorn calls it with keywords: any factory works
+            Protocol, header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
+            max_connections=settings.max_connections,
+        ),
+        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  # only given to loop.call_later
         forwarded_allow_ips=settings.forwarded_allow_ips,
         log_config=None,
         log_level=settings.log_level,
@@ -212,7 +216,8 @@ def keys_create(name: str, partner: str | None, if_none: bool) -> None:
         click.echo("an active key exists already; nothing created", err=True)
         return
     partner_id, key = created
-    click.echo(f"Created key {key[:12]}... for partner {partner_id}. It is stored hashed and cannot be shown again:", err=True)
+    click.echo(f"Created key {key[:12]}... for partner {partner_id}. It is stored hashed and cannot be shown again:",
+               err=True)
     click.echo(key)
 
 
@@ -241,7 +246,7 @@ def keys_list(as_json: bool) -> None:
     ]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for row in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @keys.command("revoke")

@@ -6,8 +6,8 @@ HTTP status and the ``{"error", "message"}`` body. Nothing here knows about HTTP
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Collection, Iterable
 
 #: Problems one error answer lists (``errors``); the rest are counted, not listed, so an
 #: answer stays a few KB and cheap to build whatever the body held.
@@ -144,5 +144,4 @@ def shown(text: str, limit: int = MAX_SHOWN) -> str:
 def summarize(errors: list[FieldError], unlisted: int = 0) -> str:
     parts = [shown(f"{e.field}: {e.message}" if e.field else e.message) for e in errors[:5]]
     more = len(errors) + unlisted - len(parts)
-    more = f" (and {more} more)" if more else ""
-    return "Invalid request: " + "; ".join(parts) + more + "."
+    return "Invalid request: " + "; ".join(parts) + (f" (and {more} more)" if more else "") + "."

@@ -1,6 +1,6 @@
 """The lane: one worker thread per process for CPU work too long for the event loop.
 
-Validating many regular expressions (RE2 compiles one in up to ~10 ms), or building and
+Validating many regular expressions (RE2 may take long to compile one), or building and
 running a large trigger plan, would hold every other request up if done on the loop. Such
 work runs here instead, one job at a time per process (more threads would only share the
 same GIL), while the loop keeps serving: Python code in the job hands the GIL back within
@@ -11,8 +11,9 @@ regularly (``triggers.plan._breathe``).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 

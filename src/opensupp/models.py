@@ -10,4 +10,5 @@ from opensupp.partners.models import api_keys, partners
 from opensupp.triggers.models import triggers
 from opensupp.users.models import users
 
-__all__ = ["metadata", "partners", "api_keys", "accounts", "idempotency_keys", "users", "offline_emails", "triggers", "office_hours", "hooks"]
+__all__ = ["metadata", "partners", "api_keys", "accounts", "idempotency_keys", "users", "offline_emails", "triggers",
+           "office_hours", "hooks"]

@@ -106,7 +106,11 @@ def _stderr_is_terminal() -> bool:
         return False
 
 
-def _cancel_on_sigterm(task: asyncio.Task[Any]) -> None:
+def _cancel_on_sigterm() -> None:
+    """SIGTERM cancels the calling task (a command's main coroutine)."""
+    task = asyncio.current_task()
+    if task is None:  # (not called from a task)
+        return
     with contextlib.suppress(NotImplementedError, RuntimeError):  # not on Windows
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
@@ -335,7 +339,7 @@ def provision(file: Path, api_url: str | None, api_key: str | None, concurrency:
                                 generate_passwords=generate_passwords, on_row_done=row_done)
 
     async def main() -> engine.Outcome:
-        _cancel_on_sigterm(asyncio.current_task())  # type: ignore[arg-type]
+        _cancel_on_sigterm()
         try:
             await _check_key(client)
             try:
@@ -527,7 +531,7 @@ def export(api_url: str, api_key: str, concurrency: int, batch_size: int, max_re
     started = time.monotonic()
 
     async def main() -> int:
-        _cancel_on_sigterm(asyncio.current_task())  # type: ignore[arg-type]
+        _cancel_on_sigterm()
         progress = None
         try:
             if show_progress:

@@ -10,8 +10,8 @@ from opensupp.accounts import service
 from opensupp.accounts.models import Account
 from opensupp.db import Session
 from opensupp.timeutil import iso
-from opensupp.web.crud import Caller
 from opensupp.web.fields import Body, Lang, Omittable, TextRules
+from opensupp.web.request import Caller
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId, changes, check_read_only
 from opensupp.web.routing import Router
 

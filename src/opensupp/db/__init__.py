@@ -1,10 +1,10 @@
 """Data access for the request path: SQLite (stdlib sqlite3) or PostgreSQL (asyncpg).
 
 The schema lives in SQLAlchemy ``Table`` objects (``<domain>/models.py``) and is created by
-Alembic; requests run plain SQL through the drivers directly: measured on this project's
-machine class, the SQLAlchemy ORM or aiosqlite insert 1.1-1.4k requests/s against 18k
-for sqlite3 called from async code, and SQLAlchemy Core over asyncpg 2.5k against
-5.5-10k for asyncpg itself (bench/api.py measures the path chosen).
+Alembic; requests run plain SQL through the drivers directly: measured, the SQLAlchemy ORM
+or aiosqlite serve a small fraction of the inserts per second of sqlite3 called from async
+code, and SQLAlchemy Core over asyncpg far fewer than asyncpg itself (bench/api.py measures
+the path chosen).
 
 SQL is written once, in PostgreSQL's ``$1`` placeholder style; for SQLite it is rewritten
 to ``?1`` (SQLite's numbered parameters) and cached.
@@ -320,7 +320,7 @@ class SQLiteSession:
 
     async def execute_long(self, sql: str, *args: Any) -> int:
         """``execute`` for a statement whose work grows with the data (an account's delete
-        cascades through all its rows: 45 ms for 20,000 triggers), in a worker thread:
+        cascades through all its rows, long for an account of many triggers), in a worker thread:
         sqlite3 releases the GIL while SQLite works, so the event loop goes on meanwhile.
         The connection is this unit's alone until it ends (the writer lock)."""
         return (await asyncio.to_thread(self._run, sql, args)).rowcount
@@ -590,7 +590,7 @@ class SQLiteDatabase:
 
         A PASSIVE checkpoint never waits, so under a steady stream of writes it never
         catches up with the frames appended meanwhile, the WAL is never started over, and
-        it grows without bound (12 MB/s under a create benchmark), slowing every page
+        it grows without bound (fast, under a stream of creates), slowing every page
         lookup. So when a WAL of ``RESTART_FRAMES`` or more is left after a passive pass,
         the next pass takes the writer lock (units of work wait for it; reads go on),
         commits the open group, and runs a RESTART checkpoint, which completes and lets
@@ -828,7 +828,7 @@ async def _reset(conn: asyncpg.Connection) -> None:
     """What a connection needs on its way back to the pool: only a rollback if a unit of
     work was interrupted mid-transaction. (asyncpg's default reset, a round trip of
     UNLISTEN/RESET ALL/advisory unlocks per release, undoes things we never do and
-    costs a third of a create's time.)"""
+    costs a large share of a create's time.)"""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 
@@ -905,8 +905,8 @@ class PostgresDatabase:
         ``connect_timeout``: past it the unit fails (Unavailable) when its turn would come.
 
         asyncpg's own acquire timeout (or an asyncio.timeout around it) sets a timer per
-        unit: ~5 us of CPU with uvloop, and under load, when the pool is always busy,
-        +15 us a unit measured. Here a unit that finds a connection free pays nothing, and
+        unit, which costs CPU even with uvloop, and more under load, when the pool is
+        always busy. Here a unit that finds a connection free pays nothing, and
         a waiting one a future: whoever passes a turn on fails the waiters whose time is
         up. That happens at the latest when a holder's statement or connect times out, so
         a request waits at most ``connect_timeout`` plus one of those for its turn."""

@@ -87,7 +87,7 @@ class ChildTable(Generic[R]):
         return NotFound(f"No {self.noun} {item_id} in account {account_id}.")
 
     def _one(self, row: Row) -> R:
-        return row if self.record is None else self.record(*row)  # type: ignore[return-value]
+        return row if self.record is None else self.record(*row)  # type: ignore[return-value]  # no record: R is Row
 
     async def insert(
         self, session: Session, *, partner_id: int, account_id: int, values: dict[str, Any],
@@ -156,7 +156,7 @@ class ChildTable(Generic[R]):
                 raise account_not_found(account_id)
         record = self.record
         if record is None:
-            return rows, more  # type: ignore[return-value]
+            return rows, more  # type: ignore[return-value]  # no record: R is Row (__init__'s overloads)
         return [record(*row) for row in rows], more
 
     async def update(

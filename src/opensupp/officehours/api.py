@@ -21,8 +21,8 @@ from opensupp.officehours.validation import (
     parse_start,
 )
 from opensupp.timeutil import iso, now
-from opensupp.web.crud import Caller
 from opensupp.web.fields import Body
+from opensupp.web.request import Caller
 from opensupp.web.resources import Out
 from opensupp.web.routing import Router
 

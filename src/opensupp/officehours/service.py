@@ -18,7 +18,7 @@ from opensupp.officehours.validation import DEFAULT, merge, validate_office_hour
 from opensupp.timeutil import now
 
 _DEFAULT_JSON = orjson.dumps(DEFAULT).decode()
-#: Intervals a document may have for it to be checked on the event loop (about 1 us each);
+#: Intervals a document may have for it to be checked on the event loop (the check's time grows with them);
 #: a larger one (up to 7 x 48 + 366 x 48) is checked in the lane (``opensupp.lane``).
 LOOP_INTERVALS = 2000
 

@@ -170,8 +170,8 @@ def merge(stored: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
     ``config`` and ``exceptions`` (like every key) are replaced as a whole, never merged
     entry by entry.
     Unknown keys are carried over so that ``validate_office_hours`` names them. Neither
-    argument is modified (both are JSON values: a JSON round trip copies them, 100x faster
-    than copy.deepcopy on a document of 18,000 intervals).
+    argument is modified (both are JSON values: a JSON round trip copies them, far faster
+    than copy.deepcopy on a large document).
     """
     return orjson.loads(orjson.dumps({**DEFAULT, **stored, **patch}))
 

@@ -83,6 +83,7 @@ class Site:
         """An error answer: a page for a browser (its Accept names text/html), else JSON as
         the partner API answers errors (``{"error", "message"}``)."""
         if "text/html" in request.headers.get("accept", ""):
+            # (it reads only what any HTTPConnection has: the scope, url_for)
             return self.templates.TemplateResponse(request, "error.html",  # type: ignore[arg-type]
                                                    {"status": status, "code": code, "message": message},
                                                    status_code=status, headers=headers)

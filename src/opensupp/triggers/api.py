@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import re
-import typing
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, WithJsonSchema, with_config
@@ -27,7 +26,7 @@ from opensupp.triggers.catalogue import (
 )
 from opensupp.triggers.models import Trigger
 from opensupp.web.crud import Crud, Service, register
-from opensupp.web.fields import Body, Bool, Int, Text, text_pattern
+from opensupp.web.fields import AS_INT, Body, Bool, Omittable, TextRules, text_pattern
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
 
@@ -93,6 +92,8 @@ Actions = Annotated[
 ]
 Event = Literal["onload", "onmessage", "onopen"]
 Constraints = Literal["all", "any"]
+Name = Annotated[str, TextRules(255)]
+Description = Annotated[str, TextRules(1000, multiline=True, required=False)]
 
 
 def _catalogue(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
@@ -107,8 +108,8 @@ def _catalogue(data: dict[str, Any]) -> tuple[dict[str, Any], list[FieldError]]:
     return normalized, errors
 
 
-#: The most microseconds checking one regular expression takes (RE2 compiles it; seen up to
-#: 10 ms here for a pattern of 100 characters): a body with several is checked off the loop.
+#: The most microseconds checking one regular expression is taken to take (RE2 compiles it,
+#: which for a long pattern takes long): a body with several is checked off the loop.
 REGEX_CHECK_US = 10_000
 
 
@@ -120,10 +121,10 @@ def _regex_cost(data: dict[str, Any]) -> float:
 
 
 class TriggerCreate(Body):
-    name: Text(255)
+    name: Name
     actions: Actions
     active: Bool = True
-    description: Text(1000, multiline=True, required=False) = ""
+    description: Description = ""
     event: Event = Field("onload", description="onload and onmessage are Smartsupp's; onopen is ours.")
     only_once: Bool = Field(True, description="At most once per visitor.")
     constraints: Constraints = "all"
@@ -139,14 +140,14 @@ class TriggerCreate(Body):
 
 
 class TriggerUpdate(Body):
-    name: Text(255) = None
-    actions: Actions = None
-    active: Bool = None
-    description: Text(1000, multiline=True, required=False) = None
-    event: Event = None
-    only_once: Bool = None
-    constraints: Constraints = None
-    conditions: Conditions = None
+    name: Omittable[Name] = None
+    actions: Omittable[Actions] = None
+    active: Omittable[Bool] = None
+    description: Omittable[Description] = None
+    event: Omittable[Event] = None
+    only_once: Omittable[Bool] = None
+    constraints: Omittable[Constraints] = None
+    conditions: Omittable[Conditions] = None
     id: ReadOnlyId = ReadOnly()
 
     @classmethod
@@ -238,7 +239,7 @@ Instant = Annotated[
 ]
 TriggerId = Annotated[ReadOnlyId, AfterValidator(_trigger_id),
                       WithJsonSchema({"type": "string", "pattern": "^[1-9][0-9]{0,17}$"})]
-VisitorText = Text(MAX_VISITOR_STRING, required=False)
+VisitorText = Annotated[str, TextRules(MAX_VISITOR_STRING, required=False)]
 AccountStatus = Literal["online", "offline"]
 
 
@@ -248,23 +249,22 @@ def _about(name: str, default: str = "") -> str:
     return about[0].upper() + about[1:] + (f". Default: {default}." if default else ".")
 
 
-def _field(annotation: Any, default: Any = None, **field: Any) -> Any:
-    """A visitor field: ``annotation`` with pydantic's constraints and docs; ``default`` is what
-    an absent field means, for the docs (the engine fills it in: ``engine.context``)."""
-    info = Field(json_schema_extra={"default": default} if default is not None else None, **field)
-    if typing.get_origin(annotation) is Annotated:  # the constraints before its validators: the docs show them
-        return Annotated[(annotation.__origin__, info, *annotation.__metadata__)]
-    return Annotated[annotation, info]
+def _doc(default: Any = None, **field: Any) -> Any:
+    """A visitor field's pydantic constraints and docs; ``default`` is what an absent field
+    means, for the docs (the engine fills it in: ``engine.context``). An integer's goes before
+    its coercion (``Annotated[int, _doc(...), AS_INT]``): pydantic documents the bounds only
+    of constraints that come before a validator."""
+    return Field(json_schema_extra={"default": default} if default is not None else None, **field)
 
 
-def _number(name: str) -> Any:
+def _count(name: str) -> Any:
     spec = CONDITIONS[name]
     high = spec.max if spec.max is not None else MAX_MAGNITUDE
-    return _field(Int, engine.FIRST_VISIT[name], ge=spec.min, le=high, description=_about(name))
+    return _doc(engine.FIRST_VISIT[name], ge=spec.min, le=high, description=_about(name))
 
 
-def _text(name: str) -> Any:
-    return _field(VisitorText | None, description=_about(name, '"" (null and "" both mean unknown or none)'))
+def _unknown(name: str) -> Any:
+    return _doc(description=_about(name, '"" (null and "" both mean unknown or none)'))
 
 
 @with_config(ConfigDict(extra="forbid", strict=True))
@@ -274,42 +274,47 @@ class Visitor(TypedDict, total=False):
 
     # A TypedDict, not a model: validated into a dict of the fields sent, the rest filled in
     # by the engine (engine.context). A model with these 18 defaults cost more to validate
-    # than the evaluation's SQL (callgrind: 19k instructions for an empty visitor).
-    seconds_on_site: _field(
-        Int, engine.FIRST_VISIT[engine.SITE_CLOCK], ge=0, le=MAX_MAGNITUDE,
+    # than the evaluation's SQL (callgrind).
+    seconds_on_site: Annotated[int, _doc(
+        engine.FIRST_VISIT[engine.SITE_CLOCK], ge=0, le=MAX_MAGNITUDE,
         description="Seconds on the site so far: the clock `delay_site` waits on.",
-    )
-    seconds_on_page: _field(
-        Int, ge=0, le=MAX_MAGNITUDE,
+    ), AS_INT]
+    seconds_on_page: Annotated[int, _doc(
+        ge=0, le=MAX_MAGNITUDE,
         description="Seconds on this page so far: the clock `delay_page` waits on. Default: `seconds_on_site`.",
-    )
-    number_of_visits: _number("number_of_visits")
-    number_of_pages: _number("number_of_pages")
-    number_of_chats: _number("number_of_chats")
-    is_visitor_send_message: _field(
-        Bool, description=_about("is_visitor_send_message", "true on onmessage, else false")
-    )
-    is_visitor_served: _field(Bool, engine.FIRST_VISIT["is_visitor_served"], description=_about("is_visitor_served"))
-    is_triggered: _field(Bool, description=_about("is_triggered", "whether `fired_triggers` is non-empty"))
-    visitor_group: _text("visitor_group")
-    visitor_ip: _text("visitor_ip")
-    visitor_city: _text("visitor_city")
-    visitor_country_code: _text("visitor_country_code")
-    visitor_page_url: _text("visitor_page_url")
-    visitor_page_title: _text("visitor_page_title")
-    visitor_referer: _text("visitor_referer")
-    visitor_language: _text("visitor_language")
-    account_status: _field(AccountStatus, engine.FIRST_VISIT["account_status"], description=_about("account_status"))
-    fired_triggers: _field(
-        list[TriggerId], [], max_length=MAX_FIRED,
-        description="The triggers that have already fired for this visitor (only_once).",
-    )
+    ), AS_INT]
+    number_of_visits: Annotated[int, _count("number_of_visits"), AS_INT]
+    number_of_pages: Annotated[int, _count("number_of_pages"), AS_INT]
+    number_of_chats: Annotated[int, _count("number_of_chats"), AS_INT]
+    is_visitor_send_message: Annotated[
+        Bool, _doc(description=_about("is_visitor_send_message", "true on onmessage, else false"))
+    ]
+    is_visitor_served: Annotated[
+        Bool, _doc(engine.FIRST_VISIT["is_visitor_served"], description=_about("is_visitor_served"))
+    ]
+    is_triggered: Annotated[Bool, _doc(description=_about("is_triggered", "whether `fired_triggers` is non-empty"))]
+    visitor_group: Annotated[VisitorText | None, _unknown("visitor_group")]
+    visitor_ip: Annotated[VisitorText | None, _unknown("visitor_ip")]
+    visitor_city: Annotated[VisitorText | None, _unknown("visitor_city")]
+    visitor_country_code: Annotated[VisitorText | None, _unknown("visitor_country_code")]
+    visitor_page_url: Annotated[VisitorText | None, _unknown("visitor_page_url")]
+    visitor_page_title: Annotated[VisitorText | None, _unknown("visitor_page_title")]
+    visitor_referer: Annotated[VisitorText | None, _unknown("visitor_referer")]
+    visitor_language: Annotated[VisitorText | None, _unknown("visitor_language")]
+    account_status: Annotated[
+        AccountStatus, _doc(engine.FIRST_VISIT["account_status"], description=_about("account_status"))
+    ]
+    fired_triggers: Annotated[list[TriggerId], _doc(
+        [], max_length=MAX_FIRED, description="The triggers that have already fired for this visitor (only_once).",
+    )]
 
 
 class TriggerEvaluate(Body):
     event: Event = Field("onload", description="The event to evaluate the triggers on.")
-    at: Instant = Field(None, description="The instant to evaluate at (RFC 3339, with an offset). Default: now.")
-    visitor: Visitor = Field(default_factory=dict)
+    at: Omittable[Instant] = Field(
+        None, description="The instant to evaluate at (RFC 3339, with an offset). Default: now."
+    )
+    visitor: Visitor = Field(default_factory=Visitor)
 
 
 class ReasonOut(Out):
@@ -318,8 +323,8 @@ class ReasonOut(Out):
     expected: Any = Field(description="The condition's value.")
     actual: Any = Field(description="The visitor's value when checked (a wait: its clock when it starts).")
     ok: bool
-    at: int = Field(None, description="Only on a condition checked after a wait: seconds from now then.")
-    wait: int = Field(None, description="Only on a wait (`delay_site`, `delay_page`): the seconds it adds.")
+    at: Omittable[int] = Field(None, description="Only on a condition checked after a wait: seconds from now then.")
+    wait: Omittable[int] = Field(None, description="Only on a wait (`delay_site`, `delay_page`): the seconds it adds.")
 
 
 class DecisionOut(Out):

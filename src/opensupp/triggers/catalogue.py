@@ -318,7 +318,7 @@ _RE2_OPTIONS.log_errors = False  # a client's bad pattern is a 400, not a line o
 _RE2_OPTIONS.max_mem = REGEX_MAX_MEM
 # The check compiles with less memory: RE2 then gives up on a program past ~1,300
 # instructions (2/3 of max_mem, 32 bytes an instruction) instead of building it whole
-# (\w-heavy patterns took 12 ms to be refused with 512 KiB, under 1 ms with this).
+# (\w-heavy patterns took far longer to be refused with the full ``REGEX_MAX_MEM``).
 _CHECK_OPTIONS = re2.Options()
 _CHECK_OPTIONS.log_errors = False
 _CHECK_OPTIONS.max_mem = 64 * 1024
@@ -338,10 +338,10 @@ def regex_problem(pattern: str) -> str | None:
 
     Linear is not cheap: a search costs up to the input's length times the program's size,
     and RE2's DFA memory grows with both (``.{1000}.{900}`` compiles to 15,204 instructions;
-    one search of a visitor URL of 2,000 characters took 79 ms and 5 MB). So a pattern may
-    repeat a part at most ``MAX_REPEAT`` times ({n,m}), compile to at most ``MAX_PROGRAM``
-    instructions (the worst search of the longest visitor string then takes 1 to 2 ms on
-    this project's machine class), and RE2 may use ``REGEX_MAX_MEM`` bytes for it.
+    one search of a visitor URL of 2,000 characters took longer than many whole requests, and
+    megabytes). So a pattern may repeat a part at most ``MAX_REPEAT`` times ({n,m}), compile
+    to at most ``MAX_PROGRAM`` instructions (the worst search of the longest visitor string
+    then stays short enough for the event loop), and RE2 may use ``REGEX_MAX_MEM`` bytes for it.
 
     On top of that, a bounded syntax check on the stdlib's own parse of the pattern refuses
     the classic exponential shapes, a repeated part that itself repeats or alternates

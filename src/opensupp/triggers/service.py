@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import functools
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -289,7 +290,7 @@ async def _planned(session: Session, plans: Plans, account_id: int, fingerprint:
 
 async def evaluate_triggers(
     session: Session, *, plans: Plans, partner_id: int, account_id: int, event: str, at: datetime.datetime | None,
-    visitor: dict[str, Any],
+    visitor: Mapping[str, Any],
 ) -> bytes:
     """Every trigger of the account, evaluated for ``visitor`` on ``event`` at ``at`` (default:
     now) in the account's office-hours timezone, with the ``plans`` of the session's database

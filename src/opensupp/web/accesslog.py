@@ -1,7 +1,7 @@
 """The access log: one line per request, written in batches.
 
-The logging module costs about 10 us a record (record object, formatter, a write and a
-flush per line), as much as the rest of a small request; so access lines are formatted
+The logging module's cost per record (record object, formatter, a write and a flush per
+line) is as much as the rest of a small request; so access lines are formatted
 with one f-string (or one orjson call for ``OPENSUPP_LOG_FORMAT=json``), buffered, and
 written every 0.2 s (or every 1000 lines) in writes of at most 4 KiB cut at line ends,
 which pipes keep whole even when several worker processes share stderr. The lines look

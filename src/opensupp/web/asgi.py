@@ -254,7 +254,8 @@ class App:
             await self.auth.authenticate(req, api_key, scope.get("client"))
         if body_ignored(route, req):
             raw = b""
-        return await self.dispatch(route, req, raw, idempotency_key)  # type: ignore[arg-type]  # body_ignored: a route
+        assert route is not None  # body_ignored raised NotFound otherwise
+        return await self.dispatch(route, req, raw, idempotency_key)
 
     # ------------------------------------------------------------------ verbs
 
@@ -283,16 +284,17 @@ class App:
             result = await route.handler(req)
             return result if route.raw else ok(result)
 
-        body = validate_json(route.body, raw) if route.direct_json and data is None and raw else None
+        model = route.body
+        body = validate_json(model, raw) if model is not None and route.direct_json and data is None and raw else None
         if body is None:
             if data is None:
                 data = parse_object(raw)
-            if route.body is None:
+            if model is None:
                 body = data
-            elif route.costly and (costly or route.body.validation_cost(data) > LOOP_VALIDATION_US):
-                body = await lane.run(validate, route.body, data)
+            elif route.costly and (costly or model.validation_cost(data) > LOOP_VALIDATION_US):
+                body = await lane.run(validate, model, data)
             else:
-                body = validate(route.body, data)
+                body = validate(model, data)
         if verb == "batch":
             return await route.handler(req, body)  # web/batch.py: each call through this dispatch
         if route.prepare is not None:

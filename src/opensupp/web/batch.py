@@ -3,15 +3,24 @@
 A partner creating thousands of accounts pays one HTTP round trip per account otherwise;
 on a fast server that, not the database, is what limits a script. A batch carries up to
 ``MAX_REQUESTS`` calls, each answered as if it had come alone: the same route, the same
-validation, its own unit of work, its own ``Idempotency-Key``, its own error. The batch
-itself is authenticated once; each call counts against the rate limit.
+validation, its own ``Idempotency-Key``, its own error. The batch itself is authenticated
+once; a call carries its own headers, then the batch's but for those that describe the
+batch's body or belong to it alone (``_NOT_INHERITED``); each call counts against the rate
+limit. A call may not be another batch, nor a route that builds its own answer (404).
 
-The calls of one batch run concurrently, in no guaranteed order (as Graph's do without
-``dependsOn``): send calls that depend on each other in separate batches. The answer
-lists one response per call, in the order of the request.
+How the calls run (``batch``): when there are several and no call's route has a ``prepare``
+step (the create and update of every resource web/crud.py declares have one: users,
+triggers, hooks, offline emails), one after another in one shared transaction
+(``db.sharing``), so that the batch commits once, and the creates' answers are saved under
+their Idempotency-Keys before it commits. A call whose unit of work fails in there cannot
+be undone alone: the whole transaction rolls back and every call runs again in a unit of
+its own, as the calls of the other batches do from the start, at most ``BATCH_CONCURRENCY``
+at once and in no guaranteed order (as Graph's do without ``dependsOn``). The answers are
+the same either way: one response per call, in the order of the request. Send calls that
+depend on each other in separate batches.
 
-``batch`` is the route's handler (it runs the batch): each call goes through the app's own dispatch
-(web/asgi.py), as a request of its own would after authentication.
+Each call goes through the app's own dispatch (web/asgi.py), as a request of its own would
+after authentication, and has an access-log line of its own.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from opensupp.db import UnitFailed, sharing
 from opensupp.errors import DomainError, FieldError, NotFound, RateLimited, Unavailable
 from opensupp.idempotency import service as idempotency
 from opensupp.web.errors import error_response, server_error
-from opensupp.web.fields import Body
+from opensupp.web.fields import Body, Omittable
 from opensupp.web.idempotent import deferred_saves
 from opensupp.web.request import Answer, Request, ok
 from opensupp.web.requestid import request_id
@@ -70,11 +79,12 @@ CallBody = Annotated[
 
 
 class Call(Body):
-    id: str = Field(None, min_length=1, max_length=64,
+    id: Omittable[str] = Field(None, min_length=1, max_length=64,
                     description="Echoed in the call's response; defaults to the call's index (\"0\", \"1\", ...).")
     method: Literal["GET", "POST"]
     url: str = Field(min_length=1, max_length=MAX_URL, pattern="^/",
-                     description="The path (and query) as for a single call: `/accounts/create`, `/accounts/?limit=10`.")
+                     description="The path (and query) as for a single call: `/accounts/create`, "
+                                 "`/accounts/?limit=10`.")
     headers: CallHeaderMap = None
     body: CallBody = None
 
@@ -94,8 +104,10 @@ class BatchRequest(Body):
                     continue
                 for name in headers:
                     if name.lower() not in _KNOWN_HEADERS:
-                        errors.append(FieldError(f"requests[{i}].headers.{name}",
-                                                 f"is not a header a call may carry (allowed: {', '.join(CALL_HEADERS)})"))
+                        errors.append(FieldError(
+                            f"requests[{i}].headers.{name}",
+                            f"is not a header a call may carry (allowed: {', '.join(CALL_HEADERS)})",
+                        ))
         return {}, errors
 
 
@@ -138,8 +150,10 @@ async def batch(req: Request, body: BatchRequest) -> Answer:
     # costs one commit (and on PostgreSQL no BEGIN/COMMIT round trips per call). A call
     # whose unit of work fails cannot be undone alone in there, so then the whole
     # transaction rolls back and every call runs again in its own unit, concurrently: the
-    # answers are the same either way, only the cost differs. Calls that hash a password
-    # first (users) always take the second way, so their hashes run in parallel.
+    # answers are the same either way, only the cost differs. A batch with a call whose
+    # route has a ``prepare`` step (the creates and updates of web/crud.py's resources: a
+    # user's password hash, ...) always takes the second way, so that no slow step runs
+    # while the shared transaction is open, and password hashes run in parallel.
     from opensupp.web.asgi import LOOP_VALIDATION_US
 
     app = req.app
@@ -180,7 +194,8 @@ async def batch(req: Request, body: BatchRequest) -> Answer:
             return ok({"responses": answers})
     # at most BATCH_CONCURRENCY calls at once: enough to overlap password hashes and
     # PostgreSQL round trips; 100 calls started at once would each validate its body in
-    # the same turn of the event loop, holding it for all of them (150 ms for 100 triggers)
+    # the same turn of the event loop, holding it for all of them (for triggers, long enough
+    # to stall every other request)
     running = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     async def limited_call(i: int, call: Call) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -18,6 +18,7 @@ from opensupp.db import Session
 from opensupp.db.children import ChildTable
 from opensupp.web.english import plural, with_article
 from opensupp.web.fields import Body
+from opensupp.web.request import Caller
 from opensupp.web.resources import Out, changes, check_read_only
 from opensupp.web.routing import Router
 
@@ -30,20 +31,6 @@ Json = dict[str, Any]
 Lister = Callable[..., Awaitable[tuple[list[R], bool]]]  # (..., after, limit) -> (records, whether more follow)
 Reader = Callable[..., Awaitable[R]]  # get; create (..., **fields); update (..., changes)
 Deleter = Callable[..., Awaitable[None]]
-
-
-class Caller(Protocol):
-    """What a handler reads of the request: on an authenticated route, the partner calling,
-    the ids in the path (``/accounts/{aid}/users/{id}``: account, then item) and the query."""
-
-    @property
-    def partner_id(self) -> int: ...
-
-    @property
-    def ids(self) -> list[int]: ...
-
-    @property
-    def query(self) -> dict[str, str]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,10 @@ def _coerced(convert: Any) -> Any:
     return BeforeValidator(before)
 
 
-Int = Annotated[int, _coerced(values.as_int)]
+#: ``Int``'s coercion, for an integer with bounds: ``Annotated[int, Field(ge=0), AS_INT]`` (pydantic
+#: documents a bound as ``minimum``/``maximum`` only when it comes before the validator)
+AS_INT = _coerced(values.as_int)
+Int = Annotated[int, AS_INT]
 Bool = Annotated[bool, _coerced(values.as_bool)]
 Number = Annotated[float, _coerced(values.as_number)]
 
@@ -110,11 +113,6 @@ class TextRules(GroupedMetadata):
         yield StringConstraints(min_length=self.min_length, max_length=self.max_length)
         yield AfterValidator(_check_text(self.multiline, self.required))
         yield Field(json_schema_extra={"pattern": pattern})
-
-
-def Text(max_length: int, *, multiline: bool = False, required: bool = True, min_length: int = 1) -> Any:
-    """``Annotated[str, TextRules(...)]``, written in place of a field's type."""
-    return Annotated[str, TextRules(max_length, multiline=multiline, required=required, min_length=min_length)]
 
 
 if TYPE_CHECKING:
@@ -184,7 +182,7 @@ def _fields(kind: Any) -> dict[str, Any] | None:
     return None
 
 
-@functools.lru_cache(maxsize=256)  # one entry per model class; typing.get_type_hints costs 0.5 ms
+@functools.lru_cache(maxsize=256)  # one entry per model class; typing.get_type_hints costs more than a request
 def _class_fields(kind: type) -> dict[str, Any] | None:
     if issubclass(kind, BaseModel):
         return {name: field.annotation for name, field in kind.model_fields.items()}
@@ -257,8 +255,8 @@ def _pruned(kind: type, data: Any, at: str, notes: list[FieldError]) -> Any:
     """``data`` (parsed JSON, to be validated as the object type ``kind``) with each object's
     unknown keys beyond the first ``MAX_UNKNOWN`` left out, and one error in ``notes`` per
     object that had more, counting them. pydantic reports every unknown key (a body of 1 MiB
-    holds 90,000), at 2-3 us each to turn into dicts; this costs a fraction of a microsecond
-    for a usual body, and copies only what it changes."""
+    holds 90,000), each turned into a dict, which for that many costs far more than the rest
+    of the request; this costs next to nothing for a usual body, and copies only what it changes."""
     if isinstance(data, list):
         items = [_pruned(kind, item, f"{at}[{i}]", notes) for i, item in enumerate(data)]
         return data if all(a is b for a, b in zip(items, data, strict=True)) else items
@@ -306,8 +304,8 @@ def _object_class(annotation: Any) -> type | None:
 
 
 def validate_json(model: type[Body], raw: bytes) -> Any | None:
-    """``raw`` validated by pydantic straight from the JSON, with no dict in between (a third
-    cheaper than parsing then validating), or None when it is not a valid body: the caller
+    """``raw`` validated by pydantic straight from the JSON, with no dict in between (cheaper
+    than parsing then validating), or None when it is not a valid body: the caller
     then parses and validates it as usual (``parse_object``, ``validate``), so every error
     answered is the same either way. pydantic's JSON parser refuses what orjson refuses (bad
     UTF-8, lone surrogates, NaN, a BOM) and reads the rest to the same values. Only for

@@ -24,5 +24,6 @@ class RateLimiter:
         if tokens < 1:
             self._buckets[key_id] = (tokens, t)
             wait = math.ceil((1 - tokens) / self.rate)
-            raise RateLimited(f"Too many requests: this key may make {self.rate:g} per second; retry in {wait} s.", wait)
+            raise RateLimited(f"Too many requests: this key may make {self.rate:g} per second; retry in {wait} s.",
+                              wait)
         self._buckets[key_id] = (tokens - 1, t)

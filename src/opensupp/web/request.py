@@ -8,7 +8,7 @@ neither a header mapping nor a cookie parse that no handler wants.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 from urllib.parse import parse_qsl
 
 import orjson
@@ -85,14 +85,30 @@ def ok(result: Any) -> Answer:
     return 200, [JSON], result if type(result) is bytes else orjson.dumps(result)
 
 
+class Caller(Protocol):
+    """What a handler reads of the request on an authenticated route (every verb's but a
+    ``page``'s, which may be public): the partner calling, the ids in the path
+    (``/accounts/{aid}/users/{id}``: account, then item) and the query."""
+
+    @property
+    def partner_id(self) -> int: ...
+
+    @property
+    def ids(self) -> list[int]: ...
+
+    @property
+    def query(self) -> dict[str, str]: ...
+
+
 # The handlers' shapes, by verb (web/routing.py's VERBS); ``session`` is the unit of work the
-# verb opens. A handler may be typed more loosely (``req: Any``), never differently.
-GetHandler: TypeAlias = Callable[[Request, "Session"], Awaitable[Any]]
+# verb opens. A handler may be typed more loosely (``req: Any``), never differently. The
+# verbs that take a Caller run after authentication: its ``partner_id`` is set.
+GetHandler: TypeAlias = Callable[[Caller, "Session"], Awaitable[Any]]
 #: (req, session, after: the id the page starts after (0: the first page), limit) -> (records, whether more follow)
-ListHandler: TypeAlias = Callable[[Request, "Session", int, int], Awaitable[tuple[list[dict[str, Any]], bool]]]
-DeleteHandler: TypeAlias = Callable[[Request, "Session"], Awaitable[None]]
+ListHandler: TypeAlias = Callable[[Caller, "Session", int, int], Awaitable[tuple[list[dict[str, Any]], bool]]]
+DeleteHandler: TypeAlias = Callable[[Caller, "Session"], Awaitable[None]]
 #: create, update, action, query: the validated body (or what ``prepare`` made of it)
-BodyHandler: TypeAlias = Callable[[Request, "Session", Any], Awaitable[Any]]
+BodyHandler: TypeAlias = Callable[[Caller, "Session", Any], Awaitable[Any]]
 #: page: no unit of work; a raw route returns an Answer, others a result to answer as JSON
 PageHandler: TypeAlias = Callable[[Request], Awaitable[Any]]
 #: batch: the validated body, answered whole

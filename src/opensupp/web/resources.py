@@ -19,7 +19,8 @@ ReadOnlyId = Annotated[str, BeforeValidator(_id_as_string)]
 
 def ReadOnly() -> Any:
     """An update body's read-only field: accepted back unchanged, refused if different."""
-    return Field(None, description="Read-only: ignored when equal to the current value.", json_schema_extra={"readOnly": True})
+    return Field(None, description="Read-only: ignored when equal to the current value.",
+                 json_schema_extra={"readOnly": True})
 
 
 class Out(BaseModel):

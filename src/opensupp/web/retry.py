@@ -5,8 +5,8 @@ or, above READ COMMITTED, one that cannot be serialized; nothing of it was writt
 same unit run again usually succeeds. The edge that opened the unit runs it once more (only
 the unit: a password is not hashed again), after a short pause: run at once, it can take
 the locks it held again before the transaction that won wakes up to take them, and the two
-deadlock a second time (tests/test_account_races.py's deadlock tests failed so in 4 runs
-of 24 with no pause, in none of 35 with it). A second conflict is a 409 the client may send
+deadlock a second time (tests/test_account_races.py's deadlock tests failed so now and
+then with no pause, never with it). A second conflict is a 409 the client may send
 again. Inside a batch's shared transaction a unit is never retried on its own: the whole
 transaction rolls back and each call runs alone (web/batch.py).
 """
@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from opensupp.db import TransactionConflict
 from opensupp.errors import Conflict

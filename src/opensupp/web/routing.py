@@ -1,13 +1,16 @@
-"""Routes in the PHP wrapper's URL grammar, and the O(1) lookup that serves them.
+"""Routes in the PHP wrapper's URL grammar, and the look-up that serves them (one dict look-up).
 
-A route is declared once with its verb (list, create, get, update, delete), its body and
-response models; the dispatcher, the unit of work, idempotency, paging and the OpenAPI
-document are all derived from that one declaration.
+A route is declared once with its verb (``VERBS``: list, get, create, update, delete,
+action, query, page, batch), its body and response models; the HTTP methods it answers,
+its unit of work, how its body is validated, idempotency (a create's), paging (a list's)
+and the OpenAPI document are all derived from that one declaration, and the dispatch
+(web/asgi.py) runs each verb its way.
 
 Paths are matched segment by segment after dropping empty segments, so a trailing slash
 or a doubled slash never matters and never redirects. A segment of canonical decimal
 digits (no leading zero, at most 18 digits so it fits a BIGINT) fills an ``{id}`` slot;
-anything else (``0012``, ``-1``, ``abc``, 20 digits) matches no route and is a 404.
+anything else (``0012``, ``-1``, ``abc``, 20 digits) matches no route and is a 404 (to a
+caller with a valid key: without one, a 401, as on every route that is not public).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ VERBS: dict[str, tuple[tuple[str, ...], str]] = {
     "action": (("POST",), "transaction"),
     "query": (("POST",), "read"),  # a POST that only reads (its body is a question, not a change)
     "page": (("GET",), "none"),
-    "batch": (("POST",), "none"),  # each call of the batch opens its own unit
+    "batch": (("POST",), "none"),  # its calls share one transaction or open their own (web/batch.py)
 }
 
 
@@ -53,7 +56,7 @@ class Route:
     handler: Callable[..., Awaitable[Any]]
     summary: str
     tag: str
-    body: type[BaseModel] | None = None
+    body: type[Body] | None = None
     response: type[BaseModel] | None = None
     unit: str = "read"
     public: bool = False
@@ -86,8 +89,13 @@ class Route:
         self.get_as_post = self.methods == ("POST",)
         self.allow = "GET, POST" if self.get_as_post else ", ".join(self.methods)
         self.direct_json = (self.body is not None and self.verb not in ("create", "batch")
-                            and self.body.check_raw.__func__ is Body.check_raw.__func__)
-        self.costly = self.body is not None and self.body.validation_cost.__func__ is not Body.validation_cost.__func__
+                            and not _overrides(self.body, "check_raw"))
+        self.costly = self.body is not None and _overrides(self.body, "validation_cost")
+
+
+def _overrides(body: type[Body], name: str) -> bool:
+    """Whether ``body`` has its own classmethod ``name`` rather than ``Body``'s."""
+    return getattr(body, name).__func__ is not getattr(Body, name).__func__
 
 
 def template_key(path: str) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ after 30 s. ``Protocol`` adds, per process:
 Idle keep-alive connections keep uvicorn's own timer (``timeout_keep_alive``).
 
 One sweep per process checks the deadlines every ``SWEEP_EVERY`` seconds, and the request
-path pays nothing for them: no timer per request (an event-loop timer costs ~2 us), not
+path pays nothing for them: no timer per request (an event-loop timer is not free), not
 even a clock read. A wait (for a head, or for a body) is timed from the first sweep that
 sees it, so a deadline is kept within two sweeps (a second) after its time.
 """
@@ -52,7 +52,7 @@ class Protocol(HttpToolsProtocol):
 
     # Slots, not the instance dict: uvicorn's ~28 attributes fill a dict's shared keys (at
     # most 30 in CPython 3.11); five more made every ``self.x`` in uvicorn's methods a slow
-    # look-up, +2,600 instructions per request (callgrind).
+    # look-up, on every request.
     __slots__ = ("header_timeout", "body_timeout", "max_connections", "waiting", "since", "head_scope", "head_bytes")
 
     def __init__(self, config: Any, server_state: ServerState, app_state: dict[str, Any],
@@ -67,6 +67,7 @@ class Protocol(HttpToolsProtocol):
         self.head_scope: Any = None  # the scope of the request head being read,
         self.head_bytes = 0  # and the bytes read of it
 
+    # (a stream protocol gets a stream transport: uvicorn's own override narrows it so too)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         if len(self.connections) >= self.max_connections:
             _refusals.refused(self.max_connections)
@@ -81,7 +82,7 @@ class Protocol(HttpToolsProtocol):
         """uvicorn's, then the head's size: a chunk read while a head is still unfinished (its
         scope is no cycle's yet: see _end_head) counts whole against ``MAX_HEAD``, so a head
         is cut off within one chunk past it. Counted here, once a chunk, rather than in the
-        parser's callbacks, once a header (+10k instructions a request)."""
+        parser's callbacks, once a header (a cost on every request)."""
         HttpToolsProtocol.data_received(self, data)
         scope, cycle = self.scope, self.cycle
         if scope is None or (cycle is not None and scope is cycle.scope):
@@ -105,6 +106,7 @@ class Protocol(HttpToolsProtocol):
                 self._end_head(cycle)
         elif cycle.more_body and not cycle.response_started and not self.pipeline:  # for its body
             if self._waited("body", cycle, now) > self.body_timeout and BODY_TIMED_OUT not in cycle.scope:
+                # an ASGI scope may carry extension keys; uvicorn's TypedDict lists only the spec's
                 cycle.scope[BODY_TIMED_OUT] = self.body_timeout  # type: ignore[literal-required]
                 cycle.message_event.set()  # read_body sees the mark and answers 408
         else:  # the app has the request

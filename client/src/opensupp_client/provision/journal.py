@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,9 @@ class Journal:
     def open(self) -> None:
         """Open for appending; JournalBusy when another run holds it (a lock that dies with its process)."""
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
+        if sys.platform != "win32":  # (no fcntl there)
             import fcntl
-        except ImportError:  # pragma: no cover - not on Windows
-            fcntl = None  # type: ignore[assignment]
-        if fcntl is not None:
+
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

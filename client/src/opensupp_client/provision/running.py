@@ -140,9 +140,10 @@ class Provisioner:
     def _finished(self, tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
             tasks.discard(task)
-            if not task.cancelled() and task.exception() is not None:
-                self.fatal.append(task.exception())  # type: ignore[arg-type]
-                self.outcome.stopped = f"unexpected error: {task.exception()!r}"
+            error = None if task.cancelled() else task.exception()
+            if error is not None:
+                self.fatal.append(error)
+                self.outcome.stopped = f"unexpected error: {error!r}"
 
         return done
 

@@ -44,7 +44,7 @@ class _Checker:
 
     def text(self, where: str, value: Any, *, required: bool = False, max_len: int = 255, min_len: int | None = None,
              multiline: bool = False, blank_ok: bool = False) -> bool:
-        """A string field as the server's ``Text(max_len, multiline=, required=)`` checks it
+        """A string field as the server's ``TextRules(max_len, multiline=, required=)`` checks it
         (``blank_ok``: an optional field that may be empty or blank). True when it is good."""
         if value is None:
             if required:

@@ -1,12 +1,11 @@
 """initial schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-27 13:51:47.369608
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None
@@ -30,7 +29,8 @@ def upgrade() -> None:
     sa.Column('lang', sa.String(length=8), nullable=False),
     sa.Column('account_key', sa.String(length=40), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_accounts_partner_id_partners'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_accounts_partner_id_partners'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_accounts')),
     sa.UniqueConstraint('account_key', name=op.f('uq_accounts_account_key')),
     sqlite_autoincrement=True
@@ -47,7 +47,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.BigInteger(), nullable=False),
     sa.Column('last_used_at', sa.BigInteger(), nullable=True),
     sa.Column('revoked_at', sa.BigInteger(), nullable=True),
-    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_api_keys_partner_id_partners'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_api_keys_partner_id_partners'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash')),
     sqlite_autoincrement=True
@@ -62,7 +63,8 @@ def upgrade() -> None:
     sa.Column('status', sa.Integer(), nullable=False),
     sa.Column('response', sa.Text(), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_idempotency_keys_partner_id_partners'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['partner_id'], ['partners.id'], name=op.f('fk_idempotency_keys_partner_id_partners'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('partner_id', 'key', name=op.f('pk_idempotency_keys'))
     )
     with op.batch_alter_table('idempotency_keys', schema=None) as batch_op:

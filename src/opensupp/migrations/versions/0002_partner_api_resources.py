@@ -4,9 +4,8 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-27 14:12:58.047870
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'
@@ -22,7 +21,8 @@ def upgrade() -> None:
     sa.Column('config', sa.Text(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_hooks_account_id_accounts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_hooks_account_id_accounts'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_hooks')),
     sqlite_autoincrement=True
     )
@@ -33,7 +33,8 @@ def upgrade() -> None:
     sa.Column('account_id', sa.BigInteger(), nullable=False),
     sa.Column('document', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_office_hours_account_id_accounts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_office_hours_account_id_accounts'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('account_id', name=op.f('pk_office_hours'))
     )
     op.create_table('offline_emails',
@@ -42,7 +43,8 @@ def upgrade() -> None:
     sa.Column('email', sa.String(length=254), nullable=False),
     sa.Column('email_key', sa.String(length=254), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_offline_emails_account_id_accounts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_offline_emails_account_id_accounts'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_offline_emails')),
     sa.UniqueConstraint('account_id', 'email_key', name=op.f('uq_offline_emails_account_id_email_key')),
     sqlite_autoincrement=True
@@ -62,7 +64,8 @@ def upgrade() -> None:
     sa.Column('conditions', sa.Text(), nullable=False),
     sa.Column('actions', sa.Text(), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_triggers_account_id_accounts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_triggers_account_id_accounts'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_triggers')),
     sqlite_autoincrement=True
     )
@@ -82,7 +85,8 @@ def upgrade() -> None:
     sa.Column('lang', sa.String(length=8), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=False),
     sa.Column('created_at', sa.BigInteger(), nullable=False),
-    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_users_account_id_accounts'), ondelete='CASCADE'),
+    sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], name=op.f('fk_users_account_id_accounts'),
+        ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email_key', name=op.f('uq_users_email_key')),
     sqlite_autoincrement=True

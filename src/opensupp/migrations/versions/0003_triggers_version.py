@@ -22,9 +22,8 @@ summary such as (count, max id, sum of versions): on PostgreSQL a sequence value
 when the INSERT runs, not when it commits, so a lower id can appear after a higher one,
 and with a delete in between such a summary can be equal for two different sets.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

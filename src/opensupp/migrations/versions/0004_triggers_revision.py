@@ -9,14 +9,14 @@ of one of the account's triggers increments, in the same transaction, by the dat
 triggers (below), whoever the writer is. The trigger engine caches an account's compiled
 triggers under it (triggers/service.py): one column read with the account, where the
 fingerprint of migration 0003 ("id.version,..." of all the account's triggers) is an
-aggregate over every trigger of the account, on each evaluation (31 us of a 37 us statement
-for 50 triggers, measured on SQLite).
+aggregate over every trigger of the account, on each evaluation (most of the statement's
+cost on SQLite).
 
 Why only SQLite: SQLite runs one write transaction at a time, so a row every trigger write
 updates makes no writer wait that would not have waited anyway. On PostgreSQL, writers of
 one account's triggers run concurrently and commit together; a shared row would make each
-wait for the previous one's commit (measured: trigger create fell from 34.5% to 16.0% of
-pgbench's rate). There the column stays 0 and the cache keeps using 0003's fingerprint.
+wait for the previous one's commit (trigger creates, measured against pgbench's rate, became
+far slower). There the column stays 0 and the cache keeps using 0003's fingerprint.
 
 Why equal revisions mean equal triggers: the counter only grows, and is written in the
 transaction that changes the triggers, so a snapshot with the same revision has the same
@@ -27,9 +27,8 @@ A later migration that rebuilds ``triggers`` on SQLite (``batch_alter_table`` co
 a new table) drops these database triggers with the old table and must create them again;
 tests/test_trigger_revision.py fails without them.
 """
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'
@@ -37,8 +36,8 @@ branch_labels = None
 depends_on = None
 
 # (name, event, the statements run for each row written). ``id = ...``, not ``id IN (...)``:
-# an IN list costs SQLite a temporary table on every row (a 2,000-row insert measured 8.2 us
-# a row with ``=``, 10.1 us with IN, 5.3 us with no trigger). A trigger's account_id never
+# an IN list costs SQLite a temporary table on every row (an insert of many rows is
+# markedly slower with IN than with ``=``). A trigger's account_id never
 # changes through the API; if SQL moves one, both accounts' revisions move.
 _BUMP = "UPDATE accounts SET triggers_revision = triggers_revision + 1 WHERE id = {}"
 _SQLITE_TRIGGERS = (
