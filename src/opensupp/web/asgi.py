@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -58,6 +58,30 @@ UNMATCHED = "(unmatched)"
 log = logging.getLogger("opensupp.web")
 
 _LOG_UNSAFE = re.compile(r"[\x00-\x20\x7f-\xff\"]")
+
+
+class Lifecycle(Protocol):
+    async def startup(self) -> None: ...
+    async def shutdown(self) -> None: ...
+
+
+async def run_lifespan(app: Lifecycle, receive: Any, send: Any) -> None:
+    """ASGI's lifespan protocol for an app with ``startup()`` and ``shutdown()``: a failing
+    startup is logged and reported to the server, which then stops."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            try:
+                await app.startup()
+            except Exception as exc:
+                log.exception("startup failed")
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await app.shutdown()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
 
 
 class ClientGone(Exception):
@@ -143,20 +167,7 @@ class App:
             await self.lifespan(receive, send)
 
     async def lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    log.exception("startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(self, receive, send)
 
     async def startup(self) -> None:
         await self.db.open()

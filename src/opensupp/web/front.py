@@ -25,7 +25,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from opensupp.web.asgi import UNMATCHED, App, logged_path_of
+from opensupp.web.asgi import UNMATCHED, App, logged_path_of, run_lifespan
 from opensupp.web.errors import server_error
 from opensupp.web.requestid import new_request_id, request_id, valid_request_id
 
@@ -64,20 +64,7 @@ class Front:
     # ------------------------------------------------------------------ lifespan
 
     async def lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.startup()
-                except Exception as exc:
-                    log.exception("startup failed")
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(self, receive, send)
 
     async def startup(self) -> None:
         await self.core.startup()
