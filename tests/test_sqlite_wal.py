@@ -59,3 +59,37 @@ async def test_the_wal_is_started_over_while_writes_never_pause(tmp_path):
     growth = f"the WAL grew to {largest / 2**20:.1f} MiB for {written / 2**20:.0f} MiB written ({by_second})"
     assert largest < written / 8, growth
     assert by_second[2] <= 2 * max(by_second[0], 4 * 1024 * 1024), "the WAL keeps growing: " + growth
+
+
+CLOSE_MID_CHECKPOINT = """
+import asyncio, os, sys
+from opensupp.db import SQLiteDatabase
+
+async def main(directory, rounds, wait):
+    for i in range(rounds):
+        db = SQLiteDatabase(os.path.join(directory, f"{i}.db"))
+        db.CHECKPOINT_EVERY = 0.0005
+        await db.open()
+        db._writer.execute("CREATE TABLE t (x BLOB)")
+        for _ in range(3):  # about 6 MB in the WAL: a checkpoint that takes a while
+            db._writer.execute("BEGIN")
+            db._writer.executemany("INSERT INTO t VALUES (?)", [(os.urandom(4000),)] * 500)
+            db._writer.execute("COMMIT")
+        await asyncio.sleep(wait)
+        await db.close()
+
+asyncio.run(main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3])))
+"""
+
+
+@pytest.mark.parametrize("wait", [0.002, 0.003])
+def test_closing_while_a_checkpoint_runs_does_not_crash_the_process(tmp_path, wait):
+    """A server stopping (or a test ending) while the checkpointer's thread is inside a
+    checkpoint: the connection must not be closed under the running statement. Before the
+    fix this killed the interpreter with a segmentation fault within a few rounds."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CLOSE_MID_CHECKPOINT, str(tmp_path), "40", str(wait)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])

@@ -37,9 +37,9 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn, Protocol, TypeVar
 
 import asyncpg
 from sqlalchemy import MetaData
@@ -47,6 +47,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from opensupp.errors import Unavailable
+
+_T = TypeVar("_T")
 
 log = logging.getLogger("opensupp.db")
 
@@ -323,7 +325,7 @@ class SQLiteSession:
         cascades through all its rows, long for an account of many triggers), in a worker thread:
         sqlite3 releases the GIL while SQLite works, so the event loop goes on meanwhile.
         The connection is this unit's alone until it ends (the writer lock)."""
-        return (await asyncio.to_thread(self._run, sql, args)).rowcount
+        return (await _to_thread_to_the_end(self._run, sql, args)).rowcount
 
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
         if self._single:
@@ -611,7 +613,7 @@ class SQLiteDatabase:
                 await self._pause(delay)
                 try:
                     if conn is None:
-                        conn = await asyncio.to_thread(connect_sqlite, self.path)
+                        conn = await _to_thread_to_the_end(connect_sqlite, self.path)
                     shrink = not await self._checkpoint_pass(conn, shrink)
                 except Exception as exc:
                     if failing_since is None:
@@ -647,14 +649,30 @@ class SQLiteDatabase:
         """One pass (see _checkpoint_loop); with ``truncate``, a TRUNCATE checkpoint instead
         of a RESTART one, which empties the WAL file. False when that could not complete
         (a reader of another process was still using the WAL): the next pass tries again."""
-        _, frames, _ = await asyncio.to_thread(_checkpoint, conn, "PASSIVE")
+        _, frames, _ = await _to_thread_to_the_end(_checkpoint, conn, "PASSIVE")
         if frames < self.RESTART_FRAMES and not truncate:
             return True
         async with self._lock:
             if self._group_open:
                 self._commit_group()
-            busy, _, _ = await asyncio.to_thread(_checkpoint, conn, "TRUNCATE" if truncate else "RESTART")
+            busy, _, _ = await _to_thread_to_the_end(_checkpoint, conn, "TRUNCATE" if truncate else "RESTART")
         return not busy
+
+
+async def _to_thread_to_the_end(fn: Callable[..., _T], *args: Any) -> _T:
+    """``asyncio.to_thread``, except that a caller cancelled meanwhile waits for the thread to
+    finish before its cancellation goes on. The thread is using a sqlite3 connection that the
+    caller's cleanup then closes (the checkpointer's ``finally``, ``close()``), and closing a
+    connection under a statement running in another thread crashes the interpreter (seen:
+    a segmentation fault in ``_checkpoint`` when a server stopped mid-checkpoint)."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        while not future.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([future])
+        raise
 
 
 def _checkpoint(conn: sqlite3.Connection, mode: str) -> tuple[int, int, int]:
