@@ -9,7 +9,7 @@ from opensupp.db import metadata
 from opensupp.partners.models import Id
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Account:
     """An account as the services answer it; the fields are ``COLUMNS``, in order."""
 

@@ -6,8 +6,10 @@ accounts) is ever read, changed or deleted. A write locks the account row before
 under it (``LOCK_ACCOUNT``), so it never deadlocks with the account's delete: it lands before
 the delete (which then deletes it too) or finds the account gone.
 
-A table answers records: each row read is turned into its ``record`` (a frozen dataclass of
-the domain) once, here, so no caller reads a row by position.
+A table answers records: each row read is turned into its ``record`` (a slots dataclass of
+the domain, or a function building one) once, here, so no caller reads a row by position.
+Records are not ``frozen``: a frozen dataclass sets each field through ``object.__setattr__``,
+which made building one cost several times as much, once per row on every read.
 """
 
 from __future__ import annotations

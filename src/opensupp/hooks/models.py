@@ -19,7 +19,7 @@ hooks = child_table(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Hook:
     """A hook as read, its stored config decoded (``from_row``)."""
 

@@ -18,7 +18,7 @@ office_hours = Table(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OfficeHoursStatus:
     """Open or closed at an instant, since when and until when (None: always, never)."""
 
@@ -28,7 +28,7 @@ class OfficeHoursStatus:
     timezone: float | str  # as the document holds it: an offset in hours, or an IANA name
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OpenIntervals:
     """The open periods within [start, end), clipped to it."""
 

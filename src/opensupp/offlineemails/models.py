@@ -15,7 +15,7 @@ offline_emails = child_table(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OfflineEmail:
     """An offline email as read: its fields are the columns ``OFFLINE_EMAILS`` reads, in order."""
 

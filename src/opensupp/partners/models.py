@@ -33,7 +33,7 @@ api_keys = Table(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Principal:
     """Who is calling: the partner and the key they used."""
 
@@ -41,7 +41,7 @@ class Principal:
     key_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class KeyInfo:
     """A key as ``keys list`` shows it (never the key itself, which is not stored)."""
 

@@ -25,7 +25,7 @@ from opensupp.triggers.catalogue import (
     validate_conditions,
 )
 from opensupp.triggers.models import Trigger
-from opensupp.web.crud import Crud, Service, register
+from opensupp.web.crud import Crud, register, table_service
 from opensupp.web.fields import AS_INT, Body, Bool, Omittable, TextRules, text_pattern
 from opensupp.web.resources import Out, ReadOnly, ReadOnlyId
 from opensupp.web.routing import Router
@@ -184,8 +184,7 @@ register(
     Crud(
         plural="triggers", noun="trigger", tag="Triggers",
         create=TriggerCreate, update=TriggerUpdate, out=TriggerOut, to_json=trigger_json,
-        service=Service(list=service.list_triggers, get=service.get_trigger, create=service.create_trigger,
-                        update=service.update_trigger, delete=service.TRIGGERS.delete),
+        service=table_service(service.TRIGGERS, create=service.create_trigger, update=service.update_trigger),
         writable=("name", "actions", "active", "description", "event", "only_once", "constraints", "conditions"),
         read_only=("id",),
     ),

@@ -31,7 +31,7 @@ triggers = child_table(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Trigger:
     """A trigger as read (``service.TRIGGERS``' columns), its conditions and actions decoded."""
 

@@ -25,25 +25,13 @@ from opensupp.triggers.plan import Plan
 TRIGGERS = ChildTable(
     "triggers", "trigger",
     ("id", "active", "name", "description", "event", "only_once", "constraints", "conditions", "actions"),
-    version="version", page_bytes=1024 * 1024,
+    version="version", page_bytes=1024 * 1024, record=Trigger.from_row,
 )
 _JSON = ("conditions", "actions")
 
 
 def _encoded(fields: dict[str, Any]) -> dict[str, Any]:
     return {k: orjson.dumps(v).decode() if k in _JSON else v for k, v in fields.items()}
-
-
-async def get_trigger(session: Session, *, partner_id: int, account_id: int, item_id: int) -> Trigger:
-    return Trigger.from_row(*await TRIGGERS.get(session, partner_id=partner_id, account_id=account_id, item_id=item_id))
-
-
-async def list_triggers(
-    session: Session, *, partner_id: int, account_id: int, after: int, limit: int
-) -> tuple[list[Trigger], bool]:
-    """Up to ``limit`` triggers after the id ``after``, and whether more follow."""
-    rows, more = await TRIGGERS.list(session, partner_id=partner_id, account_id=account_id, after=after, limit=limit)
-    return [Trigger.from_row(*row) for row in rows], more
 
 
 async def create_trigger(
@@ -55,17 +43,15 @@ async def create_trigger(
         "active": active, "name": name, "description": description, "event": event, "only_once": only_once,
         "constraints": constraints, "conditions": conditions or [], "actions": actions, "created_at": now(),
     })
-    row = await TRIGGERS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
-    return Trigger.from_row(*row)
+    return await TRIGGERS.insert(session, partner_id=partner_id, account_id=account_id, values=values)
 
 
 async def update_trigger(
     session: Session, *, partner_id: int, account_id: int, item_id: int, changes: dict[str, Any]
 ) -> Trigger:
-    row = await TRIGGERS.update(
+    return await TRIGGERS.update(
         session, partner_id=partner_id, account_id=account_id, item_id=item_id, values=_encoded(changes)
     )
-    return Trigger.from_row(*row)
 
 
 # ----------------------------------------------------------------------------- evaluate (a dry run)

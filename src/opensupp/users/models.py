@@ -22,7 +22,7 @@ users = child_table(
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class User:
     """A user as read: its fields are the columns ``USERS`` reads, in order."""
 

@@ -15,13 +15,15 @@ an access line and the metrics, counted by the Starlette route's template.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
+import inspect
 import logging
 import secrets
 import time
-from collections.abc import MutableMapping
-from typing import Any
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeVar
 
 from starlette.applications import Starlette
 
@@ -29,7 +31,17 @@ from opensupp.web.asgi import UNMATCHED, App, logged_path_of, run_lifespan
 from opensupp.web.errors import server_error
 from opensupp.web.requestid import new_request_id, request_id, valid_request_id
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 log = logging.getLogger("opensupp.web")
+
+
+def _asgi3(method: _F) -> _F:
+    """Mark ``method`` as a coroutine function, which it is to its callers (it returns a
+    coroutine): servers tell an ASGI 3 app from an ASGI 2 one by that (uvicorn's "auto")."""
+    if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+        return inspect.markcoroutinefunction(method)
+    method._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]  # 3.11's marker
+    return method
 
 
 class Front:
@@ -47,19 +59,21 @@ class Front:
         self._core_http = core.http
         self._site_lifespan: contextlib.AsyncExitStack | None = None
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    @_asgi3
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
+        # Not a coroutine itself: it hands the server the chosen app's coroutine, so an API
+        # request runs with no frame of ours above the core's (each frame in a coroutine
+        # chain is passed through again at every suspension and resumption)
         if scope["type"] == "http":
             path: str = scope["path"]
             end = path.find("/", 1)
             segment = path[1:end] if end > 0 else path[1:]
             if segment in self.api_segments or (not segment and end == 1 and _first_segment(path) in self.api_segments):
-                await self._core_http(scope, receive, send)
-            else:
-                await self._site(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            await self.lifespan(receive, send)
-        else:
-            await self._site(scope, receive, send)
+                return self._core_http(scope, receive, send)
+            return self._site(scope, receive, send)
+        if scope["type"] == "lifespan":
+            return self.lifespan(receive, send)
+        return self._site(scope, receive, send)
 
     # ------------------------------------------------------------------ lifespan
 
