@@ -54,7 +54,8 @@ async def test_a_bad_or_foreign_token_starts_a_new_visitor(app):
     _, account = await make_account(app)
     _, other = await make_account(app)
     mine = await connect(app, account)
-    for token in (mine.token[:-2] + "xx", "garbage", mine.visitor.vid, VisitorTokens("k" * 48).issue(account.id, "a" * 22)):
+    stranger = VisitorTokens("k" * 48).issue(account.id, "a" * 22)  # signed with another key
+    for token in (mine.token[:-2] + "xx", "garbage", mine.visitor.vid, stranger):
         assert (await connect(app, account, token=token)).is_new
     foreign = await connect(app, other, token=mine.token)
     assert foreign.is_new and foreign.visitor.vid != mine.visitor.vid
@@ -95,8 +96,9 @@ async def test_page_views_are_kept_and_cut_to_size(app):
 async def test_messages_are_deduplicated_by_client_id_and_replayed_after_an_id(app):
     partner_id, account = await make_account(app)
     async with app.db.transaction() as session:
-        user = await users.create_user(session, partner_id=partner_id, account_id=account.id, email=f"a{T0}@x.example",
-                                       password_hash="x", fullname="Agent Smith", nickname="Smith")
+        user = await users.create_user(session, partner_id=partner_id, account_id=account.id,
+                                       email=f"a{account.id}@x.example", password_hash="x", fullname="Agent Smith",
+                                       nickname="Smith")
     v = (await connect(app, account)).visitor
     first = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="Hello",
                         client_id="c-1", now=T0 + 1)
@@ -125,7 +127,8 @@ async def test_messages_are_deduplicated_by_client_id_and_replayed_after_an_id(a
 async def test_one_visitor_cannot_touch_another_visitors_conversation(app):
     _, account = await make_account(app)
     ann, bob = (await connect(app, account)).visitor, (await connect(app, account)).visitor
-    cid = (await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=ann.id, text="x")).conversation.id
+    posted = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=ann.id, text="x")
+    cid = posted.conversation.id
     for fn, kw in ((chat.messages_after, {}), (chat.mark_read, {"by": "visitor"}),
                    (chat.close_conversation, {"by": "visitor"}), (chat.rate_conversation, {"value": 5})):
         with pytest.raises(NotFound):
@@ -138,11 +141,13 @@ async def test_one_visitor_cannot_touch_another_visitors_conversation(app):
 async def test_close_rate_and_a_new_conversation_after_it(app):
     _, account = await make_account(app)
     v = (await connect(app, account)).visitor
-    cid = (await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="x")).conversation.id
+    posted = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="x")
+    cid = posted.conversation.id
     closed = await in_tx(app, chat.close_conversation, account_id=account.id, conversation_id=cid, by="visitor",
                          visitor_id=v.id, now=T0 + 9)
     assert closed.conversation.status == "closed" and closed.conversation.close_type == "visitor_close"
-    assert closed.message is not None and closed.message.kind == "system" and closed.message.text == "close.visitorClose"
+    assert closed.message is not None
+    assert (closed.message.kind, closed.message.text) == ("system", "close.visitorClose")
     assert (await in_tx(app, chat.close_conversation, account_id=account.id, conversation_id=cid,
                         by="agent")).message is None
     assert (await in_tx(app, chat.get_visitor, account_id=account.id, visitor_id=v.id)).chats == 1
@@ -159,7 +164,7 @@ async def test_trigger_system_and_offline_messages(app):
     v = (await connect(app, account)).visitor
     fired = await in_tx(app, chat.post_trigger_message, account_id=account.id, visitor_id=v.id, trigger_id=7,
                         agent_nick="Support", text="Hello!", client_id="trigger-7-1")
-    assert fired.message.kind == "trigger" and fired.message.trigger_id == 7 and fired.conversation.unread_by_visitor == 1
+    assert (fired.message.kind, fired.message.trigger_id, fired.conversation.unread_by_visitor) == ("trigger", 7, 1)
     twice = await in_tx(app, chat.post_trigger_message, account_id=account.id, visitor_id=v.id, trigger_id=7,
                         agent_nick="Support", text="Hello!", client_id="trigger-7-1")
     assert not twice.created and twice.message.id == fired.message.id
@@ -218,12 +223,14 @@ async def test_retention_purge(app):
     await in_tx(app, chat.close_conversation, account_id=account.id, conversation_id=done.conversation.id, by="agent",
                 now=T0 + 1)
     kept = (await connect(app, account, now=T0)).visitor
-    still_open = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=kept.id, text="y", now=T0)
+    still_open = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=kept.id, text="y",
+                             now=T0)
     recent = (await connect(app, account, now=T0 + 1000)).visitor
     while await in_tx(app, chat.purge_before, before=T0 + 500) == chat.PURGE_SLICE:
         pass
     async with app.db.read() as session:
-        left = [r[0] for r in await session.fetch("SELECT id FROM visitors WHERE account_id = $1 ORDER BY id", account.id)]
+        rows = await session.fetch("SELECT id FROM visitors WHERE account_id = $1 ORDER BY id", account.id)
+        left = [r[0] for r in rows]
         conversations = [r[0] for r in await session.fetch("SELECT id FROM conversations WHERE account_id = $1",
                                                           account.id)]
     assert left == [kept.id, recent.id]  # the old one had nothing left; the other has an open conversation
