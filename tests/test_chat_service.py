@@ -5,6 +5,8 @@ validation, the cascade of an account's delete and the retention purge."""
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 
 from opensupp.accounts import service as accounts
@@ -22,7 +24,7 @@ T0 = 1_800_000_000
 
 async def make_account(app):
     async with app.db.transaction() as session:
-        partner_id = await partners.create_partner(session, name=f"p-{id(session)}-{T0}")
+        partner_id = await partners.create_partner(session, name=f"chat-{secrets.token_hex(6)}")
         account = await accounts.create_account(session, partner_id=partner_id, title="Acme", lang="en")
     return partner_id, account
 
