@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import secrets
 
+import httpx
 import pytest
 
 from conftest import client_for, new_key
 from opensupp.app import create_app
 from opensupp.chat import service as chat
 from opensupp.chat.service import VisitorTokens
+from opensupp_client import AsyncClient, Conversation, Message
 
 pytestmark = pytest.mark.anyio
 
@@ -192,3 +194,43 @@ async def test_chat_code_follows_the_public_url(settings, public_url, host):
         await application.shutdown()
     # the guide's snippet, verbatim but for the key and the host (https: protocol-relative, as the guide writes it)
     assert code == GUIDE.replace("YOUR_ACCOUNT_KEY", account["accountKey"]).replace("//www.smartsuppchat.com", host)
+
+
+async def test_the_sdk(app, api, key):
+    """The SDK's conversations and chat code, against the same app."""
+    account = await new_account(api)
+    aid = account["id"]
+    user = await new_user(api, aid, nickname="Bot")
+    *_, posted = await visitor_writes(app, account, now=T0)
+    await visitor_writes(app, account, now=T0 + 7200)
+    transport = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+    async with AsyncClient("http://api.test", key, http_client=transport) as sdk:
+        listed = [c async for c in sdk.conversations.list(aid, limit=1)]
+        assert len(listed) == 2 and all(isinstance(c, Conversation) for c in listed)
+        narrowed = [c async for c in sdk.conversations.list(aid, until="2027-01-15T09:00:00Z", status="pending")]
+        assert [c.id for c in narrowed] == [str(posted.conversation.id)]
+        sent = await sdk.conversations.send_message(aid, posted.conversation.id, user_id=user["id"], text="Hello!",
+                                                    client_id="bot-1")
+        assert isinstance(sent, Message) and sent.agent_nick == "Bot" and sent.client_id == "bot-1"
+        got = await sdk.conversations.get(aid, posted.conversation.id)
+        assert [m.text for m in got.messages] == ["Hello", "Hello!"] and got.visitor["name"] == "Ann"
+        assert got.messages_next is None and got.status == "open"
+        later = await sdk.conversations.get(aid, posted.conversation.id, messages_after=got.messages[0].id)
+        assert [m.id for m in later.messages] == [sent.id]
+        closed = await sdk.conversations.close(aid, posted.conversation.id)
+        assert closed.status == "closed" and closed.close_type == "agent_close"
+        assert account["accountKey"] in await sdk.accounts.chatcode(aid)
+
+
+async def test_a_send_under_an_idempotency_key_is_replayed(app, api):
+    account = await new_account(api)
+    *_, posted = await visitor_writes(app, account)
+    user = await new_user(api, account["id"])
+    path = f"/accounts/{account['id']}/conversations/{posted.conversation.id}/messages"
+    body = {"userId": user["id"], "text": "Once"}
+    first = await api.post(path, json=body, headers={"Idempotency-Key": "send-1"})
+    again = await api.post(path, json=body, headers={"Idempotency-Key": "send-1"})
+    assert first.status_code == again.status_code == 200 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    got = (await api.get(f"/accounts/{account['id']}/conversations/{posted.conversation.id}/get")).json()
+    assert [m["text"] for m in got["messages"]] == ["Hello", "Once"]

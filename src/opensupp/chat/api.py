@@ -260,14 +260,16 @@ class SentOut(Out):
     conversation: ConversationOut
 
 
-@router.add("action", "/accounts/{aid}/conversations/{cid}/messages", body=MessageSend, response=SentOut, tag=TAG)
+# a create (it makes a message: the body is required, an Idempotency-Key is honoured), in a transaction of its own
+@router.add("create", "/accounts/{aid}/conversations/{cid}/messages", body=MessageSend, response=SentOut, tag=TAG,
+            unit="transaction")
 async def send_message(req: Any, session: Session, body: MessageSend) -> dict[str, Any]:
     """Send a message as an agent
 
     Writes `text` into the conversation as the user `userId` (a user of the account, else
     404), shown to the visitor under the user's nickname. The conversation becomes open
     (a closed one reopens) and is assigned to the first agent who wrote. With `clientId`,
-    a retry answers the message stored the first time.
+    a retry answers the message stored the first time (so does an `Idempotency-Key`).
     """
     account_id, conversation_id = req.ids
     user_id = _user_id(body.userId)
