@@ -10,10 +10,13 @@ import secrets
 import pytest
 
 from opensupp.accounts import service as accounts
+from opensupp.app import create_app
 from opensupp.chat import service as chat
+from opensupp.chat.retention import Retention
 from opensupp.chat.service import VisitorTokens
 from opensupp.errors import NotFound, ValidationFailed
 from opensupp.partners import service as partners
+from opensupp.timeutil import now
 from opensupp.users import service as users
 
 pytestmark = pytest.mark.anyio
@@ -81,6 +84,15 @@ async def test_visitor_details_are_validated_and_variables_labelled(app):
         with pytest.raises(ValidationFailed) as info:
             await in_tx(app, chat.update_visitor, account_id=account.id, visitor_id=v.id, changes=bad)
         assert [e.field for e in info.value.errors] == [field], bad
+
+
+async def test_bad_details_at_connect_are_left_out_not_refused(app):
+    """Nothing a host page sets keeps its visitor from connecting."""
+    _, account = await make_account(app)
+    connected = await connect(app, account, details={"name": "Ann", "email": "not an e-mail", "colour": "red",
+                                                     "variables": {"k": [1]}, "title": 5})
+    assert connected.is_new and connected.visitor.name == "Ann"
+    assert (connected.visitor.email, connected.visitor.variables, connected.visitor.last_title) == ("", {}, "")
 
 
 async def test_page_views_are_kept_and_cut_to_size(app):
@@ -238,3 +250,21 @@ async def test_retention_purge(app):
     assert left == [kept.id, recent.id]  # the old one had nothing left; the other has an open conversation
     assert conversations == [still_open.conversation.id]
     assert await count(app, "messages", account.id) == 1 and await count(app, "page_views", account.id) == 0
+
+
+async def test_the_retention_setting_purges_in_the_background(app, settings):
+    _, account = await make_account(app)
+    ten_days_ago = now() - 10 * 86400
+    v = (await connect(app, account, now=ten_days_ago)).visitor
+    done = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="x",
+                       now=ten_days_ago)
+    await in_tx(app, chat.close_conversation, account_id=account.id, conversation_id=done.conversation.id,
+                by="visitor", now=ten_days_ago)
+    await Retention(app.db, 30).purge()
+    assert await count(app, "conversations", account.id) == 1  # 10 days < 30: kept
+    await Retention(app.db, 7).purge()
+    assert [await count(app, t, account.id) for t in ("visitors", "conversations", "messages")] == [0, 0, 0]
+    # the setting starts the purge with the server; 0 (the default) starts none
+    assert app.core.background == []
+    kept = create_app(settings.model_copy(update={"chat_retention_days": 7}))
+    assert [job.__qualname__ for job in kept.core.background] == ["Retention.purge_loop"]

@@ -23,6 +23,7 @@ outside the account raises ``NotFound``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Mapping
@@ -121,7 +122,7 @@ class VisitorTokens:
     SALT = "opensupp.visitor"
 
     def __init__(self, secret: str) -> None:
-        self._signer = Signer(secret, salt=self.SALT)
+        self._signer = Signer(secret, salt=self.SALT, digest_method=hashlib.sha256)
 
     def issue(self, account_id: int, vid: str) -> str:
         return f"{vid}.{self._signer.get_signature(f'{account_id}:{vid}').decode()}"
@@ -200,12 +201,12 @@ def labelled_variables(variables: Any, errors: list[FieldError]) -> dict[str, di
     return out
 
 
-def visitor_columns(details: Mapping[str, Any], *, reported: bool = True) -> dict[str, Any]:
+def visitor_columns(details: Mapping[str, Any], *, reported: bool = True, strict: bool = True) -> dict[str, Any]:
     """The visitor's columns from ``details``: ``name``, ``email``, ``phone``, ``lang``,
     ``group`` (strings; "" clears), ``variables`` (see ``labelled_variables``) and, with
     ``reported``, the page's ``url``, ``title``, ``referrer`` and ``user_agent`` (cut to
     their columns). None or an absent key changes nothing; an unknown key, or a bad value,
-    is a ValidationFailed naming it."""
+    is a ValidationFailed naming it, or (not ``strict``) is left out."""
     allowed = {*SETTABLE, "variables", *(REPORTED if reported else ())}
     errors = unknown_fields(details, allowed, "", "is not a visitor detail")
     columns: dict[str, Any] = {}
@@ -224,8 +225,11 @@ def visitor_columns(details: Mapping[str, Any], *, reported: bool = True) -> dic
             errors.append(FieldError(name, problem))
         else:
             columns[_COLUMN.get(name, name)] = value
-    if errors:
+    if errors and strict:
         raise ValidationFailed(errors)
+    if errors:  # leave out what was bad, keep the rest
+        bad = {_COLUMN.get(name, name) for name in (e.field.split(".")[0] for e in errors)}
+        return {name: value for name, value in columns.items() if name not in bad}
     return columns
 
 
@@ -302,19 +306,20 @@ async def connect_visitor(
     of another account, or its visitor was purged. ``details`` (see ``visitor_columns``)
     are stored; ``visits`` grows by one when the visitor was away ``VISIT_GAP`` seconds or
     more (the realtime layer calls ``mark_visitor_seen`` when a connection ends, so that
-    "away" is measured from then)."""
-    columns = visitor_columns(details)
+    "away" is measured from then). A bad detail is left out rather than refused: nothing a
+    host page sets may keep its visitor from connecting (``update_visitor`` refuses it)."""
+    columns = visitor_columns(details, strict=False)
     if account_id is None:
         if account_key is None:
             raise TypeError("connect_visitor needs account_key or account_id")
         account_id = await account_id_of_key(session, account_key)
     await _lock_account(session, account_id)
     t = clock() if now is None else now
-    vid = tokens.vid_of(account_id, token) if token else None
+    vid = tokens.vid_of(account_id, token) if isinstance(token, str) and token else None
     if vid is not None:
         visitor = await _returning_visitor(session, account_id, vid, columns, t)
         if visitor is not None:
-            return Connected(visitor, token or "", False)
+            return Connected(visitor, str(token), False)
     vid = new_vid()
     row = {"vid": vid, "name": "", "email": "", "phone": "", "lang": "", "grp": "", "variables": "{}", "visits": 1,
            "chats": 0, "first_seen_at": t, "last_seen_at": t, "last_url": "", "last_title": "", "referrer": "",
@@ -482,8 +487,8 @@ async def _scoped_update(
     return _conversation(row)
 
 
-async def get_chat(session: Session, *, account_id: int, conversation_id: int,
-                   visitor_id: int | None = None) -> Conversation:
+async def find_conversation(session: Session, *, account_id: int, conversation_id: int,
+                            visitor_id: int | None = None) -> Conversation:
     """A conversation of the account (and of the visitor, when given)."""
     return await _conversation_of(session, account_id, conversation_id, visitor_id)
 
@@ -657,6 +662,7 @@ async def store_offline_message(
         raise ValidationFailed(problems)
     text = check_text(text)
     t = clock() if now is None else now
+    await _lock_account(session, account_id)
     await update_visitor(session, account_id=account_id, visitor_id=visitor_id, changes={"name": name, "email": email})
     conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t,
                                                      offline=True)
