@@ -287,11 +287,15 @@ async def _lock_account(session: Session, account_id: int) -> None:
 # --------------------------------------------------------------------------- visitors
 
 
-async def account_id_of_key(session: Session, account_key: str) -> int:
-    """The account of a chat code's ``accountKey`` (NotFound for an unknown one)."""
+async def account_id_of_key(session: Session, account_key: str, *, lock: bool = False) -> int:
+    """The account of a chat code's ``accountKey`` (NotFound for an unknown one); with
+    ``lock``, its row locked as a write under it begins (``_lock_account``)."""
     account_id = None
     if type(account_key) is str and len(account_key) == 40:
-        account_id = await session.fetchval("SELECT id FROM accounts WHERE account_key = $1", account_key)
+        account_id = await session.fetchval(
+            f"SELECT id FROM accounts WHERE account_key = $1{LOCK_ACCOUNT[session.dialect] if lock else ''}",
+            account_key,
+        )
     if account_id is None:
         raise NotFound("No account with this accountKey.")
     return int(account_id)
@@ -309,11 +313,12 @@ async def connect_visitor(
     "away" is measured from then). A bad detail is left out rather than refused: nothing a
     host page sets may keep its visitor from connecting (``update_visitor`` refuses it)."""
     columns = visitor_columns(details, strict=False)
-    if account_id is None:
-        if account_key is None:
-            raise TypeError("connect_visitor needs account_key or account_id")
-        account_id = await account_id_of_key(session, account_key)
-    await _lock_account(session, account_id)
+    if account_id is not None:
+        await _lock_account(session, account_id)
+    elif account_key is not None:
+        account_id = await account_id_of_key(session, account_key, lock=True)
+    else:
+        raise TypeError("connect_visitor needs account_key or account_id")
     t = clock() if now is None else now
     vid = tokens.vid_of(account_id, token) if isinstance(token, str) and token else None
     if vid is not None:
