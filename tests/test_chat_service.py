@@ -93,6 +93,9 @@ async def test_bad_details_at_connect_are_left_out_not_refused(app):
                                                      "variables": {"k": [1]}, "title": 5})
     assert connected.is_new and connected.visitor.name == "Ann"
     assert (connected.visitor.email, connected.visitor.variables, connected.visitor.last_title) == ("", {}, "")
+    assert (await connect(app, account, details=["not", "a", "mapping"])).is_new
+    with pytest.raises(ValidationFailed):
+        await in_tx(app, chat.update_visitor, account_id=account.id, visitor_id=connected.visitor.id, changes=[1])
 
 
 async def test_page_views_are_kept_and_cut_to_size(app):
@@ -134,6 +137,9 @@ async def test_messages_are_deduplicated_by_client_id_and_replayed_after_an_id(a
                                           after_id=first.message.id, visitor_id=v.id)
     assert [m.kind for m in everything] == ["visitor", "agent", "visitor"]
     assert [m.id for m in since] == [reply.message.id, second.message.id]
+    for bad in ({"after_id": -1}, {"after_id": "5"}, {"limit": 0}, {"limit": 1001}):
+        with pytest.raises(ValidationFailed):
+            await in_tx(app, chat.messages_after, account_id=account.id, conversation_id=cid, **bad)
     read = await in_tx(app, chat.mark_read, account_id=account.id, conversation_id=cid, by="agent")
     assert read.unread_by_agents == 0
 

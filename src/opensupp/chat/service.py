@@ -207,6 +207,10 @@ def visitor_columns(details: Mapping[str, Any], *, reported: bool = True, strict
     ``reported``, the page's ``url``, ``title``, ``referrer`` and ``user_agent`` (cut to
     their columns). None or an absent key changes nothing; an unknown key, or a bad value,
     is a ValidationFailed naming it, or (not ``strict``) is left out."""
+    if not isinstance(details, Mapping):
+        if strict:
+            raise invalid("", "the visitor's details must be an object")
+        return {}
     allowed = {*SETTABLE, "variables", *(REPORTED if reported else ())}
     errors = unknown_fields(details, allowed, "", "is not a visitor detail")
     columns: dict[str, Any] = {}
@@ -681,8 +685,10 @@ async def messages_after(
 ) -> list[Message]:
     """The conversation's messages after the id ``after_id`` (0: from the first), oldest
     first, at most ``limit`` (1 to 1000): the replay a reconnecting client asks for."""
-    if not 1 <= limit <= MESSAGES_MAX_PAGE:
+    if type(limit) is not int or not 1 <= limit <= MESSAGES_MAX_PAGE:
         raise invalid("limit", f"must be an integer from 1 to {MESSAGES_MAX_PAGE}")
+    if type(after_id) is not int or after_id < 0:
+        raise invalid("after", "must be a message id (0: from the first message)")
     if visitor_id is not None:
         await _conversation_of(session, account_id, conversation_id, visitor_id)
     rows = await session.fetch(
