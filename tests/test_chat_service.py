@@ -5,6 +5,7 @@ validation, the cascade of an account's delete and the retention purge."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 import pytest
@@ -142,6 +143,19 @@ async def test_messages_are_deduplicated_by_client_id_and_replayed_after_an_id(a
             await in_tx(app, chat.messages_after, account_id=account.id, conversation_id=cid, **bad)
     read = await in_tx(app, chat.mark_read, account_id=account.id, conversation_id=cid, by="agent")
     assert read.unread_by_agents == 0
+
+
+async def test_a_message_and_its_retry_at_once_are_stored_once(app):
+    """Two connections of one visitor (its retry over a new socket, on another process) send the
+    first message at the same moment: one conversation, one message."""
+    _, account = await make_account(app)
+    v = (await connect(app, account)).visitor
+    both = await asyncio.gather(*(
+        in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="Hi", client_id="c-1")
+        for _ in range(2)))
+    assert sorted(p.created for p in both) == [False, True]
+    assert both[0].message == both[1].message
+    assert await count(app, "conversations", account.id) == 1 and await count(app, "messages", account.id) == 1
 
 
 async def test_one_visitor_cannot_touch_another_visitors_conversation(app):

@@ -288,6 +288,19 @@ async def _lock_account(session: Session, account_id: int) -> None:
         raise account_not_found(account_id)
 
 
+#: a visitor's row held until the transaction ends, by writes that must take turns per visitor
+LOCK_VISITOR = {"sqlite": "", "postgresql": " FOR NO KEY UPDATE"}
+
+
+async def _lock_visitor(session: Session, account_id: int, visitor_id: int) -> None:
+    found = await session.fetchval(
+        f"SELECT id FROM visitors WHERE id = $1 AND account_id = $2{LOCK_VISITOR[session.dialect]}",
+        visitor_id, account_id,
+    )
+    if found is None:
+        raise visitor_not_found(visitor_id, account_id)
+
+
 # --------------------------------------------------------------------------- visitors
 
 
@@ -443,8 +456,14 @@ async def current_conversation(session: Session, *, account_id: int, visitor_id:
 async def open_or_get_conversation(
     session: Session, *, account_id: int, visitor_id: int, now: int | None = None, offline: bool = False
 ) -> tuple[Conversation, bool]:
-    """The visitor's current conversation, or a new pending one; and whether it is new."""
+    """The visitor's current conversation, or a new pending one; and whether it is new.
+
+    The visitor's row is locked first (PostgreSQL), so two writes of one visitor at once (a
+    message and its retry over a new connection, on another process) take turns: the second
+    finds the conversation the first made, and its ``client_id`` there, rather than making a
+    second conversation."""
     await _lock_account(session, account_id)
+    await _lock_visitor(session, account_id, visitor_id)
     if not offline:
         current = await current_conversation(session, account_id=account_id, visitor_id=visitor_id)
         if current is not None:
