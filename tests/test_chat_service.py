@@ -14,7 +14,7 @@ from opensupp.accounts import service as accounts
 from opensupp.app import create_app
 from opensupp.chat import service as chat
 from opensupp.chat.retention import Retention
-from opensupp.chat.service import VisitorTokens
+from opensupp.chat.tokens import VisitorTokens
 from opensupp.errors import NotFound, ValidationFailed
 from opensupp.partners import service as partners
 from opensupp.timeutil import now
@@ -54,6 +54,13 @@ async def test_a_visitor_keeps_its_token_and_counts_visits(app):
     assert again.visitor.visits == 1  # back within 30 s: the same visit
     later = await connect(app, account, token=first.token, now=T0 + 10 + 30)
     assert later.visitor.visits == 2 and later.visitor.name == "Ann"
+
+
+def test_tokens_are_signed_with_the_sites_key(settings):
+    tokens = VisitorTokens.for_settings(settings)
+    token = tokens.issue(12, "a" * 22)
+    assert VisitorTokens.for_settings(settings).vid_of(12, token) == "a" * 22  # the key is kept: a restart reads it
+    assert tokens.vid_of(13, token) is None and TOKENS.vid_of(12, token) is None
 
 
 async def test_a_bad_or_foreign_token_starts_a_new_visitor(app):

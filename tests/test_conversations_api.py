@@ -12,7 +12,7 @@ import pytest
 from conftest import client_for, new_key
 from opensupp.app import create_app
 from opensupp.chat import service as chat
-from opensupp.chat.service import VisitorTokens
+from opensupp.chat.tokens import VisitorTokens
 from opensupp_client import AsyncClient, Conversation, Message
 
 pytestmark = pytest.mark.anyio

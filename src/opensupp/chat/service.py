@@ -23,37 +23,24 @@ outside the account raises ``NotFound``.
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-import orjson
-from itsdangerous import Signer
-
 from opensupp import values
-from opensupp.chat.models import (
-    CLIENT_ID_MAX,
-    EMAIL_MAX,
-    GROUP_MAX,
-    MESSAGE_MAX,
-    NAME_MAX,
-    PHONE_MAX,
-    RATING_TEXT_MAX,
-    TITLE_MAX,
-    URL_MAX,
-    USER_AGENT_MAX,
-    VARIABLES_MAX_BYTES,
-    VARIABLES_MAX_KEYS,
-    Conversation,
-    Message,
-    PageView,
-    Visitor,
+from opensupp.chat.models import EMAIL_MAX, NAME_MAX, RATING_TEXT_MAX, Conversation, Message, PageView, Visitor
+from opensupp.chat.tokens import VisitorTokens, new_vid
+from opensupp.chat.validation import (
+    check_choice,
+    check_client_id,
+    check_text,
+    detail_problem,
+    text_problem,
+    visitor_columns,
 )
 from opensupp.db import ForeignKeyViolation, Session
 from opensupp.db.children import LOCK_ACCOUNT, OWNED, account_not_found
-from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid, unknown_fields
+from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid
 from opensupp.timeutil import now as clock
 
 VISITOR_COLUMNS = ("id, account_id, vid, name, email, phone, lang, grp, variables, visits, chats, first_seen_at,"
@@ -72,13 +59,7 @@ CLOSE_CODES = {"visitor": "close.visitorClose", "agent": "close.agentClose"}
 MESSAGES_MAX_PAGE = 1000
 RATINGS = range(1, 6)
 
-VID_LENGTH = 22
-_VID = re.compile(r"[A-Za-z0-9_-]{22}")
-_CLIENT_ID = re.compile(rf"[\x21-\x7e]{{1,{CLIENT_ID_MAX}}}")  # printable ASCII, as an Idempotency-Key
-_LANG = re.compile(r"[a-z]{2,3}([_-][A-Za-z0-9]{2,4})?")
 _CLOSE_TYPE = re.compile(r"[a-z_]{1,16}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_VARIABLE_KEY = 64
 
 
 # --------------------------------------------------------------------------- what a write answers
@@ -109,153 +90,6 @@ class Closed(NamedTuple):
 
     conversation: Conversation
     message: Message | None
-
-
-# --------------------------------------------------------------------------- visitor tokens
-
-
-class VisitorTokens:
-    """The token a visitor keeps: ``<vid>.<signature>``, signed with the site's secret key
-    (itsdangerous, salt ``opensupp.visitor``) over the account id and the vid, so a token is
-    only good for the account that issued it, and says nothing of the account."""
-
-    SALT = "opensupp.visitor"
-
-    def __init__(self, secret: str) -> None:
-        self._signer = Signer(secret, salt=self.SALT, digest_method=hashlib.sha256)
-
-    def issue(self, account_id: int, vid: str) -> str:
-        return f"{vid}.{self._signer.get_signature(f'{account_id}:{vid}').decode()}"
-
-    def vid_of(self, account_id: int, token: str) -> str | None:
-        """The vid of a good token of this account; None for any other (bad, foreign, garbage)."""
-        vid, dot, signature = token.partition(".")
-        if not dot or not _VID.fullmatch(vid) or len(signature) > 128:
-            return None
-        return vid if self._signer.verify_signature(f"{account_id}:{vid}", signature) else None
-
-
-def new_vid() -> str:
-    """22 url-safe random characters (132 bits)."""
-    return secrets.token_urlsafe(16)[:VID_LENGTH]
-
-
-# --------------------------------------------------------------------------- validation
-
-#: the details a visitor may set (visitor.connect, visitor.update), with their bounds
-SETTABLE = {"name": NAME_MAX, "email": EMAIL_MAX, "phone": PHONE_MAX, "lang": 8, "group": GROUP_MAX}
-#: what the browser reports of the page: cut to its column's size rather than refused
-REPORTED = {"url": URL_MAX, "title": TITLE_MAX, "referrer": URL_MAX, "user_agent": USER_AGENT_MAX}
-_COLUMN = {"group": "grp", "url": "last_url", "title": "last_title"}
-
-
-def _text_problem(value: Any, max_length: int, *, multiline: bool = False, required: bool = False) -> str | None:
-    if type(value) is not str:
-        return "must be a string"
-    if not required and value == "":
-        return None
-    return values.string_problem(value, max_length=max_length, multiline=multiline, required=required)
-
-
-def _detail_problem(name: str, value: Any) -> str | None:
-    problem = _text_problem(value, SETTABLE[name])
-    if problem is not None or value == "":
-        return problem
-    if name == "email":
-        return values.email_problem(value)
-    if name == "lang" and not _LANG.fullmatch(value):
-        return "must be a language code (en, pt-br)"
-    return None
-
-
-def _reported(value: Any) -> str | None:
-    return None if value is None else _CONTROL.sub("", value) if type(value) is str else None
-
-
-def labelled_variables(variables: Any, errors: list[FieldError]) -> dict[str, dict[str, Any]]:
-    """``smartsupp('variables', ...)`` in either form, flat ``{key: value}`` or labelled
-    ``{key: {"label", "value"}}``, as the labelled form (a flat key is its own label);
-    values are strings, numbers or booleans. At most 50 keys and 8 KiB as JSON."""
-    if not isinstance(variables, dict):
-        errors.append(FieldError("variables", "must be an object"))
-        return {}
-    if len(variables) > VARIABLES_MAX_KEYS:
-        errors.append(FieldError("variables", f"must have at most {VARIABLES_MAX_KEYS} keys"))
-        return {}
-    out: dict[str, dict[str, Any]] = {}
-    for key, given in variables.items():
-        at = f"variables.{key}"
-        label, value = (given.get("label", key), given.get("value")) if isinstance(given, dict) else (key, given)
-        if not isinstance(key, str) or not 1 <= len(key) <= _VARIABLE_KEY or _CONTROL.search(key):
-            errors.append(FieldError("variables", f"keys must be 1 to {_VARIABLE_KEY} characters"))
-        elif isinstance(given, dict) and set(given) - {"label", "value"}:
-            errors.append(FieldError(at, "must be a value or {\"label\", \"value\"}"))
-        elif _text_problem(label, NAME_MAX) is not None:
-            errors.append(FieldError(f"{at}.label", "must be a string of at most 255 characters"))
-        elif value is not None and not isinstance(value, str | int | float | bool):
-            errors.append(FieldError(at, "must be a string, a number or a boolean"))
-        else:
-            out[key] = {"label": label, "value": value}
-    if len(orjson.dumps(out)) > VARIABLES_MAX_BYTES:
-        errors.append(FieldError("variables", f"must be at most {VARIABLES_MAX_BYTES} bytes as JSON"))
-    return out
-
-
-def visitor_columns(details: Mapping[str, Any], *, reported: bool = True, strict: bool = True) -> dict[str, Any]:
-    """The visitor's columns from ``details``: ``name``, ``email``, ``phone``, ``lang``,
-    ``group`` (strings; "" clears), ``variables`` (see ``labelled_variables``) and, with
-    ``reported``, the page's ``url``, ``title``, ``referrer`` and ``user_agent`` (cut to
-    their columns). None or an absent key changes nothing; an unknown key, or a bad value,
-    is a ValidationFailed naming it, or (not ``strict``) is left out."""
-    if not isinstance(details, Mapping):
-        if strict:
-            raise invalid("", "the visitor's details must be an object")
-        return {}
-    allowed = {*SETTABLE, "variables", *(REPORTED if reported else ())}
-    errors = unknown_fields(details, allowed, "", "is not a visitor detail")
-    columns: dict[str, Any] = {}
-    for name, value in details.items():
-        if value is None or name not in allowed:
-            continue
-        if name == "variables":
-            columns["variables"] = orjson.dumps(labelled_variables(value, errors)).decode()
-        elif name in REPORTED:
-            text = _reported(value)
-            if text is None:
-                errors.append(FieldError(name, "must be a string"))
-            else:
-                columns[_COLUMN.get(name, name)] = text[: REPORTED[name]]
-        elif (problem := _detail_problem(name, value)) is not None:
-            errors.append(FieldError(name, problem))
-        else:
-            columns[_COLUMN.get(name, name)] = value
-    if errors and strict:
-        raise ValidationFailed(errors)
-    if errors:  # leave out what was bad, keep the rest
-        bad = {_COLUMN.get(name, name) for name in (e.field.split(".")[0] for e in errors)}
-        return {name: value for name, value in columns.items() if name not in bad}
-    return columns
-
-
-def check_text(text: Any, field: str = "text") -> str:
-    """A message's text: 1 to 2,000 code points, not blank, no control characters but tab and newline."""
-    problem = _text_problem(text, MESSAGE_MAX, multiline=True, required=True)
-    if problem is not None:
-        raise invalid(field, problem)
-    return str(text)
-
-
-def check_client_id(client_id: Any, field: str = "clientId") -> str | None:
-    if client_id is None:
-        return None
-    if type(client_id) is not str or not _CLIENT_ID.fullmatch(client_id):
-        raise invalid(field, f"must be 1 to {CLIENT_ID_MAX} printable ASCII characters")
-    return client_id
-
-
-def _check_choice(value: str, choices: tuple[str, ...], field: str) -> None:
-    if value not in choices:
-        raise invalid(field, values.one_of(choices))
 
 
 # --------------------------------------------------------------------------- rows to records
@@ -533,7 +367,7 @@ async def mark_read(
     session: Session, *, account_id: int, conversation_id: int, by: str, visitor_id: int | None = None
 ) -> Conversation:
     """The visitor (``by="visitor"``) or the agents (``"agent"``) have read everything so far."""
-    _check_choice(by, CLOSERS, "by")
+    check_choice(by, CLOSERS, "by")
     column = "unread_by_visitor" if by == "visitor" else "unread_by_agents"
     return await _scoped_update(session, account_id, conversation_id, visitor_id, f"{column} = 0")
 
@@ -545,7 +379,7 @@ async def close_conversation(
     """Close the conversation (by the visitor or an agent; ``close_type`` defaults to
     ``visitor_close``/``agent_close``), leave a system message saying so, and count a
     finished chat for the visitor (``number_of_chats``). Closing a closed one changes nothing."""
-    _check_choice(by, CLOSERS, "by")
+    check_choice(by, CLOSERS, "by")
     close_type = close_type or f"{by}_close"
     if not _CLOSE_TYPE.fullmatch(close_type):
         raise invalid("closeType", "must be 1 to 16 lower-case letters or underscores")
@@ -569,7 +403,7 @@ async def rate_conversation(
     """The visitor's rating: ``value`` 1 to 5, with an optional comment (1,000 code points)."""
     if type(value) is not int or value not in RATINGS:
         raise invalid("value", "must be an integer from 1 to 5")
-    problem = _text_problem(text, RATING_TEXT_MAX, multiline=True)
+    problem = text_problem(text, RATING_TEXT_MAX, multiline=True)
     if problem is not None:
         raise invalid("text", problem)
     return await _scoped_update(session, account_id, conversation_id, visitor_id, "rating = $4, rating_text = $5",
@@ -654,7 +488,7 @@ async def post_trigger_message(
     conversation or a new pending one. A ``client_id`` (e.g. ``trigger-<id>-<visit>``) lets
     processes that race on one timer store it once."""
     text, client_id = check_text(text, "message"), check_client_id(client_id)
-    problem = _text_problem(agent_nick, NAME_MAX, required=True)
+    problem = text_problem(agent_nick, NAME_MAX, required=True)
     if problem is not None:
         raise invalid("agent_nick", problem)
     t = clock() if now is None else now
@@ -683,8 +517,8 @@ async def store_offline_message(
 ) -> Posted:
     """The offline form (nobody online): a new conversation marked ``offline`` holding the
     message; the visitor's name and e-mail are kept. Delivered later (mail, hooks)."""
-    problems = [FieldError(f, p) for f, p in (("name", _detail_problem("name", name)),
-                                               ("email", _text_problem(email, EMAIL_MAX, required=True)
+    problems = [FieldError(f, p) for f, p in (("name", detail_problem("name", name)),
+                                               ("email", text_problem(email, EMAIL_MAX, required=True)
                                                 or values.email_problem(email))) if p is not None]
     if problems:
         raise ValidationFailed(problems)
