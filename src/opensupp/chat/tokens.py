@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-
 from typing import TYPE_CHECKING
 
 from itsdangerous import Signer
