@@ -110,9 +110,11 @@
 
   // ------------------------------------------------------------------ the connection
   var conn = (function () {
-    var base = w.location.host, secure = w.location.protocol === 'https:';
-    var wsUrl = (secure ? 'wss://' : 'ws://') + base + '/chat/ws/visitor?key=' + encodeURIComponent(cfg.key);
-    var pollUrl = '/chat/poll/visitor?key=' + encodeURIComponent(cfg.key);
+    // this page's address without /chat/box or /widget[/KEY]: opensupp's base (a path prefix kept)
+    var prefix = w.location.pathname.replace(/\/(chat\/box|widget(\/[^/]*)?)\/?$/, '');
+    var secure = w.location.protocol === 'https:';
+    var wsUrl = (secure ? 'wss://' : 'ws://') + w.location.host + prefix + '/chat/ws/visitor?key=' + encodeURIComponent(cfg.key);
+    var pollUrl = prefix + '/chat/poll/visitor?key=' + encodeURIComponent(cfg.key);
     var ws = null, usePoll = false, wsFailures = 0, gotFrame = false, stopped = false;
     var refs = 0, waiting = {}, backoff = 1000, timer = null, heartbeat = null, pongTimer = null, lastSent = 0;
     var sid = null, pollBusy = false, sendQueue = [], sending = false, pollGen = 0;

@@ -54,7 +54,8 @@
     if (!s) { return null; }
     var a = d.createElement('a');
     a.href = s.src; // resolves protocol-relative and relative addresses against the page
-    return a.protocol + '//' + a.host;
+    // opensupp's origin (what postMessage checks) and its base address (a path prefix kept)
+    return { origin: a.protocol + '//' + a.host, base: a.protocol + '//' + a.host + a.pathname.replace(/\/loader\.js$/, '') };
   }
 
   function randomHex(bytes) {
@@ -102,7 +103,8 @@
     if (existing && existing.__opensupp) { return; } // loaded twice: the first one runs the box
     var options = w._smartsupp;
     if (!options || typeof options !== 'object') { options = {}; }
-    var origin = scriptOrigin();
+    var where = scriptOrigin();
+    var origin = where && where.origin;
     var queue = [];
     var i, k, q;
     // the queue: the stub's (smartsupp._), and _smartsupp._ of the variant without a stub
@@ -220,7 +222,7 @@
       f.setAttribute('title', 'Chat');
       f.setAttribute('allow', 'clipboard-write');
       f.setAttribute('referrerpolicy', 'origin');
-      var src = origin + '/chat/box?key=' + encodeURIComponent(opts.key) + '&embed=1';
+      var src = where.base + '/chat/box?key=' + encodeURIComponent(opts.key) + '&embed=1';
       f.src = src + '#nonce=' + state.nonce + '&host=' + encodeURIComponent(w.location.origin || (w.location.protocol + '//' + w.location.host));
       state.frame = f;
       layout();
