@@ -587,3 +587,57 @@ def test_the_preview_page_and_an_unknown_key(visit, live):
     response = visit.page.goto(f"{live.url}/widget/{'0' * 40}")
     assert response.status == 404
     assert visit.page.get_by_role("heading").first.text_content() == "This chat is not available"
+
+
+# --------------------------------------------------------------------------- contrast, privacy notice, page views
+
+
+def _contrast(rgb_a: str, rgb_b: str) -> float:
+    def luminance(rgb: str) -> float:
+        channels = [int(c) / 255 for c in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    a, b = sorted((luminance(rgb_a), luminance(rgb_b)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+def test_any_account_colour_keeps_text_at_wcag_aa_contrast(visit, live):
+    visit.open(live.snippet() + "<script>smartsupp('chat:open');</script>")
+    box = visit.box()
+    box.locator("#pane").wait_for(state="visible")
+    for color in ("#ffd600", "#777777", "#00ff00", "#1565c0", "#ff0000", "#000000", "#ffffff", "#808080", "#f80"):
+        visit.page.evaluate(f"() => smartsupp('theme:color', '{color}')")
+        expected = color if len(color) == 7 else "#" + "".join(ch * 2 for ch in color[1:])
+        box.wait_for_function(f"() => getComputedStyle(document.documentElement).getPropertyValue('--c').trim()"
+                              f" === '{expected}'")
+        for selector in (".head", "#send", "#launcher"):
+            colors = box.evaluate(f"""() => {{ const s = getComputedStyle(document.querySelector('{selector}'));
+                return [s.color, s.backgroundColor]; }}""")
+            assert _contrast(*colors) >= 4.5, (color, selector, colors)
+
+
+def test_the_privacy_notice_and_its_required_consent(visit, live):
+    options = ("<script>_smartsupp.privacyNoticeEnabled = true; _smartsupp.privacyNoticeCheckRequired = true;"
+               " _smartsupp.privacyNoticeUrl = 'https://www.shop.test/privacy';</script>")
+    visit.open(live.snippet() + options)
+    box = visit.box()
+    visit.click_launcher(box)
+    notice = box.locator("#compose-privacy")
+    notice.wait_for(state="visible")
+    assert notice.get_by_role("link").get_attribute("href") == "https://www.shop.test/privacy"
+    box.locator("#input").fill("Hello")
+    box.locator("#input").press("Enter")
+    assert box.locator(".msg.visitor").count() == 0  # not without the consent
+    assert box.evaluate("() => document.activeElement.name") == "agree"
+    notice.get_by_role("checkbox").check()
+    box.locator("#input").press("Enter")
+    box.locator(".msg.visitor").wait_for()
+
+
+def test_a_single_page_apps_navigation_is_a_page_view(visit, live):
+    visit.open(live.snippet())
+    box = visit.box()
+    box.wait_for_function("() => window.opensuppBox.state.page.url.endsWith('/')")
+    visit.page.evaluate("() => history.pushState({}, '', '/products/42')")
+    box.wait_for_function("() => window.opensuppBox.state.page.url.endsWith('/products/42')", timeout=5000)

@@ -288,7 +288,7 @@
         later(after);
         return false;
       }
-      if (data.sid === null && sid !== null) { sid = null; }
+      if (data.sid) { sid = data.sid; } else if (data.sid === null) { sid = null; }
       (data.frames || []).forEach(receive);
       return true;
     }
@@ -298,8 +298,8 @@
       var frame = connectFrame();
       rawSendPoll(frame);
       post({ sid: null, frames: [frame] }, function (status, data, x) {
-        if (answer(status, data, x) && data.sid) { sid = data.sid; poll(); }
-        else if (status === 200 && !stopped) { later(); }
+        // the connect's ack (in this answer) may have queued frames: they go once the sid is known
+        if (answer(status, data, x) && sid) { poll(); flush(); } else if (status === 200 && !stopped) { later(); }
       });
     }
     function rawSendPoll(frame) {
@@ -585,8 +585,8 @@
   function renderPrivacy() {
     d.querySelectorAll('.privacy').forEach(function (box) {
       while (box.firstChild) { box.removeChild(box.firstChild); }
-      box.hidden = !state.options.privacyNoticeEnabled;
-      if (box.hidden) { return; }
+      if (box.id !== 'compose-privacy') { box.hidden = !state.options.privacyNoticeEnabled; }
+      if (!state.options.privacyNoticeEnabled) { return; }
       var p = d.createElement('p');
       p.textContent = t('privacy') + ' ';
       if (state.options.privacyNoticeUrl) {
@@ -628,6 +628,7 @@
     });
     $('rating').hidden = !rating;
     $('compose').hidden = offline || login || (state.online === false && !active);
+    $('compose-privacy').hidden = $('compose').hidden || !!active || !state.options.privacyNoticeEnabled;
     $('end').hidden = !active;
   }
 
@@ -678,6 +679,8 @@
 
   $('compose').addEventListener('submit', function (e) {
     e.preventDefault();
+    var agree = $('compose-privacy').querySelector('[name=agree]');
+    if (!$('compose-privacy').hidden && agree && !agree.checked) { agree.focus(); return; }
     if (send(input.value)) {
       input.value = '';
       if (typingNow) { typingNow = false; conn.request({ type: 'chat.typing', is: false }); }
@@ -778,6 +781,12 @@
         break;
       case 'color':
         setColor(m.color);
+        break;
+      case 'page':
+        if (m.page && m.page.url !== state.page.url) {
+          state.page = m.page;
+          conn.request({ type: 'page.view', url: m.page.url, title: m.page.title || null, referrer: m.page.referrer || null });
+        }
         break;
       case 'viewport':
         html.classList.toggle('mobile', !!m.mobile);

@@ -353,6 +353,14 @@
     w.addEventListener('message', onMessage, false);
     w.addEventListener('resize', function () { try { layout(); post({ type: 'viewport', mobile: mobile() }); } catch (e) { /* never */ } }, false);
 
+    // a single-page app's navigation: a page view for the box (no host function is wrapped)
+    var lastUrl = String(w.location.href);
+    w.setInterval(function () {
+      try {
+        if (String(w.location.href) !== lastUrl) { lastUrl = String(w.location.href); post({ type: 'page', page: pageInfo() }); }
+      } catch (e) { /* never */ }
+    }, 1000);
+
     // the queue, in order, then the box (commands before it loads are kept for it)
     for (i = 0; i < queue.length; i++) { run(queue[i]); }
     if (d.body) {
