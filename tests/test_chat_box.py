@@ -641,3 +641,18 @@ def test_a_single_page_apps_navigation_is_a_page_view(visit, live):
     box.wait_for_function("() => window.opensuppBox.state.page.url.endsWith('/')")
     visit.page.evaluate("() => history.pushState({}, '', '/products/42')")
     box.wait_for_function("() => window.opensuppBox.state.page.url.endsWith('/products/42')", timeout=5000)
+
+
+def test_a_host_that_re_renders_its_body_gets_the_box_back_with_its_details(visit, live):
+    visit.open(live.snippet() + "<script>smartsupp('name', 'Kept Name'); smartsupp('theme:color', '#6a1b9a');</script>")
+    first = visit.box()
+    first.wait_for_function("() => window.opensuppBox.state.visitor.name === 'Kept Name'")
+    visit.page.evaluate("() => { document.body.innerHTML = '<h1>Re-rendered</h1>'; }")
+    deadline = time.monotonic() + 10
+    while first in visit.page.frames and time.monotonic() < deadline:
+        visit.page.wait_for_timeout(50)
+    box = visit.box()
+    assert box is not first
+    box.wait_for_function("() => window.opensuppBox.state.visitor.name === 'Kept Name'")
+    assert box.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--c').trim()") == "#6a1b9a"
+    visit.click_launcher(box)

@@ -106,7 +106,7 @@ def box_policy(request: Request) -> str:
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data: https:",  # agents' avatars are addresses their partner chose
+        "img-src 'self' data:",
         f"connect-src 'self' ws://{host} wss://{host}",
         "base-uri 'none'",
         "form-action 'none'",

@@ -572,7 +572,8 @@
     $('agent-name').textContent = a && a.nickname ? a.nickname : cfg.title;
     var av = $('avatar');
     while (av.firstChild) { av.removeChild(av.firstChild); }
-    if (a && typeof a.avatar === 'string' && /^(https:\/\/|\/)/.test(a.avatar)) {
+    // only an avatar of this origin: the box asks no other host for anything (the CSP agrees)
+    if (a && typeof a.avatar === 'string' && /^\/[^/\\]/.test(a.avatar)) {
       var img = d.createElement('img');
       img.alt = '';
       img.src = a.avatar;

@@ -118,6 +118,8 @@
       frame: null,
       ready: false,
       pending: [],     // messages for the box before it said "ready"
+      sticky: [],      // what the visitor's details and the box's look are made of: sent again to a reloaded box
+      everReady: false,
       open: false,
       shown: true,      // chat:show / chat:hide
       online: true,
@@ -203,6 +205,13 @@
       try { state.frame.contentWindow.postMessage(message, origin); } catch (e) { /* a closed frame */ }
     }
 
+    // a message that stays true (details, language, colour): a box that loads again gets it again
+    function keep(message) {
+      message.sticky = true;
+      if (state.sticky.length < 200) { add(state.sticky, message); }
+      post(message);
+    }
+
     function emit(name, arg) {
       var list = state.handlers[name] || [], j;
       for (j = 0; j < list.length; j++) {
@@ -217,7 +226,7 @@
       host = d.createElement('opensupp-chat');
       style(host, 'all:initial;display:block;position:static;width:0;height:0;margin:0;padding:0;border:0;overflow:visible;' +
         'visibility:visible;opacity:1;transform:none;filter:none;contain:none');
-      root = host.attachShadow ? host.attachShadow({ mode: 'closed' }) : host;
+      try { root = host.attachShadow({ mode: 'closed' }); } catch (e) { root = host; }
       var f = d.createElement('iframe');
       f.setAttribute('title', 'Chat');
       f.setAttribute('allow', 'clipboard-write');
@@ -239,7 +248,14 @@
           case 'ready':
             state.ready = true;
             layout();
-            var queued = state.pending, j;
+            var queued = [], j;
+            if (state.everReady) { // the frame loaded again (the host page moved it): what stays true, then the rest
+              for (j = 0; j < state.sticky.length; j++) { add(queued, state.sticky[j]); }
+              for (j = 0; j < state.pending.length; j++) { if (!state.pending[j].sticky) { add(queued, state.pending[j]); } }
+            } else {
+              queued = state.pending;
+            }
+            state.everReady = true;
             state.pending = [];
             post({ type: 'init', token: readCookie(COOKIE), options: boxOptions, page: pageInfo(),
               mobile: mobile(), open: state.open });
@@ -280,10 +296,10 @@
     }
 
     var commands = {
-      'name': function (v) { post({ type: 'visitor.update', values: { name: v == null ? '' : String(v) } }); },
-      'email': function (v) { post({ type: 'visitor.update', values: { email: v == null ? '' : String(v) } }); },
-      'phone': function (v) { post({ type: 'visitor.update', values: { phone: v == null ? '' : String(v) } }); },
-      'group': function (v) { post({ type: 'visitor.update', values: { group: v == null ? '' : String(v) } }); },
+      'name': function (v) { keep({ type: 'visitor.update', values: { name: v == null ? '' : String(v) } }); },
+      'email': function (v) { keep({ type: 'visitor.update', values: { email: v == null ? '' : String(v) } }); },
+      'phone': function (v) { keep({ type: 'visitor.update', values: { phone: v == null ? '' : String(v) } }); },
+      'group': function (v) { keep({ type: 'visitor.update', values: { group: v == null ? '' : String(v) } }); },
       'variables': function (v) {
         if (!v || typeof v !== 'object') { return; }
         var out = {}, key, val;
@@ -297,9 +313,9 @@
             }
           }
         }
-        post({ type: 'visitor.update', values: { variables: out } });
+        keep({ type: 'visitor.update', values: { variables: out } });
       },
-      'language': function (v) { if (typeof v === 'string') { post({ type: 'language', lang: v.toLowerCase() }); } },
+      'language': function (v) { if (typeof v === 'string') { keep({ type: 'language', lang: v.toLowerCase() }); } },
       'chat:open': function () { state.shown = true; setOpen(true, false); },
       'chat:close': function () { setOpen(false, false); },
       'chat:show': function () { state.shown = true; opts.hideWidget = false; layout(); },
@@ -308,11 +324,12 @@
       'chat:send': function (v) { if (v != null && String(v)) { post({ type: 'send', text: String(v) }); } },
       'theme:color': function (v) {
         var c = hexColor(v);
-        if (c) { boxOptions.color = c; post({ type: 'color', color: c }); }
+        if (c) { boxOptions.color = c; keep({ type: 'color', color: c }); }
       },
       'logout': function () {
         writeCookie(COOKIE, '', opts, -1);
         api.vid = null;
+        state.sticky = [];
         post({ type: 'logout' });
       },
       'on': function (name, callback) {
@@ -358,6 +375,9 @@
     w.setInterval(function () {
       try {
         if (String(w.location.href) !== lastUrl) { lastUrl = String(w.location.href); post({ type: 'page', page: pageInfo() }); }
+        // a framework that re-renders the whole body took the box with it: put it back (it loads again)
+        var parent = d.body || d.documentElement;
+        if (host && !host.isConnected && parent) { state.ready = false; parent.appendChild(host); layout(); }
       } catch (e) { /* never */ }
     }, 1000);
 
