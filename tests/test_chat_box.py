@@ -656,3 +656,17 @@ def test_a_host_that_re_renders_its_body_gets_the_box_back_with_its_details(visi
     box.wait_for_function("() => window.opensuppBox.state.visitor.name === 'Kept Name'")
     assert box.evaluate("() => getComputedStyle(document.documentElement).getPropertyValue('--c').trim()") == "#6a1b9a"
     visit.click_launcher(box)
+
+
+def test_an_open_box_stays_open_on_the_next_page(visit, live):
+    visit.open(live.snippet())
+    box = visit.box()
+    visit.click_launcher(box)
+    visit.open(live.snippet(), path="/next")
+    box = visit.box()
+    box.locator("#pane").wait_for(state="visible")
+    box.locator("#close").click()
+    visit.open(live.snippet(), path="/third")
+    box = visit.box()
+    box.locator("#launcher").wait_for(state="visible")
+    assert box.locator("#pane").is_hidden()

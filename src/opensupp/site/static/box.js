@@ -91,10 +91,18 @@
     rated: false,
     loggedIn: false
   };
-  var store = storage();
+  // the box's memory between pages: on the host page's cookies (through the loader) in the iframe,
+  // whose own storage a browser may partition or refuse; in localStorage as a page of its own
+  var store = embed ? memory() : storage();
   var SEEN = 'opensupp.seen.' + cfg.key, READ = 'opensupp.read.' + cfg.key, TOKEN = 'opensupp.token.' + cfg.key;
   var seenBefore = Number(store.get(SEEN)) || 0;  // messages up to here were shown on an earlier page
   var readUpTo = Number(store.get(READ)) || 0;
+
+  function memory() {
+    var m = {};
+    return { get: function (k) { return m[k] == null ? null : m[k]; }, set: function (k, v) { m[k] = String(v); }, del: function (k) { delete m[k]; } };
+  }
+  function persist() { toHost({ type: 'seen', seen: (Number(store.get(SEEN)) || 0) + '.' + readUpTo }); }
 
   function storage() {
     try {
@@ -103,8 +111,7 @@
       return { get: function (k) { return s.getItem(k); }, set: function (k, v) { try { s.setItem(k, String(v)); } catch (e) { /* full */ } },
         del: function (k) { try { s.removeItem(k); } catch (e) { /* blocked */ } } };
     } catch (e) {
-      var m = {};
-      return { get: function (k) { return m[k] == null ? null : m[k]; }, set: function (k, v) { m[k] = String(v); }, del: function (k) { delete m[k]; } };
+      return memory();
     }
   }
 
@@ -429,6 +436,8 @@
       el = state.pending[m.clientId];
       delete state.pending[m.clientId];
       el.classList.remove('pending');
+      el.parentNode.removeChild(el);
+      insert(el, m.id);  // where the server's order puts it (after what others said meanwhile)
       el.setAttribute('data-id', m.id);
       state.shown[m.id] = el;
       toHost({ type: 'message_sent', message: publicMessage(m) });
@@ -461,7 +470,7 @@
 
   function remember(id) {
     if (id > state.lastId) { state.lastId = id; }
-    if (id > (Number(store.get(SEEN)) || 0)) { store.set(SEEN, id); }
+    if (id > (Number(store.get(SEEN)) || 0)) { store.set(SEEN, id); persist(); }
   }
 
   function bubble(m) {
@@ -482,7 +491,8 @@
     for (i = items.length - 1; i >= 0; i--) {
       if (Number(items[i].getAttribute('data-id')) > id) { before = items[i]; } else { break; }
     }
-    if (before) { log.insertBefore(el, before); } else { log.appendChild(el); }
+    if (!before) { before = log.querySelector('.msg.pending'); }  // what is still being sent comes last
+    if (before && before !== el) { log.insertBefore(el, before); } else { log.appendChild(el); }
     log.scrollTop = log.scrollHeight;
   }
 
@@ -523,7 +533,7 @@
   }
 
   function markRead(id, tell) {
-    if (id > readUpTo) { readUpTo = id; store.set(READ, id); }
+    if (id > readUpTo) { readUpTo = id; store.set(READ, id); persist(); }
     state.unread = 0;
     renderBadge();
     if (tell) { conn.request({ type: 'chat.read', lastMessageId: id }); }
@@ -753,6 +763,11 @@
           if (m.options.orientation === 'left') { html.classList.add('left'); }
         }
         if (m.page) { state.page = m.page; }
+        var seen = /^(\d+)\.(\d+)$/.exec(String(m.seen || ''));
+        if (seen) {
+          seenBefore = Number(seen[1]); readUpTo = Number(seen[2]);
+          store.set(SEEN, seenBefore); store.set(READ, readUpTo);
+        }
         html.classList.toggle('mobile', !!m.mobile);
         renderPrivacy();
         renderForms();

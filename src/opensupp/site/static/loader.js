@@ -16,7 +16,9 @@
 (function () {
   'use strict';
   var w = window, d = document;
-  var COOKIE = 'ssupp.vid';
+  var COOKIE = 'ssupp.vid';       // the visitor's token (the server's signed vid)
+  var SEEN_COOKIE = 'ssupp.seen'; // "<last message id shown>.<last read>": no event or badge twice
+  var OPENED_COOKIE = 'ssupp.opened'; // the box stays open from page to page (a session cookie)
   var COOKIE_DAYS = 183;
   var CURRENT_OPTIONS = ' key zIndex cookiePath cookieDomain hideWidget hideMobileWidget hideOfflineChat requireLogin ' +
     'privacyNoticeEnabled privacyNoticeUrl privacyNoticeCheckRequired orientation offsetX offsetY color ratingEnabled ' +
@@ -80,7 +82,7 @@
 
   function writeCookie(name, value, opts, days) {
     var c = name + '=' + encodeURIComponent(value) + '; Path=' + (opts.cookiePath || '/') +
-      '; Max-Age=' + Math.round(days * 86400) + '; SameSite=Lax';
+      (days == null ? '' : '; Max-Age=' + Math.round(days * 86400)) + '; SameSite=Lax';
     if (opts.cookieDomain) { c += '; Domain=' + String(opts.cookieDomain); }
     if (w.location.protocol === 'https:') { c += '; Secure'; }
     d.cookie = c;
@@ -257,8 +259,8 @@
             }
             state.everReady = true;
             state.pending = [];
-            post({ type: 'init', token: readCookie(COOKIE), options: boxOptions, page: pageInfo(),
-              mobile: mobile(), open: state.open });
+            post({ type: 'init', token: readCookie(COOKIE), seen: readCookie(SEEN_COOKIE), options: boxOptions,
+              page: pageInfo(), mobile: mobile(), open: state.open });
             for (j = 0; j < queued.length; j++) { post(queued[j]); }
             break;
           case 'visitor':
@@ -269,6 +271,9 @@
             break;
           case 'open':
             setOpen(!!m.open, true);
+            break;
+          case 'seen':
+            if (/^\d{1,16}\.\d{1,16}$/.test(String(m.seen))) { writeCookie(SEEN_COOKIE, String(m.seen), opts, COOKIE_DAYS); }
             break;
           case 'status':
             state.online = !!m.online;
@@ -291,6 +296,7 @@
       var was = state.open;
       state.open = open;
       layout();
+      if (open !== was) { writeCookie(OPENED_COOKIE, open ? '1' : '', opts, open ? null : -1); }
       if (!fromBox) { post({ type: 'open', open: open }); }
       if (was && !open) { emit('messenger_close'); }
     }
@@ -328,6 +334,7 @@
       },
       'logout': function () {
         writeCookie(COOKIE, '', opts, -1);
+        writeCookie(SEEN_COOKIE, '', opts, -1);
         api.vid = null;
         state.sticky = [];
         post({ type: 'logout' });
@@ -363,6 +370,7 @@
     w.smartsupp = api;
 
     if (!origin) { return; }
+    state.open = readCookie(OPENED_COOKIE) === '1';
     if (!opts.key) {
       try { w.console.warn('opensupp: _smartsupp.key is not set; the chat box is not shown.'); } catch (e) { /* no console */ }
     }
