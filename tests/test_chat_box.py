@@ -670,3 +670,29 @@ def test_an_open_box_stays_open_on_the_next_page(visit, live):
     box = visit.box()
     box.locator("#launcher").wait_for(state="visible")
     assert box.locator("#pane").is_hidden()
+
+
+def test_the_box_is_usable_by_keyboard_and_screen_reader(visit, live):
+    visit.open(live.snippet())
+    box = visit.box()
+    launcher = box.get_by_role("button", name="Open chat")
+    launcher.wait_for()
+    assert launcher.get_attribute("aria-expanded") == "false"
+    launcher.focus()
+    launcher.press("Enter")  # a button: Enter opens it
+    dialog = box.get_by_role("dialog", name="Acme Shop")
+    dialog.wait_for()
+    assert box.get_by_role("log", name="Messages").get_attribute("aria-live") == "polite"
+    message = box.get_by_role("textbox", name="Your message")
+    assert box.evaluate("() => document.activeElement.id") == message.get_attribute("id")
+    # the order of Tab: the minimize button, the messages, the message, send
+    box.get_by_role("button", name="Minimize chat").focus()
+    order = []
+    for _ in range(3):
+        visit.page.keyboard.press("Tab")
+        order.append(box.evaluate("() => document.activeElement.id"))
+    assert order == ["log", "input", "send"]
+    assert box.get_by_role("button", name="Send").is_visible()
+    visit.page.keyboard.press("Escape")
+    box.get_by_role("button", name="Open chat").wait_for()
+    assert box.evaluate("() => document.activeElement.id") == "launcher"
