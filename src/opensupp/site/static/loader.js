@@ -137,8 +137,9 @@
 
     var opts = {
       key: options.key != null ? String(options.key) : '',
-      cookieDomain: typeof options.cookieDomain === 'string' ? options.cookieDomain : '',
-      cookiePath: typeof options.cookiePath === 'string' && options.cookiePath.charAt(0) === '/' ? options.cookiePath : '/',
+      // (a value that would add a cookie attribute of its own is not used)
+      cookieDomain: typeof options.cookieDomain === 'string' && /^\.?[A-Za-z0-9.-]+$/.test(options.cookieDomain) ? options.cookieDomain : '',
+      cookiePath: typeof options.cookiePath === 'string' && /^\/[^;,\s]*$/.test(options.cookiePath) ? options.cookiePath : '/',
       orientation: (options.orientation || options.alignX) === 'left' ? 'left' : 'right',
       offsetX: number(options.offsetX, 10),
       offsetY: number(options.offsetY, 10),
