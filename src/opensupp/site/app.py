@@ -25,6 +25,7 @@ from opensupp import __version__
 from opensupp.config import Settings
 from opensupp.db import Database
 from opensupp.site.csrf import CSRFMiddleware, csrf_token
+from opensupp.site.loader import box_routes
 from opensupp.site.secret import secret_key
 from opensupp.site.static import FingerprintedStatic
 
@@ -51,6 +52,7 @@ class Site:
         routes: list[BaseRoute] = [
             Route("/", self.start_page, name="start"),
             Mount("/static", app=self.static, name="static"),
+            *box_routes(self),  # the chat code: /loader.js, the box, /widget
         ]
         if settings.test_routes:
             log.warning("OPENSUPP_TEST_ROUTES is on: /_test/ routes are mounted (for tests only)")
