@@ -99,7 +99,7 @@ class Hub(ABC):
 
     def __init__(self, publish_wait: float = 2.0) -> None:
         self.publish_wait = publish_wait
-        self._local: dict[str, list[Subscription]] = {}
+        self._local: dict[str, dict[Subscription, None]] = {}
         self._ready: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self.connected = asyncio.Event()
@@ -132,7 +132,7 @@ class Hub(ABC):
         subscription = Subscription(self, topic, callback)
         subscribers = self._local.get(topic)
         if subscribers is None:
-            self._local[topic] = [subscription]
+            self._local[topic] = {subscription: None}
             ready = self._ready[topic] = asyncio.get_running_loop().create_future()
             try:
                 await self._backend_subscribe(topic)
@@ -144,7 +144,7 @@ class Hub(ABC):
                 if self._ready.get(topic) is ready:
                     del self._ready[topic]
         else:
-            subscribers.append(subscription)
+            subscribers[subscription] = None
             pending = self._ready.get(topic)
             if pending is not None:
                 await asyncio.shield(pending)
@@ -176,8 +176,7 @@ class Hub(ABC):
         subscribers = self._local.get(subscription.topic)
         if subscribers is None:
             return
-        with contextlib.suppress(ValueError):
-            subscribers.remove(subscription)
+        subscribers.pop(subscription, None)
         if not subscribers:
             del self._local[subscription.topic]
             self._spawn(self._unsubscribe_later(subscription.topic))
