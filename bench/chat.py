@@ -189,7 +189,7 @@ class WS(asyncio.Protocol):
             if opcode == 0x9:
                 self.send(payload, opcode=0xA)
             elif opcode == 0x8:
-                self._fail("closed by the server: %r" % payload[:40])
+                self._fail(f"closed by the server: {payload[:40]!r}")
             elif opcode == 0x1:
                 if not self.ready.done():
                     self.ready.set_result(payload)
