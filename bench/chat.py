@@ -131,8 +131,8 @@ def serve_ours(host: str, port: int) -> None:
     setup_logging(settings.log_level, settings.log_format)
     migrate(settings.resolved_database_url())
     front = create_app(settings)
-    transports = {route.endpoint.__self__ for route in front.site.routes
-                  if isinstance(route, WebSocketRoute) and isinstance(getattr(route.endpoint, "__self__", None),
+    transports = {route.endpoint.transport for route in front.site.routes
+                  if isinstance(route, WebSocketRoute) and isinstance(getattr(route.endpoint, "transport", None),
                                                                       ChatTransport)}
     assert len(transports) == 1, "the site mounts no chat transport"
     transports.pop().core = BenchCore()

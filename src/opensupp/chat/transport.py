@@ -21,6 +21,7 @@ import contextlib
 import logging
 import secrets
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -29,7 +30,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketState
+from starlette.types import Receive, Scope, Send
 
 from opensupp.chat import protocol as p
 from opensupp.chat.hub import Hub, Presence, account_topic, agents_topic, hub_for, visitor_topic
@@ -207,7 +208,7 @@ class Connection:
 
     __slots__ = ("transport", "side", "account_id", "vid", "user_id", "agent", "status", "page", "address",
                  "subscriptions", "outbox", "held", "last_seen", "frames", "refused", "conversation_ids",
-                 "conversation_id", "closing", "sink", "wake", "sender", "closer", "sid", "__weakref__")
+                 "conversation_id", "closing", "sink", "socket_closed", "wake", "sender", "closer", "sid")
 
     def __init__(self, transport: ChatTransport, side: p.Side, address: str, page: Page) -> None:
         self.transport = transport
@@ -220,16 +221,17 @@ class Connection:
         self.page = page
         self.address = address
         self.subscriptions: list[Any] = []
-        self.outbox: collections.deque[bytes] = collections.deque()
+        self.outbox: list[bytes] = []
         self.held: list[bytes] | None = None
         self.last_seen = time.monotonic()
         limits = transport.limits
         self.frames = Bucket(*(limits.visitor_frames if side == "visitor" else limits.agent_frames))
         self.refused = 0
-        self.conversation_ids: dict[int, str] = {}  # agent: conversation id -> vid, as looked up
+        self.conversation_ids: dict[int, str] | None = None  # agent: conversation id -> vid, as looked up
         self.conversation_id: int | None = None  # visitor: its open conversation, as known
         self.closing: Closed | None = None
-        self.sink: WebSocket | None = None
+        self.sink: Send | None = None  # a WebSocket's ASGI send
+        self.socket_closed = False
         self.wake: asyncio.Event | None = None
         self.sender: asyncio.Task[None] | None = None
         self.closer: asyncio.Task[None] | None = None
@@ -268,13 +270,22 @@ class Connection:
     async def _drain(self) -> None:
         sink = self.sink
         try:
-            while self.outbox and sink is not None:
-                data = self.outbox.popleft()
-                await sink.send({"type": "websocket.send", "text": data.decode()})
+            while self.outbox and sink is not None and not self.socket_closed:
+                batch, self.outbox = self.outbox, []
+                for data in batch:
+                    await sink({"type": "websocket.send", "text": data.decode()})
         except Exception:  # the socket went away under us: the receive loop ends it
-            self.outbox.clear()
+            self.outbox = []
         finally:
             self.sender = None
+
+    def from_account(self, data: bytes) -> None:
+        """An event of the account's topic: a roll call (answered by visitors), else a frame."""
+        if data.startswith(b'{"type":"_rollcall"'):
+            if self.side == "visitor" and self.vid is not None:
+                self.transport._spawn(self.transport._answer_rollcall(self))
+            return
+        self.push(data)
 
     def close(self, code: int, reason: str = "") -> None:
         if self.closing is None:
@@ -286,17 +297,98 @@ class Connection:
 
     def take_all(self) -> list[Json]:
         frames = [orjson.loads(data) for data in self.outbox]
-        self.outbox.clear()
+        self.outbox = []
         return frames
 
 
-async def _close_socket(websocket: WebSocket, code: int, reason: str, connection: Connection) -> None:
+async def _close_socket(send: Send, code: int, reason: str, connection: Connection) -> None:
     if connection.sender is not None:  # what was queued before the close goes first
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(asyncio.shield(connection.sender), 2)
-    with contextlib.suppress(Exception):
-        if websocket.application_state == WebSocketState.CONNECTED:
-            await websocket.close(code, reason)
+    if not connection.socket_closed:
+        connection.socket_closed = True
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+
+
+class _SocketEndpoint:
+    """A raw ASGI app for one side's WebSocket route (Starlette hands an ASGI app the scope as
+    it is: no WebSocket object, no extra wrappers held for the connection's whole life)."""
+
+    def __init__(self, transport: ChatTransport, side: p.Side) -> None:
+        self.transport = transport
+        self.side: p.Side = side
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """One WebSocket: accept, the frames in order, the close. One coroutine holds an idle
+        connection (its frame is what the connection costs, with the Connection)."""
+        if (await receive())["type"] != "websocket.connect":
+            return
+        transport, side = self.transport, self.side
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        await send({"type": "websocket.accept"})  # then closed: the client sees the code (a refused upgrade: 403)
+        if transport.per_address[address] >= transport.limits.connections_per_address:
+            await send({"type": "websocket.close", "code": p.CLOSE_TRY_LATER,
+                        "reason": "too many connections from this address"})
+            return
+        connection = Connection(transport, side, address, _page_of_scope(scope, address))
+        connection.sink = send
+        transport._enter(connection)
+        connect_seconds = transport.limits.connect_seconds
+        try:
+            await transport.start()
+            if side == "visitor":
+                connection.account_id = await transport._account_of(_query_key(scope))
+            while connection.closing is None:
+                if connection.vid is None and connection.user_id is None:
+                    try:
+                        message = await asyncio.wait_for(receive(), connect_seconds)
+                    except TimeoutError:
+                        raise Closed(p.CLOSE_POLICY, "no connect frame") from None
+                else:
+                    message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    connection.socket_closed = True
+                    return
+                text = message.get("text")
+                if text is None:
+                    raise Closed(p.CLOSE_BINARY, "frames are text")
+                if len(text) > p.MAX_FRAME // 4 and len(text.encode()) > p.MAX_FRAME:
+                    raise Closed(p.CLOSE_TOO_BIG, f"a frame is at most {p.MAX_FRAME} bytes")
+                await transport.handle(connection, text)
+        except Closed as closed:
+            if closed.error is not None:
+                connection.send(closed.error)
+            connection.close(closed.code, closed.reason)
+        except Unavailable as exc:
+            connection.send(p.error("unavailable", str(exc), retry_after=5))
+            connection.close(p.CLOSE_TRY_LATER, "unavailable")
+        except Exception:
+            error_id = secrets.token_hex(4)
+            log.exception("chat %s connection failed (error id %s)", side, error_id)
+            connection.send(p.error("server_error", f"Internal server error (error id {error_id})."))
+            connection.close(1011, "server error")
+        finally:
+            await transport._leave(connection)
+            if connection.closer is not None:  # the close code goes out before the endpoint returns
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(asyncio.shield(connection.closer), 3)
+
+
+def _page_of_scope(scope: Scope, address: str) -> Page:
+    origin = agent = None
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            origin = value
+        elif name == b"user-agent":
+            agent = value
+    return _page_of(origin, agent, address)
+
+
+def _query_key(scope: Scope) -> str | None:
+    query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return (query.get("key") or [None])[0]
 
 
 # --------------------------------------------------------------------------- the transport
@@ -330,8 +422,8 @@ class ChatTransport:
         self._started: asyncio.Future[None] | None = None
         self._owns_hub = not isinstance(hub, Hub)
         self.routes: list[BaseRoute] = [
-            WebSocketRoute("/chat/ws/visitor", self.visitor_socket, name="chat_ws_visitor"),
-            WebSocketRoute("/chat/ws/agent", self.agent_socket, name="chat_ws_agent"),
+            WebSocketRoute("/chat/ws/visitor", _SocketEndpoint(self, "visitor"), name="chat_ws_visitor"),
+            WebSocketRoute("/chat/ws/agent", _SocketEndpoint(self, "agent"), name="chat_ws_agent"),
             Route("/chat/poll/visitor", self.visitor_poll, methods=["POST"], name="chat_poll_visitor"),
             Route("/chat/poll/agent", self.agent_poll, methods=["POST"], name="chat_poll_agent"),
         ]
@@ -388,63 +480,6 @@ class ChatTransport:
 
     # ------------------------------------------------------------------ WebSocket endpoints
 
-    async def visitor_socket(self, websocket: WebSocket) -> None:
-        await self._socket(websocket, "visitor")
-
-    async def agent_socket(self, websocket: WebSocket) -> None:
-        await self._socket(websocket, "agent")
-
-    async def _socket(self, websocket: WebSocket, side: p.Side) -> None:
-        address = websocket.client.host if websocket.client else "unknown"
-        await websocket.accept()  # then closed, so that the client sees the code (a refused upgrade is a bare 403)
-        if self.per_address[address] >= self.limits.connections_per_address:
-            await websocket.close(p.CLOSE_TRY_LATER, "too many connections from this address")
-            return
-        connection = Connection(self, side, address, _page_of(websocket.headers, address))
-        connection.sink = websocket
-        self._enter(connection)
-        try:
-            await self.start()
-            if side == "visitor":
-                connection.account_id = await self._account_of(websocket.query_params.get("key"))
-            await self._receive_loop(websocket, connection)
-        except Closed as closed:
-            if closed.error is not None:
-                connection.send(closed.error)
-            connection.close(closed.code, closed.reason)
-        except Unavailable as exc:
-            connection.send(p.error("unavailable", str(exc), retry_after=5))
-            connection.close(p.CLOSE_TRY_LATER, "unavailable")
-        except Exception:
-            error_id = secrets.token_hex(4)
-            log.exception("chat %s connection failed (error id %s)", side, error_id)
-            connection.send(p.error("server_error", f"Internal server error (error id {error_id})."))
-            connection.close(1011, "server error")
-        finally:
-            await self._leave(connection)
-            if connection.closer is not None:  # the close code goes out before the endpoint returns
-                with contextlib.suppress(BaseException):
-                    await asyncio.wait_for(asyncio.shield(connection.closer), 3)
-
-    async def _receive_loop(self, websocket: WebSocket, connection: Connection) -> None:
-        limits = self.limits
-        while connection.closing is None:
-            try:
-                if connection.account_id is None or (connection.vid is None and connection.user_id is None):
-                    message = await asyncio.wait_for(websocket.receive(), limits.connect_seconds)
-                else:
-                    message = await websocket.receive()
-            except TimeoutError:
-                raise Closed(p.CLOSE_POLICY, "no connect frame") from None
-            if message["type"] == "websocket.disconnect":
-                return
-            text = message.get("text")
-            if text is None:
-                raise Closed(p.CLOSE_BINARY, "frames are text")
-            if len(text) > p.MAX_FRAME // 4 and len(text.encode()) > p.MAX_FRAME:
-                raise Closed(p.CLOSE_TOO_BIG, f"a frame is at most {p.MAX_FRAME} bytes")
-            await self.handle(connection, text)
-
     # ------------------------------------------------------------------ long-poll endpoints
 
     async def visitor_poll(self, request: Request) -> Response:
@@ -475,7 +510,8 @@ class ChatTransport:
             if self.per_address[address] >= self.limits.connections_per_address:
                 return _http_error(429, "RateLimited", "Too many connections from this address.",
                                    {"Retry-After": "30"})
-            connection = Connection(self, side, address, _page_of(request.headers, address))
+            connection = Connection(self, side, address, _page_of(request.headers.get("origin"),
+                                                                  request.headers.get("user-agent"), address))
             connection.wake = asyncio.Event()
             connection.sid = secrets.token_urlsafe(16)
             if side == "visitor":
@@ -722,7 +758,7 @@ class ChatTransport:
         c.held = []
         hub = self._hub()
         c.subscriptions.append(await hub.subscribe(visitor_topic(account_id, vid), c.push))
-        c.subscriptions.append(await hub.subscribe(account_topic(account_id), self._account_event(c)))
+        c.subscriptions.append(await hub.subscribe(account_topic(account_id), c.from_account))
         self.by_account.setdefault(account_id, set()).add(c)
         await self.presence.watch(account_id)
         page = Page(frame.page_url, frame.page_title, frame.referrer, c.page.origin, c.page.user_agent, c.address)
@@ -807,7 +843,7 @@ class ChatTransport:
         c.held = []
         hub = self._hub()
         c.subscriptions.append(await hub.subscribe(agents_topic(account_id), c.push))
-        c.subscriptions.append(await hub.subscribe(account_topic(account_id), self._account_event(c)))
+        c.subscriptions.append(await hub.subscribe(account_topic(account_id), c.from_account))
         self.by_account.setdefault(account_id, set()).add(c)
         await self.presence.watch(account_id)
         c.user_id = user_id
@@ -826,6 +862,8 @@ class ChatTransport:
         await self._publish(account_topic(account_id), {"type": "_rollcall"})
 
     async def _vid_of(self, c: Connection, conversation_id: int, ref: str | None) -> str:
+        if c.conversation_ids is None:
+            c.conversation_ids = {}
         vid = c.conversation_ids.get(conversation_id)
         if vid is None:
             assert c.account_id is not None
@@ -838,16 +876,6 @@ class ChatTransport:
         return vid
 
     # ------------------------------------------------------------------ account-wide events, presence
-
-    def _account_event(self, c: Connection) -> Callable[[bytes], None]:
-        def deliver(data: bytes) -> None:
-            if data.startswith(b'{"type":"_rollcall"'):
-                if c.side == "visitor" and c.vid is not None and c.account_id is not None:
-                    self._spawn(self._answer_rollcall(c))
-                return
-            c.push(data)
-
-        return deliver
 
     async def _answer_rollcall(self, c: Connection) -> None:
         assert c.account_id is not None and c.vid is not None
@@ -967,8 +995,13 @@ class ChatEvents:
 # --------------------------------------------------------------------------- helpers
 
 
-def _page_of(headers: Any, address: str) -> Page:
-    return Page(origin=headers.get("origin"), user_agent=(headers.get("user-agent") or "")[:512] or None,
+def _page_of(origin: str | bytes | None, user_agent: str | bytes | None, address: str) -> Page:
+    """A connection's Page from its Origin and User-Agent headers (str, or raw ASGI bytes)."""
+    if isinstance(origin, bytes):
+        origin = origin.decode("latin-1")
+    if isinstance(user_agent, bytes):
+        user_agent = user_agent.decode("latin-1")
+    return Page(origin=origin[:2048] if origin else None, user_agent=user_agent[:512] if user_agent else None,
                 address=address)
 
 
