@@ -413,7 +413,7 @@ class RedisHub(Hub):
         self._client = redis.from_url(url, socket_connect_timeout=5, socket_timeout=5, client_name=self.client_name)
         self._pubsub: Any = None
         self._lock = asyncio.Lock()
-        self._lost = asyncio.Event()
+        self._confirming: dict[str, list[asyncio.Future[None]]] = {}
 
     async def start(self) -> None:
         await self._connect()
@@ -429,7 +429,7 @@ class RedisHub(Hub):
 
     async def _connect(self) -> None:
         """A new subscriber connection, subscribed to every topic this process holds."""
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub = self._client.pubsub()
         # the channel of no topic keeps the connection subscribed (and readable) when no topic is held
         channels = [self.PREFIX + "_", *(self.PREFIX + topic for topic in self._local)]
         try:
@@ -462,7 +462,7 @@ class RedisHub(Hub):
                 self.reconnects += 1
                 log.warning("the hub's Redis connection is back")
             try:
-                message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                message = await self._pubsub.get_message(timeout=1.0)
                 if message is None:
                     if time.monotonic() - quiet_since > self.health_interval:
                         quiet_since = time.monotonic()
@@ -474,10 +474,17 @@ class RedisHub(Hub):
                 log.warning("the hub lost its Redis connection (%s); connecting again", exc)
                 self.connected.clear()
                 continue
-            if message.get("type") != "message":
+            kind = message.get("type")
+            channel = message.get("channel") or b""
+            name = channel.decode() if isinstance(channel, bytes) else str(channel)
+            if kind == "subscribe":  # Redis has it: what is published from now on reaches us
+                for waiter in self._confirming.pop(name, ()):
+                    if not waiter.done():
+                        waiter.set_result(None)
                 continue
-            channel = message["channel"]
-            topic = (channel.decode() if isinstance(channel, bytes) else channel)[len(self.PREFIX):]
+            if kind != "message":
+                continue
+            topic = name[len(self.PREFIX):]
             data = message["data"]
             self._deliver(topic, data if isinstance(data, bytes) else str(data).encode())
 
@@ -494,9 +501,24 @@ class RedisHub(Hub):
         log.warning("the hub dropped an event for %s: Redis is unreachable", topic)
 
     async def _backend_subscribe(self, topic: str) -> None:
+        """SUBSCRIBE, and wait (up to publish_wait) for Redis to confirm it: from then on a
+        publish from any connection reaches this process."""
         if self.connected.is_set() and self._pubsub is not None:
-            async with self._lock:
-                await self._pubsub.subscribe(self.PREFIX + topic)
+            channel = self.PREFIX + topic
+            confirmed = asyncio.get_running_loop().create_future()
+            self._confirming.setdefault(channel, []).append(confirmed)
+            try:
+                async with self._lock:
+                    await self._pubsub.subscribe(channel)
+                await asyncio.wait_for(asyncio.shield(confirmed), self.publish_wait)
+            except TimeoutError:
+                log.warning("Redis did not confirm the subscription to %s in time", topic)
+            finally:
+                waiters = self._confirming.get(channel)
+                if waiters is not None and confirmed in waiters:
+                    waiters.remove(confirmed)
+                    if not waiters:
+                        del self._confirming[channel]
 
     async def _backend_unsubscribe(self, topic: str) -> None:
         if self.connected.is_set() and self._pubsub is not None:
