@@ -36,6 +36,7 @@ pytestmark = pytest.mark.anyio
 SECRET = "s" * 40
 KEY = "acc-key-1"
 ACCOUNT = 41
+SERVED: dict[str, ChatTransport] = {}  # address -> the transport serving it
 
 
 def free_port() -> int:
@@ -56,9 +57,11 @@ async def serve(transport: ChatTransport) -> AsyncIterator[str]:
         await asyncio.sleep(0.01)
         if task.done():
             task.result()
+    SERVED[f"127.0.0.1:{port}"] = transport
     try:
         yield f"127.0.0.1:{port}"
     finally:
+        SERVED.pop(f"127.0.0.1:{port}", None)
         await transport.close()
         server.should_exit = True
         await task
@@ -581,3 +584,20 @@ async def test_the_web_pages_mount_the_chat_routes_outside_csrf(tmp_path):
             assert (await http.post("/chat/poll/agent", content=b"{}")).status_code == 400
     finally:
         await application.shutdown()
+
+
+async def test_chat_events_reach_the_sockets_from_outside_the_transport(server, core):
+    """What the partner API does after storing an agent's message: ChatEvents on the transport's hub."""
+    async with visitor(server) as (guest, reply), agent(server) as (anna, _):
+        vid = reply["data"]["vid"]
+        posted = (await guest.call("chat.message", clientId="c1", text="hi"))["data"]["message"]
+        message, conversation = await core.post_agent_message(ACCOUNT, 5, posted["conversationId"], "via the API",
+                                                              "api-1")
+        transport = SERVED[server]
+        await (await transport.events()).message(ACCOUNT, vid, message)
+        for client in (guest, anna):
+            got = await client.expect("chat.message_received", message=message)
+            assert got["conversationId"] == conversation["id"]
+        closed = await core.close_conversation(ACCOUNT, conversation_id=conversation["id"], user_id=5)
+        await (await transport.events()).closed(ACCOUNT, vid, closed, 5)
+        assert (await guest.expect("chat.closed"))["closeType"] == "agent_close"

@@ -453,6 +453,12 @@ class ChatTransport:
         else:
             await asyncio.shield(self._started)
 
+    async def events(self) -> ChatEvents:
+        """ChatEvents on this process's hub (started if need be): what the partner API uses to tell
+        the sockets of every process about a message it stored or a conversation it closed."""
+        await self.start()
+        return ChatEvents(self._hub())
+
     async def close(self) -> None:
         for connection in list(self.connections):
             connection.close(p.CLOSE_GOING_AWAY, "server shutting down")
