@@ -601,3 +601,12 @@ async def test_chat_events_reach_the_sockets_from_outside_the_transport(server, 
         closed = await core.close_conversation(ACCOUNT, conversation_id=conversation["id"], user_id=5)
         await (await transport.events()).closed(ACCOUNT, vid, closed, 5)
         assert (await guest.expect("chat.closed"))["closeType"] == "agent_close"
+
+
+async def test_the_roll_call_lists_each_visitor_once(server):
+    async with visitor(server) as (_, one), visitor(server, token=one["data"]["token"]), \
+            visitor(server) as (_, two), agent(server) as (anna, _):
+        listed = [(await anna.expect("visitor.connected"))["visitor"]["vid"] for _ in range(2)]
+        assert sorted(listed) == sorted([one["data"]["vid"], two["data"]["vid"]])  # two tabs: one visitor
+        with pytest.raises(TimeoutError):
+            await anna.expect("visitor.connected", timeout=0.5)

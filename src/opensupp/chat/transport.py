@@ -33,7 +33,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from opensupp.chat import protocol as p
-from opensupp.chat.hub import Hub, Presence, account_topic, agents_topic, hub_for, visitor_topic
+from opensupp.chat.hub import Hub, Presence, Subscription, account_topic, agents_topic, hub_for, visitor_topic
 from opensupp.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
 from opensupp.timeutil import iso
 
@@ -44,6 +44,8 @@ log = logging.getLogger("opensupp.chat")
 
 Json = dict[str, Any]
 #: the visitor's own view of itself (the service's visitor dict has the agents' fields too)
+#: visitor.connected frames per hub event in a roll call
+ROLLCALL_BATCH = 50
 VISITOR_VIEW = ("vid", "name", "email", "phone", "lang", "group", "variables", "visits", "chats")
 
 
@@ -240,7 +242,12 @@ class Connection:
     # ------------------------------------------------------------------ sending
 
     def push(self, data: bytes) -> None:
-        """Queue an encoded frame (from the hub: held back while the connect is answered)."""
+        """Queue an encoded frame from the hub (held back while the connect is answered). A
+        batch (``ChatEvents.batch``) is frames joined by newlines after a leading one."""
+        if data.startswith(b"\n"):
+            for part in data[1:].split(b"\n"):
+                self.push(part)
+            return
         if self.held is not None:
             self.held.append(data)
             return
@@ -278,14 +285,6 @@ class Connection:
             self.outbox = []
         finally:
             self.sender = None
-
-    def from_account(self, data: bytes) -> None:
-        """An event of the account's topic: a roll call (answered by visitors), else a frame."""
-        if data.startswith(b'{"type":"_rollcall"'):
-            if self.side == "visitor" and self.vid is not None:
-                self.transport._spawn(self.transport._answer_rollcall(self))
-            return
-        self.push(data)
 
     def close(self, code: int, reason: str = "") -> None:
         if self.closing is None:
@@ -410,6 +409,8 @@ class ChatTransport:
         self.office_hours_seconds = office_hours_seconds
         self.connections: set[Connection] = set()
         self.by_account: dict[int, set[Connection]] = {}
+        #: one subscription per account held, fanned out to by_account (an object(): being made)
+        self._account_subscriptions: dict[int, Subscription | object] = {}
         self.visitors: collections.Counter[tuple[int, str]] = collections.Counter()
         self.per_address: collections.Counter[str] = collections.Counter()
         self.polls: dict[str, Connection] = {}
@@ -591,6 +592,9 @@ class ChatTransport:
             local.discard(connection)
             if not local:
                 del self.by_account[account_id]
+                subscription = self._account_subscriptions.pop(account_id, None)
+                if isinstance(subscription, Subscription):
+                    subscription.close()
                 self._status.pop(account_id, None)
                 self._agents_seen.pop(account_id, None)
                 if self.presence is not None and not self._holds_agents(account_id):
@@ -764,8 +768,7 @@ class ChatTransport:
         c.held = []
         hub = self._hub()
         c.subscriptions.append(await hub.subscribe(visitor_topic(account_id, vid), c.push))
-        c.subscriptions.append(await hub.subscribe(account_topic(account_id), c.from_account))
-        self.by_account.setdefault(account_id, set()).add(c)
+        await self._hold_account(account_id, c)
         await self.presence.watch(account_id)
         page = Page(frame.page_url, frame.page_title, frame.referrer, c.page.origin, c.page.user_agent, c.address)
         c.page = page
@@ -849,8 +852,7 @@ class ChatTransport:
         c.held = []
         hub = self._hub()
         c.subscriptions.append(await hub.subscribe(agents_topic(account_id), c.push))
-        c.subscriptions.append(await hub.subscribe(account_topic(account_id), c.from_account))
-        self.by_account.setdefault(account_id, set()).add(c)
+        await self._hold_account(account_id, c)
         await self.presence.watch(account_id)
         c.user_id = user_id
         await self.presence.set(account_id, c, user_id, frame.status)
@@ -883,15 +885,46 @@ class ChatTransport:
 
     # ------------------------------------------------------------------ account-wide events, presence
 
-    async def _answer_rollcall(self, c: Connection) -> None:
-        assert c.account_id is not None and c.vid is not None
-        # one answer per visitor on this process: the first of its connections answers
-        firsts = [other for other in self.by_account.get(c.account_id, ()) if other.vid == c.vid]
-        if firsts and firsts[0] is not c:
+    async def _hold_account(self, account_id: int, c: Connection) -> None:
+        """Adds the connection to the account's local set; the process subscribes to the account's
+        topic once, with its first connection of the account, and fans its events out."""
+        local = self.by_account.setdefault(account_id, set())
+        local.add(c)
+        if account_id not in self._account_subscriptions:
+            pending = self._account_subscriptions[account_id] = object()  # this attempt's mark
+            try:
+                subscription = await self._hub().subscribe(
+                    account_topic(account_id), lambda data: self._account_event(account_id, data))
+            except BaseException:
+                if self._account_subscriptions.get(account_id) is pending:
+                    del self._account_subscriptions[account_id]
+                raise
+            if self._account_subscriptions.get(account_id) is pending and account_id in self.by_account:
+                self._account_subscriptions[account_id] = subscription
+            else:  # every connection of the account left meanwhile (and maybe others came: theirs holds)
+                subscription.close()
+
+    def _account_event(self, account_id: int, data: bytes) -> None:
+        if data.startswith(b'{"type":"_rollcall"'):
+            self._spawn(self._answer_rollcall(account_id))
             return
-        visitor = {"vid": c.vid, "online": True, "pageUrl": c.page.url, "pageTitle": c.page.title,
-                   "referrer": c.page.referrer, "domain": c.page.origin}
-        await self._publish(agents_topic(c.account_id), p.event("visitor.connected", visitor=visitor))
+        for connection in tuple(self.by_account.get(account_id, ())):
+            connection.push(data)
+
+    async def _answer_rollcall(self, account_id: int) -> None:
+        """visitor.connected for each visitor this process holds, in batches (one hub event each)."""
+        seen: set[str] = set()
+        frames: list[bytes] = []
+        for c in tuple(self.by_account.get(account_id, ())):
+            if c.side != "visitor" or c.vid is None or c.vid in seen:
+                continue
+            seen.add(c.vid)
+            frames.append(p.encode(p.event("visitor.connected", visitor={
+                "vid": c.vid, "online": True, "pageUrl": c.page.url, "pageTitle": c.page.title,
+                "referrer": c.page.referrer, "domain": c.page.origin})))
+        events = ChatEvents(self._hub())
+        for start in range(0, len(frames), ROLLCALL_BATCH):
+            await events.batch(agents_topic(account_id), frames[start:start + ROLLCALL_BATCH])
 
     def _presence_changed(self, account_id: int) -> None:
         if account_id in self.by_account:
@@ -968,6 +1001,11 @@ class ChatEvents:
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+
+    async def batch(self, topic: str, frames: list[bytes]) -> None:
+        """Several encoded frames as one hub event (their subscribers' connections split it)."""
+        if frames:
+            await self.hub.publish(topic, b"\n" + b"\n".join(frames))
 
     async def _both(self, account_id: int, vid: str, frame: Json) -> None:
         data = p.encode(frame)
