@@ -30,6 +30,11 @@ class Settings(BaseSettings):
         "postgresql://user:password@host:5432/db; unset: an SQLite file in data_dir",
     )
     data_dir: Path = Field(default_factory=default_data_dir)
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0: the chat's events between server processes go through Redis "
+        "pub/sub; unset: PostgreSQL's LISTEN/NOTIFY when the database is PostgreSQL, else in-process",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(
         default="text",

@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from opensupp import __version__
+from opensupp.chat.transport import chat_routes
 from opensupp.config import Settings
 from opensupp.db import Database
 from opensupp.site.csrf import CSRFMiddleware, csrf_token
@@ -58,7 +59,7 @@ class Site:
             log.warning("OPENSUPP_TEST_ROUTES is on: /_test/ routes are mounted (for tests only)")
             routes += routes_for_tests(self)
         self.asgi = Starlette(
-            routes=routes,
+            routes=[*routes, *chat_routes(self)],  # after CSRF's list: the chat's polls carry signed tokens, no cookie
             middleware=[Middleware(Sessions, secret=secret_key(settings)),
                         Middleware(CSRFMiddleware, error=self.error, routes=routes)],
             exception_handlers={HTTPException: self.http_error, Exception: self.server_error},
