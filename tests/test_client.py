@@ -17,6 +17,7 @@ from opensupp_client import AsyncClient, Client
 
 EXPORTED = [
     "__version__", "Client", "AsyncClient", "Account", "User", "Trigger", "OfficeHours", "OfflineEmail", "Hook",
+    "Conversation", "Message",
     "OpensuppError", "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
     "InvalidJSONError", "ValidationError", "AuthError", "NotFoundError", "MethodNotAllowedError",
     "ConflictError", "PayloadTooLargeError", "IdempotencyMismatchError", "RateLimitError", "ServerError",

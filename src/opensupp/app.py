@@ -9,6 +9,8 @@ import logging
 import orjson
 
 from opensupp.accounts.api import router as accounts
+from opensupp.chat.api import router as chat
+from opensupp.chat.retention import Retention
 from opensupp.config import BadSettings, Settings, settings_from_environment
 from opensupp.db import Database
 from opensupp.hooks.api import router as hooks
@@ -29,7 +31,7 @@ from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
 log = logging.getLogger(__name__)
-ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks, batch]
+ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks, chat, batch]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> Front:
@@ -40,6 +42,8 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     core = App(settings, ROUTERS + [metrics] if settings.metrics else ROUTERS, db=db)
     if settings.metrics:
         core.metrics = Metrics(core.db)
+    if settings.chat_retention_days:
+        core.background.append(Retention(core.db, settings.chat_retention_days).purge_loop)
     # /metrics is the operator's, not the partner API's: not in its document
     core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))
     return Front(core, create_site(settings, core.db).asgi)

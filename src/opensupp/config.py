@@ -6,6 +6,7 @@ their own (``Settings(...)``).
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,6 +30,11 @@ class Settings(BaseSettings):
         "postgresql://user:password@host:5432/db; unset: an SQLite file in data_dir",
     )
     data_dir: Path = Field(default_factory=default_data_dir)
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:6379/0: the chat's events between server processes go through Redis "
+        "pub/sub; unset: PostgreSQL's LISTEN/NOTIFY when the database is PostgreSQL, else in-process",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(
         default="text",
@@ -107,6 +113,16 @@ class Settings(BaseSettings):
         "(a hung server: SIGSTOP, a dead network path)",
     )
     idempotency_hours: float = Field(default=24, gt=0)
+    public_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="the address visitors' browsers reach this server at (scheme, host, optional port and "
+        "path; no query): the chat code's loader.js URL is made from it",
+    )
+    chat_retention_days: int = Field(
+        default=0, ge=0, le=36500,
+        description="days a closed conversation (and its messages), a page view, and a visitor with nothing "
+        "left are kept; 0: kept forever",
+    )
     trigger_cache_mb: int = Field(
         default=64, ge=1, le=65536,
         description="memory for the compiled triggers of the accounts evaluated lately, per process "
@@ -121,6 +137,21 @@ class Settings(BaseSettings):
         if url is not None:
             parse_url(url)
         return url
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, url: str) -> str:
+        """An http(s) URL with a host and nothing after its path, kept without a trailing slash."""
+        parts = urllib.parse.urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host, like https://chat.example.com")
+        if parts.query or parts.fragment or parts.username is not None:
+            raise ValueError("must have no query, fragment or user, like https://chat.example.com")
+        try:
+            parts.port  # noqa: B018  # raises for a port that is not a number from 0 to 65535
+        except ValueError:
+            raise ValueError("has a port that is not a number from 1 to 65535") from None
+        return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
 
     def resolved_database_url(self) -> str:
         if self.database_url:

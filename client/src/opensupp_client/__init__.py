@@ -35,7 +35,7 @@ from opensupp_client.errors import (
     ServerError,
     ValidationError,
 )
-from opensupp_client.models import Account, Hook, OfficeHours, OfflineEmail, Trigger, User
+from opensupp_client.models import Account, Conversation, Hook, Message, OfficeHours, OfflineEmail, Trigger, User
 
 __all__ = [
     "__version__",
@@ -47,6 +47,8 @@ __all__ = [
     "OfficeHours",
     "OfflineEmail",
     "Hook",
+    "Conversation",
+    "Message",
     "OpensuppError",
     "APIConnectionError",
     "APITimeoutError",

@@ -20,7 +20,7 @@ import httpx
 
 from opensupp_client._version import __version__
 from opensupp_client.errors import error_for
-from opensupp_client.models import Account, Hook, OfficeHours, OfflineEmail, Trigger, User
+from opensupp_client.models import Account, Conversation, Hook, Message, OfficeHours, OfflineEmail, Trigger, User
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
@@ -146,6 +146,15 @@ class Accounts(_Resource):
     def delete(self, account_id: str | int) -> Any:
         return self._client._request("GET", f"/accounts/{account_id}/delete", delete=True)
 
+    def chatcode(self, account_id: str | int) -> Any:
+        """The chat code to put between ``<head>`` and ``</head>``: the guide's snippet with the
+        account's key and the server's ``loader.js``."""
+        return self._client._request("GET", f"/accounts/{account_id}/chatcode", model=_chatcode)
+
+
+def _chatcode(answer: dict[str, Any]) -> str:
+    return str(answer["chatcode"])
+
 
 class _AccountChild(_Resource):
     plural = ""
@@ -219,7 +228,42 @@ class Hooks(_AccountChild):
 
 def _query_path(path: str, params: dict[str, Any]) -> str:
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
-    return f"{path}?{query}" if query else path
+    return f"{path}{'&' if '?' in path else '?'}{query}" if query else path
+
+
+class Conversations(_Resource):
+    """An account's conversations with visitors: read them, write as an agent, close them."""
+
+    def _path(self, account_id: str | int, tail: str) -> str:
+        return f"/accounts/{account_id}/conversations/{tail}"
+
+    def list(self, account_id: str | int, *, status: str | None = None, since: str | None = None,
+             until: str | None = None, limit: int | None = None) -> Any:
+        """Every conversation, oldest first, following ``next`` page by page; ``status``
+        (pending, open, closed), ``since`` and ``until`` (RFC 3339 instants, inclusive, on the
+        last message's time) narrow it."""
+        path = _query_path(self._path(account_id, ""), {"status": status, "from": since, "to": until})
+        return self._client._paginate(path, Conversation.from_json, limit)
+
+    def get(self, account_id: str | int, conversation_id: str | int, *, messages_after: str | None = None) -> Any:
+        """The conversation with its visitor and its messages (see ``Conversation.messages_next``)."""
+        path = _query_path(self._path(account_id, f"{conversation_id}/get"), {"messagesAfter": messages_after})
+        return self._client._request("GET", path, model=Conversation.from_json)
+
+    def send_message(self, account_id: str | int, conversation_id: str | int, *, user_id: str | int, text: str,
+                     client_id: str | None = None) -> Any:
+        """Write ``text`` as the agent ``user_id``; the same ``client_id`` again answers the first message."""
+        body = _drop_none({"userId": str(user_id), "text": text, "clientId": client_id})
+        return self._client._request("POST", self._path(account_id, f"{conversation_id}/messages"), json=body,
+                                     model=_sent_message)
+
+    def close(self, account_id: str | int, conversation_id: str | int) -> Any:
+        return self._client._request("POST", self._path(account_id, f"{conversation_id}/close"), json={},
+                                     model=Conversation.from_json)
+
+
+def _sent_message(answer: dict[str, Any]) -> Message:
+    return Message.from_json(answer["message"])
 
 
 class OfficeHoursResource(_Resource):

@@ -21,6 +21,7 @@ from opensupp_client import _types as t
 from opensupp_client._base import (
     Accounts,
     BaseClient,
+    Conversations,
     Hooks,
     OfficeHoursResource,
     OfflineEmails,
@@ -55,6 +56,7 @@ class Client(BaseClient):
         self.office_hours: t.SyncOfficeHours = OfficeHoursResource(self)
         self.offline_emails: t.SyncOfflineEmails = OfflineEmails(self)
         self.hooks: t.SyncHooks = Hooks(self)
+        self.conversations: t.SyncConversations = Conversations(self)
 
     def _request(self, method: str, path: str, *, json: dict[str, Any] | None = None, model: Model = None,
                  create: bool = False, delete: bool = False, idempotency_key: str | None = None) -> Any:
@@ -124,6 +126,7 @@ class AsyncClient(BaseClient):
         self.office_hours: t.AsyncOfficeHours = OfficeHoursResource(self)
         self.offline_emails: t.AsyncOfflineEmails = OfflineEmails(self)
         self.hooks: t.AsyncHooks = Hooks(self)
+        self.conversations: t.AsyncConversations = Conversations(self)
         self._batcher = _Batcher(self, batch_size, batch_concurrency) if batch_size > 1 else None
 
     async def _send(self, method: str, path: str, json: dict[str, Any] | None, key: str | None) -> Reply:

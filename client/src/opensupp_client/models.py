@@ -95,3 +95,54 @@ class Hook:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Hook:
         return cls(d["id"], d["name"], d["config"], d["active"], d["createdAt"], d)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message of a conversation. ``type``: visitor, agent (``user_id``), trigger
+    (``trigger_id``, shown as from ``agent_nick``) or system (``text`` is an event code)."""
+
+    id: str
+    type: str
+    user_id: str | None
+    trigger_id: str | None
+    agent_nick: str | None
+    text: str
+    client_id: str | None
+    created_at: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Message:
+        return cls(d["id"], d["type"], d["userId"], d["triggerId"], d["agentNick"], d["text"], d["clientId"],
+                   d["createdAt"], d)
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A conversation; ``get`` fills ``visitor`` (a dict) and ``messages`` (oldest first, up to
+    500: when ``messages_next`` is not None, ``get(..., messages_after=messages_next)`` reads on)."""
+
+    id: str
+    visitor_id: str
+    status: str
+    offline: bool
+    assigned_user_id: str | None
+    rating: dict[str, Any] | None
+    close_type: str | None
+    created_at: str
+    last_message_at: str
+    closed_at: str | None
+    unread_by_visitor: int
+    unread_by_agents: int
+    visitor: dict[str, Any] | None = None
+    messages: list[Message] = field(default_factory=list)
+    messages_next: str | None = None
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Conversation:
+        return cls(d["id"], d["visitorId"], d["status"], d["offline"], d["assignedUserId"], d["rating"],
+                   d["closeType"], d["createdAt"], d["lastMessageAt"], d["closedAt"], d["unreadByVisitor"],
+                   d["unreadByAgents"], d.get("visitor"), [Message.from_json(m) for m in d.get("messages", ())],
+                   d.get("messagesNext"), d)

@@ -22,9 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from opensupp import __version__
+from opensupp.chat.transport import chat_routes
 from opensupp.config import Settings
 from opensupp.db import Database
 from opensupp.site.csrf import CSRFMiddleware, csrf_token
+from opensupp.site.loader import box_routes
 from opensupp.site.secret import secret_key
 from opensupp.site.static import FingerprintedStatic
 
@@ -51,12 +53,13 @@ class Site:
         routes: list[BaseRoute] = [
             Route("/", self.start_page, name="start"),
             Mount("/static", app=self.static, name="static"),
+            *box_routes(self),  # the chat code: /loader.js, the box, /widget
         ]
         if settings.test_routes:
             log.warning("OPENSUPP_TEST_ROUTES is on: /_test/ routes are mounted (for tests only)")
             routes += routes_for_tests(self)
         self.asgi = Starlette(
-            routes=routes,
+            routes=[*routes, *chat_routes(self)],  # after CSRF's list: the chat's polls carry signed tokens, no cookie
             middleware=[Middleware(Sessions, secret=secret_key(settings)),
                         Middleware(CSRFMiddleware, error=self.error, routes=routes)],
             exception_handlers={HTTPException: self.http_error, Exception: self.server_error},

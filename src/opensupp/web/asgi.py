@@ -16,7 +16,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
 import orjson
@@ -156,6 +156,8 @@ class App:
         self.access = AccessLog(json=settings.log_format == "json") if settings.access_log else None
         self.metrics = metrics
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: jobs that run in the background while the server does (a domain's purge): started at startup
+        self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.openapi: bytes | None = None  # filled by opensupp.app
 
     # ------------------------------------------------------------------ ASGI
@@ -172,6 +174,8 @@ class App:
     async def startup(self) -> None:
         await self.db.open()
         self.spawn(self.idempotency.purge_loop())
+        for job in self.background:
+            self.spawn(job())
         if self.access is not None:
             self.spawn(self.access.run())
         # Everything alive now (modules, the route table) lives as long as the process:

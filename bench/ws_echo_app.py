@@ -1,0 +1,75 @@
+"""The chat bench's baseline: a bare ASGI WebSocket echo under uvicorn, set up exactly as
+``opensupp serve`` runs (``uvicorn_options``: keep it in step with ``opensupp.cli.serve``).
+
+It accepts every WebSocket and sends each text message back; no routing, no middleware, no
+state. ``bench/chat.py`` compares the chat's visitor endpoint with it (memory per idle
+connection, round trip at a fixed message rate).
+
+    python bench/ws_echo_app.py --host 127.0.0.1 --port 8001
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from typing import Any
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if scope["type"] != "websocket":
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        if message.get("text") is not None:
+            await send({"type": "websocket.send", "text": message["text"]})
+        else:
+            await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
+
+
+def uvicorn_options(settings: Any) -> dict[str, Any]:
+    """``opensupp serve``'s uvicorn.run arguments (opensupp/cli.py), for the bench's servers."""
+    from opensupp.web.server import Protocol
+
+    return dict(
+        loop="uvloop",
+        http=functools.partial(Protocol, header_timeout=settings.header_timeout,
+                               body_timeout=settings.body_timeout, max_connections=settings.max_connections),
+        timeout_keep_alive=settings.keepalive_timeout,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def main() -> None:
+    import uvicorn
+
+    from opensupp.config import settings_from_environment
+    from opensupp.logs import setup_logging
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    settings = settings_from_environment()
+    setup_logging(settings.log_level, settings.log_format)
+    uvicorn.run(app, host=args.host, port=args.port, **uvicorn_options(settings))
+
+
+if __name__ == "__main__":
+    main()
