@@ -28,6 +28,7 @@ class MemoryCore:
         self.messages: list[Json] = []
         self.by_client_id: dict[tuple[int, str], Json] = {}
         self.page_views: list[tuple[int, str, str | None]] = []
+        self.left: list[tuple[int, str]] = []
         self._ids = itertools.count(1)
         self._conversation_ids = itertools.count(1)
 
@@ -67,6 +68,9 @@ class MemoryCore:
     async def page_view(self, account_id: int, vid: str, page: Page) -> Json:
         self._page(account_id, vid, page)
         return dict(self.visitors[(account_id, vid)])
+
+    async def visitor_left(self, account_id: int, vid: str) -> None:
+        self.left.append((account_id, vid))
 
     async def post_visitor_message(self, account_id: int, vid: str, text: str, client_id: str,
                                    offline: bool) -> tuple[Json, Json]:

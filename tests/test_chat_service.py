@@ -1,5 +1,5 @@
 """The chat core's service (chat/service.py) on both databases, through the real app's
-database: visitors and their tokens, visits, page views, conversations, messages
+database: visitors by vid, visits, page views, conversations, messages
 de-duplicated by client id and replayed after an id, closes, ratings, offline messages,
 validation, the cascade of an account's delete and the retention purge."""
 
@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from typing import Any, NamedTuple
 
 import pytest
 
 from opensupp.accounts import service as accounts
 from opensupp.app import create_app
 from opensupp.chat import service as chat
+from opensupp.chat.protocol import new_vid
 from opensupp.chat.retention import Retention
-from opensupp.chat.tokens import VisitorTokens
 from opensupp.errors import NotFound, ValidationFailed
 from opensupp.partners import service as partners
 from opensupp.timeutil import now
@@ -22,7 +23,6 @@ from opensupp.users import service as users
 
 pytestmark = pytest.mark.anyio
 
-TOKENS = VisitorTokens("s" * 48)
 T0 = 1_800_000_000
 
 
@@ -33,10 +33,16 @@ async def make_account(app):
     return partner_id, account
 
 
-async def connect(app, account, token=None, details=None, now=T0):
+class Connected(NamedTuple):
+    visitor: Any
+    is_new: bool
+
+
+async def connect(app, account, vid=None, details=None, now=T0):
+    """The visitor ``vid`` (a new one when None) connects to the account."""
     async with app.db.transaction() as session:
-        return await chat.connect_visitor(session, tokens=TOKENS, token=token, details=details or {},
-                                          account_key=account.account_key, now=now)
+        return Connected(*await chat.connect_visitor(session, account_id=account.id, vid=vid or new_vid(),
+                                                     details=details or {}, now=now))
 
 
 async def in_tx(app, fn, **kw):
@@ -44,34 +50,28 @@ async def in_tx(app, fn, **kw):
         return await fn(session, **kw)
 
 
-async def test_a_visitor_keeps_its_token_and_counts_visits(app):
+async def test_a_visitor_keeps_its_vid_counts_visits_and_the_visits_start(app):
     _, account = await make_account(app)
     first = await connect(app, account, details={"url": "https://acme.example/", "name": "Ann"})
     assert first.is_new and first.visitor.visits == 1 and first.visitor.name == "Ann"
-    assert first.token.startswith(first.visitor.vid + ".") and len(first.visitor.vid) == 22
-    again = await connect(app, account, token=first.token, now=T0 + 10)
-    assert not again.is_new and again.token == first.token and again.visitor.id == first.visitor.id
-    assert again.visitor.visits == 1  # back within 30 s: the same visit
-    later = await connect(app, account, token=first.token, now=T0 + 10 + 30)
+    assert first.visitor.visit_started_at == T0 and len(first.visitor.vid) == 22
+    again = await connect(app, account, vid=first.visitor.vid, now=T0 + 10)
+    assert not again.is_new and again.visitor.id == first.visitor.id
+    assert again.visitor.visits == 1 and again.visitor.visit_started_at == T0  # back within 30 s: the same visit
+    later = await connect(app, account, vid=first.visitor.vid, now=T0 + 10 + 30)
     assert later.visitor.visits == 2 and later.visitor.name == "Ann"
+    assert later.visitor.visit_started_at == T0 + 40  # a new visit: the triggers' site clock starts again
 
 
-def test_tokens_are_signed_with_the_sites_key(settings):
-    tokens = VisitorTokens.for_settings(settings)
-    token = tokens.issue(12, "a" * 22)
-    assert VisitorTokens.for_settings(settings).vid_of(12, token) == "a" * 22  # the key is kept: a restart reads it
-    assert tokens.vid_of(13, token) is None and TOKENS.vid_of(12, token) is None
-
-
-async def test_a_bad_or_foreign_token_starts_a_new_visitor(app):
+async def test_one_vid_in_two_accounts_is_two_visitors_and_a_bad_vid_is_refused(app):
     _, account = await make_account(app)
     _, other = await make_account(app)
-    mine = await connect(app, account)
-    stranger = VisitorTokens("k" * 48).issue(account.id, "a" * 22)  # signed with another key
-    for token in (mine.token[:-2] + "xx", "garbage", mine.visitor.vid, stranger):
-        assert (await connect(app, account, token=token)).is_new
-    foreign = await connect(app, other, token=mine.token)
-    assert foreign.is_new and foreign.visitor.vid != mine.visitor.vid
+    mine = await connect(app, account, details={"name": "Ann"})
+    theirs = await connect(app, other, vid=mine.visitor.vid)
+    assert theirs.is_new and theirs.visitor.id != mine.visitor.id and theirs.visitor.name == ""
+    for bad in ("short", "a" * 23, "a" * 21 + "/", 12):
+        with pytest.raises(ValidationFailed):
+            await connect(app, account, vid=bad)
     with pytest.raises(NotFound):
         await connect(app, type(account)(0, "", "", "0" * 40, 0))
 

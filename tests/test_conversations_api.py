@@ -12,12 +12,11 @@ import pytest
 from conftest import client_for, new_key
 from opensupp.app import create_app
 from opensupp.chat import service as chat
-from opensupp.chat.tokens import VisitorTokens
+from opensupp.chat.protocol import new_vid
 from opensupp_client import AsyncClient, Conversation, Message
 
 pytestmark = pytest.mark.anyio
 
-TOKENS = VisitorTokens("s" * 48)
 T0 = 1_800_000_000  # 2027-01-15T08:00:00Z
 # the guide's chat code (shared/seed/rest-api-guide.txt), verbatim
 GUIDE = (
@@ -39,15 +38,16 @@ async def new_user(api, aid, nickname="Smith"):
     return (await api.post(f"/accounts/{aid}/users/create", json=body)).json()
 
 
-async def visitor_writes(app, account, text="Hello", client_id=None, now=T0, token=None):
-    """A visitor connects with the account's key and writes: (visitor, token, Posted)."""
+async def visitor_writes(app, account, text="Hello", client_id=None, now=T0, vid=None):
+    """A visitor (``vid``, or a new one) connects to the account and writes: (visitor, vid, Posted)."""
+    vid = vid or new_vid()
     async with app.db.transaction() as session:
-        connected = await chat.connect_visitor(session, tokens=TOKENS, token=token, account_key=account["accountKey"],
-                                               details={"name": "Ann", "url": "https://acme.example/pricing"}, now=now)
-        posted = await chat.post_visitor_message(session, account_id=int(account["id"]),
-                                                 visitor_id=connected.visitor.id, text=text, client_id=client_id,
-                                                 now=now)
-    return connected.visitor, connected.token, posted
+        account_id = await chat.account_id_of_key(session, account["accountKey"])
+        visitor, _ = await chat.connect_visitor(session, account_id=account_id, vid=vid,
+                                                details={"name": "Ann", "url": "https://acme.example/pricing"}, now=now)
+        posted = await chat.post_visitor_message(session, account_id=account_id, visitor_id=visitor.id, text=text,
+                                                 client_id=client_id, now=now)
+    return visitor, vid, posted
 
 
 async def test_list_get_send_close(app, api):

@@ -46,7 +46,9 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
         core.background.append(Retention(core.db, settings.chat_retention_days).purge_loop)
     # /metrics is the operator's, not the partner API's: not in its document
     core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))
-    return Front(core, create_site(settings, core.db).asgi)
+    site = create_site(settings, core.db)
+    core.chat = site.chat  # the partner API's sends and closes reach the sockets through it
+    return Front(core, site.asgi)
 
 
 def app_factory() -> Front:

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.parse
-from typing import Annotated, Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field
 
 from opensupp.accounts import service as accounts
 from opensupp.chat import service
+from opensupp.chat.core import conversation_wire, message_wire
 from opensupp.chat.models import MESSAGE_MAX, Conversation, Message, Visitor
 from opensupp.db import Session
 from opensupp.errors import invalid
@@ -20,8 +23,13 @@ from opensupp.web.fields import Body, Omittable, TextRules
 from opensupp.web.resources import Out, ReadOnlyId
 from opensupp.web.routing import Router
 
+if TYPE_CHECKING:
+    from opensupp.chat.transport import ChatEvents
+
 router = Router()
 TAG = "Conversations"
+#: how long telling the sockets of a committed send or close may take (a hub that hangs)
+PUBLISH_SECONDS = 5.0
 #: messages a conversation's ``get`` answers at most; ``messagesAfter`` reads on
 MESSAGES_PER_GET = 500
 
@@ -277,7 +285,26 @@ async def send_message(req: Any, session: Session, body: MessageSend) -> dict[st
                                    conversation_id=conversation_id)
     posted = await service.post_agent_message(session, account_id=account_id, conversation_id=conversation_id,
                                               user_id=user_id, text=body.text, client_id=body.clientId)
+    if posted.created:
+        vid = (await service.vids_of(session, account_id=account_id,
+                                     visitor_ids=[posted.conversation.visitor_id]))[posted.conversation.visitor_id]
+        message = message_wire(posted.message)
+        _after_commit(req, session, lambda events: events.message(account_id, vid, message))
     return {"message": message_json(posted.message), "conversation": conversation_json(posted.conversation)}
+
+
+def _after_commit(req: Any, session: Session, tell: Callable[[ChatEvents], Awaitable[None]]) -> None:
+    """Once the unit of work has committed, tell the chat's sockets (the visitor's box, the
+    agents' dashboards, on every server process) through the transport's hub."""
+    transport = req.app.chat
+    if transport is None:
+        return
+
+    async def publish() -> None:
+        tell_them = tell(await transport.events())
+        await asyncio.wait_for(tell_them, PUBLISH_SECONDS)
+
+    session.on_commit(publish)
 
 
 def _user_id(text: str) -> int:
@@ -303,4 +330,10 @@ async def close_conversation(req: Any, session: Session, body: ConversationClose
                                    conversation_id=conversation_id)
     closed = await service.close_conversation(session, account_id=account_id, conversation_id=conversation_id,
                                               by="agent")
+    if closed.message is not None:
+        conversation = closed.conversation
+        vid = (await service.vids_of(session, account_id=account_id,
+                                     visitor_ids=[conversation.visitor_id]))[conversation.visitor_id]
+        wire = conversation_wire(conversation, vid)
+        _after_commit(req, session, lambda events: events.closed(account_id, vid, wire, None, close_type="agent_close"))
     return conversation_json(closed.conversation)

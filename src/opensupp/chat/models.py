@@ -48,6 +48,7 @@ visitors = child_table(
     Column("last_title", String(TITLE_MAX), nullable=False),
     Column("referrer", String(URL_MAX), nullable=False),
     Column("user_agent", String(USER_AGENT_MAX), nullable=False),
+    Column("visit_started_at", BigInteger, nullable=False),  # the triggers' site clock counts from it
 )
 # a visitor by the id its token carries
 Index("ix_visitors_account_id_vid", visitors.c.account_id, visitors.c.vid, unique=True)
@@ -96,6 +97,8 @@ messages = child_table(
     Column("text", Text, nullable=False),
     Column("client_id", String(CLIENT_ID_MAX), nullable=True),
     Column("created_at", BigInteger, nullable=False),
+    # a visitor's first message after a trigger's: that trigger (the stats count replies to auto messages)
+    Column("replied_trigger_id", BigInteger, nullable=True),
 )
 _m = messages.c
 Index("ix_messages_conversation_id_id", _m.conversation_id, _m.id)  # a conversation's, after an id
@@ -125,6 +128,7 @@ class Visitor:
     last_title: str
     referrer: str
     user_agent: str
+    visit_started_at: int
 
     @classmethod
     def from_row(cls, *row: Any) -> Visitor:

@@ -93,7 +93,8 @@ class VisitorValues(BaseModel):
 
     def given(self) -> dict[str, Any]:
         """The fields the client sent (a missing or null field changes nothing)."""
-        return {k: v for k, v in self.model_dump(exclude_none=True).items()}
+        # warnings off: ``_bounded`` keeps variables as plain JSON, which the declared union does not name
+        return self.model_dump(exclude_none=True, warnings=False)
 
 
 class VisitorConnect(Frame, VisitorValues):
@@ -108,7 +109,8 @@ class VisitorConnect(Frame, VisitorValues):
         return VisitorValues.model_validate(self.given_values())
 
     def given_values(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in VisitorValues.model_fields if getattr(self, k) is not None}
+        """The visitor's details the frame carries, as plain JSON values (as ``VisitorValues.given``)."""
+        return self.model_dump(include=set(VisitorValues.model_fields), exclude_none=True, warnings=False)
 
 
 class VisitorUpdate(Frame):

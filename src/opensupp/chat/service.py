@@ -3,7 +3,7 @@ agent connections), the partner API and the dashboard call.
 
 Every function takes the caller's Session and does its writes in it, never committing: the
 caller's unit of work (``db.transaction()``) is the one transaction. Publishing is the
-caller's too, after the commit: each write answers what happened (``Connected``,
+caller's too, after the commit: each write answers what happened (the visitor,
 ``Posted``, ``Closed``, a record), which is what the hub fans out (``Posted.created`` is
 False for a client's retry, which was published the first time).
 
@@ -29,7 +29,6 @@ from typing import Any, NamedTuple
 
 from opensupp import values
 from opensupp.chat.models import EMAIL_MAX, NAME_MAX, RATING_TEXT_MAX, Conversation, Message, PageView, Visitor
-from opensupp.chat.tokens import VisitorTokens, new_vid
 from opensupp.chat.validation import (
     check_choice,
     check_client_id,
@@ -44,7 +43,7 @@ from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid
 from opensupp.timeutil import now as clock
 
 VISITOR_COLUMNS = ("id, account_id, vid, name, email, phone, lang, grp, variables, visits, chats, first_seen_at,"
-                   " last_seen_at, last_url, last_title, referrer, user_agent")
+                   " last_seen_at, last_url, last_title, referrer, user_agent, visit_started_at")
 CONVERSATION_COLUMNS = ("id, account_id, visitor_id, status, offline, assigned_user_id, rating, rating_text,"
                         " close_type, created_at, last_message_at, closed_at, unread_by_visitor, unread_by_agents")
 MESSAGE_COLUMNS = "id, account_id, conversation_id, kind, user_id, trigger_id, agent_nick, text, client_id, created_at"
@@ -60,18 +59,10 @@ MESSAGES_MAX_PAGE = 1000
 RATINGS = range(1, 6)
 
 _CLOSE_TYPE = re.compile(r"[a-z_]{1,16}")
+_VID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 # --------------------------------------------------------------------------- what a write answers
-
-
-class Connected(NamedTuple):
-    """``connect_visitor``'s answer: the visitor, the token to keep in the ``ssupp.vid``
-    cookie (the one sent, or a new one), and whether the visitor was made now."""
-
-    visitor: Visitor
-    token: str
-    is_new: bool
 
 
 class Posted(NamedTuple):
@@ -153,43 +144,42 @@ async def account_id_of_key(session: Session, account_key: str, *, lock: bool = 
 
 
 async def connect_visitor(
-    session: Session, *, tokens: VisitorTokens, token: str | None, details: Mapping[str, Any],
-    account_key: str | None = None, account_id: int | None = None, now: int | None = None,
-) -> Connected:
-    """A visitor arrives (``visitor.connect``), on the account of ``account_key`` (or
-    ``account_id``): the visitor of ``token``, or a new one when the token is absent, bad,
-    of another account, or its visitor was purged. ``details`` (see ``visitor_columns``)
-    are stored; ``visits`` grows by one when the visitor was away ``VISIT_GAP`` seconds or
-    more (the realtime layer calls ``mark_visitor_seen`` when a connection ends, so that
-    "away" is measured from then). A bad detail is left out rather than refused: nothing a
-    host page sets may keep its visitor from connecting (``update_visitor`` refuses it)."""
+    session: Session, *, account_id: int, vid: str, details: Mapping[str, Any], now: int | None = None,
+) -> tuple[Visitor, bool]:
+    """A visitor arrives (``visitor.connect``) on the account: the visitor ``vid`` (which the
+    realtime layer read from the visitor's signed token, or made for a new visitor), made now
+    when the account has none by that vid; and whether it was made now. ``details`` (see
+    ``visitor_columns``) are stored; a new visit starts (``visits`` grows by one,
+    ``visit_started_at`` is now) when the visitor was away ``VISIT_GAP`` seconds or more
+    (the realtime layer calls ``mark_visitor_seen`` when a connection ends, so that "away"
+    is measured from then). A bad detail is left out rather than refused: nothing a host
+    page sets may keep its visitor from connecting (``update_visitor`` refuses it)."""
+    if not isinstance(vid, str) or not _VID.fullmatch(vid):
+        raise invalid("vid", "must be 22 URL-safe characters")
     columns = visitor_columns(details, strict=False)
-    if account_id is not None:
-        await _lock_account(session, account_id)
-    elif account_key is not None:
-        account_id = await account_id_of_key(session, account_key, lock=True)
-    else:
-        raise TypeError("connect_visitor needs account_key or account_id")
+    await _lock_account(session, account_id)
     t = clock() if now is None else now
-    vid = tokens.vid_of(account_id, token) if isinstance(token, str) and token else None
-    if vid is not None:
-        visitor = await _returning_visitor(session, account_id, vid, columns, t)
-        if visitor is not None:
-            return Connected(visitor, str(token), False)
-    vid = new_vid()
+    visitor = await _returning_visitor(session, account_id, vid, columns, t)
+    if visitor is not None:
+        return visitor, False
     row = {"vid": vid, "name": "", "email": "", "phone": "", "lang": "", "grp": "", "variables": "{}", "visits": 1,
            "chats": 0, "first_seen_at": t, "last_seen_at": t, "last_url": "", "last_title": "", "referrer": "",
-           "user_agent": "", **columns}
+           "user_agent": "", "visit_started_at": t, **columns}
     names = ", ".join(row)
     placeholders = ", ".join(f"${i}" for i in range(2, len(row) + 2))
     try:
         inserted = await session.fetchrow(
-            f"INSERT INTO visitors (account_id, {names}) VALUES ($1, {placeholders}) RETURNING {VISITOR_COLUMNS}",
+            f"INSERT INTO visitors (account_id, {names}) VALUES ($1, {placeholders})"
+            f" ON CONFLICT (account_id, vid) DO NOTHING RETURNING {VISITOR_COLUMNS}",
             account_id, *row.values(),
         )
     except ForeignKeyViolation:
         raise account_not_found(account_id) from None
-    return Connected(_visitor(inserted), tokens.issue(account_id, vid), True)
+    if inserted is None:  # the same new visitor connected on another process meanwhile (a second tab)
+        visitor = await _returning_visitor(session, account_id, vid, columns, t)
+        assert visitor is not None  # the conflicting row is committed, and a visitor is deleted only with its account
+        return visitor, False
+    return _visitor(inserted), True
 
 
 async def _returning_visitor(
@@ -198,8 +188,16 @@ async def _returning_visitor(
     sets = "".join(f", {name} = ${i}" for i, name in enumerate(columns, start=4))
     row = await session.fetchrow(
         f"UPDATE visitors SET visits = visits + CASE WHEN $3 - last_seen_at >= {VISIT_GAP} THEN 1 ELSE 0 END,"
+        f" visit_started_at = CASE WHEN $3 - last_seen_at >= {VISIT_GAP} THEN $3 ELSE visit_started_at END,"
         f" last_seen_at = $3{sets} WHERE account_id = $1 AND vid = $2 RETURNING {VISITOR_COLUMNS}",
         account_id, vid, t, *columns.values(),
+    )
+    return None if row is None else _visitor(row)
+
+
+async def visitor_by_vid(session: Session, *, account_id: int, vid: str) -> Visitor | None:
+    row = await session.fetchrow(
+        f"SELECT {VISITOR_COLUMNS} FROM visitors WHERE account_id = $1 AND vid = $2", account_id, vid
     )
     return None if row is None else _visitor(row)
 
@@ -448,13 +446,29 @@ async def _post(
 
 async def post_visitor_message(
     session: Session, *, account_id: int, visitor_id: int, text: str, client_id: str | None = None,
-    now: int | None = None,
+    offline: bool = False, now: int | None = None,
 ) -> Posted:
-    """The visitor writes (``chat.message``): into the current conversation, or a new pending one."""
+    """The visitor writes (``chat.message``): into the current conversation, or a new pending
+    one. ``offline``: the offline form's message (nobody online), which needs the visitor's
+    name and e-mail (set by ``visitor.update`` first) and opens a conversation marked
+    offline (see ``store_offline_message``). A visitor's first message after a trigger's
+    message is marked as the reply to that trigger (``replied_trigger_id``)."""
+    if offline:
+        visitor = await get_visitor(session, account_id=account_id, visitor_id=visitor_id)
+        return await store_offline_message(session, account_id=account_id, visitor_id=visitor_id, name=visitor.name,
+                                           email=visitor.email, text=text, client_id=client_id, now=now)
     text, client_id = check_text(text), check_client_id(client_id)
     t = clock() if now is None else now
     conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t)
-    return await _post(session, conversation, "visitor", {"text": text}, client_id, t,
+    replied = await session.fetchrow(
+        "SELECT kind, trigger_id FROM messages WHERE conversation_id = $1 AND kind <> 'system'"
+        " ORDER BY id DESC LIMIT 1",
+        conversation.id,
+    )
+    fields: dict[str, Any] = {"text": text}
+    if replied is not None and replied[0] == "trigger":
+        fields["replied_trigger_id"] = replied[1]
+    return await _post(session, conversation, "visitor", fields, client_id, t,
                        "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
 
 
@@ -513,22 +527,34 @@ async def post_system_message(
 
 async def store_offline_message(
     session: Session, *, account_id: int, visitor_id: int, name: str, email: str, text: str,
-    now: int | None = None,
+    client_id: str | None = None, now: int | None = None,
 ) -> Posted:
     """The offline form (nobody online): a new conversation marked ``offline`` holding the
-    message; the visitor's name and e-mail are kept. Delivered later (mail, hooks)."""
+    message; the visitor's name and e-mail are kept. Delivered later (mail, hooks). With a
+    ``client_id``, a retry answers the message stored the first time (in its conversation)."""
     problems = [FieldError(f, p) for f, p in (("name", detail_problem("name", name)),
                                                ("email", text_problem(email, EMAIL_MAX, required=True)
                                                 or values.email_problem(email))) if p is not None]
     if problems:
         raise ValidationFailed(problems)
-    text = check_text(text)
+    text, client_id = check_text(text), check_client_id(client_id)
     t = clock() if now is None else now
     await _lock_account(session, account_id)
     await update_visitor(session, account_id=account_id, visitor_id=visitor_id, changes={"name": name, "email": email})
+    if client_id is not None:
+        await _lock_visitor(session, account_id, visitor_id)  # a retry on another process waits for this one
+        first = await session.fetchrow(
+            f"SELECT {', '.join('m.' + c for c in MESSAGE_COLUMNS.split(', '))} FROM messages m"
+            " JOIN conversations c ON c.id = m.conversation_id"
+            " WHERE c.visitor_id = $1 AND c.account_id = $2 AND c.offline AND m.client_id = $3",
+            visitor_id, account_id, client_id,
+        )
+        if first is not None:
+            message = _message(first)
+            return Posted(message, await _conversation_of(session, account_id, message.conversation_id, None), False)
     conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t,
                                                      offline=True)
-    return await _post(session, conversation, "visitor", {"text": text}, None, t,
+    return await _post(session, conversation, "visitor", {"text": text}, client_id, t,
                        "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
 
 
@@ -550,6 +576,133 @@ async def messages_after(
         conversation_id, account_id, after_id, limit,
     )
     return [_message(row) for row in rows]
+
+
+# --------------------------------------------------------------------------- the realtime side's reads
+
+
+async def latest_conversation(session: Session, *, account_id: int, visitor_id: int) -> Conversation | None:
+    """The visitor's latest conversation, whatever its status (the one a rating is for)."""
+    row = await session.fetchrow(
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE visitor_id = $1 AND account_id = $2"
+        " ORDER BY id DESC LIMIT 1",
+        visitor_id, account_id,
+    )
+    return None if row is None else _conversation(row)
+
+
+async def assign_conversation(
+    session: Session, *, account_id: int, conversation_id: int, user_id: int | None
+) -> Conversation:
+    """An agent takes the conversation (``user_id``, a user of the account), or it is left
+    unassigned (None)."""
+    await _lock_account(session, account_id)
+    if user_id is not None and await session.fetchval(
+        "SELECT id FROM users WHERE id = $1 AND account_id = $2", user_id, account_id
+    ) is None:
+        raise NotFound(f"No user {user_id} in account {account_id}.")
+    return await _scoped_update(session, account_id, conversation_id, None, "assigned_user_id = $4", user_id)
+
+
+_MESSAGE_COLUMNS_OF_M = ", ".join("m." + column for column in MESSAGE_COLUMNS.split(", "))
+
+
+async def visitor_messages_after(
+    session: Session, *, account_id: int, visitor_id: int, after: int | None, limit: int
+) -> list[Message]:
+    """A reconnecting visitor's replay, oldest first, at most ``limit``: the messages of its
+    conversations after the id ``after``; with ``after`` None (a client that saw nothing),
+    the last ``limit`` of its current conversation."""
+    if after is None:
+        current = await current_conversation(session, account_id=account_id, visitor_id=visitor_id)
+        if current is None:
+            return []
+        rows = await session.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND account_id = $2"
+            " ORDER BY id DESC LIMIT $3",
+            current.id, account_id, limit,
+        )
+        return [_message(row) for row in reversed(rows)]
+    rows = await session.fetch(
+        f"SELECT {_MESSAGE_COLUMNS_OF_M} FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE c.visitor_id = $1 AND c.account_id = $2 AND m.id > $3 ORDER BY m.id LIMIT $4",
+        visitor_id, account_id, after, limit,
+    )
+    return [_message(row) for row in rows]
+
+
+async def account_messages_after(session: Session, *, account_id: int, after: int, limit: int) -> list[Message]:
+    """A reconnecting agent's replay: the account's messages after the id ``after``, oldest first."""
+    rows = await session.fetch(
+        f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        account_id, after, limit,
+    )
+    return [_message(row) for row in rows]
+
+
+#: open conversations an agent's connect lists at most (the newest)
+OPEN_CONVERSATIONS_MAX = 1000
+
+
+async def open_conversations(
+    session: Session, *, account_id: int, limit: int = OPEN_CONVERSATIONS_MAX
+) -> list[tuple[Conversation, Message | None]]:
+    """The account's pending and open conversations, the latest ``limit``, oldest first, each
+    with its last message."""
+    rows = await session.fetch(
+        f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE account_id = $1 AND status <> 'closed'"
+        " ORDER BY id DESC LIMIT $2",
+        account_id, limit,
+    )
+    found = [_conversation(row) for row in reversed(rows)]
+    last: dict[int, Message] = {}
+    if found:
+        ids = [c.id for c in found]
+        placeholders = ", ".join(f"${i}" for i in range(2, len(ids) + 2))
+        for row in await session.fetch(
+            f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE account_id = $1 AND id IN (SELECT max(id) FROM messages"
+            f" WHERE conversation_id IN ({placeholders}) GROUP BY conversation_id)",
+            account_id, *ids,
+        ):
+            message = _message(row)
+            last[message.conversation_id] = message
+    return [(c, last.get(c.id)) for c in found]
+
+
+async def vids_of(session: Session, *, account_id: int, visitor_ids: list[int]) -> dict[int, str]:
+    """The vids of the account's visitors by their ids."""
+    if not visitor_ids:
+        return {}
+    placeholders = ", ".join(f"${i}" for i in range(2, len(visitor_ids) + 2))
+    rows = await session.fetch(
+        f"SELECT id, vid FROM visitors WHERE account_id = $1 AND id IN ({placeholders})", account_id, *visitor_ids
+    )
+    return {row[0]: row[1] for row in rows}
+
+
+async def fired_triggers(session: Session, *, account_id: int, visitor_id: int) -> list[int]:
+    """The triggers that have written to the visitor (a trigger marked ``only_once`` writes no more)."""
+    rows = await session.fetch(
+        "SELECT DISTINCT m.trigger_id FROM messages m JOIN conversations c ON c.id = m.conversation_id"
+        " WHERE c.visitor_id = $1 AND c.account_id = $2 AND m.kind = 'trigger'",
+        visitor_id, account_id,
+    )
+    return sorted(row[0] for row in rows)
+
+
+async def pages_since(session: Session, *, account_id: int, visitor_id: int, since: int) -> int:
+    """The pages the visitor opened at or after ``since`` (the start of its visit)."""
+    return int(await session.fetchval(
+        "SELECT count(*) FROM page_views WHERE visitor_id = $1 AND account_id = $2 AND at >= $3",
+        visitor_id, account_id, since,
+    ))
+
+
+async def agent_card(session: Session, *, account_id: int, user_id: int) -> dict[str, Any] | None:
+    """``{"id", "nickname", "avatar"}`` of a user of the account (what visitors see of an agent), else None."""
+    row = await session.fetchrow("SELECT id, nickname, avatar FROM users WHERE id = $1 AND account_id = $2",
+                                 user_id, account_id)
+    return None if row is None else {"id": row[0], "nickname": row[1], "avatar": row[2] or None}
 
 
 # --------------------------------------------------------------------------- the partner's reads

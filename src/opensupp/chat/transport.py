@@ -38,6 +38,7 @@ from opensupp.errors import Conflict, DomainError, NotFound, Unavailable, Valida
 from opensupp.timeutil import iso
 
 if TYPE_CHECKING:
+    from opensupp.chat.firing import Firing
     from opensupp.config import Settings
 
 log = logging.getLogger("opensupp.chat")
@@ -85,6 +86,9 @@ class ChatCore(Protocol):
 
     async def page_view(self, account_id: int, vid: str, page: Page) -> Json:
         """Records a page view; answers the visitor (agents' view)."""
+
+    async def visitor_left(self, account_id: int, vid: str) -> None:
+        """The visitor's last connection on this process ended (its next visit counts from now)."""
 
     async def post_visitor_message(self, account_id: int, vid: str, text: str, client_id: str,
                                    offline: bool) -> tuple[Json, Json]:
@@ -407,6 +411,7 @@ class ChatTransport:
         self.presence: Presence | None = None
         self._presence_timing = (presence_interval, presence_expiry)
         self.office_hours_seconds = office_hours_seconds
+        self.triggers: Firing | None = None  # chat_routes sets it over the database's core
         self.connections: set[Connection] = set()
         self.by_account: dict[int, set[Connection]] = {}
         #: one subscription per account held, fanned out to by_account (an object(): being made)
@@ -605,7 +610,11 @@ class ChatTransport:
                 self.visitors[key] -= 1
                 if self.visitors[key] <= 0:
                     del self.visitors[key]
+                    if self.triggers is not None:
+                        self.triggers.left(account_id, connection.vid)
                     await self._publish(agents_topic(account_id), p.event("visitor.disconnected", vid=connection.vid))
+                    if self.core is not None:
+                        await self.core.visitor_left(account_id, connection.vid)
             elif connection.side == "agent" and self.presence is not None and connection.user_id is not None:
                 await self.presence.drop(account_id, connection)
         except Exception:
@@ -716,6 +725,8 @@ class ChatTransport:
             c.conversation_id = conversation["id"]
             c.send(p.ack(frame.ref, {"message": message, "conversation": conversation}))
             await ChatEvents(self._hub()).message(account_id, vid, message)
+            if self.triggers is not None and not frame.offline:
+                self.triggers.message(account_id, vid, message["id"])
         elif isinstance(frame, p.VisitorTyping):
             await self._publish(agents_topic(account_id), p.event(
                 "chat.contact_typing", conversationId=c.conversation_id, vid=vid, text=frame.text) | {"is": frame.is_})
@@ -749,6 +760,8 @@ class ChatTransport:
             page = Page(frame.url, frame.title, frame.referrer, c.page.origin, c.page.user_agent, c.address)
             await core.page_view(account_id, vid, page)
             c.page = page
+            if self.triggers is not None:
+                self.triggers.page(account_id, vid, page)
             await self._publish(agents_topic(account_id), p.event(
                 "visitor.updated", vid=vid, changes={"pageUrl": page.url, "pageTitle": page.title,
                                                      "referrer": page.referrer}))
@@ -786,6 +799,8 @@ class ChatTransport:
             c.send(p.event("chat.message_received", conversationId=message["conversationId"], message=message))
         c.release()
         await self._publish(agents_topic(account_id), p.event("visitor.connected", visitor=visitor | {"online": True}))
+        if self.triggers is not None:
+            self.triggers.page(account_id, vid, page)
 
     # ------------------------------------------------------------------ the agent's frames
 
@@ -1016,10 +1031,13 @@ class ChatEvents:
         await self._both(account_id, vid, p.event("chat.message_received", conversationId=message["conversationId"],
                                                   message=message))
 
-    async def closed(self, account_id: int, vid: str, conversation: Json, by_user_id: int | None) -> None:
+    async def closed(self, account_id: int, vid: str, conversation: Json, by_user_id: int | None,
+                     close_type: str | None = None) -> None:
+        """``close_type`` defaults to agent_close when an agent (``by_user_id``) closed it, else
+        visitor_close; the partner API closes as an agent with no user (agent_close, by null)."""
         await self._both(account_id, vid, p.event(
             "chat.closed", conversationId=conversation["id"],
-            closeType="agent_close" if by_user_id is not None else "visitor_close",
+            closeType=close_type or ("agent_close" if by_user_id is not None else "visitor_close"),
             closedAt=conversation.get("closedAt"), by=by_user_id))
 
     async def read(self, account_id: int, vid: str, conversation: Json, last_message_id: int | None,
@@ -1079,12 +1097,16 @@ def chat_routes(site: Any) -> list[BaseRoute]:
     """The routes site/app.py mounts: a ChatTransport over ``site.chat_core`` (the chat service's
     ChatCore; without one every connect answers ``unavailable``), signing with the site's secret
     key, on the hub the settings choose (hub_for)."""
+    from opensupp.chat.core import DatabaseCore
+    from opensupp.chat.firing import Firing
     from opensupp.site.secret import secret_key
 
     settings: Settings = site.settings
-    transport = ChatTransport(
-        getattr(site, "chat_core", None), secret_key(settings),
-        lambda: hub_for(settings.resolved_database_url(), settings.redis_url))
+    core = getattr(site, "chat_core", None)
+    transport = ChatTransport(core, secret_key(settings),
+                              lambda: hub_for(settings.resolved_database_url(), settings.redis_url))
+    if isinstance(core, DatabaseCore):
+        transport.triggers = Firing(core, transport, settings.trigger_cache_mb << 20)
     site.chat = transport
     return transport.routes
 

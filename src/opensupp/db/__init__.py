@@ -37,7 +37,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, Protocol, TypeVar
 
@@ -105,6 +105,20 @@ class Session(Protocol):
     async def execute(self, sql: str, *args: Any) -> int: ...
     async def execute_long(self, sql: str, *args: Any) -> int: ...
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None: ...
+
+    def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Await ``callback()`` once the unit of work has committed (never if it rolls back):
+        what tells others of a write (the chat's events) must not run before it is durable."""
+
+
+async def _run_after_commit(callbacks: list[Callable[[], Awaitable[None]]]) -> None:
+    """The ``on_commit`` callbacks of a unit that committed: one failing is logged and does not
+    keep the others from running (the write is durable whatever they do)."""
+    for callback in callbacks:
+        try:
+            await callback()
+        except Exception:
+            log.exception("an after-commit step failed (the write itself is committed)")
 
 
 #: ``execute_long``'s timeout on PostgreSQL: a statement whose work grows with the data
@@ -282,13 +296,19 @@ def _sqlite_unavailable(exc: BaseException) -> bool:
 
 
 class SQLiteSession:
-    __slots__ = ("_conn", "_single", "_spent")
+    __slots__ = ("_conn", "_single", "_spent", "_after")
     dialect = "sqlite"  # for the rare statement the two databases spell differently
 
     def __init__(self, conn: sqlite3.Connection, single: bool) -> None:
         self._conn = conn
         self._single = single
         self._spent = False
+        self._after: list[Callable[[], Awaitable[None]]] | None = None
+
+    def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        if self._after is None:
+            self._after = []
+        self._after.append(callback)
 
     def _run(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         if self._single:
@@ -342,7 +362,7 @@ class _SQLiteRead:
     """Reads on the reader connection: committed data only, never another request's
     write that is still waiting for its group commit."""
 
-    __slots__ = ("_db",)
+    __slots__ = ("_db", "_session")
 
     def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db
@@ -350,13 +370,16 @@ class _SQLiteRead:
     async def __aenter__(self) -> SQLiteSession:
         if self._db._reader is None:
             raise RuntimeError("database is not open")
-        return SQLiteSession(self._db._reader, False)
+        self._session = SQLiteSession(self._db._reader, False)
+        return self._session
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         health = self._db.health
         if exc_type is None:
             if health.down_since is not None:
                 health.succeeded(write=False)
+            if self._session._after:  # a read commits nothing: its steps run as it ends
+                await _run_after_commit(self._session._after)
         elif exc_type is Unavailable:
             health.failed(exc, write=False)
 
@@ -374,7 +397,7 @@ class _SQLiteWrite:
     answer is sent for a write that is not durable yet.
     """
 
-    __slots__ = ("_db", "_single")
+    __slots__ = ("_db", "_single", "_session")
 
     def __init__(self, db: SQLiteDatabase, single: bool) -> None:
         self._db = db
@@ -397,7 +420,8 @@ class _SQLiteWrite:
                 raise
             finally:
                 db._lock.release()
-        return SQLiteSession(db._writer, self._single)
+        self._session = SQLiteSession(db._writer, self._single)
+        return self._session
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         db = self._db
@@ -422,6 +446,8 @@ class _SQLiteWrite:
         finally:
             db._lock.release()
         await committed
+        if self._session._after:
+            await _run_after_commit(self._session._after)
 
 
 class SQLiteDatabase:
@@ -736,13 +762,19 @@ def _status_count(status: str) -> int:
 
 
 class PostgresSession:
-    __slots__ = ("_conn", "_single", "_spent")
+    __slots__ = ("_conn", "_single", "_spent", "_after")
     dialect = "postgresql"
 
     def __init__(self, conn: asyncpg.Connection, single: bool) -> None:
         self._conn = conn
         self._single = single
         self._spent = False
+        self._after: list[Callable[[], Awaitable[None]]] | None = None
+
+    def on_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        if self._after is None:
+            self._after = []
+        self._after.append(callback)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         if self._single:
@@ -792,7 +824,7 @@ class PostgresSession:
 
 
 class _PostgresUnit:
-    __slots__ = ("_db", "_mode", "_conn", "_tx")
+    __slots__ = ("_db", "_mode", "_conn", "_tx", "_session")
 
     def __init__(self, db: PostgresDatabase, mode: str) -> None:
         self._db = db
@@ -811,7 +843,8 @@ class _PostgresUnit:
                     db._fail(exc, write=True)
                 raise
         self._conn = conn
-        return PostgresSession(conn, self._mode == SINGLE)
+        self._session = PostgresSession(conn, self._mode == SINGLE)
+        return self._session
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         db = self._db
@@ -827,6 +860,8 @@ class _PostgresUnit:
             await db._release(conn)
             if db.health.down_since is not None:
                 db.health.succeeded(write)
+            if self._session._after:
+                await _run_after_commit(self._session._after)
             return
         unavailable = _unavailable_in(exc)
         if unavailable is not None:

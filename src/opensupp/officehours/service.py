@@ -89,6 +89,14 @@ async def get_office_hours_status(
     return OfficeHoursStatus(state.open, state.since, state.next_change, document["timezone"])
 
 
+async def office_hours_open_at(session: Session, *, account_id: int, at: int) -> bool:
+    """Whether the account's office hours are open at ``at`` (the chat box's online state needs
+    it; an account without office hours is open, as ``DEFAULT`` says)."""
+    document = await session.fetchval("SELECT document FROM office_hours WHERE account_id = $1", account_id)
+    hours = schedule.compile_schedule(orjson.loads(document) if document else DEFAULT)
+    return schedule.is_open(hours, at)
+
+
 async def get_office_hours_schedule(
     session: Session, *, partner_id: int, account_id: int, start: datetime.date | int | None, days: int, now: int
 ) -> OpenIntervals:

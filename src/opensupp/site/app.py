@@ -22,7 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from opensupp import __version__
-from opensupp.chat.transport import chat_routes
+from opensupp.chat.core import DatabaseCore
+from opensupp.chat.transport import ChatTransport, chat_routes
 from opensupp.config import Settings
 from opensupp.db import Database
 from opensupp.site.csrf import CSRFMiddleware, csrf_token
@@ -50,6 +51,8 @@ class Site:
                                          undefined=jinja2.StrictUndefined)
         environment.globals.update(static_url=self.static.url, version=__version__)
         self.templates = Jinja2Templates(env=environment, context_processors=[_csrf_context])
+        self.chat_core = DatabaseCore(db)  # the chat's transport (chat_routes) stores through it
+        self.chat: ChatTransport | None = None  # set by chat_routes
         routes: list[BaseRoute] = [
             Route("/", self.start_page, name="start"),
             Mount("/static", app=self.static, name="static"),
@@ -72,7 +75,11 @@ class Site:
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         for name in self.templates.env.list_templates():  # a broken template fails the start, not a page
             self.templates.get_template(name)
-        yield
+        try:
+            yield
+        finally:
+            if self.chat is not None:  # its sockets are told (1001), its hub and timers stop
+                await self.chat.close()
 
     # ------------------------------------------------------------------ pages
 

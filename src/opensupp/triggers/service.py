@@ -92,6 +92,8 @@ _ACCOUNT_SQL = {
              " WHERE a.id = $1 AND a.partner_id = $2"
     for dialect, fingerprint in _FINGERPRINT.items()
 }
+#: the same for the chat runtime, which knows the account by its key (no partner to check)
+_ACCOUNT_SQL_ANY = {dialect: sql.replace(" AND a.partner_id = $2", "") for dialect, sql in _ACCOUNT_SQL.items()}
 # The account's triggers by id (at most $2), and the fingerprint of what was read, in one
 # statement (one snapshot: a plan's fingerprint is never taken from an earlier statement).
 # SQLite: the revision on every row, and one row of NULLs for an account with no triggers;
@@ -275,13 +277,17 @@ async def _planned(session: Session, plans: Plans, account_id: int, fingerprint:
 
 
 async def evaluate_triggers(
-    session: Session, *, plans: Plans, partner_id: int, account_id: int, event: str, at: datetime.datetime | None,
-    visitor: Mapping[str, Any],
+    session: Session, *, plans: Plans, partner_id: int | None, account_id: int, event: str,
+    at: datetime.datetime | None, visitor: Mapping[str, Any],
 ) -> bytes:
     """Every trigger of the account, evaluated for ``visitor`` on ``event`` at ``at`` (default:
     now) in the account's office-hours timezone, with the ``plans`` of the session's database
-    (``plans_of``), as the answer's JSON. Reads only."""
-    account = await session.fetchrow(_ACCOUNT_SQL[session.dialect], account_id, partner_id)
+    (``plans_of``), as the answer's JSON. Reads only. ``partner_id`` None: the chat runtime's
+    own evaluation, for an account it holds a visitor of."""
+    if partner_id is None:
+        account = await session.fetchrow(_ACCOUNT_SQL_ANY[session.dialect], account_id)
+    else:
+        account = await session.fetchrow(_ACCOUNT_SQL[session.dialect], account_id, partner_id)
     if account is None:
         raise account_not_found(account_id)
     office_hours, fingerprint = account
@@ -302,6 +308,17 @@ async def evaluate_triggers(
     if work <= LOOP_WORK:
         return planned.plan.run(ctx, prefix, b"}")
     return await lane.run(planned.plan.run, ctx, prefix, b"}", True)
+
+
+async def trigger_actions(session: Session, *, account_id: int, trigger_id: int) -> list[dict[str, Any]] | None:
+    """A trigger's actions (``[{"name": "message", "agent_nick", "message"}]``), if it is still
+    the account's and active."""
+    row = await session.fetchrow("SELECT actions, active FROM triggers WHERE id = $1 AND account_id = $2",
+                                 trigger_id, account_id)
+    if row is None or not row[1]:
+        return None
+    actions: list[dict[str, Any]] = orjson.loads(row[0])
+    return actions
 
 
 @functools.lru_cache(maxsize=1)  # the requests of one second share it

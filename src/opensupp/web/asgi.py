@@ -17,7 +17,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
@@ -43,6 +43,9 @@ from opensupp.web.request import Answer, Headers, Request, ok
 from opensupp.web.requestid import new_request_id, request_id, valid_request_id
 from opensupp.web.retry import in_unit, once_more
 from opensupp.web.routing import Route, Router, RouteTable
+
+if TYPE_CHECKING:
+    from opensupp.chat.transport import ChatTransport
 
 __all__ = ["App", "Answer", "Headers", "Request", "parse_object", "read_body", "ok", "BODY_TIMED_OUT"]
 
@@ -159,6 +162,9 @@ class App:
         #: jobs that run in the background while the server does (a domain's purge): started at startup
         self.background: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self.openapi: bytes | None = None  # filled by opensupp.app
+        #: the chat's realtime transport (opensupp.app: the web pages' one), which the partner
+        #: API's chat routes tell of the messages and closes they commit
+        self.chat: ChatTransport | None = None
 
     # ------------------------------------------------------------------ ASGI
 
