@@ -5,16 +5,17 @@ nothing; a closed chat is rated; an offline account shows the offline form; two 
 contexts are two visitors. Over the WebSocket and over the long-poll fallback (the box's
 WebSocket removed, as a network that blocks it does).
 
-The transport is opensupp.chat.transport; the chat service behind it is the in-memory ChatCore
-of tests/chat_memory.py (the transport's own tests use it the same way), set on the server's
-transport, because this tests the box and the wire, not the storage. Until the transport is in
-the tree, the module skips.
+The server is the real one (create_app under uvicorn, on SQLite): the transport over the
+database's chat service, an agent who is a user the partner API made, and what was stored read
+back through the partner API and the database file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -23,36 +24,27 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
+from test_chat_box import CHROMIUM, HostSite, Live, Visit
+from websockets.sync.client import ClientConnection, connect
 
-transport_module = pytest.importorskip("opensupp.chat.transport", reason="the chat transport is not in this tree")
-chat_memory = pytest.importorskip("chat_memory", reason="tests/chat_memory.py is not in this tree")
-
-import uvicorn  # noqa: E402
-from test_chat_box import CHROMIUM, HostSite, Live, Visit  # noqa: E402
-from websockets.sync.client import ClientConnection, connect  # noqa: E402
-
-from conftest import cli_key, free_port  # noqa: E402
-from opensupp.app import create_app  # noqa: E402
-from opensupp.chat import protocol  # noqa: E402
-from opensupp.config import Settings  # noqa: E402
-from opensupp.migrate import migrate  # noqa: E402
+from conftest import cli_key, free_port
+from opensupp.app import create_app
+from opensupp.chat import protocol
+from opensupp.config import Settings
+from opensupp.migrate import migrate
 
 SECRET = "widget-live-test-" + "k" * 40
-AGENT_ID = 5
 
 
 class Server:
-    """opensupp's app under uvicorn in a thread, its transport over an in-memory ChatCore."""
+    """opensupp's app under uvicorn in a thread; a partner's account with an agent, Anna."""
 
     def __init__(self, directory: Path) -> None:
-        url = f"sqlite:///{directory / 'opensupp.db'}"
+        self.file = directory / "opensupp.db"
+        url = f"sqlite:///{self.file}"
         migrate(url)
         self.app = create_app(Settings(database_url=url, data_dir=directory, secret_key=SECRET))
-        self.core = chat_memory.MemoryCore()
-        self.transport = next(route.endpoint.__self__ for route in self.app.site.routes
-                              if isinstance(getattr(getattr(route, "endpoint", None), "__self__", None),
-                                            transport_module.ChatTransport))
-        self.transport.core = self.core
         port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -62,15 +54,29 @@ class Server:
             assert time.monotonic() < deadline and self.thread.is_alive(), "the server did not start"
             time.sleep(0.02)
         self.url = f"http://127.0.0.1:{port}"
-        api_key = cli_key({**os.environ, "OPENSUPP_DATABASE_URL": url})
-        r = httpx.post(self.url + "/accounts/create", headers={"apiKey": api_key}, json={"title": "Acme", "lang": "en"})
+        self.api = httpx.Client(base_url=self.url, timeout=20,
+                                headers={"apiKey": cli_key({**os.environ, "OPENSUPP_DATABASE_URL": url})})
+        r = self.api.post("/accounts/create", json={"title": "Acme", "lang": "en"})
         assert r.status_code == 200, r.text
         self.account_key = r.json()["accountKey"]
         self.account_id = int(r.json()["id"])
-        self.core.add_account(self.account_id, self.account_key, open_now=True)
-        self.core.add_user(self.account_id, AGENT_ID, "Anna")
+        r = self.api.post(f"/accounts/{self.account_id}/users/create", json={
+            "email": "anna@acme.example", "password": "secret-pass", "fullname": "Anna Agent", "nickname": "Anna"})
+        assert r.status_code == 200, r.text
+        self.agent_id = int(r.json()["id"])
+
+    def query(self, sql: str, *args: Any) -> list[Any]:
+        """A read of the server's database file (committed data, as another process sees it)."""
+        with contextlib.closing(sqlite3.connect(self.file)) as db:
+            return db.execute(sql, args).fetchall()
+
+    def messages(self, conversation_id: int) -> list[dict[str, Any]]:
+        r = self.api.get(f"/accounts/{self.account_id}/conversations/{conversation_id}/get")
+        assert r.status_code == 200, r.text
+        return list(r.json()["messages"])
 
     def stop(self) -> None:
+        self.api.close()
         self.server.should_exit = True
         self.thread.join(timeout=15)
 
@@ -82,7 +88,7 @@ class Agent:
         self.ws: ClientConnection = connect(server.url.replace("http", "ws") + "/chat/ws/agent")
         self.kept: list[dict[str, Any]] = []
         self.refs = 0
-        self.send(type="agent.connect", token=protocol.agent_token(SECRET, server.account_id, AGENT_ID))
+        self.send(type="agent.connect", token=protocol.agent_token(SECRET, server.account_id, server.agent_id))
         assert self.wait("ack")["data"]["agent"]["nickname"] == "Anna"
 
     def send(self, **frame: Any) -> None:
@@ -186,7 +192,7 @@ def test_a_visitor_and_an_agent_chat_across_reloads_and_a_cut(browser, server, s
         vid = v.page.evaluate("() => smartsupp.vid")
         assert isinstance(vid, str) and len(vid) == 22
         token = next(c["value"] for c in v.context.cookies() if c["name"] == "ssupp.vid")
-        assert vid in [server.core.visitors[k]["vid"] for k in server.core.visitors]
+        assert server.query("SELECT vid FROM visitors WHERE account_id = ?", server.account_id) == [(vid,)]
         assert token
 
         v.click_launcher(box)
@@ -234,7 +240,7 @@ def test_a_visitor_and_an_agent_chat_across_reloads_and_a_cut(browser, server, s
             && !document.querySelector('.msg.pending')""", timeout=20_000)
         v.page.wait_for_timeout(500)
         shown = box.locator(".msg.visitor, .msg.agent").all_text_contents()
-        stored = [m for m in server.core.messages if m["conversationId"] == conversation]
+        stored = [m for m in server.messages(conversation) if m["type"] in ("visitor", "agent")]
         assert len(stored) == 5 and [m["text"] for m in stored].count("sent while cut") == 1
         assert [text.replace("You", "", 1).replace("Anna", "", 1) for text in shown] == [m["text"] for m in stored]
 
@@ -270,7 +276,9 @@ def test_two_browser_contexts_are_two_visitors(browser, server, site, agent):
 
 
 def test_an_offline_account_takes_a_message_in_the_offline_form(browser, server, site):
-    server.core.open_hours[server.account_id] = False  # office hours closed (and no agent connected)
+    r = server.api.post(f"/accounts/{server.account_id}/officehours/update",  # closed (and no agent connected)
+                        json={"active": True, "days": [], "timezone": 0, "config": []})
+    assert r.status_code == 200, r.text
     v = visitor(browser, site, "ws")
     try:
         v.open(site.snippet() + "<script>_smartsupp.privacyNoticeEnabled = true;</script>")
@@ -288,10 +296,11 @@ def test_an_offline_account_takes_a_message_in_the_offline_form(browser, server,
         box.locator("#offline-text").fill("Please call me back.")
         form.locator("button[type=submit]").click()
         box.get_by_text("Thank you, your message was sent.").wait_for()
-        offline = [c for c in server.core.conversations.values() if c["offline"]]
-        assert len(offline) == 1
-        visitor_record = next(v for v in server.core.visitors.values() if v["vid"] == offline[0]["vid"])
-        assert visitor_record["name"] == "Jane" and visitor_record["email"] == "jane@example.com"
+        listed = server.api.get(f"/accounts/{server.account_id}/conversations/").json()["records"]
+        assert [c["offline"] for c in listed] == [True]
+        stored = server.api.get(f"/accounts/{server.account_id}/conversations/{listed[0]['id']}/get").json()
+        assert (stored["visitor"]["name"], stored["visitor"]["email"]) == ("Jane", "jane@example.com")
+        assert [m["text"] for m in stored["messages"]] == ["Please call me back."]
         assert v.errors == []
     finally:
         v.close()
