@@ -3,9 +3,10 @@
     python bench/chat.py [--connections 10000] [--rate 500] [--duration 10] [--senders 500]
 
 In one run, each server in turn (the echo of bench/ws_echo_app.py, then ours: the real
-server's app, ``opensupp.app.create_app``, on a fresh SQLite, with the chat transport's
-ChatCore replaced by ``BenchCore``, which stores nothing, so that the transport is measured and
-not a database), both under uvicorn with ``opensupp serve``'s settings:
+server's app, ``opensupp.app.create_app``, on a fresh SQLite, as it serves visitors: every
+connect and message stored through the database's ChatCore; with ``--core none`` the
+transport's ChatCore is ``BenchCore`` instead, which stores nothing, so that the transport
+alone is measured), both under uvicorn with ``opensupp serve``'s settings:
 
 1. **Idle connections.** Opens ``--connections`` WebSockets (ours: each sends its
    ``visitor.connect`` and reads the ack; the echo: one message and its echo), then reads the
@@ -48,7 +49,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 SRC_DIR = BENCH_DIR.parent / "src"
 SECRET = "bench-" + "k" * 40
-ACCOUNT_KEY = "bench-account"
+ACCOUNT_KEY = "be" * 20  # an accountKey's shape: 40 hex digits
 ACCOUNT_ID = 1
 AGENT_ID = 1
 PER_ADDRESS = 40  # idle connections per source address (the chat allows 200 and 60 new visitors at once)
@@ -115,8 +116,30 @@ class BenchCore:
         return {"id": user_id, "nickname": "Bench", "avatar": None} if account_id == ACCOUNT_ID else None
 
 
-def serve_ours(host: str, port: int) -> None:
-    """The real server's app with BenchCore as its chat service, as ``opensupp serve`` runs it."""
+async def _provision(settings: Any) -> None:
+    """The account (``ACCOUNT_ID``, ``ACCOUNT_KEY``) and its agent (``AGENT_ID``) in the fresh database."""
+    from opensupp.accounts import service as accounts
+    from opensupp.db import open_database
+    from opensupp.partners import service as partners
+
+    db = open_database(settings.resolved_database_url())
+    await db.open()
+    try:
+        async with db.transaction() as session:
+            partner_id = await partners.create_partner(session, name="bench")
+            account = await accounts.create_account(session, partner_id=partner_id, title="Bench", lang="en")
+            assert account.id == ACCOUNT_ID, "the bench's database is not fresh"
+            await session.execute("UPDATE accounts SET account_key = $1 WHERE id = $2", ACCOUNT_KEY, ACCOUNT_ID)
+            await session.execute(
+                "INSERT INTO users (id, account_id, role, email, email_key, fullname, nickname, avatar, note, lang,"
+                " password_hash, created_at) VALUES ($1, $2, 'agent', 'bench@example.com', 'bench@example.com',"
+                " 'Bench', 'Bench', '', '', 'en', '!', 0)", AGENT_ID, ACCOUNT_ID)
+    finally:
+        await db.close()
+
+
+def serve_ours(host: str, port: int, core: str) -> None:
+    """The real server's app, as ``opensupp serve`` runs it (``core`` "none": with BenchCore)."""
     import uvicorn
     from starlette.routing import WebSocketRoute
     from ws_echo_app import uvicorn_options
@@ -130,12 +153,15 @@ def serve_ours(host: str, port: int) -> None:
     settings = settings_from_environment()
     setup_logging(settings.log_level, settings.log_format)
     migrate(settings.resolved_database_url())
+    asyncio.run(_provision(settings))
     front = create_app(settings)
     transports = {route.endpoint.transport for route in front.site.routes
                   if isinstance(route, WebSocketRoute) and isinstance(getattr(route.endpoint, "transport", None),
                                                                       ChatTransport)}
     assert len(transports) == 1, "the site mounts no chat transport"
-    transports.pop().core = BenchCore()
+    transport = transports.pop()
+    if core == "none":
+        transport.core, transport.triggers = BenchCore(), None  # type: ignore[assignment]
     uvicorn.run(front, host=host, port=port, **uvicorn_options(settings))
 
 
@@ -398,7 +424,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(kind: str, port: int, temp: Path, connections: int) -> subprocess.Popen[bytes]:
+def start(kind: str, port: int, temp: Path, connections: int, core: str = "database") -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSUPP_")}
     env.update({
         "PYTHONPATH": os.pathsep.join([str(SRC_DIR), str(BENCH_DIR)]),
@@ -411,7 +437,7 @@ def start(kind: str, port: int, temp: Path, connections: int) -> subprocess.Pope
     if kind == "echo":
         command = [sys.executable, str(BENCH_DIR / "ws_echo_app.py"), "--port", str(port)]
     else:
-        command = [sys.executable, str(Path(__file__).resolve()), "--serve-ours", "--port", str(port)]
+        command = [sys.executable, str(Path(__file__).resolve()), "--serve-ours", "--port", str(port), "--core", core]
     log = open(temp / f"{kind}.log", "wb")  # noqa: SIM115  (closed with the process)
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
@@ -451,7 +477,7 @@ async def measure(args: argparse.Namespace, temp: Path) -> dict[str, dict[str, f
     results: dict[str, dict[str, float]] = {}
     for kind in ("echo", "ours"):
         port = free_port()
-        process = start(kind, port, temp, args.connections)
+        process = start(kind, port, temp, args.connections, args.core)
         try:
             target = Target(kind, port, process.pid)
             print(f"[{kind}] {args.connections} idle connections ...", flush=True)
@@ -469,7 +495,8 @@ def report(results: dict[str, dict[str, float]], fd_note: str, args: argparse.Na
     echo, ours = results["echo"], results["ours"]
     print()
     print(f"chat bench: {args.connections} idle connections, round trip at {args.rate} messages/s "
-          f"over {args.senders} connections for {args.duration:g} s; {fd_note}")
+          f"over {args.senders} connections for {args.duration:g} s; ours stores "
+          f"{'through the database (SQLite)' if args.core == 'database' else 'nothing (--core none)'}; {fd_note}")
     print(f"{'':34}{'echo':>12}{'ours':>12}{'ratio':>9}  target")
     rows = [
         ("idle connections held", "connections", "{:.0f}", None),
@@ -498,13 +525,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=int, default=500, help="messages per second in the round-trip run")
     parser.add_argument("--senders", type=int, default=500, help="connections the messages are spread over")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of the measured round-trip run")
+    parser.add_argument("--core", choices=("database", "none"), default="database",
+                        help="ours stores through the database (default), or nothing (the transport alone)")
     parser.add_argument("--keep-temp", action="store_true", help="keep the temp dir (server logs)")
     parser.add_argument("--serve-ours", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_ours:
         sys.path[:0] = [str(SRC_DIR), str(BENCH_DIR)]
-        serve_ours("127.0.0.1", args.port)
+        serve_ours("127.0.0.1", args.port, args.core)
         return 0
     sys.path.insert(0, str(SRC_DIR))
     fd_note = raise_fd_limit(args.connections + args.senders + 1000)
