@@ -224,7 +224,7 @@ async def test_closed_office_hours_make_the_box_offline_and_the_offline_form_is_
         async with runtime.visitor() as (visitor, connected):
             assert connected["account"]["status"] == "offline"
             bad = await visitor.call("chat.message", clientId="c-1", text="Call me", offline=True)
-            assert (bad["type"], bad["code"]) == ("server.error", "invalid_frame"), bad  # no name, no e-mail
+            assert (bad["type"], bad["code"]) == ("server.error", "invalid_frame"), bad  # no e-mail to answer to
             update = await visitor.call("visitor.update", values={"name": "Ann", "email": "ann@shop.example"})
             assert update["type"] == "ack", update
             left = await visitor.call("chat.message", clientId="c-1", text="Call me", offline=True)

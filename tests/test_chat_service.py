@@ -222,6 +222,79 @@ async def test_trigger_system_and_offline_messages(app):
     assert [e.field for e in info.value.errors] == ["email"]
 
 
+async def test_a_visitors_first_message_after_a_trigger_is_its_reply_and_triggers_are_remembered(app):
+    _, account = await make_account(app)
+    v = (await connect(app, account)).visitor
+    assert await in_tx(app, chat.fired_triggers, account_id=account.id, visitor_id=v.id) == []
+    await in_tx(app, chat.post_trigger_message, account_id=account.id, visitor_id=v.id, trigger_id=7,
+                agent_nick="Support", text="Need help?", client_id="trigger-7-1")
+    first = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="Yes")
+    second = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="Hello?")
+    async with app.db.read() as session:
+        replied = {row[0]: row[1] for row in await session.fetch(
+            "SELECT id, replied_trigger_id FROM messages WHERE conversation_id = $1 AND kind = 'visitor'",
+            first.conversation.id)}
+    assert replied == {first.message.id: 7, second.message.id: None}
+    assert await in_tx(app, chat.fired_triggers, account_id=account.id, visitor_id=v.id) == [7]
+    _, other = await make_account(app)  # another account's visitor: none of these
+    stranger = (await connect(app, other)).visitor
+    assert await in_tx(app, chat.fired_triggers, account_id=other.id, visitor_id=stranger.id) == []
+
+
+async def test_an_offline_message_needs_an_e_mail_and_a_retry_is_stored_once(app):
+    _, account = await make_account(app)
+    v = (await connect(app, account)).visitor
+    with pytest.raises(ValidationFailed) as info:
+        await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="Call me",
+                    client_id="c-1", offline=True)
+    assert [e.field for e in info.value.errors] == ["email"]  # where to answer; a name is optional
+    await in_tx(app, chat.update_visitor, account_id=account.id, visitor_id=v.id,
+                changes={"name": "Ann", "email": "ann@acme.example"})
+    left = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="Call me",
+                       client_id="c-1", offline=True)
+    again = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=v.id, text="Call me",
+                        client_id="c-1", offline=True)
+    assert left.created and left.conversation.offline and not again.created
+    assert (again.message.id, again.conversation.id) == (left.message.id, left.conversation.id)
+
+
+async def test_the_agents_reads_open_conversations_replays_and_assign(app):
+    partner_id, account = await make_account(app)
+    async with app.db.transaction() as session:
+        agent = await users.create_user(session, partner_id=partner_id, account_id=account.id,
+                                        email=f"a{account.id}@x.example", password_hash="x", fullname="Agent Smith",
+                                        nickname="Smith")
+    ann, bob = (await connect(app, account)).visitor, (await connect(app, account)).visitor
+    a1 = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=ann.id, text="a1")
+    b1 = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=bob.id, text="b1")
+    a2 = await in_tx(app, chat.post_visitor_message, account_id=account.id, visitor_id=ann.id, text="a2")
+    await in_tx(app, chat.close_conversation, account_id=account.id, conversation_id=b1.conversation.id, by="visitor")
+    found = await in_tx(app, chat.open_conversations, account_id=account.id)
+    assert [(c.id, last.text if last else None) for c, last in found] == [(a1.conversation.id, "a2")]
+    after = await in_tx(app, chat.visitor_messages_after, account_id=account.id, visitor_id=ann.id,
+                        after=a1.message.id, limit=10)
+    assert [m.text for m in after] == ["a2"]
+    current = await in_tx(app, chat.visitor_messages_after, account_id=account.id, visitor_id=bob.id, after=None,
+                          limit=10)
+    assert current == []  # bob's conversation is closed: nothing open to show
+    everything = await in_tx(app, chat.account_messages_after, account_id=account.id, after=0, limit=10)
+    assert [m.id for m in everything] == sorted(m.id for m in everything)
+    assert {a1.message.id, b1.message.id, a2.message.id} <= {m.id for m in everything}
+    taken = await in_tx(app, chat.assign_conversation, account_id=account.id, conversation_id=a1.conversation.id,
+                        user_id=agent.id)
+    assert taken.assigned_user_id == agent.id
+    with pytest.raises(NotFound):
+        await in_tx(app, chat.assign_conversation, account_id=account.id, conversation_id=a1.conversation.id,
+                    user_id=agent.id + 10_000)
+    card = await in_tx(app, chat.agent_card, account_id=account.id, user_id=agent.id)
+    assert card == {"id": agent.id, "nickname": "Smith", "avatar": None}
+    _, other = await make_account(app)
+    assert await in_tx(app, chat.agent_card, account_id=other.id, user_id=agent.id) is None
+    assert await in_tx(app, chat.vids_of, account_id=account.id, visitor_ids=[ann.id, bob.id]) == {
+        ann.id: ann.vid, bob.id: bob.vid}
+    assert await in_tx(app, chat.vids_of, account_id=other.id, visitor_ids=[ann.id]) == {}
+
+
 @pytest.mark.parametrize(("text", "client_id", "field"), [
     ("", None, "text"), ("   ", None, "text"), ("x" * 2001, None, "text"), ("a\x00b", None, "text"), (5, None, "text"),
     ("ok", "", "clientId"), ("ok", "x" * 65, "clientId"), ("ok", "with space", "clientId"),
