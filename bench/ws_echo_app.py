@@ -53,6 +53,7 @@ def uvicorn_options(settings: Any) -> dict[str, Any]:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        ws_max_size=64 * 1024,  # opensupp.cli.WS_MAX_SIZE
     )
 
 

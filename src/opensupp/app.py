@@ -48,7 +48,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))
     site = create_site(settings, core.db)
     core.chat = site.chat  # the partner API's sends and closes reach the sockets through it
-    return Front(core, site.asgi)
+    return Front(core, site.asgi, site.chat.websockets if site.chat is not None else None)
 
 
 def app_factory() -> Front:

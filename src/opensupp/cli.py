@@ -186,7 +186,14 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=10,
+        # a chat frame is at most 16 KiB (the transport closes with 1009 above it, saying so);
+        # uvicorn's own bound, 16 MiB by default, would let one frame take that much memory first
+        ws_max_size=WS_MAX_SIZE,
     )
+
+
+#: a WebSocket message uvicorn reads at most (bytes): the chat's frame bound, with room for its own error
+WS_MAX_SIZE = 64 * 1024
 
 
 @main.group()

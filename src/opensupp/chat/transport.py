@@ -427,9 +427,12 @@ class ChatTransport:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started: asyncio.Future[None] | None = None
         self._owns_hub = not isinstance(hub, Hub)
+        #: the WebSocket endpoints by path: the server's front calls them directly (web/front.py)
+        self.websockets = {"/chat/ws/visitor": _SocketEndpoint(self, "visitor"),
+                           "/chat/ws/agent": _SocketEndpoint(self, "agent")}
         self.routes: list[BaseRoute] = [
-            WebSocketRoute("/chat/ws/visitor", _SocketEndpoint(self, "visitor"), name="chat_ws_visitor"),
-            WebSocketRoute("/chat/ws/agent", _SocketEndpoint(self, "agent"), name="chat_ws_agent"),
+            *(WebSocketRoute(path, endpoint, name=f"chat_ws_{endpoint.side}")
+              for path, endpoint in self.websockets.items()),
             Route("/chat/poll/visitor", self.visitor_poll, methods=["POST"], name="chat_poll_visitor"),
             Route("/chat/poll/agent", self.agent_poll, methods=["POST"], name="chat_poll_agent"),
         ]

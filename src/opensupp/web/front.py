@@ -22,10 +22,11 @@ import inspect
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from opensupp.web.asgi import UNMATCHED, App, logged_path_of, run_lifespan
 from opensupp.web.errors import server_error
@@ -48,9 +49,13 @@ class Front:
     """What ``create_app`` returns: the core and the pages behind one ASGI callable; ``db``,
     ``settings``, ``access`` and ``metrics`` are the core's (the pages share them)."""
 
-    def __init__(self, core: App, site: Starlette) -> None:
+    def __init__(self, core: App, site: Starlette, websockets: Mapping[str, ASGIApp] | None = None) -> None:
         self.core = core
         self.site = site
+        #: websocket endpoints by path, called without the pages' middleware (a session, CSRF):
+        #: the chat's sockets carry signed tokens, no cookie, and each frame of a middleware
+        #: stays on the stack as long as the connection lives (about 3 KB per socket)
+        self.websockets: Mapping[str, ASGIApp] = websockets or {}
         self.settings = core.settings
         self.db = core.db
         self.access = core.access
@@ -130,8 +135,9 @@ class Front:
                 status = 403  # closed before it was accepted: uvicorn answers the handshake 403
             await send(message)
 
+        app = self.websockets.get(scope["path"]) if scope["type"] == "websocket" else None
         try:
-            await self.site(scope, receive, answer)
+            await (app or self.site)(scope, receive, answer)
         except Exception:
             # Starlette answers (and logs: site/app.py) an HTTP request's error itself, then
             # raises it on for servers to log again: once is enough
