@@ -16,6 +16,7 @@ missing, or again with OPENSUPP_UPDATE_SCREENSHOTS=1.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import os
@@ -43,6 +44,11 @@ GUIDE_SNIPPET = (  # shared/seed/rest-api-guide.txt, verbatim but for the host a
 )
 LOADER_BUDGET = 10 * 1024
 BEFORE_LAUNCHER_BUDGET = 80 * 1024
+# Resolves once the document's fonts are loaded and two animation frames have begun: the
+# first begins the frame that paints what the DOM says now, the second begins only after
+# that one was handed to the compositor.
+PAINTED = """() => document.fonts.ready.then(() => new Promise(done =>
+    requestAnimationFrame(() => requestAnimationFrame(() => done(true)))))"""
 
 
 # --------------------------------------------------------------------------- the host site
@@ -191,9 +197,24 @@ class Visit:
                     frame.locator("#launcher, #pane").first.wait_for(state="attached", timeout=timeout * 1000)
                     frame.wait_for_function("() => window.opensuppBox && window.opensuppBox.state",
                                             timeout=timeout * 1000)
+                    # the loader's "init" (the host page's address in it) is its answer to the box's
+                    # "ready": the host has shown the frame (until then it is transparent, and clicks
+                    # pass through it)
+                    frame.wait_for_function("() => window.opensuppBox.state.page.url !== ''", timeout=timeout * 1000)
                     return frame
             self.page.wait_for_timeout(50)
         raise AssertionError(f"no chat box frame; frames: {[f.url for f in self.page.frames]}")
+
+    def painted(self, box: Any, host: bool = True) -> None:
+        """Wait until the screen shows what the DOM says. The box's frame is another site's, so
+        Chromium renders it in a process of its own and composites its pictures into the host
+        page's: after the host resized the frame for the open box, a screenshot could still get
+        the frame's earlier picture (the CI failure's 9,334 bytes: the open box's corner of the
+        launcher's size, on an otherwise blank page). So the box paints first, then the host page
+        (``host``: not on a host page whose scripts are broken, where evaluate is too)."""
+        box.evaluate(PAINTED)
+        if host:
+            self.page.evaluate(PAINTED)
 
     def frame_box(self, box: Any) -> dict[str, float]:
         """Where the box's iframe is on the host page (its host element is a closed shadow root)."""
@@ -204,6 +225,7 @@ class Visit:
     def click_launcher(self, box: Any) -> None:
         """A visitor's click where the launcher shows: proves nothing covers or hides it."""
         box.locator("#launcher").wait_for(state="visible")
+        self.painted(box, host=False)  # the browser hit-tests the frame by what it last painted
         frame = self.frame_box(box)
         inner = box.locator("#launcher").bounding_box()
         self.page.mouse.click(inner["x"] + inner["width"] / 2, inner["y"] + inner["height"] / 2)
@@ -233,6 +255,26 @@ def visit(browser, live) -> Iterator[Visit]:
 
 def _update_screenshot() -> bool:
     return not SCREENSHOT.exists() or os.environ.get("OPENSUPP_UPDATE_SCREENSHOTS") == "1"
+
+
+def _pixels(context: Any, png: bytes, points: list[tuple[float, float]]) -> list[list[int]]:
+    """The RGB colours at ``points`` (x, y) of a PNG picture, decoded by the browser (in a page
+    of its own: there is no image library here)."""
+    page = context.new_page()
+    try:
+        return list(page.evaluate("""async ([src, points]) => {
+            const img = new Image(); img.src = src; await img.decode();
+            const canvas = document.createElement('canvas'); canvas.width = img.width; canvas.height = img.height;
+            const g = canvas.getContext('2d'); g.drawImage(img, 0, 0);
+            return points.map(([x, y]) =>
+                Array.from(g.getImageData(Math.floor(x), Math.floor(y), 1, 1).data).slice(0, 3));
+        }""", ["data:image/png;base64," + base64.b64encode(png).decode(), points]))
+    finally:
+        page.close()
+
+
+def _rgb(css: str) -> list[int]:
+    return [int(c) for c in css[css.index("(") + 1:css.index(")")].split(",")[:3]]
 
 
 # --------------------------------------------------------------------------- the guide's snippet
@@ -283,10 +325,20 @@ def test_the_guides_snippet_shows_a_launcher_within_the_budgets(visit, live, tmp
     visit.page.evaluate("() => smartsupp('chat:open')")
     box.locator("#pane").wait_for(state="visible")
     box.locator("#input").fill("Hello! Do you ship to Prague?")
+    visit.painted(box)
     picture = SCREENSHOT if _update_screenshot() else tmp_path / SCREENSHOT.name
     picture.parent.mkdir(parents=True, exist_ok=True)
     visit.page.screenshot(path=str(picture))
     assert picture.stat().st_size > 10_000
+    # it shows the open box, whole: the far end of its header and its send button, at the box's
+    # open size, in the account's colour (not the blank page of a frame not painted yet)
+    head, send = box.locator(".head").bounding_box(), box.locator("#send").bounding_box()
+    points = [(head["x"] + head["width"] * 0.75, head["y"] + head["height"] - 4),
+              (send["x"] + send["width"] / 2, send["y"] + send["height"] * 0.2)]
+    colour = _rgb(box.evaluate("() => getComputedStyle(document.querySelector('.head')).backgroundColor"))
+    shown = _pixels(visit.context, picture.read_bytes(), points)
+    near = [max(abs(a - b) for a, b in zip(pixel, colour, strict=True)) <= 8 for pixel in shown]
+    assert all(near), (colour, points, shown)
 
 
 # --------------------------------------------------------------------------- snippet variants (CHAT-FACTS.md 1.1)
