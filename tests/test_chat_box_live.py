@@ -2,8 +2,12 @@
 visitor writes, an agent connection reads and answers, the visitor sees it; a reload keeps the
 conversation (and fires no event twice); a socket cut mid-conversation loses and doubles
 nothing; a closed chat is rated; an offline account shows the offline form; two browser
-contexts are two visitors. Over the WebSocket and over the long-poll fallback (the box's
-WebSocket removed, as a network that blocks it does).
+contexts are two visitors; a ``delay_site`` trigger counts from the first page across a page
+change. Over the WebSocket and over the long-poll fallback (the box's WebSocket removed, as a
+network that blocks it does).
+
+The README's conversation picture, ``docs/images/chat-box-conversation.png``, is this file's
+screenshot: written when missing, or again with OPENSUPP_UPDATE_SCREENSHOTS=1.
 
 The server is the real one (create_app under uvicorn, on SQLite): the transport over the
 database's chat service, an agent who is a user the partner API made, and what was stored read
@@ -12,6 +16,7 @@ back through the partner API and the database file.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -25,7 +30,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from test_chat_box import CHROMIUM, HostSite, Live, Visit
+from test_chat_box import SCREENSHOT, HostSite, Live, Visit, page_html
+from test_chat_box import browser as browser  # noqa: F401 (the fixture: Chromium, a skip, or with OPENSUPP_REQUIRE_BROWSER=1 a failure)
 from websockets.sync.client import ClientConnection, connect
 
 from conftest import cli_key, free_port
@@ -114,22 +120,6 @@ class Agent:
 
     def close(self) -> None:
         self.ws.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        rules = "MAP *.shop.test 127.0.0.1, MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM),
-                                             args=["--no-sandbox", f"--host-resolver-rules={rules}"])
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -304,3 +294,154 @@ def test_an_offline_account_takes_a_message_in_the_offline_form(browser, server,
         assert v.errors == []
     finally:
         v.close()
+
+
+SEEN = """() => new Promise(ok => {  // when the trigger's message is (or, now, was) in the log; null: not in 10 s
+  const seen = () => document.querySelector('.msg.trigger') && (ok(Date.now()), true);
+  if (!seen()) { new MutationObserver((_, o) => seen() && o.disconnect()).observe(document.body,
+    { childList: true, subtree: true }); }
+  setTimeout(() => ok(null), 10000);
+})"""
+
+
+def test_a_delay_site_trigger_counts_from_the_first_page_across_a_page_change(browser, server, site, agent):
+    r = server.api.post(f"/accounts/{server.account_id}/triggers/create", json={
+        "name": "Two seconds on the site", "event": "onload", "conditions": [{"name": "delay_site", "value": 2}],
+        "actions": [{"name": "message", "agent_nick": "Robo", "message": "Can I help you choose?"}]})
+    assert r.status_code == 200, r.text
+    site.host.pages["/page-2"] = page_html(site.snippet(), "<h1>Page two</h1>")
+    v = visitor(browser, site, "ws")
+    try:
+        opened = time.time()
+        v.open(site.snippet(), "<h1>Page one</h1>")
+        box = connected(v)
+        first = time.time()  # page one's box is connected: the visit has started
+        vid = v.page.evaluate("() => smartsupp.vid")
+        # the site clock counts from the visit's start, which the server keeps in whole seconds
+        # (``start``, at or before the box connected): the trigger fires once the clock says 2,
+        # at start + 2 or later; page two opens before that, about a second after page one
+        [(start,)] = server.query("SELECT visit_started_at FROM visitors WHERE account_id = ? AND vid = ?",
+                                  server.account_id, vid)
+        time.sleep(max(0.0, start + 1.0 - time.time(), opened + 0.8 - time.time()))
+        left = time.time()
+        assert left < start + 2 and 0.8 <= left - opened < 2.0
+        assert box.locator(".msg.trigger").count() == 0  # nothing fired on page one
+
+        v.page.goto(site.host.url("/page-2"))
+        box = connected(v)
+        second = time.time()  # page two's box is connected (its onload evaluated)
+        assert v.page.locator("h1").text_content() == "Page two"
+        shown = box.evaluate(SEEN)
+        assert shown is not None, "the trigger's message did not show on page two"
+        seen = shown / 1000  # the browser's clock is this machine's
+        # about two seconds from the first page (the site clock is in whole seconds: give or take
+        # one), not two seconds after the second (it shows about a second after page two's box
+        # connected, at start + 2; counted from page two it would take two)
+        timing = {"start": seen - start, "page one": seen - first, "page two": seen - second}
+        assert start + 2 <= seen and 0.8 <= seen - first < 3.5, timing
+        assert seen < second + 1.5, timing
+        # from its agent_nick; the box is closed, so the launcher counts it
+        assert box.locator(".msg.trigger").text_content() == "RoboCan I help you choose?"
+        box.locator("#badge").wait_for(state="visible")
+        assert box.locator("#badge").text_content() == "1"
+        received = agent.wait("chat.message_received", timeout=5)
+        assert received["message"]["kind"] == "trigger" and received["message"]["text"] == "Can I help you choose?"
+
+        # once: not again on page two's own onload, nor later
+        v.page.wait_for_timeout(1500)
+        assert box.locator(".msg.trigger").count() == 1
+        listed = server.api.get(f"/accounts/{server.account_id}/conversations/").json()["records"]
+        assert len(listed) == 1
+        assert [m["text"] for m in server.messages(listed[0]["id"])].count("Can I help you choose?") == 1
+        assert v.errors == [] and v.elsewhere == []
+    finally:
+        v.close()
+
+
+PICTURE = SCREENSHOT.with_name("chat-box-conversation.png")  # test_chat_box.py's is chat-box.png, the launcher's test
+
+
+def _update_screenshot() -> bool:
+    return not PICTURE.exists() or os.environ.get("OPENSUPP_UPDATE_SCREENSHOTS") == "1"
+
+
+PIXELS = """async ([a, b, rect]) => {  // how many pixels of rect differ between two PNGs
+  const load = data => new Promise((ok, fail) => { const i = new Image(); i.onload = () => ok(i);
+    i.onerror = fail; i.src = 'data:image/png;base64,' + data; });
+  const read = async data => { const image = await load(data); const c = document.createElement('canvas');
+    c.width = image.width; c.height = image.height; const g = c.getContext('2d'); g.drawImage(image, 0, 0);
+    return g.getImageData(rect.x, rect.y, rect.width, rect.height).data; };
+  const [x, y] = [await read(a), await read(b)];
+  let differ = 0;
+  for (let n = 0; n < x.length; n += 4) {
+    if (Math.abs(x[n] - y[n]) + Math.abs(x[n + 1] - y[n + 1]) + Math.abs(x[n + 2] - y[n + 2]) > 48) differ++;
+  }
+  return { differ, of: x.length / 4 };
+}"""
+
+
+def _differ(v: Visit, a: bytes, b: bytes, rect: dict[str, float]) -> float:
+    """The share of ``rect``'s pixels that differ between the screenshots ``a`` and ``b``."""
+    whole = {k: round(rect[k]) for k in ("x", "y", "width", "height")}
+    counted = v.page.evaluate(PIXELS, [base64.b64encode(a).decode(), base64.b64encode(b).decode(), whole])
+    return float(counted["differ"]) / float(counted["of"])
+
+
+def test_the_readme_picture_is_the_open_box_with_a_conversation(browser, server, site, agent, tmp_path):
+    v = visitor(browser, site, "ws")
+    try:
+        v.open(site.snippet() + "<script>smartsupp('chat:open')</script>",
+               "<h1>Acme Shop</h1><p>Bicycles, parts and repairs. Delivery across Europe.</p>")
+        box = connected(v)
+        box.locator("#pane").wait_for(state="visible")
+        assert box.locator("#status").text_content() == "We are online"
+        fonts = "() => document.fonts.ready.then(() => document.fonts.status)"
+        assert box.evaluate(fonts) == v.page.evaluate(fonts) == "loaded"
+        frame = v.frame_box(box)
+        assert frame["width"] >= 300 and frame["height"] >= 400
+        before = v.page.screenshot()  # the open box, its log with only the greeting
+
+        box.locator("#input").fill("Hello! Do you ship to Prague?")
+        box.locator("#input").press("Enter")
+        conversation = agent.wait("chat.message_received")["conversationId"]
+        box.wait_for_function("() => !document.querySelector('.msg.pending')")
+        agent.send(type="chat.message", conversationId=conversation, clientId="agent-1",
+                   text="Hi, I'm Anna. Yes, we deliver to Prague in two days.")
+        box.locator(".msg.agent").wait_for()
+        assert box.locator(".msg.visitor, .msg.agent").all_text_contents() == [
+            "YouHello! Do you ship to Prague?", "AnnaHi, I'm Anna. Yes, we deliver to Prague in two days."]
+        assert box.locator(".msg.agent .from").text_content() == "Anna"
+        assert box.locator("#input").input_value() == ""
+        messages = box.locator("#log").bounding_box()
+        assert messages is not None
+        # painted: fonts loaded, both bubbles inside the box and the viewport, the log at its end
+        assert box.evaluate(fonts) == "loaded"
+        for bubble in box.locator(".msg.visitor, .msg.agent").all():
+            assert bubble.is_visible()
+            where = bubble.bounding_box()
+            assert where is not None
+            assert frame["y"] <= where["y"] and where["y"] + where["height"] <= frame["y"] + frame["height"]
+            assert frame["x"] <= where["x"] and where["x"] + where["width"] <= frame["x"] + frame["width"]
+        assert box.evaluate("() => { const l = document.getElementById('log');"
+                            " return l.scrollTop + l.clientHeight >= l.scrollHeight - 1; }")
+        box.evaluate("() => new Promise(ok => requestAnimationFrame(() => requestAnimationFrame(ok)))")
+        assert v.frame_box(box) == frame
+
+        picture = PICTURE if _update_screenshot() else tmp_path / PICTURE.name
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        shot = v.page.screenshot(path=str(picture))
+        v.page.evaluate("() => smartsupp('chat:hide')")
+        box.frame_element().wait_for_element_state("hidden")
+        without = v.page.screenshot()
+
+        # the box is in the picture (much of its area differs from the page without it), and so is
+        # the conversation (the messages' area differs from the open box's before it)
+        boxed, talked = _differ(v, shot, without, frame), _differ(v, shot, before, messages)
+        assert boxed > 0.1  # the open box: its header, bubbles, input (much of it is white, as the page)
+        assert talked > 0.03  # the two bubbles: about 6 % of the log's pixels
+        assert len(shot) > len(without) + 5_000
+        assert picture.stat().st_size > 20_000
+        assert v.errors == [] and v.elsewhere == []
+    finally:
+        v.close()
+
