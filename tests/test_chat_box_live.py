@@ -91,7 +91,9 @@ class Agent:
     """An agent connection (docs/chat-protocol.md 7): frames it skipped while waiting are kept."""
 
     def __init__(self, server: Server) -> None:
-        self.ws: ClientConnection = connect(server.url.replace("http", "ws") + "/chat/ws/agent")
+        self.stack = contextlib.ExitStack()  # websockets 17 wants its connect used as a context manager
+        url = server.url.replace("http", "ws") + "/chat/ws/agent"
+        self.ws: ClientConnection = self.stack.enter_context(connect(url))
         self.kept: list[dict[str, Any]] = []
         self.refs = 0
         self.send(type="agent.connect", token=protocol.agent_token(SECRET, server.account_id, server.agent_id))
@@ -119,7 +121,7 @@ class Agent:
             self.kept.append(frame)
 
     def close(self) -> None:
-        self.ws.close()
+        self.stack.close()
 
 
 @pytest.fixture
