@@ -17,6 +17,7 @@ missing, or again with OPENSUPP_UPDATE_SCREENSHOTS=1.
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import json
 import os
@@ -131,21 +132,68 @@ class Live:
                                                                                       key or self.key)
 
 
+class OnlineAgent:
+    """An agent of the account connected the whole time (the box is online only while one is):
+    a real agent connection, which pings within the server's idle timeout and reads what it gets."""
+
+    def __init__(self, url: str, token: str) -> None:
+        from websockets.sync.client import connect
+
+        self.stack = contextlib.ExitStack()
+        self.ws = self.stack.enter_context(connect(url.replace("http", "ws", 1) + "/chat/ws/agent"))
+        self.ws.send(json.dumps({"type": "agent.connect", "ref": "1", "token": token, "status": "online"}))
+        hello = json.loads(self.ws.recv(timeout=10))
+        assert hello["type"] == "ack", hello
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._keep, daemon=True)
+        self.thread.start()
+
+    def _keep(self) -> None:
+        last_ping = time.monotonic()
+        while not self.stopped.is_set():
+            try:
+                self.ws.recv(timeout=1)
+            except TimeoutError:
+                pass
+            except Exception:
+                return
+            if time.monotonic() - last_ping > 20:
+                self.ws.send(json.dumps({"type": "ping"}))
+                last_ping = time.monotonic()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.stack.close()
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory) -> Iterator[Live]:
-    """One server on SQLite (the box reads one account), an account, and the host site."""
+    """One server on SQLite (the box reads one account), an account with an agent online (the
+    box is online, as a shop's box is while someone answers), and the host site."""
+    from opensupp.chat.protocol import agent_token
+
     directory = tmp_path_factory.mktemp("chat-box")
     url = f"sqlite:///{directory / 'opensupp.db'}"
     migrate(url)
-    server = start_server(url, directory, env={"OPENSUPP_DATA_DIR": str(directory)})
+    secret = "chat-box-test-" + "k" * 40
+    server = start_server(url, directory, env={"OPENSUPP_DATA_DIR": str(directory), "OPENSUPP_SECRET_KEY": secret})
     host = HostSite()
+    agent = None
     try:
-        api_key = cli_key({**os.environ, "OPENSUPP_DATABASE_URL": url})
-        r = httpx.post(server.url + "/accounts/create", headers={"apiKey": api_key},
-                       json={"title": "Acme Shop", "lang": "en"})
+        api = httpx.Client(base_url=server.url,
+                           headers={"apiKey": cli_key({**os.environ, "OPENSUPP_DATABASE_URL": url})})
+        r = api.post("/accounts/create", json={"title": "Acme Shop", "lang": "en"})
         assert r.status_code == 200, r.text
-        yield Live(server.url, r.json()["accountKey"], host)
+        account = r.json()
+        r = api.post(f"/accounts/{account['id']}/users/create", json={
+            "email": "anna@acme.example", "password": "secret-pass", "fullname": "Anna Agent", "nickname": "Anna"})
+        assert r.status_code == 200, r.text
+        agent = OnlineAgent(server.url, agent_token(secret, int(account["id"]), int(r.json()["id"])))
+        yield Live(server.url, account["accountKey"], host)
     finally:
+        if agent is not None:
+            agent.close()
         host.close()
         stop_server(server)
 
@@ -601,31 +649,40 @@ def test_the_visitor_cookie_respects_cookie_domain(visit, live, domain):
     options = f"<script>_smartsupp.cookieDomain = '{domain}';</script>" if domain else ""
     visit.open(live.snippet() + options)
     box = visit.box()
-    box.locator("#launcher").wait_for(state="visible")
-    # what the box posts when the server answers visitor.connect with a token (until the
-    # transport lands, posted from the box frame by hand, with the frame's own nonce and origin)
-    post = """([token, nonce]) => window.parent.postMessage({opensupp: 1, nonce: nonce || new URLSearchParams(
-        location.hash.slice(1)).get('nonce'), type: 'visitor', token, vid: 'V'.repeat(22)}, '*')"""
-    box.evaluate(post, ["forged.token", "0" * 32])  # a wrong nonce: ignored
-    visit.page.evaluate("() => window.postMessage({opensupp: 1, type: 'visitor', token: 'forged'}, '*')")
-    box.evaluate(post, ["the.signed.token", None])
-    visit.page.wait_for_function("() => smartsupp.vid === 'V'.repeat(22)")
+    box.wait_for_function("() => window.opensuppBox.state.connected", timeout=15_000)
+    # the server answered visitor.connect with the visitor's signed token: the loader keeps it
+    visit.page.wait_for_function("() => typeof smartsupp.vid === 'string' && smartsupp.vid.length === 22")
+    vid = visit.page.evaluate("() => smartsupp.vid")
     cookies = [c for c in visit.context.cookies() if c["name"] == "ssupp.vid"]
     assert len(cookies) == 1
     cookie = cookies[0]
-    assert cookie["value"] == "the.signed.token"
+    token = cookie["value"]
+    assert len(token) > len(vid)  # the vid, signed
     assert cookie["domain"] == (domain or "www.shop.test")
     assert cookie["path"] == "/" and cookie["sameSite"] == "Lax" and not cookie["secure"]
     assert 170 * 86400 < cookie["expires"] - time.time() < 190 * 86400
-    # the next page of the site gives the box the token (through the loader, to opensupp's frame only)
+    # what only the box may post: one with the wrong nonce, or from the host page, is ignored
+    post = """([token, nonce]) => window.parent.postMessage({opensupp: 1, nonce, type: 'visitor', token,
+        vid: 'V'.repeat(22)}, '*')"""
+    box.evaluate(post, ["forged.token", "0" * 32])
+    visit.page.evaluate("() => window.postMessage({opensupp: 1, type: 'visitor', token: 'forged'}, '*')")
+    visit.page.wait_for_timeout(300)
+    assert [c["value"] for c in visit.context.cookies() if c["name"] == "ssupp.vid"] == [token]
+    assert visit.page.evaluate("() => smartsupp.vid") == vid
+    # the next page of the site gives the box the token (through the loader, to opensupp's frame
+    # only): the same visitor
     other = "other.shop.test" if domain else "www.shop.test"
     visit.open(live.snippet() + options, path="/cart", host=other)
     box = visit.box()
-    box.wait_for_function("() => window.opensuppBox.state.token === 'the.signed.token'")
-    # logout forgets it
+    box.wait_for_function(f"() => window.opensuppBox.state.token === {json.dumps(token)}")
+    box.wait_for_function("() => window.opensuppBox.state.connected", timeout=15_000)
+    visit.page.wait_for_function(f"() => smartsupp.vid === {json.dumps(vid)}")
+    # logout forgets it: the box starts a new, anonymous visitor, with a token of its own
     visit.page.evaluate("() => smartsupp('logout')")
-    visit.page.wait_for_function("() => !document.cookie.includes('ssupp.vid')")
-    assert visit.page.evaluate("() => smartsupp.vid") is None
+    visit.page.wait_for_function(f"() => typeof smartsupp.vid === 'string' && smartsupp.vid.length === 22"
+                                 f" && smartsupp.vid !== {json.dumps(vid)}")
+    fresh = [c["value"] for c in visit.context.cookies() if c["name"] == "ssupp.vid"]
+    assert len(fresh) == 1 and fresh[0] != token
 
 
 # --------------------------------------------------------------------------- the preview page
@@ -634,7 +691,8 @@ def test_the_visitor_cookie_respects_cookie_domain(visit, live, domain):
 def test_the_preview_page_and_an_unknown_key(visit, live):
     visit.page.goto(f"{live.url}/widget?accountKey={live.key}")
     visit.page.locator("#pane").wait_for(state="visible")
-    assert visit.page.locator("#agent-name").text_content() == "Acme Shop"
+    # the account's title until the box has connected, then who answers: the agent online
+    visit.page.wait_for_function("() => document.getElementById('agent-name').textContent === 'Anna'")
     assert visit.page.locator("#launcher").is_hidden()
     response = visit.page.goto(f"{live.url}/widget/{'0' * 40}")
     assert response.status == 404
@@ -732,7 +790,7 @@ def test_the_box_is_usable_by_keyboard_and_screen_reader(visit, live):
     assert launcher.get_attribute("aria-expanded") == "false"
     launcher.focus()
     launcher.press("Enter")  # a button: Enter opens it
-    dialog = box.get_by_role("dialog", name="Acme Shop")
+    dialog = box.get_by_role("dialog", name="Anna")  # named after who answers: the agent online
     dialog.wait_for()
     assert box.get_by_role("log", name="Messages").get_attribute("aria-live") == "polite"
     message = box.get_by_role("textbox", name="Your message")

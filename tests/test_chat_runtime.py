@@ -288,7 +288,7 @@ async def test_a_delay_site_trigger_waits_across_a_page_change(runtime: Runtime)
             got = await visitor.expect("chat.message_received", timeout=5)
             waited = loop.time() - started
             assert got["message"]["kind"] == "trigger"
-            assert 1.5 <= waited < 3.9, waited  # 2 s from the first page, not from the second
+            assert 2.0 <= waited < 3.0, waited  # 2 s from the first page (never early), not from the second
 
 
 async def test_an_only_once_onmessage_trigger_answers_the_first_message_only(runtime: Runtime):

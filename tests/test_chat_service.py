@@ -54,13 +54,13 @@ async def test_a_visitor_keeps_its_vid_counts_visits_and_the_visits_start(app):
     _, account = await make_account(app)
     first = await connect(app, account, details={"url": "https://acme.example/", "name": "Ann"})
     assert first.is_new and first.visitor.visits == 1 and first.visitor.name == "Ann"
-    assert first.visitor.visit_started_at == T0 and len(first.visitor.vid) == 22
+    assert first.visitor.visit_started_ms == T0 * 1000 and len(first.visitor.vid) == 22
     again = await connect(app, account, vid=first.visitor.vid, now=T0 + 10)
     assert not again.is_new and again.visitor.id == first.visitor.id
-    assert again.visitor.visits == 1 and again.visitor.visit_started_at == T0  # back within 30 s: the same visit
+    assert again.visitor.visits == 1 and again.visitor.visit_started_ms == T0 * 1000  # back within 30 s: the same visit
     later = await connect(app, account, vid=first.visitor.vid, now=T0 + 10 + 30)
     assert later.visitor.visits == 2 and later.visitor.name == "Ann"
-    assert later.visitor.visit_started_at == T0 + 40  # a new visit: the triggers' site clock starts again
+    assert later.visitor.visit_started_ms == (T0 + 40) * 1000  # a new visit: the triggers' site clock starts again
 
 
 async def test_one_vid_in_two_accounts_is_two_visitors_and_a_bad_vid_is_refused(app):

@@ -5,17 +5,20 @@ The transport tells ``Firing`` what the visitor does (``page``: a connect or ``p
 the ``onload`` event; ``message``: a visitor's message, ``onmessage``; ``left``: its last
 connection on this process ended). Each is evaluated off the frame's path (a task), with:
 
-- the clocks: ``seconds_on_site`` from the visit's start (stored, ``visit_started_at``: a new
-  page or a reload keeps counting), ``seconds_on_page`` from this page's start (in memory: a
-  new page restarts it);
+- the clocks: ``seconds_on_site`` from the visit's start (stored to the millisecond,
+  ``visit_started_ms``: a new page or a reload keeps counting), ``seconds_on_page`` from this
+  page's start (in memory: a new page restarts it); whole seconds, as the engine counts;
 - the visitor's stored details (visits, chats, group, language, page, referrer), its pages in
   this visit, its address, the account's online state and the triggers that have written to
   it (``fired_triggers``, for ``only_once``).
 
 A decision ``now`` writes the trigger's messages; ``later`` sets a timer on this process for
 that trigger, which evaluates it again when it rings (and fires only if it still decides
-``now``). A new page cancels the visitor's timers and evaluates again: a ``delay_page`` wait
-starts over, a ``delay_site`` wait goes on with what is left of it. Leaving cancels them.
+``now``, or times it again). The engine counts whole seconds; the timer rings when the clock
+the wait counts on reaches the waited value exactly (less the fraction of a second it had run
+when evaluated), so a wait is never early and not late by that fraction. A new page cancels
+the visitor's timers and evaluates again: a ``delay_page`` wait starts over, a ``delay_site``
+wait goes on with what is left of it. Leaving cancels them.
 
 Nothing fires while the account is offline (office hours closed, or no agent online). An
 ``onload`` trigger writes at most once per visit (its message's ``clientId`` is
@@ -47,6 +50,11 @@ log = logging.getLogger("opensupp.chat.triggers")
 #: a wait longer than this is not timed (a visitor stays that long on one page rarely; the
 #: next page evaluates again)
 LONGEST_WAIT = 6 * 3600
+
+
+#: the shortest timer set (a wait that the clocks' fractions shorten to nearly nothing)
+SHORTEST_WAIT = 0.05
+_CLOCK_OF = {"delay_site": "site", "delay_page": "page"}
 
 
 @dataclass(slots=True)
@@ -113,12 +121,14 @@ class Firing:
                     return
                 fired = await service.fired_triggers(session, account_id=account_id, visitor_id=visitor.id)
                 pages = await service.pages_since(session, account_id=account_id, visitor_id=visitor.id,
-                                                  since=visitor.visit_started_at)
+                                                  since=visitor.visit_started_ms // 1000)
                 now = time.time()
                 page = watched.page
+                clocks = {"site": max(0.0, now - visitor.visit_started_ms / 1000),
+                          "page": max(0.0, now - watched.page_started)}
                 context = {
-                    "seconds_on_site": min(MAX_CLOCK, max(0, int(now) - visitor.visit_started_at)),
-                    "seconds_on_page": min(MAX_CLOCK, max(0, int(now - watched.page_started))),
+                    "seconds_on_site": min(MAX_CLOCK, int(clocks["site"])),
+                    "seconds_on_page": min(MAX_CLOCK, int(clocks["page"])),
                     "number_of_visits": visitor.visits, "number_of_pages": max(1, pages),
                     "number_of_chats": visitor.chats, "is_triggered": bool(fired),
                     "visitor_group": visitor.group, "visitor_ip": page.address or "",
@@ -135,10 +145,14 @@ class Firing:
                     continue
                 if decision["fires"] == "now":
                     client_id = (f"trigger-{trigger_id}-m{message_id}" if message_id is not None
-                                 else f"trigger-{trigger_id}-{visitor.visit_started_at}")
+                                 else f"trigger-{trigger_id}-{visitor.visit_started_ms}")
                     await self._fire(account_id, vid, trigger_id, client_id)
-                elif decision["fires"] == "later" and only is None and 0 < decision["after"] <= LONGEST_WAIT:
-                    self._time(account_id, vid, event, trigger_id, decision["after"], watched)
+                elif decision["fires"] == "later" and 0 < decision["after"] <= LONGEST_WAIT:
+                    waited = [_CLOCK_OF[r["name"]] for r in decision["reasons"]
+                              if r.get("wait") and r["name"] in _CLOCK_OF]
+                    fraction = clocks[waited[-1]] % 1 if waited else 0.0  # of the clock the last wait counts on
+                    self._time(account_id, vid, event, trigger_id,
+                               max(SHORTEST_WAIT, decision["after"] - fraction), watched)
         except Exception:
             log.exception("evaluating the triggers of account %s for a visitor failed", account_id)
 

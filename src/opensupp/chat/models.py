@@ -48,7 +48,7 @@ visitors = child_table(
     Column("last_title", String(TITLE_MAX), nullable=False),
     Column("referrer", String(URL_MAX), nullable=False),
     Column("user_agent", String(USER_AGENT_MAX), nullable=False),
-    Column("visit_started_at", BigInteger, nullable=False),  # the triggers' site clock counts from it
+    Column("visit_started_ms", BigInteger, nullable=False),  # Unix ms: the triggers' site clock counts from it
 )
 # a visitor by the id its token carries
 Index("ix_visitors_account_id_vid", visitors.c.account_id, visitors.c.vid, unique=True)
@@ -128,7 +128,7 @@ class Visitor:
     last_title: str
     referrer: str
     user_agent: str
-    visit_started_at: int
+    visit_started_ms: int
 
     @classmethod
     def from_row(cls, *row: Any) -> Visitor:

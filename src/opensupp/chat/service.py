@@ -24,6 +24,7 @@ outside the account raises ``NotFound``.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -43,7 +44,7 @@ from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid
 from opensupp.timeutil import now as clock
 
 VISITOR_COLUMNS = ("id, account_id, vid, name, email, phone, lang, grp, variables, visits, chats, first_seen_at,"
-                   " last_seen_at, last_url, last_title, referrer, user_agent, visit_started_at")
+                   " last_seen_at, last_url, last_title, referrer, user_agent, visit_started_ms")
 CONVERSATION_COLUMNS = ("id, account_id, visitor_id, status, offline, assigned_user_id, rating, rating_text,"
                         " close_type, created_at, last_message_at, closed_at, unread_by_visitor, unread_by_agents")
 MESSAGE_COLUMNS = "id, account_id, conversation_id, kind, user_id, trigger_id, agent_nick, text, client_id, created_at"
@@ -150,7 +151,7 @@ async def connect_visitor(
     realtime layer read from the visitor's signed token, or made for a new visitor), made now
     when the account has none by that vid; and whether it was made now. ``details`` (see
     ``visitor_columns``) are stored; a new visit starts (``visits`` grows by one,
-    ``visit_started_at`` is now) when the visitor was away ``VISIT_GAP`` seconds or more
+    ``visit_started_ms`` is now, in milliseconds) when the visitor was away ``VISIT_GAP`` seconds or more
     (the realtime layer calls ``mark_visitor_seen`` when a connection ends, so that "away"
     is measured from then). A bad detail is left out rather than refused: nothing a host
     page sets may keep its visitor from connecting (``update_visitor`` refuses it)."""
@@ -159,12 +160,13 @@ async def connect_visitor(
     columns = visitor_columns(details, strict=False)
     await _lock_account(session, account_id)
     t = clock() if now is None else now
-    visitor = await _returning_visitor(session, account_id, vid, columns, t)
+    ms = int(time.time() * 1000) if now is None else now * 1000
+    visitor = await _returning_visitor(session, account_id, vid, columns, t, ms)
     if visitor is not None:
         return visitor, False
     row = {"vid": vid, "name": "", "email": "", "phone": "", "lang": "", "grp": "", "variables": "{}", "visits": 1,
            "chats": 0, "first_seen_at": t, "last_seen_at": t, "last_url": "", "last_title": "", "referrer": "",
-           "user_agent": "", "visit_started_at": t, **columns}
+           "user_agent": "", "visit_started_ms": ms, **columns}
     names = ", ".join(row)
     placeholders = ", ".join(f"${i}" for i in range(2, len(row) + 2))
     try:
@@ -176,21 +178,21 @@ async def connect_visitor(
     except ForeignKeyViolation:
         raise account_not_found(account_id) from None
     if inserted is None:  # the same new visitor connected on another process meanwhile (a second tab)
-        visitor = await _returning_visitor(session, account_id, vid, columns, t)
+        visitor = await _returning_visitor(session, account_id, vid, columns, t, ms)
         assert visitor is not None  # the conflicting row is committed, and a visitor is deleted only with its account
         return visitor, False
     return _visitor(inserted), True
 
 
 async def _returning_visitor(
-    session: Session, account_id: int, vid: str, columns: dict[str, Any], t: int
+    session: Session, account_id: int, vid: str, columns: dict[str, Any], t: int, ms: int
 ) -> Visitor | None:
-    sets = "".join(f", {name} = ${i}" for i, name in enumerate(columns, start=4))
+    sets = "".join(f", {name} = ${i}" for i, name in enumerate(columns, start=5))
     row = await session.fetchrow(
         f"UPDATE visitors SET visits = visits + CASE WHEN $3 - last_seen_at >= {VISIT_GAP} THEN 1 ELSE 0 END,"
-        f" visit_started_at = CASE WHEN $3 - last_seen_at >= {VISIT_GAP} THEN $3 ELSE visit_started_at END,"
+        f" visit_started_ms = CASE WHEN $3 - last_seen_at >= {VISIT_GAP} THEN $4 ELSE visit_started_ms END,"
         f" last_seen_at = $3{sets} WHERE account_id = $1 AND vid = $2 RETURNING {VISITOR_COLUMNS}",
-        account_id, vid, t, *columns.values(),
+        account_id, vid, t, ms, *columns.values(),
     )
     return None if row is None else _visitor(row)
 

@@ -9,7 +9,7 @@ vid)), their page views, conversations (listed by account and id, filtered by ac
 last_message_at) and messages (read by conversation and id; (conversation_id, client_id)
 unique, so a client's retry finds its first message). A visitor's first message after a
 trigger's names that trigger (``replied_trigger_id``: the stats count replies to auto
-messages), and a visitor's ``visit_started_at`` is what the triggers' site clock counts
+messages), and a visitor's ``visit_started_ms`` is what the triggers' site clock counts
 from. Each is deleted with its account by ON DELETE CASCADE, within the account delete's
 one statement; page views and conversations cascade from their visitor too, and messages
 from their conversation, which is what the retention purge deletes by.
@@ -65,7 +65,7 @@ def upgrade() -> None:
         sa.Column('last_title', sa.String(length=1000), nullable=False),
         sa.Column('referrer', sa.String(length=2000), nullable=False),
         sa.Column('user_agent', sa.String(length=512), nullable=False),
-        sa.Column('visit_started_at', sa.BigInteger(), nullable=False),
+        sa.Column('visit_started_ms', sa.BigInteger(), nullable=False),
         sqlite_autoincrement=True,
     )
     op.create_index('ix_visitors_account_id_id', 'visitors', ['account_id', 'id'])
