@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import orjson
 import pytest
+import test_chat_transport
 import uvicorn
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 
 from conftest import free_port, new_key
 from opensupp.app import create_app
@@ -30,48 +30,8 @@ SECRET = "runtime-test-" + "k" * 40
 CLOSED_HOURS = {"active": True, "days": [], "timezone": 0, "config": []}
 
 
-class Client:
-    """A websocket client that keeps the frames it skipped while looking for one."""
-
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-        self.seen: list[dict[str, Any]] = []
-        self.refs = 0
-
-    async def send(self, **frame: Any) -> str:
-        self.refs += 1
-        frame.setdefault("ref", f"r{self.refs}")
-        await self.ws.send(orjson.dumps(frame).decode())
-        return str(frame["ref"])
-
-    async def expect(self, kind: str, timeout: float = 10, **fields: Any) -> dict[str, Any]:
-        for n, frame in enumerate(self.seen):
-            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
-                return self.seen.pop(n)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            try:
-                frame = orjson.loads(await asyncio.wait_for(self.ws.recv(), max(0.01, deadline - loop.time())))
-            except TimeoutError:
-                raise AssertionError(f"no {kind} {fields} within {timeout} s; got {self.seen}") from None
-            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
-                return frame
-            self.seen.append(frame)
-
-    async def call(self, kind: str, **fields: Any) -> dict[str, Any]:
-        ref = await self.send(type=kind, **fields)
-        while True:
-            frame = await self.expect_any(("ack", "server.error"))
-            if frame.get("ref") == ref:
-                return frame
-            self.seen.append(frame)
-
-    async def expect_any(self, kinds: tuple[str, ...], timeout: float = 10) -> dict[str, Any]:
-        for n, frame in enumerate(self.seen):
-            if frame["type"] in kinds:
-                return self.seen.pop(n)
-        return orjson.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+class Client(test_chat_transport.Client):
+    """The transport tests' client (frames kept while looking for one), and the messages it kept."""
 
     def messages(self) -> list[dict[str, Any]]:
         return [f["message"] for f in self.seen if f["type"] == "chat.message_received"]

@@ -5,8 +5,8 @@ in the protocol's wire shapes (docs/chat-protocol.md 2.2).
 Each call is one unit of work: a write in one transaction, a read on committed data. The
 transport speaks of visitors by ``vid`` (the id their signed token carries); the service by
 row id: the adapter keeps the mapping of the visitors it has seen (bounded; an id never
-changes, and a visitor's row goes only with its account or by the retention purge, after
-which the visitor is looked up, or made, again).
+changes; a visitor's row goes only with its account or by the retention purge, after which
+its calls answer not_found until it connects again, which makes it again and maps the new id).
 """
 
 from __future__ import annotations
@@ -113,11 +113,6 @@ class DatabaseCore:
 
     async def _wire(self, session: Session, c: Conversation) -> Json:
         return conversation_wire(c, await self._vid(session, c.account_id, c.visitor_id))
-
-    def _forget(self, account_id: int, vid: str) -> None:
-        visitor_id = self._ids.pop((account_id, vid), None)
-        if visitor_id is not None:
-            self._vids.pop(visitor_id, None)
 
     # ------------------------------------------------------------------ ChatCore: the visitor's side
 
