@@ -162,6 +162,18 @@ def serve_ours(host: str, port: int, core: str) -> None:
     transport = transports.pop()
     if core == "none":
         transport.core, transport.triggers = BenchCore(), None  # type: ignore[assignment]
+    profile_to = os.environ.get("BENCH_PROFILE")  # a file: where the server's cProfile stats go (ours only)
+    if profile_to:  # dumped on SIGUSR1, which ``stop`` sends first when BENCH_PROFILE is set
+        import cProfile
+
+        profile = cProfile.Profile()
+
+        def dump(*_: Any) -> None:
+            profile.disable()
+            profile.dump_stats(profile_to)
+
+        signal.signal(signal.SIGUSR1, dump)
+        profile.enable()
     uvicorn.run(front, host=host, port=port, **uvicorn_options(settings))
 
 
@@ -451,6 +463,10 @@ def start(kind: str, port: int, temp: Path, connections: int, core: str = "datab
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None and os.environ.get("BENCH_PROFILE"):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGUSR1)
+        time.sleep(2)
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)

@@ -116,6 +116,8 @@ class Firing:
                 return
             db = self.core.db
             async with db.read() as session:
+                if not await triggers.listens(session, plans=self.plans, account_id=account_id, event=event):
+                    return
                 visitor = await service.visitor_by_vid(session, account_id=account_id, vid=vid)
                 if visitor is None:
                     return

@@ -310,6 +310,17 @@ async def evaluate_triggers(
     return await lane.run(planned.plan.run, ctx, prefix, b"}", True)
 
 
+async def listens(session: Session, *, plans: Plans, account_id: int, event: str) -> bool:
+    """Whether the account has an active trigger on ``event`` (the chat runtime asks before it
+    reads a visitor's context: most messages and pages have nothing to evaluate). One read of
+    the account's row; the plan is the one ``evaluate_triggers`` uses, cached."""
+    account = await session.fetchrow(_ACCOUNT_SQL_ANY[session.dialect], account_id)
+    if account is None:
+        return False
+    planned = await _planned(session, plans, account_id, account[1])
+    return any(c.source.active and c.source.event == event for c in planned.compiled)
+
+
 async def trigger_actions(session: Session, *, account_id: int, trigger_id: int) -> list[dict[str, Any]] | None:
     """A trigger's actions (``[{"name": "message", "agent_nick", "message"}]``), if it is still
     the account's and active."""
