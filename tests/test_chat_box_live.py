@@ -361,6 +361,26 @@ def test_a_delay_site_trigger_counts_from_the_first_page_across_a_page_change(br
         v.close()
 
 
+def test_an_onopen_trigger_greets_the_visitor_who_opens_the_box(browser, server, site, agent):
+    r = server.api.post(f"/accounts/{server.account_id}/triggers/create", json={
+        "name": "Greeting", "event": "onopen",
+        "actions": [{"name": "message", "agent_nick": "Robo", "message": "Hi! Ask me anything."}]})
+    assert r.status_code == 200, r.text
+    v = visitor(browser, site, "ws")
+    try:
+        v.open(site.snippet())
+        box = connected(v)
+        v.page.wait_for_timeout(800)
+        assert box.locator(".msg.trigger").count() == 0  # loading the page is not opening the box
+        v.click_launcher(box)
+        box.locator(".msg.trigger").wait_for(timeout=5000)
+        assert box.locator(".msg.trigger").text_content() == "RoboHi! Ask me anything."
+        assert agent.wait("chat.message_received", timeout=5)["message"]["kind"] == "trigger"
+        assert v.errors == [] and v.elsewhere == []
+    finally:
+        v.close()
+
+
 PICTURE = SCREENSHOT.with_name("chat-box-conversation.png")  # test_chat_box.py's is chat-box.png, the launcher's test
 
 

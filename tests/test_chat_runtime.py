@@ -251,6 +251,21 @@ async def test_a_delay_site_trigger_waits_across_a_page_change(runtime: Runtime)
             assert 2.0 <= waited < 3.0, waited  # 2 s from the first page (never early), not from the second
 
 
+async def test_an_onopen_trigger_fires_when_the_visitor_opens_the_box(runtime: Runtime):
+    await make_trigger(runtime, event="onopen",
+                       actions=[{"name": "message", "agent_nick": "Robo", "message": "Hi! Ask me anything."}])
+    async with runtime.agent(), runtime.visitor() as (visitor, _):
+        await asyncio.sleep(1)
+        assert not visitor.messages()  # a page load is not an open
+        opened = await visitor.call("chat.open")
+        assert opened["type"] == "ack", opened
+        got = await visitor.expect("chat.message_received", timeout=5)
+        assert (got["message"]["kind"], got["message"]["text"]) == ("trigger", "Hi! Ask me anything.")
+        await visitor.call("chat.open")  # opened again in the same visit: not again
+        await asyncio.sleep(1)
+        assert [m for m in visitor.messages() if m["kind"] == "trigger"] == []
+
+
 async def test_an_only_once_onmessage_trigger_answers_the_first_message_only(runtime: Runtime):
     await make_trigger(runtime, event="onmessage", only_once=True,
                        actions=[{"name": "message", "agent_nick": "Robo", "message": "We'll be right with you."}])

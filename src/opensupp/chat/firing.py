@@ -2,8 +2,9 @@
 messages are written into the visitor's conversation and sent to its box and the agents.
 
 The transport tells ``Firing`` what the visitor does (``page``: a connect or ``page.view``,
-the ``onload`` event; ``message``: a visitor's message, ``onmessage``; ``left``: its last
-connection on this process ended). Each is evaluated off the frame's path (a task), with:
+the ``onload`` event; ``opened``: the visitor opened the chat box, ``onopen``; ``message``: a
+visitor's message, ``onmessage``; ``left``: its last connection on this process ended). Each
+is evaluated off the frame's path (a task), with:
 
 - the clocks: ``seconds_on_site`` from the visit's start (stored to the millisecond,
   ``visit_started_ms``: a new page or a reload keeps counting), ``seconds_on_page`` from this
@@ -21,7 +22,7 @@ the visitor's timers and evaluates again: a ``delay_page`` wait starts over, a `
 wait goes on with what is left of it. Leaving cancels them.
 
 Nothing fires while the account is offline (office hours closed, or no agent online). An
-``onload`` trigger writes at most once per visit (its message's ``clientId`` is
+``onload`` or ``onopen`` trigger writes at most once per visit (its message's ``clientId`` is
 ``trigger-<id>-<visit start>``, unique in the conversation, so two tabs or two processes that
 race store it once); an ``onmessage`` one at most once per visitor message.
 """
@@ -90,6 +91,11 @@ class Firing:
             watched.cancel()
             watched.page, watched.page_started = page, time.time()
         self.transport._spawn(self._evaluate(account_id, vid, "onload", None, None))
+
+    def opened(self, account_id: int, vid: str) -> None:
+        """The visitor opened the box: ``onopen``."""
+        if (account_id, vid) in self.watched:
+            self.transport._spawn(self._evaluate(account_id, vid, "onopen", None, None))
 
     def message(self, account_id: int, vid: str, message_id: int) -> None:
         """The visitor wrote: ``onmessage``."""

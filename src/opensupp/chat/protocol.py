@@ -147,6 +147,12 @@ class VisitorClose(Frame):
     type: Literal["chat.close"]
 
 
+class VisitorOpen(Frame):
+    """The visitor opened the chat box (the ``onopen`` triggers' event)."""
+
+    type: Literal["chat.open"]
+
+
 class VisitorRate(Frame):
     type: Literal["chat.rate"]
     value: Annotated[int, Field(ge=1, le=5)]
@@ -203,7 +209,7 @@ class AgentAssign(Frame):
 VISITOR_FRAMES: dict[str, type[Frame]] = {
     "visitor.connect": VisitorConnect, "visitor.update": VisitorUpdate, "page.view": PageView,
     "chat.message": VisitorMessage, "chat.typing": VisitorTyping, "chat.read": VisitorRead,
-    "chat.close": VisitorClose, "chat.rate": VisitorRate, "ping": Ping,
+    "chat.close": VisitorClose, "chat.rate": VisitorRate, "chat.open": VisitorOpen, "ping": Ping,
 }
 AGENT_FRAMES: dict[str, type[Frame]] = {
     "agent.connect": AgentConnect, "agent.update": AgentUpdate, "chat.message": AgentMessage,

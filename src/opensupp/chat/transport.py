@@ -759,6 +759,10 @@ class ChatTransport:
             visitor = await core.update_visitor(account_id, vid, values)
             await ChatEvents(self._hub()).visitor_updated(account_id, vid, values)
             self._ack(c, frame, {"visitor": _visitor_view(visitor)})
+        elif isinstance(frame, p.VisitorOpen):
+            if self.triggers is not None:
+                self.triggers.opened(account_id, vid)
+            self._ack(c, frame)
         elif isinstance(frame, p.PageView):
             page = Page(frame.url, frame.title, frame.referrer, c.page.origin, c.page.user_agent, c.address)
             await core.page_view(account_id, vid, page)

@@ -205,6 +205,8 @@
       connectedCb(data);
       // what waited for the connection: the outbox, in order, with the same clientIds
       outbox.forEach(function (item) { sendMessage(item); });
+      // a box opened before it was connected (chat:open at load, or open on the last page): onopen
+      if (state.open && cfg.mode !== 'page') { request({ type: 'chat.open' }); }
     }
 
     function receive(frame) {
@@ -645,6 +647,8 @@
 
   function setOpen(open, fromHost, focus) {
     if (cfg.mode === 'page') { open = true; }
+    // the visitor opens the box: the server's onopen triggers (not the preview page, always open)
+    if (open && !state.open && cfg.mode !== 'page') { conn.request({ type: 'chat.open' }); }
     state.open = open;
     launcher.hidden = cfg.mode === 'page' || open;
     pane.hidden = !open;
