@@ -198,10 +198,24 @@ def live(tmp_path_factory) -> Iterator[Live]:
         stop_server(server)
 
 
+#: the visits open now (``pump_browsers``)
+OPEN_VISITS: list[Visit] = []
+
+
+def pump_browsers() -> None:
+    """Let Playwright handle what the open pages asked meanwhile. Every request of a visit goes
+    through ``Visit._route``, a handler in this (sync API) thread, which Playwright runs only
+    while the test is inside one of its calls: a test that waits on something else (an agent's
+    socket) must pump, or a request the box sends meanwhile waits, unsent, until it stops."""
+    for visit in list(OPEN_VISITS):
+        visit.page.wait_for_timeout(1)
+
+
 class Visit:
     """A browser context on the host site: the page, what it asked for, its errors and warnings."""
 
     def __init__(self, browser: Any, live: Live, viewport: dict[str, int] | None = None) -> None:
+        OPEN_VISITS.append(self)
         self.live = live
         self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
         self.requests: list[str] = []
@@ -284,6 +298,8 @@ class Visit:
         return box.evaluate(f"() => {{ const s = window.opensuppBox.state; return {expression}; }}")
 
     def close(self) -> None:
+        if self in OPEN_VISITS:
+            OPEN_VISITS.remove(self)
         self.context.close()
 
     def opensupp_responses(self) -> list[Any]:
