@@ -142,13 +142,13 @@ def serve_ours(host: str, port: int, core: str) -> None:
     """The real server's app, as ``opensupp serve`` runs it (``core`` "none": with BenchCore)."""
     import uvicorn
     from starlette.routing import WebSocketRoute
-    from ws_echo_app import uvicorn_options
 
     from opensupp.app import create_app
     from opensupp.chat.transport import ChatTransport
     from opensupp.config import settings_from_environment
     from opensupp.logs import setup_logging
     from opensupp.migrate import migrate
+    from opensupp.web.server import uvicorn_options
 
     settings = settings_from_environment()
     setup_logging(settings.log_level, settings.log_format)

@@ -1,5 +1,5 @@
 """The chat bench's baseline: a bare ASGI WebSocket echo under uvicorn, set up exactly as
-``opensupp serve`` runs (``uvicorn_options``: keep it in step with ``opensupp.cli.serve``).
+``opensupp serve`` runs (``opensupp.web.server.uvicorn_options``, which ``opensupp serve`` uses).
 
 It accepts every WebSocket and sends each text message back; no routing, no middleware, no
 state. ``bench/chat.py`` compares the chat's visitor endpoint with it (memory per idle
@@ -11,7 +11,6 @@ connection, round trip at a fixed message rate).
 from __future__ import annotations
 
 import argparse
-import functools
 from typing import Any
 
 
@@ -38,30 +37,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "bytes": message.get("bytes") or b""})
 
 
-def uvicorn_options(settings: Any) -> dict[str, Any]:
-    """``opensupp serve``'s uvicorn.run arguments (opensupp/cli.py), for the bench's servers."""
-    from opensupp.web.server import Protocol
-
-    return dict(
-        loop="uvloop",
-        http=functools.partial(Protocol, header_timeout=settings.header_timeout,
-                               body_timeout=settings.body_timeout, max_connections=settings.max_connections),
-        timeout_keep_alive=settings.keepalive_timeout,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        ws_max_size=64 * 1024,  # opensupp.cli.WS_MAX_SIZE
-    )
-
-
 def main() -> None:
     import uvicorn
 
     from opensupp.config import settings_from_environment
     from opensupp.logs import setup_logging
+    from opensupp.web.server import uvicorn_options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")

@@ -143,7 +143,6 @@ def migrate() -> None:
 @click.option("--no-access-log", is_flag=True, help="no line per request [env OPENSUPP_ACCESS_LOG=0]")
 def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     """Migrate the database, then serve the API and the web pages (Ctrl-C stops)."""
-    import functools
     import logging
 
     import uvicorn
@@ -151,7 +150,7 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
     from opensupp.db import redact_url
     from opensupp.logs import setup_logging
     from opensupp.site.secret import secret_key
-    from opensupp.web.server import Protocol
+    from opensupp.web.server import uvicorn_options
 
     if no_access_log:
         os.environ["OPENSUPP_ACCESS_LOG"] = "0"
@@ -166,34 +165,8 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
         raise click.ClickException(str(exc)) from None
     logging.getLogger("opensupp.server").info("opensupp %s: database %s, http://%s:%s/ (API docs: /docs)",
                                               __version__, redact_url(url), host, port)
-    uvicorn.run(
-        "opensupp.app:app_factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        # httptools, with the deadlines and the connection cap uvicorn lacks (web/server.py)
-        # (a partial, not a class of its own: the workers get it pickled)
-        http=functools.partial(  # type: ignore[arg-type]  # uvicorn calls it with keywords: any factory works
-            Protocol, header_timeout=settings.header_timeout, body_timeout=settings.body_timeout,
-            max_connections=settings.max_connections,
-        ),
-        timeout_keep_alive=settings.keepalive_timeout,  # type: ignore[arg-type]  # only given to loop.call_later
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_config=None,
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-        # a chat frame is at most 16 KiB (the transport closes with 1009 above it, saying so);
-        # uvicorn's own bound, 16 MiB by default, would let one frame take that much memory first
-        ws_max_size=WS_MAX_SIZE,
-    )
-
-
-#: a WebSocket message uvicorn reads at most (bytes): the chat's frame bound, with room for its own error
-WS_MAX_SIZE = 64 * 1024
+    uvicorn.run("opensupp.app:app_factory", factory=True, host=host, port=port, workers=workers,
+                **uvicorn_options(settings))
 
 
 @main.group()

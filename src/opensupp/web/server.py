@@ -29,9 +29,10 @@ sees it, so a deadline is kept within two sweeps (a second) after its time.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -39,6 +40,9 @@ from uvicorn.server import ServerState
 from opensupp.errors import DomainError, HeadTooLarge, RequestTimeout, Unavailable
 from opensupp.web.asgi import BODY_TIMED_OUT
 from opensupp.web.errors import error_response
+
+if TYPE_CHECKING:
+    from opensupp.config import Settings
 
 SWEEP_EVERY = 0.5
 MAX_HEAD = 64 * 1024  # bytes of a request's line and headers (nginx reads 32 KB by default)
@@ -179,6 +183,32 @@ class _Sweep:
             if isinstance(connection, Protocol):
                 connection.check_deadlines(now)
         self.loop.call_later(SWEEP_EVERY, self.run)
+
+
+#: a WebSocket message uvicorn reads at most (bytes): a chat frame is at most 16 KiB (the transport
+#: closes with 1009 above it, saying so); uvicorn's own bound, 16 MiB, would let one frame take that
+#: much memory first
+WS_MAX_SIZE = 64 * 1024
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """``uvicorn.run``'s arguments, but for the app and where it listens: ``opensupp serve``'s,
+    and the benches' servers', which must run as it does."""
+    return dict(
+        loop="uvloop",
+        # httptools, with the deadlines and the connection cap uvicorn lacks (``Protocol``)
+        # (a partial, not a class of its own: the workers get it pickled)
+        http=functools.partial(Protocol, header_timeout=settings.header_timeout,
+                               body_timeout=settings.body_timeout, max_connections=settings.max_connections),
+        timeout_keep_alive=settings.keepalive_timeout,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        log_config=None,
+        log_level=settings.log_level,
+        access_log=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        ws_max_size=WS_MAX_SIZE,
+    )
 
 
 def raw_response(exc: DomainError, default_headers: list[tuple[bytes, bytes]]) -> bytes:
