@@ -286,23 +286,25 @@ async def send_message(req: Any, session: Session, body: MessageSend) -> dict[st
     posted = await service.post_agent_message(session, account_id=account_id, conversation_id=conversation_id,
                                               user_id=user_id, text=body.text, client_id=body.clientId)
     if posted.created:
-        vid = (await service.vids_of(session, account_id=account_id,
-                                     visitor_ids=[posted.conversation.visitor_id]))[posted.conversation.visitor_id]
         message = message_wire(posted.message)
-        _after_commit(req, session, lambda events: events.message(account_id, vid, message))
+        await _after_commit(req, session, posted.conversation,
+                            lambda events, vid: events.message(account_id, vid, message))
     return {"message": message_json(posted.message), "conversation": conversation_json(posted.conversation)}
 
 
-def _after_commit(req: Any, session: Session, tell: Callable[[ChatEvents], Awaitable[None]]) -> None:
+async def _after_commit(req: Any, session: Session, conversation: Conversation,
+                        tell: Callable[[ChatEvents, str], Awaitable[None]]) -> None:
     """Once the unit of work has committed, tell the chat's sockets (the visitor's box, the
-    agents' dashboards, on every server process) through the transport's hub."""
+    agents' dashboards, on every server process) through the transport's hub; ``tell`` gets
+    the events and the conversation's vid."""
     transport = req.app.chat
     if transport is None:
         return
+    visitor_id = conversation.visitor_id
+    vid = (await service.vids_of(session, account_id=conversation.account_id, visitor_ids=[visitor_id]))[visitor_id]
 
     async def publish() -> None:
-        tell_them = tell(await transport.events())
-        await asyncio.wait_for(tell_them, PUBLISH_SECONDS)
+        await asyncio.wait_for(tell(await transport.events(), vid), PUBLISH_SECONDS)
 
     session.on_commit(publish)
 
@@ -332,8 +334,6 @@ async def close_conversation(req: Any, session: Session, body: ConversationClose
                                               by="agent")
     if closed.message is not None:
         conversation = closed.conversation
-        vid = (await service.vids_of(session, account_id=account_id,
-                                     visitor_ids=[conversation.visitor_id]))[conversation.visitor_id]
-        wire = conversation_wire(conversation, vid)
-        _after_commit(req, session, lambda events: events.closed(account_id, vid, wire, None, close_type="agent_close"))
+        await _after_commit(req, session, conversation, lambda events, vid: events.closed(
+            account_id, vid, conversation_wire(conversation, vid), None, close_type="agent_close"))
     return conversation_json(closed.conversation)

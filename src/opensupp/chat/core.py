@@ -111,6 +111,11 @@ class DatabaseCore:
             vid = found.get(visitor_id, "")
         return vid
 
+    async def _current(self, session: Session, account_id: int, vid: str) -> tuple[int, Conversation | None]:
+        """The visitor's row id and its conversation that is not closed (None: it has none)."""
+        visitor_id = await self._visitor_id(session, account_id, vid)
+        return visitor_id, await service.current_conversation(session, account_id=account_id, visitor_id=visitor_id)
+
     async def _wire(self, session: Session, c: Conversation) -> Json:
         return conversation_wire(c, await self._vid(session, c.account_id, c.visitor_id))
 
@@ -207,9 +212,7 @@ class DatabaseCore:
         async with self.db.transaction() as session:
             try:
                 if vid is not None:
-                    visitor_id = await self._visitor_id(session, account_id, vid)
-                    current = await service.current_conversation(session, account_id=account_id,
-                                                                 visitor_id=visitor_id)
+                    visitor_id, current = await self._current(session, account_id, vid)
                     if current is None:
                         return None
                     conversation = await service.mark_read(session, account_id=account_id, conversation_id=current.id,
@@ -229,9 +232,7 @@ class DatabaseCore:
             try:
                 visitor_id = None
                 if vid is not None:
-                    visitor_id = await self._visitor_id(session, account_id, vid)
-                    current = await service.current_conversation(session, account_id=account_id,
-                                                                 visitor_id=visitor_id)
+                    visitor_id, current = await self._current(session, account_id, vid)
                     if current is None:
                         return None
                     conversation_id = current.id
