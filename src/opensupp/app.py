@@ -18,6 +18,7 @@ from opensupp.logs import setup_logging
 from opensupp.officehours.api import router as officehours
 from opensupp.officehours.validation import zone_names
 from opensupp.offlineemails.api import router as offlineemails
+from opensupp.signin.api import router as signin
 from opensupp.site import create_site
 from opensupp.triggers import plan
 from opensupp.triggers.api import router as triggers
@@ -31,7 +32,7 @@ from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
 log = logging.getLogger(__name__)
-ROUTERS = [system, accounts, users, triggers, officehours, offlineemails, hooks, chat, batch]
+ROUTERS = [system, accounts, users, signin, triggers, officehours, offlineemails, hooks, chat, batch]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> Front:

@@ -118,6 +118,10 @@ class Settings(BaseSettings):
         description="the address visitors' browsers reach this server at (scheme, host, optional port and "
         "path; no query): the chat code's loader.js URL is made from it",
     )
+    login_link_seconds: int = Field(
+        default=60, ge=5, le=3600,
+        description="seconds a one-time sign-in link (POST /accounts/:aid/users/:uid/login-link) stays valid",
+    )
     chat_retention_days: int = Field(
         default=0, ge=0, le=36500,
         description="days a closed conversation (and its messages), a page view, and a visitor with nothing "

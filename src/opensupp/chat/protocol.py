@@ -166,14 +166,14 @@ class Ping(Frame):
 class AgentConnect(Frame):
     type: Literal["agent.connect"]
     token: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-    status: Literal["online", "away"] = "online"
+    status: Literal["online", "away", "offline"] = "online"
     device_type: Literal["browser", "mobile", "xmpp", "other"] = "browser"
     after: After | None = None
 
 
 class AgentUpdate(Frame):
     type: Literal["agent.update"]
-    status: Literal["online", "away"]
+    status: Literal["online", "away", "offline"]
 
 
 class AgentMessage(Frame):

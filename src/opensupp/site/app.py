@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -26,7 +26,10 @@ from opensupp.chat.core import DatabaseCore
 from opensupp.chat.transport import ChatTransport, chat_routes
 from opensupp.config import Settings
 from opensupp.db import Database
+from opensupp.site import admin, dashboard
+from opensupp.site.auth import SignInRequired, SignPages, sign_in_url
 from opensupp.site.csrf import CSRFMiddleware, csrf_token
+from opensupp.site.i18n import t
 from opensupp.site.loader import box_routes
 from opensupp.site.secret import secret_key
 from opensupp.site.static import FingerprintedStatic
@@ -35,7 +38,7 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "opensupp_session"
 SESSION_DAYS = 14
 #: the error codes of the site's error answers, as the API names them (web/errors.py)
-CODES = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
 
 log = logging.getLogger("opensupp.site")
 
@@ -46,10 +49,11 @@ class Site:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.secret = secret_key(settings)
         self.static = FingerprintedStatic(HERE / "static")
         environment = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
                                          undefined=jinja2.StrictUndefined)
-        environment.globals.update(static_url=self.static.url, version=__version__)
+        environment.globals.update(static_url=self.static.url, version=__version__, t=t)
         self.templates = Jinja2Templates(env=environment, context_processors=[_csrf_context])
         self.chat_core = DatabaseCore(db)  # the chat's transport (chat_routes) stores through it
         self.chat: ChatTransport | None = None  # set by chat_routes
@@ -57,15 +61,19 @@ class Site:
             Route("/", self.start_page, name="start"),
             Mount("/static", app=self.static, name="static"),
             *box_routes(self),  # the chat code: /loader.js, the box, /widget
+            *SignPages(self).routes(),  # /sign/in, /sign/link/<token>, /sign/out
+            *dashboard.dashboard_routes(self),  # /dashboard...
+            *admin.admin_routes(self),  # /admin...
         ]
         if settings.test_routes:
             log.warning("OPENSUPP_TEST_ROUTES is on: /_test/ routes are mounted (for tests only)")
             routes += routes_for_tests(self)
         self.asgi = Starlette(
             routes=[*routes, *chat_routes(self)],  # after CSRF's list: the chat's polls carry signed tokens, no cookie
-            middleware=[Middleware(Sessions, secret=secret_key(settings)),
+            middleware=[Middleware(Sessions, secret=self.secret),
                         Middleware(CSRFMiddleware, error=self.error, routes=routes)],
-            exception_handlers={HTTPException: self.http_error, Exception: self.server_error},
+            exception_handlers={HTTPException: self.http_error, SignInRequired: self.sign_in_required,
+                                Exception: self.server_error},
             lifespan=self.lifespan,
         )
         self.asgi.state.settings = settings
@@ -109,6 +117,14 @@ class Site:
         else:
             message = exc.detail
         return await self.error(request, status, CODES.get(status, "Error"), message, exc.headers)
+
+    async def sign_in_required(self, request: Request, exc: Exception) -> Response:
+        """A page asks for a signed-in user: a browser's GET goes to the sign-in page (and back
+        afterwards), anything else gets 401 JSON (a script's call: it reloads the page)."""
+        if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+            key = exc.message_key if isinstance(exc, SignInRequired) else None
+            return RedirectResponse(sign_in_url(request, key), status_code=303, headers={"Cache-Control": "no-store"})
+        return await self.error(request, 401, "Unauthorized", "Sign in first: the session has ended or never began.")
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         error_id = secrets.token_hex(4)

@@ -342,6 +342,10 @@ def logged_path(req: Request) -> str:
     return _logged(req.raw_path, req.path, req.query_string)
 
 
+#: a path whose rest is a secret, logged redacted
+SECRET_PATH = "/sign/link/"
+
+
 def logged_path_of(scope: dict[str, Any]) -> str:
     """``logged_path`` of an ASGI scope (the web pages' requests and websockets)."""
     return _logged(scope.get("raw_path"), scope["path"], scope.get("query_string", b""))
@@ -349,6 +353,8 @@ def logged_path_of(scope: dict[str, Any]) -> str:
 
 def _logged(raw_path: bytes | None, path: str, query_string: bytes) -> str:
     shown = raw_path.decode("latin-1") if raw_path is not None else path
+    if shown.startswith(SECRET_PATH):  # a one-time sign-in link's token (site/auth.py)
+        shown = SECRET_PATH + "[redacted]"
     if query_string:
         shown = f"{shown}?{redact_query(query_string)}"
     return _LOG_UNSAFE.sub(lambda m: f"\\x{ord(m.group()):02x}", shown)

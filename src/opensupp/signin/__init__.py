@@ -1,0 +1,1 @@
+"""Signing users in to the dashboard: one-time links, failed attempts and their lockouts."""
