@@ -190,6 +190,12 @@ class Users(_AccountChild):
                   "avatar": avatar, "note": note, "lang": lang}
         return self._create(account_id, fields, idempotency_key)
 
+    def login_link(self, account_id: str | int, user_id: str | int) -> Any:
+        """A one-time link that signs the user in to the agent dashboard (``{"url", "expiresAt"}``):
+        send the user's browser to ``url``; it works once, within a minute (the server's setting).
+        Unlike the guide's fast login, the API key never reaches the browser."""
+        return self._client._request("POST", self._path(account_id, f"{user_id}/login-link"), json={})
+
 
 class Triggers(_AccountChild):
     plural, model = "triggers", staticmethod(Trigger.from_json)

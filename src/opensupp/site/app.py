@@ -38,7 +38,8 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "opensupp_session"
 SESSION_DAYS = 14
 #: the error codes of the site's error answers, as the API names them (web/errors.py)
-CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed", 413: "PayloadTooLarge"}
+CODES = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+         413: "PayloadTooLarge"}
 
 log = logging.getLogger("opensupp.site")
 

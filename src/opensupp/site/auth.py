@@ -106,7 +106,7 @@ async def signed_in(site: Site, request: HTTPConnection) -> SignedIn | None:
         session.clear()
         return None
     lang = session.get("lang") or dashboard_lang(row[7])
-    status = session.get("status") if session.get("status") in STATUSES else "online"
+    status = str(session.get("status")) if session.get("status") in STATUSES else "online"
     return SignedIn(uid, row[0], row[1], row[2], row[3], row[4], row[5], row[6], lang, status)
 
 
