@@ -32,11 +32,17 @@ lint: install
 	$(BIN)/ruff check
 	$(BIN)/mypy
 
-test: install
+# axe-core for tests/test_accessibility.py (the tests only: the server never needs node)
+A11Y := tests/a11y/node_modules/.installed
+$(A11Y): tests/a11y/package.json tests/a11y/package-lock.json
+	npm ci --prefix tests/a11y --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: install $(A11Y)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info client/build client/src/*.egg-info .pytest_cache .hypothesis src/opensupp/triggers/plan.c src/opensupp/triggers/plan.*.so
+	rm -rf $(VENV) tests/a11y/node_modules build src/*.egg-info client/build client/src/*.egg-info .pytest_cache .hypothesis src/opensupp/triggers/plan.c src/opensupp/triggers/plan.*.so

@@ -352,6 +352,17 @@ async def test_sign_out_ends_the_session(app, partner):
         assert (await b.get("/dashboard")).status_code == 303  # to the sign-in page
 
 
+async def test_a_copy_of_a_signed_out_cookie_signs_no_one_in(app, partner):
+    aid = await partner.account()
+    anna = await partner.user(aid, "anna")
+    async with browser(app) as b, browser(app) as thief:
+        await b.get(f"/sign/in?apiKey={partner.key}&uid={anna.id}")
+        thief.cookies.set("opensupp_session", b.cookies["opensupp_session"])
+        assert (await thief.get("/dashboard")).status_code == 200  # a copy works while the session lasts
+        await b.post("/sign/out", headers={"x-csrf-token": await _session_csrf(b)})
+        assert (await thief.get("/dashboard")).status_code == 303
+
+
 async def _session_csrf(client: httpx.AsyncClient) -> str:
     """The session's CSRF token, as the signed-in pages' forms carry it: read off a page that shows a form."""
     page = await client.get("/dashboard")

@@ -1,5 +1,6 @@
-"""The sign-in tables: one-time login links (only their SHA-256 is kept) and the failed
-password attempts counted per e-mail and per address."""
+"""The sign-in tables: one-time login links (only their SHA-256 is kept), the failed
+password attempts counted per e-mail and per address, and the sessions signed out before
+their cookie expired (a copy of the cookie must not sign in again)."""
 
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, LargeBinary, String, Table
 
@@ -27,4 +28,11 @@ sign_in_attempts = Table(
     Column("failures", Integer, nullable=False),
     Column("window_start", BigInteger, nullable=False),
     Column("locked_until", BigInteger, nullable=False),
+)
+
+ended_sessions = Table(
+    "ended_sessions",
+    metadata,
+    Column("sid_hash", LargeBinary(32), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False, index=True),
 )

@@ -115,3 +115,18 @@ async def failed(session: Session, key: str, *, per_address: bool) -> int:
 
 async def succeeded(session: Session, key: str) -> None:
     await session.execute("DELETE FROM sign_in_attempts WHERE key = $1", key)
+
+
+# --------------------------------------------------------------------------- signed-out sessions
+
+
+def sid_digest(sid: str) -> bytes:
+    return hashlib.sha256(sid.encode("utf-8", "surrogateescape")).digest()
+
+
+async def end_session(session: Session, sid: str, expires_at: int) -> None:
+    """Remembers that the session ``sid`` was signed out, until its cookie would have expired."""
+    at = now()
+    await session.execute("DELETE FROM ended_sessions WHERE expires_at < $1", at)
+    await session.execute("INSERT INTO ended_sessions (sid_hash, expires_at) VALUES ($1, $2)"
+                          " ON CONFLICT (sid_hash) DO NOTHING", sid_digest(sid), max(expires_at, at))

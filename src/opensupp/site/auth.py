@@ -10,9 +10,10 @@ HttpOnly, SameSite=Lax, Secure over https):
 - e-mail and password, ``POST /sign/in`` (argon2id verified off the event loop), with the
   failed attempts counted and locked out as signin/service.py says.
 
-A session holds the user's id, its account, a fingerprint of its password hash and when it
-began. Each page reads the user back (``signed_in``): a deleted user, a changed password or a
-session older than SESSION_SECONDS is signed out. The session id is replaced at each sign-in
+A session holds the user's id, its account, a fingerprint of its password hash, a random id
+and when it began. Each page reads the user back (``signed_in``): a deleted user, a changed
+password, a session signed out (its id is kept in ``ended_sessions``, so a copy of the cookie
+is worth nothing) or one older than SESSION_SECONDS is signed out. The session id is replaced at each sign-in
 (the old cookie's contents are dropped), so a cookie planted before sign-in is worth nothing.
 """
 
@@ -96,12 +97,17 @@ async def signed_in(site: Site, request: HTTPConnection) -> SignedIn | None:
     uid = session.get("uid")
     if not isinstance(uid, int):
         return None
+    sid = session.get("sid")
+    if not isinstance(sid, str):
+        session.clear()
+        return None
     async with site.db.read() as db:
         row = await db.fetchrow(
             "SELECT u.account_id, a.partner_id, u.role, u.email, u.fullname, u.nickname, u.avatar, u.lang,"
-            " u.password_hash FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1", uid)
+            " u.password_hash, EXISTS (SELECT 1 FROM ended_sessions WHERE sid_hash = $2)"
+            " FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1", uid, service.sid_digest(sid))
     since = session.get("since")
-    if (row is None or row[0] != session.get("aid") or fingerprint(row[8]) != session.get("fp")
+    if (row is None or row[0] != session.get("aid") or fingerprint(row[8]) != session.get("fp") or row[9]
             or not isinstance(since, int) or time.time() - since > SESSION_SECONDS):
         session.clear()
         return None
@@ -141,7 +147,7 @@ async def _start_session(site: Site, request: Request, user: LinkUser, *, lang: 
         password_hash = await db.fetchval("SELECT password_hash FROM users WHERE id = $1", user.user_id)
     request.session.clear()  # a new session: nothing of the one before survives, its CSRF token included
     request.session.update({"uid": user.user_id, "aid": user.account_id, "fp": fingerprint(password_hash or ""),
-                            "since": int(time.time())})
+                            "since": int(time.time()), "sid": secrets.token_urlsafe(16)})
     if lang:
         set_lang(request, lang)
     if status in STATUSES:
@@ -290,7 +296,12 @@ class SignPages:
             return False
 
     async def sign_out(self, request: Request) -> Response:
+        """Ends the session here and for any copy of its cookie (its id is remembered as ended)."""
         lang = request.session.get("lang")
+        sid, since = request.session.get("sid"), request.session.get("since")
+        if isinstance(sid, str) and isinstance(since, int):
+            async with self.site.db.transaction() as db:
+                await service.end_session(db, sid, since + SESSION_SECONDS)
         request.session.clear()
         return _away("/sign/in?m=sign.signedOut" + (f"&lang={lang}" if lang else ""))
 

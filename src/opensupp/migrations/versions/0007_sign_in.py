@@ -6,7 +6,8 @@ Create Date: 2026-12-03 11:35:02.672590
 
 The dashboard's sign-in (signin/models.py): one-time login links, kept as the SHA-256 of
 their token, deleted with their user or account; and the failed password attempts counted
-per e-mail and per client address (no foreign key: an unknown e-mail is counted too).
+per e-mail and per client address (no foreign key: an unknown e-mail is counted too); the
+sessions signed out before their cookie expired (the SHA-256 of their id), until it would have.
 """
 from __future__ import annotations
 
@@ -27,6 +28,14 @@ def upgrade() -> None:
     sa.Column('locked_until', sa.BigInteger(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_sign_in_attempts'))
     )
+    op.create_table('ended_sessions',
+    sa.Column('sid_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('expires_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('sid_hash', name=op.f('pk_ended_sessions'))
+    )
+    with op.batch_alter_table('ended_sessions', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_ended_sessions_expires_at'), ['expires_at'], unique=False)
+
     op.create_table('login_links',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('token_hash', sa.LargeBinary(length=32), nullable=False),
@@ -55,3 +64,6 @@ def downgrade() -> None:
 
     op.drop_table('login_links')
     op.drop_table('sign_in_attempts')
+    with op.batch_alter_table('ended_sessions', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_ended_sessions_expires_at'))
+    op.drop_table('ended_sessions')
