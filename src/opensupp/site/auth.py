@@ -297,7 +297,8 @@ class SignPages:
 
     async def sign_out(self, request: Request) -> Response:
         """Ends the session here and for any copy of its cookie (its id is remembered as ended)."""
-        lang = request.session.get("lang")
+        who = await signed_in(self.site, request)
+        lang = who.lang if who is not None else request.session.get("lang")
         sid, since = request.session.get("sid"), request.session.get("since")
         if isinstance(sid, str) and isinstance(since, int):
             async with self.site.db.transaction() as db:
