@@ -1,0 +1,694 @@
+/* The agent dashboard (site/templates/dashboard.html, docs/dashboard.md): the agent side of the
+   chat protocol (docs/chat-protocol.md 7) over a WebSocket, the inbox and a conversation read
+   from /dashboard/*. Plain script, no build step. Everything a visitor sent is shown with
+   textContent, never as HTML. */
+(() => {
+  'use strict';
+
+  const boot = JSON.parse(document.getElementById('boot').textContent);
+  const S = boot.strings;
+  const $ = (id) => document.getElementById(id);
+  const GROUPS = ['pending', 'open', 'closed'];
+  const CLOSED_SHOWN = 50;
+  const TYPING_EVERY = 2000;
+  const TYPING_SHOWN = 10000;
+
+  function t(key, params) {
+    let text = Object.prototype.hasOwnProperty.call(S, key) ? S[key] : key;
+    for (const name of Object.keys(params || {})) text = text.split('{' + name + '}').join(String(params[name]));
+    return text;
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  const state = {
+    conversations: new Map(), // id -> the inbox's summary (chat/inbox.py)
+    fetching: new Set(), // conversation ids whose summary is on its way
+    selected: null, // the open conversation's id
+    detail: null, // {conversation, visitor}
+    messages: new Map(), // the open conversation's messages by id
+    outbox: new Map(), // clientId -> {conversationId, text}: sent, not yet acked
+    agents: new Map(boot.agents.map((a) => [a.id, Object.assign({}, a, { status: 'offline' })])),
+    visitors: new Map(), // vid -> what visitor.connected / visitor.updated said
+    status: boot.status,
+    account: 'offline',
+    connected: false,
+    typingSince: 0,
+    alerts: localStorage.getItem('opensupp.alerts') === '1',
+  };
+
+  // ------------------------------------------------------------------ the connection
+
+  const conn = {
+    ws: null, refs: 0, replies: new Map(), backoff: 1000, ping: null, pong: null,
+
+    open() {
+      setConnection('connecting');
+      const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
+      const ws = new WebSocket(scheme + location.host + boot.ws);
+      this.ws = ws;
+      ws.onopen = () => this.send({ type: 'agent.connect', token: boot.token, status: state.status,
+        deviceType: 'browser' }, connected);
+      ws.onmessage = (event) => { try { this.receive(JSON.parse(event.data)); } catch (e) { console.error(e); } };
+      ws.onclose = (event) => this.closed(ws, event.code);
+    },
+
+    send(frame, reply) {
+      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+      frame.ref = 'd' + (++this.refs);
+      if (reply) this.replies.set(frame.ref, reply);
+      this.ws.send(JSON.stringify(frame));
+      return true;
+    },
+
+    receive(frame) {
+      if (frame.ref && this.replies.has(frame.ref)) {
+        const reply = this.replies.get(frame.ref);
+        this.replies.delete(frame.ref);
+        reply(frame);
+        return;
+      }
+      if (frame.type === 'server.error') { notice(frame.message); return; }
+      const handler = EVENTS[frame.type];
+      if (handler) handler(frame);
+    },
+
+    closed(ws, code) {
+      if (ws !== this.ws) return;
+      clearInterval(this.ping);
+      clearTimeout(this.pong);
+      this.replies.clear();
+      state.connected = false;
+      setConnection('offline');
+      const wait = code === 4001 ? 0 : this.backoff * (0.5 + Math.random());
+      this.backoff = Math.min(this.backoff * 2, 30000);
+      setTimeout(() => (code === 4001 ? renewToken() : Promise.resolve()).then(() => this.open()), wait);
+    },
+
+    heartbeat() {
+      clearInterval(this.ping);
+      this.ping = setInterval(() => {
+        this.send({ type: 'ping' }, () => clearTimeout(this.pong));
+        this.pong = setTimeout(() => this.ws && this.ws.close(), 10000);
+      }, 25000);
+    },
+  };
+
+  function renewToken() {
+    return fetch('/dashboard/token', { credentials: 'same-origin' }).then((r) => {
+      if (r.status === 401) { location.reload(); throw new Error('signed out'); }
+      return r.json();
+    }).then((data) => { boot.token = data.token; }).catch(() => {});
+  }
+
+  function connected(frame) {
+    if (frame.type !== 'ack') { notice(frame.message); return; }
+    state.connected = true;
+    conn.backoff = 1000;
+    conn.heartbeat();
+    const data = frame.data;
+    state.account = data.account.status;
+    for (const agent of state.agents.values()) agent.status = 'offline';
+    for (const agent of data.account.agents) {
+      const known = state.agents.get(agent.id);
+      if (known) known.status = agent.status;
+      else state.agents.set(agent.id, Object.assign({}, agent));
+    }
+    state.visitors.clear(); // the roll call that follows the ack lists them again
+    setConnection('online');
+    renderAgents();
+    renderVisitors();
+    loadInbox();
+    for (const [clientId, pending] of state.outbox) sendMessage(pending.conversationId, pending.text, clientId);
+  }
+
+  // ------------------------------------------------------------------ events from the server
+
+  const EVENTS = {
+    'chat.message_received': (f) => messageArrived(f.conversationId, f.message),
+    'chat.closed': (f) => changeConversation(f.conversationId, { status: 'closed', closedAt: f.closedAt }),
+    'chat.assigned': (f) => changeConversation(f.conversationId, { assignedUserId: f.agent ? f.agent.id : null }),
+    'chat.rated': (f) => changeConversation(f.conversationId, { rating: f.rating }),
+    'chat.contact_typing': (f) => visitorTyping(f),
+    'visitor.connected': (f) => {
+      const v = f.visitor;
+      state.visitors.set(v.vid, Object.assign(state.visitors.get(v.vid) || {}, v));
+      renderVisitors();
+    },
+    'visitor.disconnected': (f) => { state.visitors.delete(f.vid); renderVisitors(); },
+    'visitor.updated': (f) => visitorUpdated(f.vid, f.changes || {}),
+    'agent.updated': (f) => {
+      const agent = state.agents.get(f.id);
+      if (agent) Object.assign(agent, f.changes || {});
+      renderAgents();
+      if (state.detail) renderAssign();
+    },
+    'account.updated': (f) => { state.account = f.status; setConnection(state.connected ? 'online' : 'offline'); },
+  };
+
+  function messageArrived(conversationId, message) {
+    const summary = state.conversations.get(conversationId);
+    if (!summary) {
+      fetchSummary(conversationId, message);
+      return;
+    }
+    const last = summary.lastMessage;
+    if (!last || message.id > last.id) {
+      summary.lastMessage = message;
+      summary.lastMessageAt = message.createdAt;
+      if (message.kind === 'agent') summary.status = 'open';
+      if (message.kind === 'visitor' && !(conversationId === state.selected && !document.hidden)) {
+        summary.unreadByAgents = (summary.unreadByAgents || 0) + 1;
+      }
+    }
+    if (conversationId === state.selected) {
+      showMessage(message);
+      if (message.kind === 'visitor' && !document.hidden) markRead(conversationId, message.id);
+      if (message.kind === 'visitor') setTyping(false);
+    }
+    renderList();
+    if (message.kind === 'visitor') alertAbout(summary, message);
+  }
+
+  function fetchSummary(conversationId, message) {
+    if (state.fetching.has(conversationId)) return;
+    state.fetching.add(conversationId);
+    getJSON('/dashboard/conversations/' + conversationId + '?summary=1').then((summary) => {
+      state.fetching.delete(conversationId);
+      if (!summary) return;
+      const known = state.conversations.get(conversationId);
+      state.conversations.set(conversationId, merge(summary, known));
+      renderList();
+      if (message && message.kind === 'visitor') alertAbout(summary, message, true);
+    });
+  }
+
+  function merge(fresh, known) {
+    if (!known) return fresh;
+    if (known.lastMessage && (!fresh.lastMessage || known.lastMessage.id > fresh.lastMessage.id)) {
+      fresh.lastMessage = known.lastMessage;
+    }
+    return fresh;
+  }
+
+  function changeConversation(conversationId, changes) {
+    const summary = state.conversations.get(conversationId);
+    if (summary) Object.assign(summary, changes);
+    else fetchSummary(conversationId);
+    if (state.detail && state.detail.conversation.id === conversationId) {
+      Object.assign(state.detail.conversation, changes);
+      renderHead();
+    }
+    renderList();
+  }
+
+  function visitorUpdated(vid, changes) {
+    const live = state.visitors.get(vid);
+    if (live) { Object.assign(live, changes); renderVisitors(); }
+    let listed = false;
+    for (const summary of state.conversations.values()) {
+      if (summary.vid !== vid) continue;
+      for (const name of ['name', 'email']) if (name in changes) summary.visitor[name] = changes[name];
+      listed = true;
+    }
+    if (listed) renderList();
+    if (state.detail && state.detail.visitor.vid === vid) {
+      Object.assign(state.detail.visitor, changes);
+      renderVisitor();
+      renderHead();
+    }
+  }
+
+  let typingTimer = null;
+
+  function visitorTyping(frame) {
+    if (!state.detail || state.detail.visitor.vid !== frame.vid) return;
+    setTyping(frame.is);
+  }
+
+  function setTyping(on) {
+    clearTimeout(typingTimer);
+    $('typing').textContent = on ? t('dash.visitorTyping', { name: visitorName(state.detail.visitor) }) : '';
+    if (on) typingTimer = setTimeout(() => setTyping(false), TYPING_SHOWN);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  function getJSON(url) {
+    return fetch(url, { credentials: 'same-origin', headers: { Accept: 'application/json' } }).then((r) => {
+      if (r.status === 401) { location.reload(); return null; }
+      if (!r.ok) return r.json().then((e) => { notice(e.message); return null; }, () => null);
+      return r.json();
+    }).catch(() => { notice(t('dash.networkError')); return null; });
+  }
+
+  function loadInbox() {
+    getJSON('/dashboard/conversations').then((data) => {
+      if (!data) return;
+      const fresh = new Map();
+      for (const summary of data.conversations) fresh.set(summary.id, merge(summary, state.conversations.get(summary.id)));
+      state.conversations = fresh;
+      renderList();
+      const wanted = state.selected || idFromHash();
+      if (wanted) select(wanted, false);
+    });
+  }
+
+  function idFromHash() {
+    const found = /^#conversation-(\d{1,15})$/.exec(location.hash);
+    return found ? Number(found[1]) : null;
+  }
+
+  // ------------------------------------------------------------------ the inbox
+
+  function visitorName(visitor) {
+    return (visitor && (visitor.name || visitor.email)) || t('dash.anonymous', { id: visitor ? visitor.vid.slice(0, 6) : '' });
+  }
+
+  function sortKey(summary) {
+    return summary.status === 'closed' ? (summary.closedAt || '') : (summary.lastMessageAt || '');
+  }
+
+  function renderList() {
+    const groups = { pending: [], open: [], closed: [] };
+    for (const summary of state.conversations.values()) (groups[summary.status] || groups.open).push(summary);
+    for (const name of GROUPS) {
+      const items = groups[name].sort((a, b) => (sortKey(b) > sortKey(a) ? 1 : sortKey(b) < sortKey(a) ? -1 : b.id - a.id));
+      const shown = name === 'closed' ? items.slice(0, CLOSED_SHOWN) : items;
+      const list = $('list-' + name);
+      list.replaceChildren(...shown.map(item));
+      $('n-' + name).textContent = String(items.length);
+      $('none-' + name).hidden = items.length > 0;
+    }
+    const unread = [...state.conversations.values()].reduce((n, s) => n + (s.status === 'closed' ? 0 : s.unreadByAgents || 0), 0);
+    document.title = (unread ? '(' + unread + ') ' : '') + t('dash.title') + ' · opensupp';
+  }
+
+  function item(summary) {
+    const li = el('li');
+    const button = el('button', 'conv-item');
+    button.type = 'button';
+    button.dataset.id = String(summary.id);
+    if (summary.id === state.selected) button.setAttribute('aria-current', 'true');
+    const top = el('span', 'line');
+    top.append(el('span', 'name', visitorName(summary.visitor)));
+    top.append(el('span', 'time', when(summary.lastMessageAt)));
+    button.append(top);
+    const last = summary.lastMessage;
+    const bottom = el('span', 'line');
+    bottom.append(el('span', 'preview', last ? preview(last) : t('dash.noMessages')));
+    const unread = summary.status === 'closed' ? 0 : summary.unreadByAgents || 0;
+    if (unread) {
+      const badge = el('span', 'unread', unread);
+      badge.setAttribute('aria-label', t('dash.unread', { count: unread }));
+      bottom.append(badge);
+    }
+    button.append(bottom);
+    if (summary.assignedUserId) {
+      const agent = state.agents.get(summary.assignedUserId);
+      button.append(el('span', 'assigned', t('dash.assignedShort', { name: agent ? agent.nickname : '#' + summary.assignedUserId })));
+    }
+    button.addEventListener('click', () => select(summary.id, true));
+    li.append(button);
+    return li;
+  }
+
+  function preview(message) {
+    const text = message.kind === 'system' ? systemText(message.text) : message.text;
+    const prefix = message.kind === 'agent' || message.kind === 'trigger' ? (message.agentNick || '') + ': ' : '';
+    const whole = prefix + text;
+    return whole.length > 80 ? whole.slice(0, 79) + '…' : whole;
+  }
+
+  function systemText(code) {
+    return Object.prototype.hasOwnProperty.call(S, 'system.' + code) ? S['system.' + code] : code;
+  }
+
+  function when(iso) {
+    if (!iso) return '';
+    const date = new Date(iso);
+    const today = new Date();
+    const sameDay = date.toDateString() === today.toDateString();
+    return sameDay ? date.toLocaleTimeString(boot.lang, { hour: '2-digit', minute: '2-digit' })
+      : date.toLocaleDateString(boot.lang, { day: 'numeric', month: 'short' });
+  }
+
+  // ------------------------------------------------------------------ a conversation
+
+  function select(conversationId, userChose) {
+    state.selected = conversationId;
+    if (location.hash !== '#conversation-' + conversationId) history.replaceState(null, '', '#conversation-' + conversationId);
+    $('dash').dataset.view = 'conversation';
+    renderList();
+    getJSON('/dashboard/conversations/' + conversationId).then((data) => {
+      if (!data || state.selected !== conversationId) return;
+      state.detail = { conversation: data.conversation, visitor: data.visitor };
+      state.messages = new Map(data.messages.map((m) => [m.id, m]));
+      $('empty').hidden = true;
+      $('conv').hidden = false;
+      renderHead();
+      renderVisitor();
+      renderLog();
+      setTyping(false);
+      const summary = state.conversations.get(conversationId);
+      if (summary) { summary.unreadByAgents = 0; renderList(); }
+      if (data.conversation.unreadByAgents) markRead(conversationId);
+      if (userChose) $('reply').focus();
+    });
+  }
+
+  function markRead(conversationId, lastMessageId) {
+    conn.send({ type: 'chat.read', conversationId, lastMessageId: lastMessageId || null });
+  }
+
+  function renderHead() {
+    const { conversation, visitor } = state.detail;
+    $('conv-title').textContent = visitorName(visitor);
+    const status = $('conv-status');
+    status.textContent = t('group.' + conversation.status + 'One');
+    status.dataset.status = conversation.status;
+    $('close-conv').hidden = conversation.status === 'closed';
+    renderAssign();
+  }
+
+  function renderAssign() {
+    const select = $('assign');
+    const current = state.detail.conversation.assignedUserId;
+    const options = [new Option(t('dash.nobody'), '')];
+    for (const agent of state.agents.values()) {
+      const label = agent.nickname + (agent.id === boot.user.id ? ' ' + t('dash.you') : '') + ' · ' + t('status.' + (agent.status || 'offline'));
+      options.push(new Option(label, String(agent.id)));
+    }
+    select.replaceChildren(...options);
+    select.value = current ? String(current) : '';
+  }
+
+  function renderVisitor() {
+    const v = state.detail.visitor;
+    const details = $('visitor-details');
+    const rows = [['name', v.name], ['email', v.email], ['phone', v.phone], ['lang', v.lang], ['group', v.group],
+      ['page', v.pageUrl], ['referrer', v.referrer], ['visits', v.visits], ['chats', v.chats],
+      ['firstSeen', v.firstSeenAt && new Date(v.firstSeenAt).toLocaleString(boot.lang)],
+      ['browser', v.userAgent]];
+    details.replaceChildren();
+    for (const [key, value] of rows) {
+      if (value === null || value === undefined || value === '') continue;
+      details.append(el('dt', '', t('visitor.' + key)), el('dd', '', value));
+    }
+    const variables = $('variables');
+    variables.replaceChildren();
+    const entries = Object.entries(v.variables || {});
+    if (!entries.length) variables.append(el('dd', 'none', t('dash.noVariables')));
+    for (const [key, value] of entries) {
+      const labelled = value && typeof value === 'object';
+      variables.append(el('dt', '', labelled && value.label ? value.label : key),
+        el('dd', '', labelled ? String(value.value ?? '') : String(value)));
+    }
+  }
+
+  function renderLog() {
+    const log = $('log');
+    log.replaceChildren(...[...state.messages.values()].sort((a, b) => a.id - b.id).map(bubble));
+    for (const [clientId, pending] of state.outbox) {
+      if (pending.conversationId === state.selected) log.append(pendingBubble(clientId, pending.text));
+    }
+    log.scrollTop = log.scrollHeight;
+  }
+
+  function bubble(message) {
+    const li = el('li', 'msg ' + message.kind);
+    li.dataset.id = String(message.id);
+    if (message.kind === 'system') {
+      li.textContent = systemText(message.text);
+      return li;
+    }
+    const from = message.kind === 'visitor' ? visitorName(state.detail.visitor) : message.agentNick || t('dash.agent');
+    const head = el('span', 'from', from);
+    head.append(el('span', 'time', ' · ' + when(message.createdAt)));
+    li.append(head, el('span', 'text', message.text));
+    return li;
+  }
+
+  function pendingBubble(clientId, text) {
+    const li = el('li', 'msg agent pending');
+    li.dataset.client = clientId;
+    li.append(el('span', 'from', boot.user.nickname), el('span', 'text', text));
+    return li;
+  }
+
+  function showMessage(message) {
+    if (state.messages.has(message.id)) return;
+    state.messages.set(message.id, message);
+    const log = $('log');
+    const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 40;
+    const pending = message.clientId && log.querySelector('li.pending[data-client="' + CSS.escape(message.clientId) + '"]');
+    if (pending) pending.remove();
+    const newest = Math.max(0, ...[...state.messages.keys()].filter((id) => id !== message.id));
+    if (message.id > newest) {
+      const before = log.querySelector('li.pending');
+      log.insertBefore(bubble(message), before);
+    } else {
+      renderLog();
+    }
+    if (atEnd) log.scrollTop = log.scrollHeight;
+  }
+
+  // ------------------------------------------------------------------ the agent's actions
+
+  let sent = 0;
+
+  function sendMessage(conversationId, text, clientId) {
+    state.outbox.set(clientId, { conversationId, text });
+    conn.send({ type: 'chat.message', conversationId, clientId, text }, (reply) => {
+      if (reply.type !== 'ack') {
+        if (reply.code !== 'unavailable' && reply.code !== 'rate_limited') state.outbox.delete(clientId);
+        notice(reply.message);
+        if (conversationId === state.selected) renderLog();
+        return;
+      }
+      state.outbox.delete(clientId);
+      const { message, conversation } = reply.data;
+      if (conversationId === state.selected) {
+        Object.assign(state.detail.conversation, conversation);
+        renderHead();
+      }
+      messageArrived(conversationId, message);
+      changeConversation(conversationId, { status: conversation.status, assignedUserId: conversation.assignedUserId });
+    });
+  }
+
+  function composerSubmit(event) {
+    event.preventDefault();
+    const input = $('reply');
+    const text = input.value.trim();
+    if (!text || !state.selected) return;
+    const clientId = 'd-' + Date.now() + '-' + (++sent);
+    input.value = '';
+    stopTyping();
+    $('log').append(pendingBubble(clientId, text));
+    $('log').scrollTop = $('log').scrollHeight;
+    sendMessage(state.selected, text, clientId);
+  }
+
+  function typing() {
+    if (!state.selected) return;
+    if (!$('reply').value.trim()) { stopTyping(); return; }
+    const now = Date.now();
+    if (now - state.typingSince < TYPING_EVERY) return;
+    state.typingSince = now;
+    conn.send({ type: 'chat.typing', conversationId: state.selected, is: true });
+  }
+
+  function stopTyping() {
+    if (!state.typingSince || !state.selected) return;
+    state.typingSince = 0;
+    conn.send({ type: 'chat.typing', conversationId: state.selected, is: false });
+  }
+
+  function closeConversation() {
+    const conversationId = state.selected;
+    conn.send({ type: 'chat.close', conversationId }, (reply) => {
+      if (reply.type !== 'ack') { notice(reply.message); return; }
+      changeConversation(conversationId, reply.data.conversation);
+    });
+  }
+
+  function assign() {
+    const conversationId = state.selected;
+    const value = $('assign').value;
+    conn.send({ type: 'chat.assign', conversationId, userId: value ? Number(value) : null }, (reply) => {
+      if (reply.type !== 'ack') { notice(reply.message); renderAssign(); return; }
+      changeConversation(conversationId, { assignedUserId: reply.data.conversation.assignedUserId });
+    });
+  }
+
+  function setStatus() {
+    const status = $('presence').value;
+    state.status = status;
+    conn.send({ type: 'agent.update', status });
+    const me = state.agents.get(boot.user.id);
+    if (me) me.status = status;
+    renderAgents();
+    fetch('/dashboard/status', { method: 'POST', credentials: 'same-origin',
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': boot.csrf },
+      body: JSON.stringify({ status }) }).catch(() => {});
+  }
+
+  // ------------------------------------------------------------------ people
+
+  function renderAgents() {
+    const list = $('agents');
+    list.replaceChildren(...[...state.agents.values()].map((agent) => {
+      const li = el('li', 'person');
+      const dot = el('span', 'dot ' + (agent.status || 'offline'));
+      dot.setAttribute('aria-hidden', 'true');
+      li.append(dot, el('span', 'name', agent.nickname + (agent.id === boot.user.id ? ' ' + t('dash.you') : '')),
+        el('span', 'state', t('status.' + (agent.status || 'offline'))));
+      return li;
+    }));
+  }
+
+  function renderVisitors() {
+    const list = $('visitors');
+    const visitors = [...state.visitors.values()];
+    $('n-visitors').textContent = String(visitors.length);
+    if (!visitors.length) { list.replaceChildren(el('li', 'none', t('dash.noVisitors'))); return; }
+    list.replaceChildren(...visitors.map((v) => {
+      const li = el('li', 'person visitor-now');
+      li.append(el('span', 'name', visitorName(v)));
+      const where = v.pageTitle || v.pageUrl;
+      if (where) li.append(el('span', 'where', where));
+      const facts = [];
+      if (v.referrer) facts.push(t('visitor.from', { referrer: v.referrer }));
+      if (v.visits) facts.push(t('visitor.visitsN', { count: v.visits }));
+      if (v.lang) facts.push(v.lang);
+      if (facts.length) li.append(el('span', 'facts', facts.join(' · ')));
+      return li;
+    }));
+  }
+
+  // ------------------------------------------------------------------ status line, alerts
+
+  function setConnection(which) {
+    const node = $('connection');
+    node.dataset.state = which;
+    node.textContent = which === 'online'
+      ? t(state.account === 'online' ? 'dash.accountOnline' : 'dash.accountOffline')
+      : t(which === 'connecting' ? 'dash.connecting' : 'dash.disconnected');
+  }
+
+  let noticeTimer = null;
+
+  function notice(message) {
+    if (!message) return;
+    const node = $('connection');
+    node.dataset.state = 'error';
+    node.textContent = message;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(() => setConnection(state.connected ? 'online' : 'offline'), 6000);
+  }
+
+  let audio = null;
+
+  function renderAlerts() {
+    const button = $('alerts');
+    button.setAttribute('aria-pressed', state.alerts ? 'true' : 'false');
+    button.textContent = t(state.alerts ? 'dash.alertsOn' : 'dash.alertsOff');
+  }
+
+  function toggleAlerts() {
+    state.alerts = !state.alerts;
+    localStorage.setItem('opensupp.alerts', state.alerts ? '1' : '0');
+    if (state.alerts) {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      if (Context && !audio) audio = new Context();
+      if (audio) audio.resume();
+      if ('Notification' in window && Notification.permission === 'default') Notification.requestPermission();
+    }
+    renderAlerts();
+  }
+
+  function beep() {
+    if (!audio || audio.state !== 'running') return;
+    const oscillator = audio.createOscillator();
+    const gain = audio.createGain();
+    oscillator.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.3);
+    oscillator.connect(gain).connect(audio.destination);
+    oscillator.start();
+    oscillator.stop(audio.currentTime + 0.3);
+  }
+
+  function alertAbout(summary, message, isNew) {
+    if (!state.alerts || !document.hidden) return;
+    beep();
+    if (!('Notification' in window) || Notification.permission !== 'granted') return;
+    const title = isNew ? t('dash.newConversation', { name: visitorName(summary.visitor) })
+      : t('dash.newMessage', { name: visitorName(summary.visitor) });
+    const note = new Notification(title, { body: message.text.slice(0, 200), tag: 'conversation-' + summary.id });
+    note.onclick = () => { window.focus(); select(summary.id, true); note.close(); };
+  }
+
+  // ------------------------------------------------------------------ search
+
+  function search(event) {
+    event.preventDefault();
+    const q = $('search').value.trim();
+    if (q.length < 2) { $('search').focus(); return; }
+    getJSON('/dashboard/search?q=' + encodeURIComponent(q)).then((data) => {
+      if (!data) return;
+      $('results').hidden = false;
+      $('groups').hidden = true;
+      $('results-note').textContent = t('dash.resultsN', { count: data.conversations.length, q: data.q });
+      $('list-results').replaceChildren(...data.conversations.map(item));
+    });
+  }
+
+  function clearSearch() {
+    $('search').value = '';
+    $('results').hidden = true;
+    $('groups').hidden = false;
+    $('search').focus();
+  }
+
+  // ------------------------------------------------------------------ start
+
+  function start() {
+    $('composer').addEventListener('submit', composerSubmit);
+    $('reply').addEventListener('input', typing);
+    $('reply').addEventListener('keydown', (event) => {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) composerSubmit(event);
+    });
+    $('reply').addEventListener('blur', stopTyping);
+    $('close-conv').addEventListener('click', closeConversation);
+    $('assign').addEventListener('change', assign);
+    $('presence').addEventListener('change', setStatus);
+    $('alerts').addEventListener('click', toggleAlerts);
+    $('search-form').addEventListener('submit', search);
+    $('results-clear').addEventListener('click', clearSearch);
+    $('back').addEventListener('click', () => {
+      $('dash').dataset.view = 'list';
+      const current = document.querySelector('.conv-item[aria-current="true"]');
+      if (current) current.focus();
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && state.selected) {
+        const summary = state.conversations.get(state.selected);
+        if (summary && summary.unreadByAgents) { summary.unreadByAgents = 0; markRead(state.selected); renderList(); }
+      }
+    });
+    renderAlerts();
+    renderAgents();
+    renderVisitors();
+    conn.open();
+  }
+
+  window.opensuppDashboard = { state, conn, select };
+  start();
+})();
