@@ -1,0 +1,184 @@
+"""The agent dashboard in a real browser (Debian's Chromium, Playwright) against the real server
+(create_app under uvicorn, on SQLite), with a visitor in the chat box in another browser context:
+the guide's fast login signs the agent in, the visitor's conversation appears without a reload,
+the agent reads and answers it, typing shows both ways, what the visitor wrote stays text, the
+presence switch takes the box offline; the conversation is usable on a phone's width.
+
+The README's picture, ``docs/images/dashboard-inbox.png`` (the inbox with a conversation open,
+1280x800), is this file's screenshot: written when missing, or again with
+OPENSUPP_UPDATE_SCREENSHOTS=1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_chat_box import SCREENSHOT, Live, Visit
+from test_chat_box import browser as browser  # noqa: F401 (the fixture: Chromium, a skip, or a failure)
+from test_chat_box_live import Server, connected
+from test_chat_box_live import server as server  # noqa: F401 (the fixture: the served app, Acme and Anna)
+from test_chat_box_live import site as site  # noqa: F401 (the fixture: the host site with the snippet)
+
+PICTURE = SCREENSHOT.with_name("dashboard-inbox.png")
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def _update_screenshot() -> bool:
+    return not PICTURE.exists() or os.environ.get("OPENSUPP_UPDATE_SCREENSHOTS") == "1"
+
+
+class Dashboard:
+    """The agent's browser context, signed in by the guide's fast login."""
+
+    def __init__(self, browser: Any, server: Server, viewport: dict[str, int] | None = None,
+                 storage: Any = None) -> None:
+        self.server = server
+        self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800},
+                                           storage_state=storage)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+        self.page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
+
+    def sign_in(self) -> None:
+        key = self.server.api.headers["apiKey"]
+        self.page.goto(f"{self.server.url}/sign/in?apiKey={key}&uid={self.server.agent_id}&lang=en&status=online")
+        assert self.page.url == f"{self.server.url}/dashboard"  # the key is not left in the address bar
+        self.ready()
+
+    def ready(self) -> None:
+        self.page.wait_for_function("() => window.opensuppDashboard && window.opensuppDashboard.state.connected",
+                                    timeout=15_000)
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def dashboard(browser, server) -> Iterator[Dashboard]:
+    d = Dashboard(browser, server)
+    try:
+        yield d
+    finally:
+        d.close()
+    assert d.errors == [], d.errors
+    assert d.dialogs == [], d.dialogs
+
+
+def test_an_agent_answers_a_visitor_live_and_goes_away(browser, server, site: Live, dashboard: Dashboard, tmp_path):
+    dashboard.sign_in()
+    page = dashboard.page
+    assert page.locator("#connection").text_content() == "Chat is online"
+    assert page.locator("#none-pending").is_visible()
+
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet() + "<script>smartsupp('name', 'Jane Novak'); smartsupp('email', 'jane@example.com');"
+               " smartsupp('phone', '+420 601 234 567');"
+               " smartsupp('variables', {orderId: {label: 'Order', value: 'A-1017'}, plan: 'gold'});</script>",
+               "<h1>Acme Shop</h1><p>Bicycles, parts and repairs.</p>")
+        box = connected(v)
+        page.locator("#visitors .visitor-now").first.wait_for()  # on the site now, without a reload
+        v.click_launcher(box)
+        box.locator("#input").fill("Hello! Where is my order? " + HOSTILE)
+        box.locator("#input").press("Enter")
+
+        item = page.locator("#list-pending .conv-item")
+        item.wait_for()  # the conversation appears without a reload
+        assert "Jane Novak" in item.text_content() and item.locator(".unread").text_content() == "1"
+        item.click()
+        page.locator("#log .msg.visitor").wait_for()
+        assert page.locator("#log .msg.visitor .text").text_content() == "Hello! Where is my order? " + HOSTILE
+        assert page.locator("#log img, .inbox img").count() == 0  # shown as text: no element made of it
+        assert page.locator("#conv-title").text_content() == "Jane Novak"
+        details = page.locator("#visitor-details").text_content()
+        assert "jane@example.com" in details and "+420 601 234 567" in details
+        assert page.locator("#variables").text_content() == "OrderA-1017plangold"
+        assert page.locator(".conv-item .unread").count() == 0  # read once opened
+
+        box.locator("#input").fill("Are you th")  # the visitor types: the agent sees it
+        page.wait_for_function("() => document.getElementById('typing').textContent.includes('Jane Novak')")
+        box.locator("#input").fill("")
+        page.locator("#reply").fill("Hi Jane, I'm Anna.")  # the agent types: the visitor sees it
+        box.wait_for_function("() => document.getElementById('typing').textContent.includes('Anna')")
+        page.locator("#reply").press("Enter")
+        box.locator(".msg.agent").wait_for()
+        assert box.locator(".msg.agent .text, .msg.agent").last.text_content().endswith("Hi Jane, I'm Anna.")
+        page.locator("#list-open .conv-item").wait_for()  # answered: open, no longer waiting
+        assert page.locator("#list-pending .conv-item").count() == 0
+        page.locator("#reply").fill("It ships today; you will get the tracking link by e-mail.")
+        page.locator("#composer button").click()
+        box.locator(".msg.agent >> nth=1").wait_for()
+        page.wait_for_function("() => !document.querySelector('#log .pending')")
+        assert page.locator("#log .msg.agent").count() == 2
+        assert page.locator("#assign").input_value() == str(server.agent_id)  # the first to answer has it
+
+        box.locator("#input").fill("Great, thank you!")
+        box.locator("#input").press("Enter")
+        page.locator("#log .msg.visitor >> nth=1").wait_for()
+        assert dashboard.errors == [] and dashboard.dialogs == []
+
+        picture = PICTURE if _update_screenshot() else tmp_path / PICTURE.name
+        page.evaluate("() => document.fonts.ready")
+        page.screenshot(path=str(picture))
+        assert picture.stat().st_size > 20_000
+
+        # away: no one else is online, so the visitor's box goes offline
+        page.select_option("#presence", "away")
+        box.wait_for_function("() => window.opensuppBox.state.online === false", timeout=15_000)
+        assert box.locator("#status").text_content() == "We are offline"
+        page.wait_for_function("() => document.getElementById('connection').textContent.includes('offline')")
+        page.reload()  # the choice is kept in the session
+        dashboard.ready()
+        assert page.locator("#presence").input_value() == "away"
+        page.select_option("#presence", "online")
+        box.wait_for_function("() => window.opensuppBox.state.online === true", timeout=15_000)
+
+        # closing: the visitor sees it, the conversation moves to the closed ones
+        page.locator("#close-conv").click()
+        page.locator("#list-closed .conv-item").wait_for()
+        assert page.locator("#conv-status").text_content() == "Closed"
+        assert v.errors == []
+    finally:
+        v.close()
+
+
+def test_the_conversation_is_usable_at_a_phones_width(browser, server, site: Live, dashboard: Dashboard):
+    dashboard.sign_in()
+    phone = Dashboard(browser, server, viewport={"width": 390, "height": 844},
+                      storage=dashboard.context.storage_state())
+    v = Visit(browser, site)
+    try:
+        phone.page.goto(f"{server.url}/dashboard")
+        phone.ready()
+        v.open(site.snippet())
+        box = connected(v)
+        v.click_launcher(box)
+        box.locator("#input").fill("Hi from the visitor")
+        box.locator("#input").press("Enter")
+        page = phone.page
+        item = page.locator("#list-pending .conv-item")
+        item.wait_for()
+        assert not page.locator("#pane").is_visible()  # the list alone
+        item.click()
+        page.locator("#log .msg.visitor").wait_for()
+        assert not page.locator(".inbox").is_visible()  # the conversation alone
+        width = page.evaluate("() => document.documentElement.scrollWidth")
+        assert width <= 390, f"the page scrolls sideways: {width}px"
+        for selector in ("#reply", "#composer button", "#back", "#close-conv"):
+            page.locator(selector).scroll_into_view_if_needed()
+            box_of = page.locator(selector).bounding_box()
+            assert box_of is not None and box_of["x"] >= 0 and box_of["x"] + box_of["width"] <= 390, selector
+        page.locator("#reply").fill("Hello from a phone")
+        page.locator("#composer button").click()
+        box.locator(".msg.agent").wait_for()
+        page.locator("#back").click()
+        page.locator("#list-open .conv-item").wait_for(state="visible")
+        assert phone.errors == [] and phone.dialogs == []
+    finally:
+        v.close()
+        phone.close()
