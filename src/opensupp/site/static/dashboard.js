@@ -421,7 +421,7 @@
   }
 
   function bubble(message) {
-    const li = el('li', 'msg ' + message.kind);
+    const li = el('div', 'msg ' + message.kind);
     li.dataset.id = String(message.id);
     if (message.kind === 'system') {
       li.textContent = systemText(message.text);
@@ -435,7 +435,7 @@
   }
 
   function pendingBubble(clientId, text) {
-    const li = el('li', 'msg agent pending');
+    const li = el('div', 'msg agent pending');
     li.dataset.client = clientId;
     li.append(el('span', 'from', boot.user.nickname), el('span', 'text', text));
     return li;
@@ -446,11 +446,11 @@
     state.messages.set(message.id, message);
     const log = $('log');
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 40;
-    const pending = message.clientId && log.querySelector('li.pending[data-client="' + CSS.escape(message.clientId) + '"]');
+    const pending = message.clientId && log.querySelector('.pending[data-client="' + CSS.escape(message.clientId) + '"]');
     if (pending) pending.remove();
     const newest = Math.max(0, ...[...state.messages.keys()].filter((id) => id !== message.id));
     if (message.id > newest) {
-      const before = log.querySelector('li.pending');
+      const before = log.querySelector('.pending');
       log.insertBefore(bubble(message), before);
     } else {
       renderLog();
