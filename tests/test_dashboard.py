@@ -143,3 +143,38 @@ async def test_the_texts_are_in_both_languages():
     assert all(value.strip() for lang in texts.values() for value in lang.values())
     sign = json.loads((HERE / "sign.json").read_text("utf-8"))
     assert not set(texts["en"]) & set(sign["en"])  # one text per key across the surfaces
+
+
+async def test_an_agent_starts_a_chat_with_a_visitor_on_the_site(runtime):
+    """docs/chat-protocol.md 7: ``chat.message`` with ``vid`` (the dashboard's "start a chat")."""
+    async with runtime.agent() as (agent, _), runtime.visitor() as (visitor, connected):
+        vid = connected["vid"]
+        assert connected["conversation"] is None
+        assert (await agent.expect("visitor.connected"))["visitor"]["vid"] == vid
+        sent = await agent.call("chat.message", vid=vid, clientId="p-1", text="Hello! Can I help you find a bike?")
+        assert sent["type"] == "ack", sent
+        conversation, message = sent["data"]["conversation"], sent["data"]["message"]
+        assert (conversation["status"], conversation["assignedUserId"], conversation["vid"]) == (
+            "open", runtime.user_id, vid)
+        assert (message["kind"], message["agentNick"]) == ("agent", "Anna")
+        seen = await visitor.expect("chat.message_received", conversationId=conversation["id"])
+        assert seen["message"]["text"] == "Hello! Can I help you find a bike?"
+        again = await agent.call("chat.message", vid=vid, clientId="p-1", text="Hello! Can I help you find a bike?")
+        assert again["data"]["message"]["id"] == message["id"]  # a retry is the first message
+        reply = await visitor.call("chat.message", clientId="v-1", text="Yes please")
+        assert reply["data"]["conversation"]["id"] == conversation["id"]  # the visitor answers in it
+
+        for frame in ({"conversationId": conversation["id"], "vid": vid}, {}, {"vid": "short"}):
+            refused = await agent.call("chat.message", clientId="p-2", text="x", **frame)
+            assert (refused["type"], refused["code"]) == ("server.error", "invalid_frame"), frame
+        refused = await agent.call("chat.message", vid="A" * 22, clientId="p-3", text="Anyone?")
+        assert (refused["type"], refused["code"]) == ("server.error", "not_found")
+
+    # a visitor of another account is not reachable from this one
+    other = (await runtime.api.post("/accounts/create", json={"title": "Other", "lang": "en"})).json()
+    async with connect(f"{runtime.ws_url}/chat/ws/visitor?key={other['accountKey']}") as ws:
+        stranger = Client(ws)
+        far = (await stranger.call("visitor.connect", token=None))["data"]["vid"]
+        async with runtime.agent() as (agent, _):
+            refused = await agent.call("chat.message", vid=far, clientId="p-4", text="Hi")
+            assert (refused["type"], refused["code"]) == ("server.error", "not_found")

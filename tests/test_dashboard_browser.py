@@ -182,3 +182,36 @@ def test_the_conversation_is_usable_at_a_phones_width(browser, server, site: Liv
     finally:
         v.close()
         phone.close()
+
+
+def test_an_agent_starts_a_chat_with_a_visitor_on_the_site(browser, server, site: Live, dashboard: Dashboard):
+    dashboard.sign_in()
+    page = dashboard.page
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet() + "<script>smartsupp('name', 'Karel');</script>", "<h1>Bikes</h1>")
+        box = connected(v)
+        start = page.get_by_role("button", name="Start a chat with Karel")
+        start.wait_for()
+        assert "Shop" in page.locator("#visitors").text_content()  # the page's title
+        start.click()
+        assert page.locator("#conv-title").text_content() == "Karel"
+        assert page.locator("#conv-status").text_content() == "New chat"
+        page.locator("#reply").fill("Hello Karel, looking for a bike?")
+        page.locator("#reply").press("Enter")
+        box.locator(".msg.agent").wait_for(state="attached")  # the box has it (and badges it while closed)
+        assert "Hello Karel, looking for a bike?" in box.locator(".msg.agent").text_content()
+        page.locator("#list-open .conv-item").wait_for()
+        page.wait_for_function("() => !document.querySelector('#log .pending')")
+        assert page.locator("#conv-status").text_content() == "Open"
+        assert page.locator("#log .msg.agent").count() == 1
+        v.click_launcher(box)
+        box.locator("#input").fill("Yes, a gravel one")
+        box.locator("#input").press("Enter")
+        page.locator("#log .msg.visitor").wait_for()  # the visitor answers in the same conversation
+        assert page.locator("#list-open .conv-item").count() == 1
+        # the live list's button now leads to that conversation
+        page.get_by_role("button", name="Start a chat with Karel").click()
+        assert page.locator("#log .msg").count() == 2
+    finally:
+        v.close()

@@ -99,6 +99,11 @@ class ChatCore(Protocol):
                                  client_id: str) -> tuple[Json, Json] | None:
         """As the visitor's, as that agent; None when the conversation is not the account's."""
 
+    async def post_agent_message_to_visitor(self, account_id: int, user_id: int, vid: str, text: str,
+                                            client_id: str) -> tuple[Json, Json] | None:
+        """As that agent, to the visitor ``vid``: into its current conversation, or a new one the
+        message opens (a proactive chat); None when the visitor is not the account's."""
+
     async def messages_after(self, account_id: int, after: int | None, limit: int,
                              vid: str | None = None) -> list[Json]:
         """Messages with id > after, oldest first, at most ``limit``: of the visitor's
@@ -821,10 +826,15 @@ class ChatTransport:
         events = ChatEvents(self._hub())
         conversation: Json | None
         if isinstance(frame, p.AgentMessage):
-            posted = await core.post_agent_message(account_id, user_id, frame.conversation_id, frame.text,
-                                                   frame.client_id)
+            if frame.vid is not None:
+                posted = await core.post_agent_message_to_visitor(account_id, user_id, frame.vid, frame.text,
+                                                                  frame.client_id)
+            else:
+                assert frame.conversation_id is not None
+                posted = await core.post_agent_message(account_id, user_id, frame.conversation_id, frame.text,
+                                                       frame.client_id)
             if posted is None:
-                raise p.ProtocolError("not_found", "No such conversation.", frame.ref)
+                raise p.ProtocolError("not_found", "No such conversation or visitor.", frame.ref)
             message, conversation = posted
             c.send(p.ack(frame.ref, {"message": message, "conversation": conversation}))
             await events.message(account_id, conversation["vid"], message)

@@ -30,6 +30,7 @@
     conversations: new Map(), // id -> the inbox's summary (chat/inbox.py)
     fetching: new Set(), // conversation ids whose summary is on its way
     selected: null, // the open conversation's id
+    target: null, // the vid of a visitor the agent is starting a chat with (no conversation yet)
     detail: null, // {conversation, visitor}
     messages: new Map(), // the open conversation's messages by id
     outbox: new Map(), // clientId -> {conversationId, text}: sent, not yet acked
@@ -342,6 +343,7 @@
 
   function select(conversationId, userChose) {
     state.selected = conversationId;
+    state.target = null;
     if (location.hash !== '#conversation-' + conversationId) history.replaceState(null, '', '#conversation-' + conversationId);
     $('dash').dataset.view = 'conversation';
     renderList();
@@ -372,7 +374,8 @@
     const status = $('conv-status');
     status.textContent = t('group.' + conversation.status + 'One');
     status.dataset.status = conversation.status;
-    $('close-conv').hidden = conversation.status === 'closed';
+    $('close-conv').hidden = conversation.status === 'closed' || conversation.status === 'new';
+    $('assign').disabled = conversation.status === 'new';
     renderAssign();
   }
 
@@ -486,13 +489,45 @@
     event.preventDefault();
     const input = $('reply');
     const text = input.value.trim();
-    if (!text || !state.selected) return;
+    if (!text || !(state.selected || state.target)) return;
     const clientId = 'd-' + Date.now() + '-' + (++sent);
     input.value = '';
     stopTyping();
     $('log').append(pendingBubble(clientId, text));
     $('log').scrollTop = $('log').scrollHeight;
-    sendMessage(state.selected, text, clientId);
+    if (state.selected) sendMessage(state.selected, text, clientId);
+    else startWith(state.target, text, clientId);
+  }
+
+  // a proactive chat: the agent writes first to a visitor on the site (chat.message with vid)
+  function startChat(visitor) {
+    const current = [...state.conversations.values()].find((s) => s.vid === visitor.vid && s.status !== 'closed');
+    if (current) { select(current.id, true); return; }
+    state.selected = null;
+    state.target = visitor.vid;
+    state.detail = { conversation: { id: null, status: 'new', assignedUserId: null },
+      visitor: Object.assign({ variables: {} }, visitor) };
+    state.messages = new Map();
+    history.replaceState(null, '', location.pathname);
+    $('dash').dataset.view = 'conversation';
+    $('empty').hidden = true;
+    $('conv').hidden = false;
+    renderHead();
+    renderVisitor();
+    renderLog();
+    renderList();
+    $('reply').focus();
+  }
+
+  function startWith(vid, text, clientId) {
+    const sentTo = conn.send({ type: 'chat.message', vid, clientId, text }, (reply) => {
+      if (reply.type !== 'ack') { notice(reply.message); renderLog(); return; }
+      const { message, conversation } = reply.data;
+      if (state.target === vid) state.target = null;
+      messageArrived(conversation.id, message);
+      select(conversation.id, true);
+    });
+    if (!sentTo) { notice(t('dash.disconnected')); renderLog(); }
   }
 
   function typing() {
@@ -555,8 +590,8 @@
 
   function renderVisitors() {
     const list = $('visitors');
-    const visitors = [...state.visitors.values()];
-    $('n-visitors').textContent = String(visitors.length);
+    const visitors = [...state.visitors.values()].slice(0, 200);
+    $('n-visitors').textContent = String(state.visitors.size);
     if (!visitors.length) { list.replaceChildren(el('li', 'none', t('dash.noVisitors'))); return; }
     list.replaceChildren(...visitors.map((v) => {
       const li = el('li', 'person visitor-now');
@@ -568,6 +603,11 @@
       if (v.visits) facts.push(t('visitor.visitsN', { count: v.visits }));
       if (v.lang) facts.push(v.lang);
       if (facts.length) li.append(el('span', 'facts', facts.join(' · ')));
+      const start = el('button', 'quiet start', t('dash.startChat'));
+      start.type = 'button';
+      start.setAttribute('aria-label', t('dash.startChatWith', { name: visitorName(v) }));
+      start.addEventListener('click', () => startChat(v));
+      li.append(start);
       return li;
     }));
   }
