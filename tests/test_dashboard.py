@@ -178,3 +178,15 @@ async def test_an_agent_starts_a_chat_with_a_visitor_on_the_site(runtime):
         async with runtime.agent() as (agent, _):
             refused = await agent.call("chat.message", vid=far, clientId="p-4", text="Hi")
             assert (refused["type"], refused["code"]) == ("server.error", "not_found")
+
+
+async def test_the_roll_call_names_the_visitors_already_on_the_site(runtime):
+    """An agent who connects after the visitor hears who it is (the dashboard's visitors on the site now)."""
+    async with runtime.visitor(page="https://shop.example/bikes") as (visitor, connected):
+        await visitor.call("visitor.update", values={"name": "Petr", "lang": "cs"})
+        async with runtime.agent() as (agent, _):
+            listed = (await agent.expect("visitor.connected"))["visitor"]
+            assert (listed["vid"], listed["name"], listed["lang"], listed["visits"]) == (
+                connected["vid"], "Petr", "cs", 1)
+            assert listed["pageUrl"] == "https://shop.example/bikes" and listed["online"] is True
+            assert listed["domain"] == "https://shop.example"

@@ -215,3 +215,31 @@ def test_an_agent_starts_a_chat_with_a_visitor_on_the_site(browser, server, site
         assert page.locator("#log .msg").count() == 2
     finally:
         v.close()
+
+
+def test_the_dashboard_works_over_the_long_poll(browser, server, site: Live, dashboard: Dashboard):
+    """No WebSocket (a proxy that blocks Upgrade): the dashboard long-polls /chat/poll/agent."""
+    dashboard.context.add_init_script("delete window.WebSocket;")
+    dashboard.sign_in()
+    page = dashboard.page
+    assert page.evaluate("() => window.opensuppDashboard.conn.mode") == "poll"
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet())
+        box = connected(v)
+        assert box.locator("#status").text_content() == "We are online"  # the polling agent is online
+        v.click_launcher(box)
+        box.locator("#input").fill("Anyone there?")
+        box.locator("#input").press("Enter")
+        page.locator("#list-pending .conv-item").click()
+        page.locator("#log .msg.visitor").wait_for()
+        page.locator("#reply").fill("Yes, over the long-poll.")
+        page.locator("#reply").press("Enter")
+        box.locator(".msg.agent").wait_for()
+        page.wait_for_function("() => !document.querySelector('#log .pending')")
+        box.locator("#input").fill("Thanks")
+        box.locator("#input").press("Enter")
+        page.locator("#log .msg.visitor >> nth=1").wait_for()
+        assert page.locator("#log .msg").count() == 3
+    finally:
+        v.close()

@@ -45,25 +45,36 @@
 
   // ------------------------------------------------------------------ the connection
 
+  // A WebSocket, or the long-poll fallback (docs/chat-protocol.md 1.2) when a WebSocket cannot
+  // open or closes before its first frame is answered (a proxy that blocks Upgrade). A failed
+  // attempt that got no answer tries the other way next time; one that worked keeps its way.
   const conn = {
-    ws: null, refs: 0, replies: new Map(), backoff: 1000, ping: null, pong: null,
+    ws: null, mode: window.WebSocket ? 'ws' : 'poll', answered: false, refs: 0, replies: new Map(),
+    backoff: 1000, ping: null, pong: null, sid: null, queue: [], sending: false, gen: 0,
 
     open() {
       setConnection('connecting');
+      this.answered = false;
+      const hello = { type: 'agent.connect', token: boot.token, status: state.status, deviceType: 'browser' };
+      if (this.mode === 'poll') { this.openPoll(hello); return; }
       const scheme = location.protocol === 'https:' ? 'wss://' : 'ws://';
       const ws = new WebSocket(scheme + location.host + boot.ws);
       this.ws = ws;
-      ws.onopen = () => this.send({ type: 'agent.connect', token: boot.token, status: state.status,
-        deviceType: 'browser' }, connected);
-      ws.onmessage = (event) => { try { this.receive(JSON.parse(event.data)); } catch (e) { console.error(e); } };
-      ws.onclose = (event) => this.closed(ws, event.code);
+      ws.onopen = () => this.send(hello, connected);
+      ws.onmessage = (event) => {
+        this.answered = true;
+        try { this.receive(JSON.parse(event.data)); } catch (e) { console.error(e); }
+      };
+      ws.onclose = (event) => { if (ws === this.ws) { this.ws = null; this.lost(event.code); } };
     },
 
     send(frame, reply) {
-      if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+      if (this.mode === 'ws' && (!this.ws || this.ws.readyState !== WebSocket.OPEN)) return false;
+      if (this.mode === 'poll' && !this.sid && frame.type !== 'agent.connect') return false;
       frame.ref = 'd' + (++this.refs);
       if (reply) this.replies.set(frame.ref, reply);
-      this.ws.send(JSON.stringify(frame));
+      if (this.mode === 'ws') this.ws.send(JSON.stringify(frame));
+      else { this.queue.push(frame); this.flush(); }
       return true;
     },
 
@@ -79,13 +90,13 @@
       if (handler) handler(frame);
     },
 
-    closed(ws, code) {
-      if (ws !== this.ws) return;
+    lost(code) {
       clearInterval(this.ping);
       clearTimeout(this.pong);
       this.replies.clear();
       state.connected = false;
       setConnection('offline');
+      if (!this.answered && code !== 4001 && window.WebSocket) this.mode = this.mode === 'ws' ? 'poll' : 'ws';
       const wait = code === 4001 ? 0 : this.backoff * (0.5 + Math.random());
       this.backoff = Math.min(this.backoff * 2, 30000);
       setTimeout(() => (code === 4001 ? renewToken() : Promise.resolve()).then(() => this.open()), wait);
@@ -93,10 +104,66 @@
 
     heartbeat() {
       clearInterval(this.ping);
+      if (this.mode !== 'ws') return; // each poll request counts as activity
       this.ping = setInterval(() => {
         this.send({ type: 'ping' }, () => clearTimeout(this.pong));
         this.pong = setTimeout(() => this.ws && this.ws.close(), 10000);
       }, 25000);
+    },
+
+    // ---------------------------------------------------------------- the long-poll
+    openPoll(hello) {
+      const gen = ++this.gen;
+      this.sid = null;
+      this.queue = [];
+      this.sending = false;
+      this.send(hello, (frame) => {
+        if (frame.type === 'server.error' && frame.code === 'auth_failed') return;
+        connected(frame);
+      });
+      this.loop(gen);
+    },
+
+    post(frames, gen) {
+      return fetch(boot.poll, { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ sid: this.sid, frames }) }).then((r) => {
+        if (!r.ok) throw new Error('poll ' + r.status);
+        return r.json();
+      }).then((answer) => {
+        if (gen !== this.gen) return;
+        if (answer.sid) { this.sid = answer.sid; this.answered = true; }
+        for (const frame of answer.frames) this.receive(frame);
+        if (!answer.sid) {
+          const refused = answer.frames.some((f) => f.code === 'auth_failed');
+          throw new Error(refused ? 'auth' : 'expired');
+        }
+      });
+    },
+
+    flush() {
+      if (this.sending || !this.queue.length) return;
+      const gen = this.gen;
+      this.sending = true;
+      this.post(this.queue.splice(0, 16), gen).then(() => {
+        this.sending = false;
+        this.flush();
+      }, (error) => this.pollLost(gen, error));
+    },
+
+    loop(gen) {
+      const next = () => {
+        if (gen !== this.gen) return;
+        if (!this.sid) { setTimeout(next, 50); return; } // the connect's answer first
+        this.post([], gen).then(next, (error) => this.pollLost(gen, error));
+      };
+      next();
+    },
+
+    pollLost(gen, error) {
+      if (gen !== this.gen) return;
+      this.gen++;
+      this.sid = null;
+      this.lost(error && error.message === 'auth' ? 4001 : 0);
     },
   };
 
@@ -345,7 +412,7 @@
     state.selected = conversationId;
     state.target = null;
     if (location.hash !== '#conversation-' + conversationId) history.replaceState(null, '', '#conversation-' + conversationId);
-    $('dash').dataset.view = 'conversation';
+    if (userChose || !state.detail) $('dash').dataset.view = 'conversation'; // (not on a reconnect's reload)
     renderList();
     getJSON('/dashboard/conversations/' + conversationId).then((data) => {
       if (!data || state.selected !== conversationId) return;
