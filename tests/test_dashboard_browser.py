@@ -243,3 +243,51 @@ def test_the_dashboard_works_over_the_long_poll(browser, server, site: Live, das
         assert page.locator("#log .msg").count() == 3
     finally:
         v.close()
+
+
+ALERTS = """(() => {
+  window.notes = []; window.asked = 0; window.beeps = 0;
+  window.Notification = class {
+    constructor(title, options) { window.notes.push([title, options.body]); }
+    static get permission() { return window.asked ? 'granted' : 'default'; }
+    static requestPermission() { window.asked += 1; return Promise.resolve('granted'); }
+    close() {}
+  };
+  const oscillator = AudioContext.prototype.createOscillator;
+  AudioContext.prototype.createOscillator = function () { window.beeps += 1; return oscillator.call(this); };
+  Object.defineProperty(document, 'hidden', { get: () => window.away === true, configurable: true });
+})()"""
+
+
+def test_alerts_beep_and_notify_while_the_tab_is_hidden(browser, server, site: Live, dashboard: Dashboard):
+    dashboard.context.add_init_script(ALERTS)
+    dashboard.sign_in()
+    page = dashboard.page
+    alerts = page.locator("#alerts")
+    assert alerts.get_attribute("aria-pressed") == "false"
+    alerts.click()  # the user's gesture: permission asked once, sound allowed
+    assert alerts.get_attribute("aria-pressed") == "true" and alerts.text_content() == "Alerts on"
+    assert page.evaluate("() => [window.asked, localStorage.getItem('opensupp.alerts')]") == [1, "1"]
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet() + "<script>smartsupp('name', 'Eva');</script>")
+        box = connected(v)
+        page.evaluate("() => { window.away = false; }")
+        v.click_launcher(box)
+        box.locator("#input").fill("Seen while you look")
+        box.locator("#input").press("Enter")
+        page.locator("#list-pending .conv-item").wait_for()
+        assert page.evaluate("() => window.notes") == []  # the tab is shown: no alert
+        page.evaluate("() => { window.away = true; }")
+        box.locator("#input").fill("A second one, hidden")
+        box.locator("#input").press("Enter")
+        page.wait_for_function("() => window.notes.length === 1")
+        assert page.evaluate("() => window.notes") == [["New message from Eva", "A second one, hidden"]]
+        running = page.evaluate("() => window.opensuppDashboard.audioState()")
+        if running == "running":  # a headless browser may keep audio suspended
+            assert page.evaluate("() => window.beeps") == 1
+    finally:
+        v.close()
+    page.reload()  # remembered
+    dashboard.ready()
+    assert page.locator("#alerts").get_attribute("aria-pressed") == "true"

@@ -796,6 +796,6 @@
     conn.open();
   }
 
-  window.opensuppDashboard = { state, conn, select };
+  window.opensuppDashboard = { state, conn, select, audioState: () => (audio ? audio.state : null) };
   start();
 })();
