@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,10 +35,10 @@ class Dashboard:
     """The agent's browser context, signed in by the guide's fast login."""
 
     def __init__(self, browser: Any, server: Server, viewport: dict[str, int] | None = None,
-                 storage: Any = None) -> None:
+                 storage: Any = None, bypass_csp: bool = False) -> None:
         self.server = server
         self.context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800},
-                                           storage_state=storage)
+                                           storage_state=storage, bypass_csp=bypass_csp)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.dialogs: list[str] = []
@@ -211,7 +212,7 @@ def test_an_agent_starts_a_chat_with_a_visitor_on_the_site(browser, server, site
         page.locator("#log .msg.visitor").wait_for()  # the visitor answers in the same conversation
         assert page.locator("#list-open .conv-item").count() == 1
         # the live list's button now leads to that conversation
-        page.get_by_role("button", name="Start a chat with Karel").click()
+        page.get_by_role("button", name="Go to the chat with Karel").click()
         assert page.locator("#log .msg").count() == 2
     finally:
         v.close()
@@ -291,3 +292,89 @@ def test_alerts_beep_and_notify_while_the_tab_is_hidden(browser, server, site: L
     page.reload()  # remembered
     dashboard.ready()
     assert page.locator("#alerts").get_attribute("aria-pressed") == "true"
+
+
+def test_search_finds_a_conversation_by_text_or_e_mail(browser, server, site: Live, dashboard: Dashboard):
+    dashboard.sign_in()
+    page = dashboard.page
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet() + "<script>smartsupp('email', 'lukas@example.com');</script>")
+        box = connected(v)
+        v.click_launcher(box)
+        box.locator("#input").fill("Do you repair carbon frames?")
+        box.locator("#input").press("Enter")
+        page.locator("#list-pending .conv-item").wait_for()
+    finally:
+        v.close()
+    for query in ("CARBON", "lukas@example"):
+        page.locator("#search").fill(query)
+        page.locator("#search").press("Enter")
+        page.locator("#list-results .conv-item").wait_for()
+        assert page.locator("#results-note").text_content() == f"Conversations matching “{query}”: 1"
+        assert not page.locator("#groups").is_visible()
+    page.locator("#search").fill("no such words")
+    page.get_by_role("button", name="Search", exact=True).click()
+    page.wait_for_function("() => document.querySelectorAll('#list-results .conv-item').length === 0")
+    page.locator("#search").fill("carbon")
+    page.locator("#search").press("Enter")
+    page.locator("#list-results .conv-item").click()
+    page.locator("#log .msg.visitor").wait_for()
+    assert page.locator("#log .msg.visitor .text").text_content() == "Do you repair carbon frames?"
+    page.locator("#results-clear").click()
+    assert page.locator("#groups").is_visible() and not page.locator("#results").is_visible()
+
+
+AXE = os.environ.get("OPENSUPP_AXE_JS")  # axe-core's axe.min.js (npm's axe-core), when there
+
+
+@pytest.mark.skipif(not AXE, reason="OPENSUPP_AXE_JS names no axe.min.js (npm pack axe-core)")
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_axe_finds_no_serious_issue_in_the_inbox_or_a_conversation(browser, server, site: Live, width, height):
+    assert AXE is not None
+    script = Path(AXE).read_text()
+    d = Dashboard(browser, server, viewport={"width": width, "height": height}, bypass_csp=True)
+    v = Visit(browser, site)
+    try:
+        d.sign_in()
+        v.open(site.snippet() + "<script>smartsupp('name', 'Jane'); smartsupp('variables', {plan: 'gold'});</script>")
+        box = connected(v)
+        v.click_launcher(box)
+        box.locator("#input").fill("Hello")
+        box.locator("#input").press("Enter")
+        d.page.locator("#list-pending .conv-item").wait_for()
+        d.page.add_script_tag(content=script)
+        run = "() => axe.run(document).then(r => r.violations.filter(v => ['serious', 'critical'].includes(v.impact))" \
+              ".map(v => v.id + ': ' + v.nodes.map(n => n.html).join(' | ')))"
+        assert d.page.evaluate(run) == [], "the inbox"
+        d.page.locator("#list-pending .conv-item").click()
+        d.page.locator("#reply").fill("Hi Jane")
+        d.page.locator("#reply").press("Enter")
+        d.page.locator("#log .msg.agent:not(.pending)").wait_for()
+        assert d.page.evaluate(run) == [], "a conversation"
+    finally:
+        v.close()
+        d.close()
+
+
+def test_the_keyboard_keeps_its_place_when_the_inbox_changes(browser, server, site: Live, dashboard: Dashboard):
+    dashboard.sign_in()
+    page = dashboard.page
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet())
+        box = connected(v)
+        v.click_launcher(box)
+        box.locator("#input").fill("First")
+        box.locator("#input").press("Enter")
+        item = page.locator("#list-pending .conv-item")
+        item.focus()
+        box.locator("#input").fill("Second")
+        box.locator("#input").press("Enter")
+        page.wait_for_function("() => document.querySelector('#list-pending .unread').textContent === '2'")
+        assert page.evaluate("() => document.activeElement.classList.contains('conv-item')")
+        page.keyboard.press("Enter")  # opens it: the composer has the focus
+        page.locator("#log .msg.visitor >> nth=1").wait_for()
+        assert page.evaluate("() => document.activeElement.id") == "reply"
+    finally:
+        v.close()

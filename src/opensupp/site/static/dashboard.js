@@ -202,6 +202,11 @@
     'chat.closed': (f) => changeConversation(f.conversationId, { status: 'closed', closedAt: f.closedAt }),
     'chat.assigned': (f) => changeConversation(f.conversationId, { assignedUserId: f.agent ? f.agent.id : null }),
     'chat.rated': (f) => changeConversation(f.conversationId, { rating: f.rating }),
+    'chat.contact_read': (f) => {
+      if (f.by && f.by.type === 'agent' && state.conversations.has(f.conversationId)) {
+        changeConversation(f.conversationId, { unreadByAgents: 0 }); // another agent (or tab) read it
+      }
+    },
     'chat.contact_typing': (f) => visitorTyping(f),
     'visitor.connected': (f) => {
       const v = f.visitor;
@@ -342,7 +347,23 @@
     return summary.status === 'closed' ? (summary.closedAt || '') : (summary.lastMessageAt || '');
   }
 
+  // a re-rendered list keeps the keyboard's place: the element with the focused one's key gets it back
+  function keepingFocus(render) {
+    const active = document.activeElement;
+    const key = active && active.dataset ? active.dataset.focusKey : null;
+    render();
+    if (key && document.activeElement !== active) {
+      const same = document.querySelectorAll('[data-focus-key="' + CSS.escape(key) + '"]');
+      const again = [...same].find((node) => node.offsetParent !== null);
+      if (again) again.focus();
+    }
+  }
+
   function renderList() {
+    keepingFocus(renderLists);
+  }
+
+  function renderLists() {
     const groups = { pending: [], open: [], closed: [] };
     for (const summary of state.conversations.values()) (groups[summary.status] || groups.open).push(summary);
     for (const name of GROUPS) {
@@ -355,6 +376,7 @@
     }
     const unread = [...state.conversations.values()].reduce((n, s) => n + (s.status === 'closed' ? 0 : s.unreadByAgents || 0), 0);
     document.title = (unread ? '(' + unread + ') ' : '') + t('dash.title') + ' · opensupp';
+    renderVisitors(); // their buttons: start a chat, or go to the current one
   }
 
   function item(summary) {
@@ -362,6 +384,7 @@
     const button = el('button', 'conv-item');
     button.type = 'button';
     button.dataset.id = String(summary.id);
+    button.dataset.focusKey = 'c' + summary.id;
     if (summary.id === state.selected) button.setAttribute('aria-current', 'true');
     const top = el('span', 'line');
     top.append(el('span', 'name', visitorName(summary.visitor)));
@@ -568,7 +591,7 @@
 
   // a proactive chat: the agent writes first to a visitor on the site (chat.message with vid)
   function startChat(visitor) {
-    const current = [...state.conversations.values()].find((s) => s.vid === visitor.vid && s.status !== 'closed');
+    const current = currentOf(visitor.vid);
     if (current) { select(current.id, true); return; }
     state.selected = null;
     state.target = visitor.vid;
@@ -584,6 +607,10 @@
     renderLog();
     renderList();
     $('reply').focus();
+  }
+
+  function currentOf(vid) {
+    return [...state.conversations.values()].find((s) => s.vid === vid && s.status !== 'closed') || null;
   }
 
   function startWith(vid, text, clientId) {
@@ -656,6 +683,10 @@
   }
 
   function renderVisitors() {
+    keepingFocus(renderVisitorList);
+  }
+
+  function renderVisitorList() {
     const list = $('visitors');
     const visitors = [...state.visitors.values()].slice(0, 200);
     $('n-visitors').textContent = String(state.visitors.size);
@@ -670,9 +701,11 @@
       if (v.visits) facts.push(t('visitor.visitsN', { count: v.visits }));
       if (v.lang) facts.push(v.lang);
       if (facts.length) li.append(el('span', 'facts', facts.join(' · ')));
-      const start = el('button', 'quiet start', t('dash.startChat'));
+      const chatting = currentOf(v.vid);
+      const start = el('button', 'quiet start', t(chatting ? 'dash.goToChat' : 'dash.startChat'));
       start.type = 'button';
-      start.setAttribute('aria-label', t('dash.startChatWith', { name: visitorName(v) }));
+      start.dataset.focusKey = 'v' + v.vid;
+      start.setAttribute('aria-label', t(chatting ? 'dash.goToChatWith' : 'dash.startChatWith', { name: visitorName(v) }));
       start.addEventListener('click', () => startChat(v));
       li.append(start);
       return li;
