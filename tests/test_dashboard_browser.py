@@ -102,7 +102,7 @@ def test_an_agent_answers_a_visitor_live_and_goes_away(browser, server, site: Li
         assert page.locator(".conv-item .unread").count() == 0  # read once opened
 
         box.locator("#input").fill("Are you th")  # the visitor types: the agent sees it
-        page.wait_for_function("() => document.getElementById('typing').textContent.includes('Jane Novak')")
+        page.wait_for_function("() => document.getElementById('typing').textContent === 'Jane Novak is typing: Are you th'")
         box.locator("#input").fill("")
         page.locator("#reply").fill("Hi Jane, I'm Anna.")  # the agent types: the visitor sees it
         box.wait_for_function("() => document.getElementById('typing').textContent.includes('Anna')")

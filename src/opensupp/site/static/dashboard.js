@@ -301,12 +301,14 @@
 
   function visitorTyping(frame) {
     if (!state.detail || state.detail.visitor.vid !== frame.vid) return;
-    setTyping(frame.is);
+    setTyping(frame.is, frame.text);
   }
 
-  function setTyping(on) {
+  function setTyping(on, text) {
     clearTimeout(typingTimer);
-    $('typing').textContent = on ? t('dash.visitorTyping', { name: visitorName(state.detail.visitor) }) : '';
+    const name = on ? visitorName(state.detail.visitor) : '';
+    $('typing').textContent = !on ? '' : text ? t('dash.visitorTypingText', { name, text: text.slice(0, 200) })
+      : t('dash.visitorTyping', { name });
     if (on) typingTimer = setTimeout(() => setTyping(false), TYPING_SHOWN);
   }
 
@@ -464,6 +466,12 @@
     const status = $('conv-status');
     status.textContent = t('group.' + conversation.status + 'One');
     status.dataset.status = conversation.status;
+    const notes = [];
+    if (conversation.offline) notes.push(t('dash.offlineMessage'));
+    if (conversation.rating) {
+      notes.push(t('dash.rated', { value: conversation.rating.value }) + (conversation.rating.text ? ': ' + conversation.rating.text : ''));
+    }
+    $('conv-notes').textContent = notes.join(' · ');
     $('close-conv').hidden = conversation.status === 'closed' || conversation.status === 'new';
     $('assign').disabled = conversation.status === 'new';
     renderAssign();
