@@ -102,7 +102,8 @@ def test_an_agent_answers_a_visitor_live_and_goes_away(browser, server, site: Li
         assert page.locator(".conv-item .unread").count() == 0  # read once opened
 
         box.locator("#input").fill("Are you th")  # the visitor types: the agent sees it
-        page.wait_for_function("() => document.getElementById('typing').textContent === 'Jane Novak is typing: Are you th'")
+        page.wait_for_function("() => document.getElementById('typing').textContent"
+                               " === 'Jane Novak is typing: Are you th'")
         box.locator("#input").fill("")
         page.locator("#reply").fill("Hi Jane, I'm Anna.")  # the agent types: the visitor sees it
         box.wait_for_function("() => document.getElementById('typing').textContent.includes('Anna')")
@@ -377,5 +378,36 @@ def test_the_keyboard_keeps_its_place_when_the_inbox_changes(browser, server, si
         page.keyboard.press("Enter")  # opens it: the composer has the focus
         page.locator("#log .msg.visitor >> nth=1").wait_for()
         assert page.evaluate("() => document.activeElement.id") == "reply"
+    finally:
+        v.close()
+
+
+def test_a_cut_socket_loses_nothing_either_way(browser, server, site: Live, dashboard: Dashboard):
+    dashboard.sign_in()
+    page = dashboard.page
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet())
+        box = connected(v)
+        v.click_launcher(box)
+        box.locator("#input").fill("Before the cut")
+        box.locator("#input").press("Enter")
+        page.locator("#list-pending .conv-item").click()
+        page.locator("#log .msg.visitor").wait_for()
+        # the socket drops; the dashboard waits 1.5 to 4.5 s before it reconnects
+        page.evaluate("() => { const c = window.opensuppDashboard.conn; c.backoff = 3000; c.ws.close(); }")
+        page.wait_for_function("() => !window.opensuppDashboard.state.connected")
+        box.locator("#input").fill("During the cut")
+        box.locator("#input").press("Enter")
+        page.locator("#reply").fill("Written during the cut")
+        page.locator("#reply").press("Enter")
+        assert page.locator("#log .msg.pending").count() == 1  # kept, to be sent once connected
+        dashboard.ready()
+        page.locator("#log .msg.visitor >> nth=1").wait_for()  # read again after the reconnect
+        page.wait_for_function("() => !document.querySelector('#log .pending')")
+        box.locator(".msg.agent").wait_for()
+        assert box.locator(".msg.agent").count() == 1  # delivered once
+        texts = page.locator("#log .msg .text").all_text_contents()
+        assert texts == ["Before the cut", "During the cut", "Written during the cut"]
     finally:
         v.close()
