@@ -29,6 +29,7 @@
   const state = {
     conversations: new Map(), // id -> the inbox's summary (chat/inbox.py)
     fetching: new Set(), // conversation ids whose summary is on its way
+    early: new Map(), // conversation id -> its messages that came while its summary was on its way
     selected: null, // the open conversation's id
     target: null, // the vid of a visitor the agent is starting a chat with (no conversation yet)
     detail: null, // {conversation, visitor}
@@ -227,6 +228,8 @@
   function messageArrived(conversationId, message) {
     const summary = state.conversations.get(conversationId);
     if (!summary) {
+      const early = state.early.get(conversationId) || [];
+      state.early.set(conversationId, early.concat([message]).slice(-100));
       fetchSummary(conversationId, message);
       return;
     }
@@ -256,6 +259,9 @@
       if (!summary) return;
       const known = state.conversations.get(conversationId);
       state.conversations.set(conversationId, merge(summary, known));
+      const early = state.early.get(conversationId) || [];
+      state.early.delete(conversationId);
+      for (const m of early) if (!summary.lastMessage || m.id > summary.lastMessage.id) messageArrived(conversationId, m);
       renderList();
       if (message && message.kind === 'visitor') alertAbout(summary, message, true);
     });
@@ -438,11 +444,13 @@
     state.target = null;
     if (location.hash !== '#conversation-' + conversationId) history.replaceState(null, '', '#conversation-' + conversationId);
     if (userChose || !state.detail) $('dash').dataset.view = 'conversation'; // (not on a reconnect's reload)
+    state.detail = null; // until it is read: what arrives meanwhile is kept in state.messages
+    state.messages = new Map();
     renderList();
     getJSON('/dashboard/conversations/' + conversationId).then((data) => {
       if (!data || state.selected !== conversationId) return;
       state.detail = { conversation: data.conversation, visitor: data.visitor };
-      state.messages = new Map(data.messages.map((m) => [m.id, m]));
+      for (const message of data.messages) state.messages.set(message.id, message);
       $('empty').hidden = true;
       $('conv').hidden = false;
       renderHead();
@@ -513,6 +521,7 @@
   }
 
   function renderLog() {
+    if (!state.detail) return;
     const log = $('log');
     log.replaceChildren(...[...state.messages.values()].sort((a, b) => a.id - b.id).map(bubble));
     for (const [clientId, pending] of state.outbox) {
@@ -545,6 +554,7 @@
   function showMessage(message) {
     if (state.messages.has(message.id)) return;
     state.messages.set(message.id, message);
+    if (!state.detail) return; // being read: renderLog shows it
     const log = $('log');
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 40;
     const pending = message.clientId && log.querySelector('.pending[data-client="' + CSS.escape(message.clientId) + '"]');
@@ -574,7 +584,7 @@
       }
       state.outbox.delete(clientId);
       const { message, conversation } = reply.data;
-      if (conversationId === state.selected) {
+      if (conversationId === state.selected && state.detail) {
         Object.assign(state.detail.conversation, conversation);
         renderHead();
       }
