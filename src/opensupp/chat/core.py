@@ -271,6 +271,18 @@ class DatabaseCore:
             wire = await self._wire(session, posted.conversation)
         return message_wire(posted.message), wire
 
+    async def post_agent_message_to_visitor(self, account_id: int, user_id: int, vid: str, text: str,
+                                            client_id: str) -> tuple[Json, Json] | None:
+        async with self.db.transaction() as session:
+            try:
+                visitor_id = await self._visitor_id(session, account_id, vid)
+                posted = await service.post_agent_message_to_visitor(session, account_id=account_id,
+                                                                     visitor_id=visitor_id, user_id=user_id,
+                                                                     text=text, client_id=client_id)
+            except NotFound:
+                return None
+        return message_wire(posted.message), conversation_wire(posted.conversation, vid)
+
     async def conversation(self, account_id: int, conversation_id: int) -> Json | None:
         async with self.db.read() as session:
             try:

@@ -14,7 +14,15 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from itsdangerous import BadData, URLSafeSerializer, URLSafeTimedSerializer
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 VERSION = 1
@@ -48,6 +56,7 @@ Url = Annotated[str, StringConstraints(max_length=2048)]
 Lang = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,4})?$", max_length=8)]
 Id = Annotated[int, Field(ge=1, lt=2**53)]
 After = Annotated[int, Field(ge=0, lt=2**53)]
+Vid = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{22}$")]
 Scalar = Annotated[str, StringConstraints(max_length=255)] | bool | int | float
 MAX_VARIABLES = 50
 MAX_VARIABLES_BYTES = 8 * 1024
@@ -177,10 +186,20 @@ class AgentUpdate(Frame):
 
 
 class AgentMessage(Frame):
+    """Into a conversation (``conversationId``), or to a visitor (``vid``): its current
+    conversation, or a new one the message opens (a proactive chat). Exactly one of the two."""
+
     type: Literal["chat.message"]
-    conversation_id: Id
+    conversation_id: Id | None = None
+    vid: Vid | None = None
     client_id: ClientId
     text: Text
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AgentMessage:
+        if (self.conversation_id is None) == (self.vid is None):
+            raise ValueError("give conversationId or vid (one of them)")
+        return self
 
 
 class AgentTyping(Frame):

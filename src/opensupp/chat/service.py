@@ -483,12 +483,37 @@ async def post_agent_message(
     text, client_id = check_text(text), check_client_id(client_id)
     t = clock() if now is None else now
     await _lock_account(session, account_id)
+    nickname = await _nickname(session, account_id, user_id)
+    conversation = await _conversation_of(session, account_id, conversation_id, None)
+    return await _post_as_agent(session, conversation, user_id, nickname, text, client_id, t)
+
+
+async def post_agent_message_to_visitor(
+    session: Session, *, account_id: int, visitor_id: int, user_id: int, text: str,
+    client_id: str | None = None, now: int | None = None,
+) -> Posted:
+    """An agent writes to a visitor first (a proactive chat: the dashboard's visitors on the
+    site now): into the visitor's current conversation, or a new one, which the message opens
+    and assigns to the agent."""
+    text, client_id = check_text(text), check_client_id(client_id)
+    t = clock() if now is None else now
+    await _lock_account(session, account_id)
+    nickname = await _nickname(session, account_id, user_id)
+    conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t)
+    return await _post_as_agent(session, conversation, user_id, nickname, text, client_id, t)
+
+
+async def _nickname(session: Session, account_id: int, user_id: int) -> str:
     nickname = await session.fetchval(
         "SELECT nickname FROM users WHERE id = $1 AND account_id = $2", user_id, account_id
     )
     if nickname is None:
         raise NotFound(f"No user {user_id} in account {account_id}.")
-    conversation = await _conversation_of(session, account_id, conversation_id, None)
+    return str(nickname)
+
+
+async def _post_as_agent(session: Session, conversation: Conversation, user_id: int, nickname: str, text: str,
+                         client_id: str | None, t: int) -> Posted:
     return await _post(
         session, conversation, "agent", {"user_id": user_id, "agent_nick": nickname, "text": text}, client_id, t,
         "status = 'open', closed_at = NULL, close_type = NULL, assigned_user_id = COALESCE(assigned_user_id, $3),"

@@ -99,6 +99,11 @@ class ChatCore(Protocol):
                                  client_id: str) -> tuple[Json, Json] | None:
         """As the visitor's, as that agent; None when the conversation is not the account's."""
 
+    async def post_agent_message_to_visitor(self, account_id: int, user_id: int, vid: str, text: str,
+                                            client_id: str) -> tuple[Json, Json] | None:
+        """As that agent, to the visitor ``vid``: into its current conversation, or a new one the
+        message opens (a proactive chat); None when the visitor is not the account's."""
+
     async def messages_after(self, account_id: int, after: int | None, limit: int,
                              vid: str | None = None) -> list[Json]:
         """Messages with id > after, oldest first, at most ``limit``: of the visitor's
@@ -214,7 +219,8 @@ class Connection:
 
     __slots__ = ("transport", "side", "account_id", "vid", "user_id", "agent", "status", "page", "address",
                  "subscriptions", "outbox", "held", "last_seen", "frames", "refused", "conversation_ids",
-                 "conversation_id", "closing", "sink", "socket_closed", "wake", "sender", "closer", "sid")
+                 "conversation_id", "closing", "sink", "socket_closed", "wake", "sender", "closer", "sid",
+                 "visitor")
 
     def __init__(self, transport: ChatTransport, side: p.Side, address: str, page: Page) -> None:
         self.transport = transport
@@ -242,6 +248,7 @@ class Connection:
         self.sender: asyncio.Task[None] | None = None
         self.closer: asyncio.Task[None] | None = None
         self.sid: str | None = None
+        self.visitor: Json | None = None  # visitor: as agents saw it at the connect, with its updates since
 
     # ------------------------------------------------------------------ sending
 
@@ -757,6 +764,7 @@ class ChatTransport:
         elif isinstance(frame, p.VisitorUpdate):
             values = frame.values.given()
             visitor = await core.update_visitor(account_id, vid, values)
+            c.visitor = (c.visitor or {}) | visitor | {"domain": c.page.origin}
             await ChatEvents(self._hub()).visitor_updated(account_id, vid, values)
             self._ack(c, frame, {"visitor": _visitor_view(visitor)})
         elif isinstance(frame, p.VisitorOpen):
@@ -794,6 +802,7 @@ class ChatTransport:
         c.page = page
         visitor, conversation = await core.connect_visitor(account_id, vid, frame.given_values(), page)
         c.vid = vid
+        c.visitor = visitor
         self.visitors[(account_id, vid)] += 1
         c.conversation_id = conversation["id"] if conversation else None
         status = await self._status_of(account_id)
@@ -821,10 +830,15 @@ class ChatTransport:
         events = ChatEvents(self._hub())
         conversation: Json | None
         if isinstance(frame, p.AgentMessage):
-            posted = await core.post_agent_message(account_id, user_id, frame.conversation_id, frame.text,
-                                                   frame.client_id)
+            if frame.vid is not None:
+                posted = await core.post_agent_message_to_visitor(account_id, user_id, frame.vid, frame.text,
+                                                                  frame.client_id)
+            else:
+                assert frame.conversation_id is not None
+                posted = await core.post_agent_message(account_id, user_id, frame.conversation_id, frame.text,
+                                                       frame.client_id)
             if posted is None:
-                raise p.ProtocolError("not_found", "No such conversation.", frame.ref)
+                raise p.ProtocolError("not_found", "No such conversation or visitor.", frame.ref)
             message, conversation = posted
             c.send(p.ack(frame.ref, {"message": message, "conversation": conversation}))
             await events.message(account_id, conversation["vid"], message)
@@ -941,7 +955,7 @@ class ChatTransport:
             if c.side != "visitor" or c.vid is None or c.vid in seen:
                 continue
             seen.add(c.vid)
-            frames.append(p.encode(p.event("visitor.connected", visitor={
+            frames.append(p.encode(p.event("visitor.connected", visitor=(c.visitor or {}) | {
                 "vid": c.vid, "online": True, "pageUrl": c.page.url, "pageTitle": c.page.title,
                 "referrer": c.page.referrer, "domain": c.page.origin})))
         events = ChatEvents(self._hub())
