@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from test_accessibility import axe_source as axe_source  # noqa: F401 (the fixture: axe-core from tests/a11y)
 from test_chat_box import SCREENSHOT, Live, Visit
 from test_chat_box import browser as browser  # noqa: F401 (the fixture: Chromium, a skip, or a failure)
 from test_chat_box_live import Server, connected
@@ -327,14 +327,10 @@ def test_search_finds_a_conversation_by_text_or_e_mail(browser, server, site: Li
     assert page.locator("#groups").is_visible() and not page.locator("#results").is_visible()
 
 
-AXE = os.environ.get("OPENSUPP_AXE_JS")  # axe-core's axe.min.js (npm's axe-core), when there
-
-
-@pytest.mark.skipif(not AXE, reason="OPENSUPP_AXE_JS names no axe.min.js (npm pack axe-core)")
 @pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
-def test_axe_finds_no_serious_issue_in_the_inbox_or_a_conversation(browser, server, site: Live, width, height):
-    assert AXE is not None
-    script = Path(AXE).read_text()
+def test_axe_finds_no_serious_issue_in_the_inbox_or_a_conversation(browser, server, site: Live, width, height,
+                                                                   axe_source):
+    script = axe_source
     d = Dashboard(browser, server, viewport={"width": width, "height": height}, bypass_csp=True)
     v = Visit(browser, site)
     try:
