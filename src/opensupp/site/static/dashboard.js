@@ -377,14 +377,45 @@
     for (const name of GROUPS) {
       const items = groups[name].sort((a, b) => (sortKey(b) > sortKey(a) ? 1 : sortKey(b) < sortKey(a) ? -1 : b.id - a.id));
       const shown = name === 'closed' ? items.slice(0, CLOSED_SHOWN) : items;
-      const list = $('list-' + name);
-      list.replaceChildren(...shown.map(item));
+      place($('list-' + name), shown.map(itemOf));
       $('n-' + name).textContent = String(items.length);
       $('none-' + name).hidden = items.length > 0;
     }
+    for (const id of rendered.keys()) if (!state.conversations.has(id)) rendered.delete(id);
     const unread = [...state.conversations.values()].reduce((n, s) => n + (s.status === 'closed' ? 0 : s.unreadByAgents || 0), 0);
     document.title = (unread ? '(' + unread + ') ' : '') + t('dash.title') + ' · opensupp';
     renderVisitors(); // their buttons: start a chat, or go to the current one
+  }
+
+  // An inbox of hundreds: a line is drawn again only when what it shows changed, and moved
+  // only when its place did (a new message touches one line, not the whole list).
+  const rendered = new Map(); // conversation id -> { node, sig }
+
+  function signature(summary) {
+    const agent = summary.assignedUserId ? state.agents.get(summary.assignedUserId) : null;
+    const last = summary.lastMessage;
+    return [visitorName(summary.visitor), when(summary.lastMessageAt), last ? preview(last) : '',
+      summary.status === 'closed' ? 0 : summary.unreadByAgents || 0, summary.assignedUserId || '',
+      agent ? agent.nickname : '', summary.id === state.selected].join('\u0001');
+  }
+
+  function itemOf(summary) {
+    const sig = signature(summary);
+    const known = rendered.get(summary.id);
+    if (known && known.sig === sig) return known.node;
+    const node = item(summary);
+    rendered.set(summary.id, { node, sig });
+    return node;
+  }
+
+  // makes the list's children exactly ``nodes``, in their order, moving only those out of place
+  function place(list, nodes) {
+    let cursor = list.firstChild;
+    for (const node of nodes) {
+      if (node === cursor) { cursor = cursor.nextSibling; continue; }
+      list.insertBefore(node, cursor);
+    }
+    while (cursor) { const next = cursor.nextSibling; cursor.remove(); cursor = next; }
   }
 
   function item(summary) {
@@ -428,13 +459,17 @@
     return Object.prototype.hasOwnProperty.call(S, 'system.' + code) ? S['system.' + code] : code;
   }
 
+  // made once: toLocaleTimeString builds a formatter on every call, which an inbox of hundreds feels
+  const TIME = new Intl.DateTimeFormat(boot.lang, { hour: '2-digit', minute: '2-digit' });
+  const DAY = new Intl.DateTimeFormat(boot.lang, { day: 'numeric', month: 'short' });
+
   function when(iso) {
     if (!iso) return '';
     const date = new Date(iso);
     const today = new Date();
-    const sameDay = date.toDateString() === today.toDateString();
-    return sameDay ? date.toLocaleTimeString(boot.lang, { hour: '2-digit', minute: '2-digit' })
-      : date.toLocaleDateString(boot.lang, { day: 'numeric', month: 'short' });
+    const sameDay = date.getFullYear() === today.getFullYear() && date.getMonth() === today.getMonth()
+      && date.getDate() === today.getDate();
+    return (sameDay ? TIME : DAY).format(date);
   }
 
   // ------------------------------------------------------------------ a conversation
