@@ -1,0 +1,216 @@
+"""The admin pages (site/admin*.py): each section's happy path through the real app, the
+API's own messages on a refused form (nothing written), account isolation, an agent's 403
+on every page and action, CSRF."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from conftest import client_for, new_key
+from opensupp.app import create_app
+from opensupp.config import Settings
+
+pytestmark = pytest.mark.anyio
+
+HTML = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+
+
+@pytest.fixture
+async def site(database_url: str, tmp_path: Any) -> AsyncIterator[Any]:
+    application = create_app(Settings(database_url=database_url, data_dir=tmp_path, key_cache_seconds=0,
+                                            test_routes=True))
+    await application.startup()
+    try:
+        yield application
+    finally:
+        await application.shutdown()
+
+
+@dataclass
+class Account:
+    aid: str
+    key: str
+    admin_id: str
+    agent_id: str
+
+
+def unique_email(tag: str) -> str:
+    return f"{tag}-{secrets.token_hex(5)}@example.com"
+
+
+async def make_account(site: Any) -> Account:
+    key = await new_key(site)
+    async with client_for(site, key) as api:
+        aid = (await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})).json()["id"]
+        ids = []
+        for role in ("admin", "agent"):
+            r = await api.post(f"/accounts/{aid}/users/create", json={
+                "email": unique_email(role), "password": "secret-123", "fullname": f"The {role}", "role": role})
+            assert r.status_code == 200, r.text
+            ids.append(r.json()["id"])
+    return Account(aid, key, *ids)
+
+
+@pytest.fixture
+async def acme(site: Any) -> Account:
+    return await make_account(site)
+
+
+@asynccontextmanager
+async def signed_in(site: Any, account: Account, uid: str, lang: str = "en") -> AsyncIterator[httpx.AsyncClient]:
+    """A browser signed in as user ``uid`` by the guide's fast login."""
+    async with client_for(site) as client:
+        client.headers.update(HTML)
+        r = await client.get("/sign/in", params={"apiKey": account.key, "uid": uid, "lang": lang})
+        assert r.status_code == 303, r.text
+        yield client
+
+
+@pytest.fixture
+async def admin(site: Any, acme: Account) -> AsyncIterator[httpx.AsyncClient]:
+    async with signed_in(site, acme, acme.admin_id) as client:
+        yield client
+
+
+@pytest.fixture
+async def api(site: Any, acme: Account) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_for(site, acme.key) as client:
+        yield client
+
+
+def token_of(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+async def post(client: httpx.AsyncClient, path: str, data: dict[str, Any], page: str | None = None) -> httpx.Response:
+    """A form's POST with the CSRF token of ``page`` (default: the path's own page)."""
+    token = token_of((await client.get(page or path)).text)
+    return await client.post(path, data={"csrf_token": token, **data})
+
+
+async def users_of(api: httpx.AsyncClient, aid: str) -> list[dict[str, Any]]:
+    return (await api.get(f"/accounts/{aid}/users")).json()["records"]
+
+
+# --------------------------------------------------------------------------- users
+
+
+async def test_users_are_listed_created_edited_and_deleted(admin, api, acme):
+    page = await admin.get("/admin/users")
+    assert page.status_code == 200
+    assert "The agent" in page.text and "The admin" in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    email = unique_email("new")
+    r = await post(admin, "/admin/users", {"email": email, "password": "long-enough", "fullname": "Nova Agent",
+                                           "nickname": "", "role": "agent", "lang": "", "avatar": "", "note": ""})
+    assert r.status_code == 303 and r.headers["location"] == "/admin/users"
+    created = next(u for u in await users_of(api, acme.aid) if u["email"] == email)
+    assert created["nickname"] == "Nova Agent" and created["lang"] == "en"  # the API's defaults
+    listed = await admin.get("/admin/users")
+    assert "The user was created." in listed.text and "Nova Agent" in listed.text
+
+    r = await post(admin, f"/admin/users/{created['id']}", {"email": email, "fullname": "Nova Admin", "role": "admin",
+                                                             "nickname": "Nova", "lang": "cs", "avatar": "",
+                                                             "note": "two\nlines", "password": ""})
+    assert r.status_code == 303
+    after = (await api.get(f"/accounts/{acme.aid}/users/{created['id']}/get")).json()
+    assert (after["fullname"], after["role"], after["nickname"], after["lang"], after["note"]) == (
+        "Nova Admin", "admin", "Nova", "cs", "two\nlines")
+
+    r = await post(admin, f"/admin/users/{created['id']}/delete", {}, page=f"/admin/users/{created['id']}")
+    assert r.status_code == 303
+    assert email not in [u["email"] for u in await users_of(api, acme.aid)]
+
+
+async def test_a_refused_user_shows_the_apis_messages_and_writes_nothing(admin, api, acme):
+    before = await users_of(api, acme.aid)
+    r = await post(admin, "/admin/users", {"email": "not-an-email", "password": "short", "fullname": "X",
+                                           "role": "agent"})
+    assert r.status_code == 400
+    wire = await api.post(f"/accounts/{acme.aid}/users/create",
+                          json={"email": "not-an-email", "password": "short", "fullname": "X", "role": "agent"})
+    for problem in wire.json()["errors"]:
+        assert problem["message"] in r.text
+    assert 'aria-invalid="true"' in r.text
+    assert await users_of(api, acme.aid) == before
+
+
+async def test_a_taken_email_is_the_apis_conflict(admin, api, acme):
+    taken = (await users_of(api, acme.aid))[1]["email"]
+    r = await post(admin, "/admin/users", {"email": taken.upper(), "password": "long-enough", "fullname": "Twin"})
+    assert r.status_code == 400
+    assert f"The email {taken.upper()} is already used by another user." in r.text
+
+
+async def test_the_only_admin_cannot_delete_or_demote_themselves(admin, api, acme):
+    r = await post(admin, f"/admin/users/{acme.admin_id}/delete", {}, page=f"/admin/users/{acme.admin_id}")
+    assert r.status_code == 400 and "only admin" in r.text
+    user = (await api.get(f"/accounts/{acme.aid}/users/{acme.admin_id}/get")).json()
+    r = await post(admin, f"/admin/users/{acme.admin_id}", {**user, "role": "agent", "password": ""})
+    assert r.status_code == 400 and "only admin" in r.text
+    assert (await api.get(f"/accounts/{acme.aid}/users/{acme.admin_id}/get")).json()["role"] == "admin"
+    # with a second admin, they may step down
+    await api.post(f"/accounts/{acme.aid}/users/{acme.agent_id}/update", json={"role": "admin"})
+    r = await post(admin, f"/admin/users/{acme.admin_id}", {**user, "role": "agent", "password": ""})
+    assert r.status_code == 303
+
+
+async def test_another_accounts_users_are_not_found(site, admin, acme):
+    other = await make_account(site)
+    assert (await admin.get(f"/admin/users/{other.agent_id}")).status_code == 404
+    r = await post(admin, f"/admin/users/{other.agent_id}", {"fullname": "Hijacked"}, page="/admin/users")
+    assert r.status_code == 404
+    r = await post(admin, f"/admin/users/{other.agent_id}/delete", {}, page="/admin/users")
+    assert r.status_code == 404
+    async with client_for(site, other.key) as api:
+        user = (await api.get(f"/accounts/{other.aid}/users/{other.agent_id}/get")).json()
+    assert user["fullname"] == "The agent"
+    assert other.agent_id not in (await admin.get("/admin/users")).text.split("/admin/users/")
+
+
+# --------------------------------------------------------------------------- who may
+
+
+ADMIN_PAGES = ["/admin", "/admin/users"]
+
+
+async def test_an_agent_gets_403_on_every_page_and_action(site, acme):
+    async with signed_in(site, acme, acme.agent_id) as agent:
+        for path in [*ADMIN_PAGES, f"/admin/users/{acme.agent_id}"]:
+            assert (await agent.get(path)).status_code == 403, path
+        token = token_of((await agent.get("/_test/form")).text)  # a token of the agent's own session
+        for path in ["/admin/users", f"/admin/users/{acme.agent_id}", f"/admin/users/{acme.admin_id}/delete"]:
+            r = await agent.post(path, data={"csrf_token": token, "role": "admin"})
+            assert r.status_code == 403, path
+    async with client_for(site, acme.key) as api:
+        assert len(await users_of(api, acme.aid)) == 2
+        assert (await api.get(f"/accounts/{acme.aid}/users/{acme.agent_id}/get")).json()["role"] == "agent"
+
+
+async def test_no_session_goes_to_sign_in(site):
+    async with client_for(site) as anon:
+        r = await anon.get("/admin/users", headers=HTML)
+        assert r.status_code == 303 and r.headers["location"].startswith("/sign/in?next=%2Fadmin%2Fusers")
+
+
+async def test_a_form_without_its_csrf_token_is_refused(admin, api, acme):
+    r = await admin.post("/admin/users", data={"email": unique_email("x"), "password": "long-enough",
+                                               "fullname": "No Token"})
+    assert r.status_code == 403
+    assert len(await users_of(api, acme.aid)) == 2
+
+
+async def test_the_pages_speak_czech(site, acme):
+    async with signed_in(site, acme, acme.admin_id, lang="cs") as client:
+        page = await client.get("/admin/users")
+        assert 'lang="cs"' in page.text and "Nový uživatel" in page.text
