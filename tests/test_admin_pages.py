@@ -4,6 +4,7 @@ on every page and action, CSRF."""
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -178,10 +179,147 @@ async def test_another_accounts_users_are_not_found(site, admin, acme):
     assert other.agent_id not in (await admin.get("/admin/users")).text.split("/admin/users/")
 
 
+# --------------------------------------------------------------------------- offline e-mails
+
+
+async def test_offline_emails_are_added_refused_and_removed(admin, api, acme):
+    r = await post(admin, "/admin/offlineemails", {"email": "desk@example.com"})
+    assert r.status_code == 303
+    listed = (await api.get(f"/accounts/{acme.aid}/offlineemails")).json()["records"]
+    assert [e["email"] for e in listed] == ["desk@example.com"]
+    r = await post(admin, "/admin/offlineemails", {"email": "DESK@example.com"})
+    assert r.status_code == 400
+    wire = await api.post(f"/accounts/{acme.aid}/offlineemails/create", json={"email": "DESK@example.com"})
+    assert wire.status_code == 409 and wire.json()["message"] in r.text
+    r = await post(admin, "/admin/offlineemails", {"email": "nope"})
+    assert r.status_code == 400 and 'aria-invalid="true"' in r.text
+    assert len((await api.get(f"/accounts/{acme.aid}/offlineemails")).json()["records"]) == 1
+    r = await post(admin, f"/admin/offlineemails/{listed[0]['id']}/delete", {}, page="/admin/offlineemails")
+    assert r.status_code == 303
+    assert (await api.get(f"/accounts/{acme.aid}/offlineemails")).json()["records"] == []
+
+
+# --------------------------------------------------------------------------- office hours
+
+
+async def test_office_hours_show_the_status_and_the_week_and_save_the_apis_document(admin, api, acme):
+    page = await admin.get("/admin/officehours")
+    assert page.status_code == 200 and "Open" in page.text and "00:00–24:00" in page.text  # inactive: always open
+    document = {"active": True, "days": [1, 2, 3, 4, 5], "timezone": "Europe/Prague",
+                "config": [{"dow": 1, "times": [{"from": 540, "to": 1020}]}]}
+    r = await post(admin, "/admin/officehours", {"document": json.dumps(document)})
+    assert r.status_code == 303
+    stored = (await api.get(f"/accounts/{acme.aid}/officehours/get")).json()
+    assert stored["days"] == [1, 2, 3, 4, 5] and stored["timezone"] == "Europe/Prague"
+    page = await admin.get("/admin/officehours")
+    assert "09:00–17:00" in page.text and "Europe/Prague" in page.text and "Closed" in page.text
+
+
+async def test_refused_office_hours_show_the_apis_problems_and_keep_the_old(admin, api, acme):
+    before = (await api.get(f"/accounts/{acme.aid}/officehours/get")).json()
+    bad = '{"days": [7], "timezone": "Mars/Olympus"}'
+    r = await post(admin, "/admin/officehours", {"document": bad})
+    assert r.status_code == 400
+    wire = (await api.post(f"/accounts/{acme.aid}/officehours/update", content=bad)).json()
+    for problem in wire["errors"]:
+        assert problem["message"].replace("'", "&#39;").replace('"', "&#34;") in r.text
+    r = await post(admin, "/admin/officehours", {"document": "{not json"})
+    assert r.status_code == 400 and "not valid JSON" in r.text
+    assert (await api.get(f"/accounts/{acme.aid}/officehours/get")).json() == before
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+async def test_hooks_show_their_secret_once(admin, api, acme):
+    r = await post(admin, "/admin/hooks", {"name": "webhook", "config.url": "https://example.com/in",
+                                           "events": ["conversation.opened", "conversation.closed"], "active": "on"})
+    assert r.status_code == 200
+    hook = (await api.get(f"/accounts/{acme.aid}/hooks")).json()["records"][0]
+    assert hook["config"]["events"] == ["conversation.opened", "conversation.closed"] and hook["active"]
+    assert hook["config"]["secret"] in r.text
+    page = await admin.get("/admin/hooks")
+    assert "https://example.com/in" in page.text and hook["config"]["secret"] not in page.text
+    r = await post(admin, f"/admin/hooks/{hook['id']}/active", {"active": "false"}, page="/admin/hooks")
+    assert r.status_code == 303
+    assert not (await api.get(f"/accounts/{acme.aid}/hooks/{hook['id']}/get")).json()["active"]
+    r = await post(admin, f"/admin/hooks/{hook['id']}/delete", {}, page="/admin/hooks")
+    assert r.status_code == 303 and (await api.get(f"/accounts/{acme.aid}/hooks")).json()["records"] == []
+
+
+async def test_a_refused_hook_shows_the_apis_message(admin, api, acme):
+    r = await post(admin, "/admin/hooks", {"name": "webhook", "config.url": "http://127.0.0.1/in"})
+    assert r.status_code == 400
+    wire = await api.post(f"/accounts/{acme.aid}/hooks/create",
+                          json={"name": "webhook", "config": {"url": "http://127.0.0.1/in"}, "active": False})
+    assert wire.status_code == 400
+    assert wire.json()["errors"][0]["message"] in r.text.replace("&#39;", "'")
+    assert (await api.get(f"/accounts/{acme.aid}/hooks")).json()["records"] == []
+
+
+# --------------------------------------------------------------------------- triggers
+
+TRIGGER = {"name": "Pricing help", "event": "onload", "conditions": [{"name": "number_of_pages", "value": 3,
+                                                                      "cmp": "gte"}],
+           "actions": [{"name": "message", "agent_nick": "Ann", "message": "Need help?"}]}
+
+
+async def test_triggers_are_created_edited_tested_and_deleted(admin, api, acme):
+    assert "Greeting" in (await admin.get("/admin/triggers")).text  # the sample to start from
+    r = await post(admin, "/admin/triggers", {"document": json.dumps(TRIGGER)})
+    assert r.status_code == 303
+    trigger = (await api.get(f"/accounts/{acme.aid}/triggers")).json()["records"][0]
+    assert trigger["name"] == "Pricing help"
+    page = await admin.get(f"/admin/triggers/{trigger['id']}")
+    assert "Pricing help" in page.text and "Test this trigger on a visitor" in page.text
+    r = await post(admin, f"/admin/triggers/{trigger['id']}", {"document": json.dumps({"name": "Pricing"})})
+    assert r.status_code == 303
+    assert (await api.get(f"/accounts/{acme.aid}/triggers/{trigger['id']}/get")).json()["name"] == "Pricing"
+
+    path = f"/admin/triggers/{trigger['id']}/test"
+    r = await post(admin, path, {"event": "onload", "visitor": '{"number_of_pages": 2}', "at": ""},
+                   page=f"/admin/triggers/{trigger['id']}")
+    assert r.status_code == 200 and "It does not fire." in r.text
+    r = await post(admin, path, {"event": "onload", "visitor": '{"number_of_pages": 5}', "at": ""},
+                   page=f"/admin/triggers/{trigger['id']}")
+    assert r.status_code == 200 and "It fires now." in r.text
+    r = await post(admin, path, {"event": "onload", "visitor": '{"shoe_size": 5}', "at": ""},
+                   page=f"/admin/triggers/{trigger['id']}")
+    assert r.status_code == 400 and "visitor.shoe_size" in r.text
+
+    r = await post(admin, f"/admin/triggers/{trigger['id']}/delete", {}, page=f"/admin/triggers/{trigger['id']}")
+    assert r.status_code == 303 and (await api.get(f"/accounts/{acme.aid}/triggers")).json()["records"] == []
+
+
+async def test_a_refused_trigger_shows_the_apis_problems(admin, api, acme):
+    bad = {**TRIGGER, "conditions": [{"name": "shoe_size", "value": 3}]}
+    r = await post(admin, "/admin/triggers", {"document": json.dumps(bad)})
+    assert r.status_code == 400
+    wire = (await api.post(f"/accounts/{acme.aid}/triggers/create", json=bad)).json()
+    assert wire["errors"][0]["field"] in r.text
+    assert (await api.get(f"/accounts/{acme.aid}/triggers")).json()["records"] == []
+
+
+async def test_another_accounts_trigger_is_not_found(site, admin):
+    other = await make_account(site)
+    async with client_for(site, other.key) as api:
+        tid = (await api.post(f"/accounts/{other.aid}/triggers/create", json=TRIGGER)).json()["id"]
+        assert (await admin.get(f"/admin/triggers/{tid}")).status_code == 404
+        r = await post(admin, f"/admin/triggers/{tid}", {"document": json.dumps({"name": "Mine"})},
+                       page="/admin/triggers")
+        assert r.status_code == 404
+        assert (await api.get(f"/accounts/{other.aid}/triggers/{tid}/get")).json()["name"] == "Pricing help"
+
+
 # --------------------------------------------------------------------------- who may
 
 
-ADMIN_PAGES = ["/admin", "/admin/users"]
+ADMIN_PAGES = ["/admin", "/admin/users", "/admin/triggers", "/admin/officehours", "/admin/offlineemails",
+               "/admin/hooks"]
+ADMIN_ACTIONS = ["/admin/users", "/admin/users/{agent}", "/admin/users/{admin}/delete", "/admin/offlineemails",
+                 "/admin/offlineemails/1/delete", "/admin/officehours", "/admin/hooks", "/admin/hooks/1/active",
+                 "/admin/hooks/1/delete", "/admin/triggers", "/admin/triggers/1", "/admin/triggers/1/delete",
+                 "/admin/triggers/1/test"]
 
 
 async def test_an_agent_gets_403_on_every_page_and_action(site, acme):
@@ -189,8 +327,9 @@ async def test_an_agent_gets_403_on_every_page_and_action(site, acme):
         for path in [*ADMIN_PAGES, f"/admin/users/{acme.agent_id}"]:
             assert (await agent.get(path)).status_code == 403, path
         token = token_of((await agent.get("/_test/form")).text)  # a token of the agent's own session
-        for path in ["/admin/users", f"/admin/users/{acme.agent_id}", f"/admin/users/{acme.admin_id}/delete"]:
-            r = await agent.post(path, data={"csrf_token": token, "role": "admin"})
+        for path in ADMIN_ACTIONS:
+            path = path.format(agent=acme.agent_id, admin=acme.admin_id)
+            r = await agent.post(path, data={"csrf_token": token, "role": "admin", "email": "x@example.com"})
             assert r.status_code == 403, path
     async with client_for(site, acme.key) as api:
         assert len(await users_of(api, acme.aid)) == 2

@@ -38,8 +38,8 @@ def routes(pages: AdminPages) -> list[BaseRoute]:
     async def listing(request: Request, who: SignedIn, *, status: int = 200, form: dict[str, str] | None = None,
                       problem: Problem | None = None) -> Response:
         users = (await pages.call(who, "users"))["records"]
-        return pages.page(request, who, "users.html", status, users=users, form={**EMPTY, **(form or {})},
-                          problem=problem, langs=LANG_OPTIONS)
+        return pages.page(request, who, "users.html", status, section="users", users=users,
+                          form={**EMPTY, **(form or {})}, problem=problem, langs=LANG_OPTIONS)
 
     async def show(request: Request, who: SignedIn) -> Response:
         return await listing(request, who)
@@ -55,8 +55,8 @@ def routes(pages: AdminPages) -> list[BaseRoute]:
     async def edit_page(request: Request, who: SignedIn, *, status: int = 200, form: dict[str, str] | None = None,
                         problem: Problem | None = None) -> Response:
         user = await pages.call(who, f"users/{item_id(request)}/get")
-        return pages.page(request, who, "user.html", status, user=user, form={**EMPTY, **user, **(form or {})},
-                          problem=problem, langs=LANG_OPTIONS)
+        return pages.page(request, who, "user.html", status, section="users", user=user,
+                          form={**EMPTY, **user, **(form or {})}, problem=problem, langs=LANG_OPTIONS)
 
     async def edit(request: Request, who: SignedIn) -> Response:
         return await edit_page(request, who)
