@@ -353,3 +353,11 @@ async def test_the_pages_speak_czech(site, acme):
     async with signed_in(site, acme, acme.admin_id, lang="cs") as client:
         page = await client.get("/admin/users")
         assert 'lang="cs"' in page.text and "Nový uživatel" in page.text
+
+
+def test_every_admin_text_is_in_english_and_czech():
+    from opensupp.site.i18n import HERE
+
+    texts = json.loads((HERE / "admin.json").read_text("utf-8"))
+    assert texts["en"].keys() == texts["cs"].keys()
+    assert all(value.strip() for lang in texts.values() for value in lang.values())

@@ -53,10 +53,11 @@ def routes(pages: AdminPages) -> list[BaseRoute]:
         return pages.done(request, HOME, "admin.users.created")
 
     async def edit_page(request: Request, who: SignedIn, *, status: int = 200, form: dict[str, str] | None = None,
-                        problem: Problem | None = None) -> Response:
+                        problem: Problem | None = None, delete_problem: Problem | None = None) -> Response:
         user = await pages.call(who, f"users/{item_id(request)}/get")
         return pages.page(request, who, "user.html", status, section="users", user=user,
-                          form={**EMPTY, **user, **(form or {})}, problem=problem, langs=LANG_OPTIONS)
+                          form={**EMPTY, **user, **(form or {})}, problem=problem, langs=LANG_OPTIONS,
+                          delete_problem=delete_problem)
 
     async def edit(request: Request, who: SignedIn) -> Response:
         return await edit_page(request, who)
@@ -80,7 +81,7 @@ def routes(pages: AdminPages) -> list[BaseRoute]:
                 await _not_the_last_admin(pages, who)
             await pages.call(who, f"users/{uid}/delete")
         except LastAdmin as exc:
-            return await edit_page(request, who, status=400, problem=Problem(exc.message))
+            return await edit_page(request, who, status=400, delete_problem=Problem(exc.message))
         return pages.done(request, HOME, "admin.users.deleted")
 
     guard = pages.admin_only
