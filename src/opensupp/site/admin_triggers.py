@@ -77,7 +77,7 @@ def routes(pages: AdminPages) -> list[BaseRoute]:
     async def test(request: Request, who: SignedIn) -> Response:
         tid = str(item_id(request))
         form = await form_of(request)
-        asked: dict[str, Any] = {"event": form.get("event", ""), "visitor": form.get("visitor", ""), "at": form.get("at", "")}
+        asked: dict[str, Any] = {name: form.get(name, "") for name in ("event", "visitor", "at")}
         try:
             body: dict[str, Any] = {"event": asked["event"], "visitor": parse_object(asked["visitor"].encode())}
             if asked["at"].strip():
