@@ -311,15 +311,41 @@ async def test_another_accounts_trigger_is_not_found(site, admin):
         assert (await api.get(f"/accounts/{other.aid}/triggers/{tid}/get")).json()["name"] == "Pricing help"
 
 
+# --------------------------------------------------------------------------- the box's look
+
+
+async def test_the_box_look_is_saved_through_the_api_and_previewed(admin, api, acme):
+    page = await admin.get("/admin/box")
+    assert page.status_code == 200 and 'src="/admin/box/preview?color=%231565c0&amp;position=right' in page.text
+    assert "frame-src 'self'" in page.headers["content-security-policy"]
+    r = await post(admin, "/admin/box", {"color": "#aa0000", "position": "left", "title": "Help", "welcome": "Hi!"})
+    assert r.status_code == 303
+    look = (await api.get(f"/accounts/{acme.aid}/box/get")).json()
+    assert look == {"color": "#aa0000", "position": "left", "title": "Help", "welcome": "Hi!"}
+
+    preview = await admin.get("/admin/box/preview", params={"color": "#00ff00", "title": "Unsaved", "position": "up"})
+    assert preview.status_code == 200
+    config = json.loads(re.search(r'id="opensupp-config">(.*?)</script>', preview.text).group(1))
+    assert config["preview"] is True and config["title"] == "Unsaved"
+    assert config["look"] == {"color": "#00ff00", "position": "left", "welcome": "Hi!"}  # "up" refused: the stored
+    assert (await api.get(f"/accounts/{acme.aid}/box/get")).json() == look  # a preview saves nothing
+
+
+async def test_a_refused_look_shows_the_apis_message(admin, api, acme):
+    r = await post(admin, "/admin/box", {"color": "red", "position": "left", "title": "", "welcome": ""})
+    assert r.status_code == 400 and "must be a colour written #rrggbb, like #1565c0" in r.text
+    assert (await api.get(f"/accounts/{acme.aid}/box/get")).json()["position"] == "right"
+
+
 # --------------------------------------------------------------------------- who may
 
 
 ADMIN_PAGES = ["/admin", "/admin/users", "/admin/triggers", "/admin/officehours", "/admin/offlineemails",
-               "/admin/hooks"]
+               "/admin/hooks", "/admin/box", "/admin/box/preview"]
 ADMIN_ACTIONS = ["/admin/users", "/admin/users/{agent}", "/admin/users/{admin}/delete", "/admin/offlineemails",
                  "/admin/offlineemails/1/delete", "/admin/officehours", "/admin/hooks", "/admin/hooks/1/active",
                  "/admin/hooks/1/delete", "/admin/triggers", "/admin/triggers/1", "/admin/triggers/1/delete",
-                 "/admin/triggers/1/test"]
+                 "/admin/triggers/1/test", "/admin/box"]
 
 
 async def test_an_agent_gets_403_on_every_page_and_action(site, acme):

@@ -1,4 +1,4 @@
-"""The admin pages: /admin/... (users, triggers, office hours, offline e-mails, hooks).
+"""The admin pages: /admin/... (users, triggers, office hours, offline e-mails, hooks, the box's look).
 
 Each section (site/admin_<section>.py) is a thin edge over the partner API's own routes
 (site/partnerapi.py, through site/adminkit.py): a form's fields become the API's JSON
@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from opensupp.site import admin_emails, admin_hooks, admin_hours, admin_triggers, admin_users
+from opensupp.site import admin_box, admin_emails, admin_hooks, admin_hours, admin_triggers, admin_users
 from opensupp.site.adminkit import AdminPages
 from opensupp.site.auth import SignedIn
 
@@ -37,4 +37,5 @@ def admin_routes(site: Site) -> list[BaseRoute]:
         *admin_hours.routes(pages),
         *admin_emails.routes(pages),
         *admin_hooks.routes(pages),
+        *admin_box.routes(pages),
     ]

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 FLASH = "admin.flash"
 MAX_ID = 2**63 - 1
-SECTIONS = ("users", "triggers", "officehours", "offlineemails", "hooks")
+SECTIONS = ("users", "triggers", "officehours", "offlineemails", "hooks", "box")
 
 
 def page_policy() -> str:

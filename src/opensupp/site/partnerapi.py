@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from opensupp.boxlook.api import router as boxlook
 from opensupp.hooks.api import router as hooks
 from opensupp.officehours.api import router as officehours
 from opensupp.offlineemails.api import router as offlineemails
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from opensupp.db import Database
 
 #: the partner API's routers the admin pages call (opensupp/app.py serves them all)
-ROUTERS = [users, triggers, officehours, offlineemails, hooks]
+ROUTERS = [users, triggers, officehours, offlineemails, hooks, boxlook]
 
 
 class PartnerApi:
