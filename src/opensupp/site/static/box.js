@@ -569,7 +569,8 @@
   // ------------------------------------------------------------------ rendering
   function renderStatus() {
     var el = $('status');
-    var key = !state.connected ? (state.everConnected ? 'reconnecting' : 'connecting') : state.online ? 'online' : 'offline';
+    var key = cfg.preview ? 'online' :  // the admin pages' preview never connects: it shows the usual state
+      !state.connected ? (state.everConnected ? 'reconnecting' : 'connecting') : state.online ? 'online' : 'offline';
     el.setAttribute('data-t', key);
     el.textContent = t(key);
   }
