@@ -375,10 +375,19 @@ async def test_a_form_without_its_csrf_token_is_refused(admin, api, acme):
     assert len(await users_of(api, acme.aid)) == 2
 
 
-async def test_the_pages_speak_czech(site, acme):
+async def test_every_page_speaks_czech(site, acme, api):
+    tid = (await api.post(f"/accounts/{acme.aid}/triggers/create", json=TRIGGER)).json()["id"]
+    await api.post(f"/accounts/{acme.aid}/hooks/create", json={"name": "webhook", "config": {"url": "https://a.example"}})
     async with signed_in(site, acme, acme.admin_id, lang="cs") as client:
         page = await client.get("/admin/users")
         assert 'lang="cs"' in page.text and "Nový uživatel" in page.text
+        for path in [*ADMIN_PAGES[1:-1], f"/admin/users/{acme.agent_id}", f"/admin/triggers/{tid}"]:  # (not the box)
+            page = await client.get(path)
+            assert page.status_code == 200 and 'lang="cs"' in page.text, path
+            assert "Správa" in page.text, path  # the menu's name
+        r = await post(client, f"/admin/triggers/{tid}/test", {"event": "onload", "visitor": "{}", "at": ""},
+                       page=f"/admin/triggers/{tid}")
+        assert "Nespustí se." in r.text
 
 
 def test_every_admin_text_is_in_english_and_czech():
