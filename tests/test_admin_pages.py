@@ -215,6 +215,45 @@ async def test_office_hours_show_the_status_and_the_week_and_save_the_apis_docum
     assert "09:00–17:00" in page.text and "Europe/Prague" in page.text and "Closed" in page.text
 
 
+async def test_the_week_form_writes_the_apis_document_and_keeps_the_exceptions(admin, api, acme):
+    await api.post(f"/accounts/{acme.aid}/officehours/update",
+                   json={"exceptions": [{"date": "2026-12-24", "times": []}]})
+    week = {"active": "on", "timezone": "2", "open1": "on", "from1": "09:00", "to1": "17:30", "open2": "on",
+            "from2": "", "to2": "", "open6": "on", "from6": "22:00", "to6": "00:00", "from3": "08:00", "to3": "12:00"}
+    r = await post(admin, "/admin/officehours/week", week, page="/admin/officehours")
+    assert r.status_code == 303
+    stored = (await api.get(f"/accounts/{acme.aid}/officehours/get")).json()
+    assert stored == {"active": True, "days": [1, 2, 6], "timezone": 2,
+                      "config": [{"dow": 1, "times": [{"from": 540, "to": 1050}]},
+                                 {"dow": 6, "times": [{"from": 1320, "to": 1440}]}],
+                      "exceptions": [{"date": "2026-12-24", "times": []}]}
+    page = (await admin.get("/admin/officehours")).text
+    assert 'name="from1" value="09:00"' in page and 'name="to6" value="00:00"' in page
+
+
+async def test_a_refused_week_shows_the_apis_message_and_the_form_as_sent(admin, api, acme):
+    before = (await api.get(f"/accounts/{acme.aid}/officehours/get")).json()
+    r = await post(admin, "/admin/officehours/week", {"active": "on", "timezone": "Mars/Olympus", "open1": "on",
+                                                      "from1": "17:00", "to1": "09:00"}, page="/admin/officehours")
+    assert r.status_code == 400
+    assert 'name="from1" value="17:00"' in r.text and 'value="Mars/Olympus"' in r.text
+    wire = (await api.post(f"/accounts/{acme.aid}/officehours/update", json={
+        "active": True, "timezone": "Mars/Olympus", "days": [1],
+        "config": [{"dow": 1, "times": [{"from": 1020, "to": 540}]}]})).json()
+    for problem in wire["errors"]:
+        assert problem["field"] in r.text
+    assert (await api.get(f"/accounts/{acme.aid}/officehours/get")).json() == before
+
+
+async def test_several_periods_a_day_are_edited_as_json_only(admin, api, acme):
+    await api.post(f"/accounts/{acme.aid}/officehours/update", json={
+        "active": True, "days": [1],
+        "config": [{"dow": 1, "times": [{"from": 540, "to": 720}, {"from": 780, "to": 1020}]}]})
+    page = (await admin.get("/admin/officehours")).text
+    assert "several periods on a day" in page and 'action="/admin/officehours/week' not in page
+    assert "09:00–12:00, 13:00–17:00" in page
+
+
 async def test_refused_office_hours_show_the_apis_problems_and_keep_the_old(admin, api, acme):
     before = (await api.get(f"/accounts/{acme.aid}/officehours/get")).json()
     bad = '{"days": [7], "timezone": "Mars/Olympus"}'
