@@ -412,6 +412,25 @@ async def test_a_form_without_its_csrf_token_is_refused(admin, api, acme):
                                                "fullname": "No Token"})
     assert r.status_code == 403
     assert len(await users_of(api, acme.aid)) == 2
+    for path in ADMIN_ACTIONS:
+        path = path.format(agent=acme.agent_id, admin=acme.admin_id)
+        r = await admin.post(path, data={"csrf_token": "forged", "email": "x@example.com"})
+        assert r.status_code == 403 and "CSRF" in r.text, path
+
+
+async def test_another_accounts_hooks_emails_and_look_are_out_of_reach(site, admin):
+    other = await make_account(site)
+    async with client_for(site, other.key) as api:
+        hook = (await api.post(f"/accounts/{other.aid}/hooks/create",
+                               json={"name": "webhook", "config": {"url": "https://b.example"}})).json()
+        email = (await api.post(f"/accounts/{other.aid}/offlineemails/create", json={"email": "b@example.com"})).json()
+        for path in [f"/admin/hooks/{hook['id']}/delete", f"/admin/hooks/{hook['id']}/active",
+                     f"/admin/offlineemails/{email['id']}/delete"]:
+            assert (await post(admin, path, {"active": "false"}, page="/admin/hooks")).status_code == 404, path
+        assert (await api.get(f"/accounts/{other.aid}/hooks/{hook['id']}/get")).json()["active"] is True
+        assert len((await api.get(f"/accounts/{other.aid}/offlineemails")).json()["records"]) == 1
+        page = (await admin.get("/admin/hooks")).text + (await admin.get("/admin/offlineemails")).text
+        assert "https://b.example" not in page and "b@example.com" not in page
 
 
 async def test_every_page_speaks_czech(site, acme, api):
