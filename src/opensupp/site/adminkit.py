@@ -6,6 +6,7 @@ as a form shows them (``Problem``), and the redirect after a change with its not
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,11 @@ from opensupp.site.partnerapi import PartnerApi
 if TYPE_CHECKING:
     from opensupp.site.app import Site
 
+log = logging.getLogger("opensupp.site")
+
 FLASH = "admin.flash"
+#: the API's routes that change something (their ends)
+WRITES = ("/create", "/update", "/delete")
 MAX_ID = 2**63 - 1
 SECTIONS = ("users", "triggers", "officehours", "offlineemails", "hooks", "box")
 
@@ -80,9 +85,13 @@ class AdminPages:
         return guarded
 
     async def call(self, who: SignedIn, path: str, data: dict[str, Any] | None = None, query: str = "") -> Any:
-        """The partner API's route ``/accounts/{who's account}/{path}``, as who's partner."""
-        return await self.api.call(partner_id=who.partner_id, account_id=who.account_id, path=path, data=data,
-                                   query=query)
+        """The partner API's route ``/accounts/{who's account}/{path}``, as who's partner
+        (a change is logged: who made it, and which route; never the values)."""
+        answer = await self.api.call(partner_id=who.partner_id, account_id=who.account_id, path=path, data=data,
+                                     query=query)
+        if path.endswith(WRITES):
+            log.info("admin %d of account %d: %s", who.user_id, who.account_id, path)
+        return answer
 
     def page(self, request: Request, who: SignedIn, template: str, status: int = 200, **context: Any) -> Response:
         flash = request.session.pop(FLASH, None)
