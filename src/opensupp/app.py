@@ -9,6 +9,7 @@ import logging
 import orjson
 
 from opensupp.accounts.api import router as accounts
+from opensupp.boxlook.api import router as boxlook
 from opensupp.chat.api import router as chat
 from opensupp.chat.retention import Retention
 from opensupp.config import BadSettings, Settings, settings_from_environment
@@ -32,7 +33,7 @@ from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
 log = logging.getLogger(__name__)
-ROUTERS = [system, accounts, users, signin, triggers, officehours, offlineemails, hooks, chat, batch]
+ROUTERS = [system, accounts, users, signin, triggers, officehours, offlineemails, hooks, boxlook, chat, batch]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> Front:

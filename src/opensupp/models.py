@@ -1,6 +1,7 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
 from opensupp.accounts.models import accounts
+from opensupp.boxlook.models import box_looks
 from opensupp.chat.models import conversations, messages, page_views, visitors
 from opensupp.db import metadata
 from opensupp.hooks.models import hooks
@@ -14,4 +15,4 @@ from opensupp.users.models import users
 
 __all__ = ["metadata", "partners", "api_keys", "accounts", "idempotency_keys", "users", "offline_emails", "triggers",
            "office_hours", "hooks", "visitors", "page_views", "conversations", "messages",
-           "login_links", "sign_in_attempts", "ended_sessions"]
+           "login_links", "sign_in_attempts", "ended_sessions", "box_looks"]

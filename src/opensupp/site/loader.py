@@ -5,8 +5,10 @@ guide's preview link). An unknown key gets a friendly 404 page.
 
 The box's pages send a strict Content-Security-Policy: scripts and styles only from this
 origin (no inline script), connections only to this origin (http and ws), nothing framed
-inside them. Texts are in the account's language (``chat_strings.json``: every language of
-``LANGS`` falls back to English for what it does not say).
+inside them. The account's look (boxlook/: colour, side, title, greeting) is in the page's
+config; the page's own options (the loader's) win over it. Texts are in the account's
+language (``chat_strings.json``: every language of ``LANGS`` falls back to English for
+what it does not say).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from opensupp.boxlook.models import BoxLook
+from opensupp.boxlook.service import box_look_of
 from opensupp.langs import LANGS
 
 if TYPE_CHECKING:
@@ -55,6 +59,13 @@ async def account_by_key(site: Site, key: str) -> BoxAccount | None:
         return None
     async with site.db.read() as session:
         row = await session.fetchrow("SELECT id, account_key, title, lang FROM accounts WHERE account_key = $1", key)
+    return None if row is None else BoxAccount(*row)
+
+
+async def account_by_id(site: Site, account_id: int) -> BoxAccount | None:
+    """The account ``account_id`` as the box shows it (the admin pages' preview)."""
+    async with site.db.read() as session:
+        row = await session.fetchrow("SELECT id, account_key, title, lang FROM accounts WHERE id = $1", account_id)
     return None if row is None else BoxAccount(*row)
 
 
@@ -114,30 +125,45 @@ def box_policy(request: Request) -> str:
     ))
 
 
+def box_headers(request: Request) -> dict[str, str]:
+    return {"content-security-policy": box_policy(request), "cache-control": "no-store",
+            "referrer-policy": "no-referrer", "x-content-type-options": "nosniff"}
+
+
+def box_page(site: Site, request: Request, account: BoxAccount, look: BoxLook, mode: str, *,
+             preview: bool = False) -> Response:
+    """The box's page for ``account`` with its ``look`` (boxlook/); ``preview``: the admin
+    pages' preview of a look, which box.js shows without connecting."""
+    asked = request.query_params.get("lang", "")
+    lang = asked if asked in LANGS else account.lang if account.lang in LANGS else "en"
+    config: dict[str, Any] = {
+        "key": account.key,
+        "title": look.title or account.title,
+        "lang": lang,
+        "mode": mode,
+        "strings": written_strings(),
+        "look": {"color": look.color, "position": look.position, "welcome": look.welcome},
+    }
+    if preview:
+        config["preview"] = True
+    return site.templates.TemplateResponse(
+        request, "chat_box.html", {"config": config, "strings": all_strings()[lang], "lang": lang, "mode": mode},
+        headers=box_headers(request),
+    )
+
+
 def box_routes(site: Site) -> list[BaseRoute]:
     """The routes site/app.py mounts: the loader, the box, the full-page box."""
     loader = LoaderScript()
 
     async def render(request: Request, key: str, mode: str) -> Response:
         account = await account_by_key(site, key)
-        headers = {"content-security-policy": box_policy(request), "cache-control": "no-store",
-                   "referrer-policy": "no-referrer", "x-content-type-options": "nosniff"}
         if account is None:
             return site.templates.TemplateResponse(request, "chat_missing.html", {"key": key}, status_code=404,
-                                                   headers=headers)
-        asked = request.query_params.get("lang", "")
-        lang = asked if asked in LANGS else account.lang if account.lang in LANGS else "en"
-        config: dict[str, Any] = {
-            "key": account.key,
-            "title": account.title,
-            "lang": lang,
-            "mode": mode,
-            "strings": written_strings(),
-        }
-        return site.templates.TemplateResponse(
-            request, "chat_box.html", {"config": config, "strings": all_strings()[lang], "lang": lang, "mode": mode},
-            headers=headers,
-        )
+                                                   headers=box_headers(request))
+        async with site.db.read() as session:
+            look = await box_look_of(session, account_id=account.id)
+        return box_page(site, request, account, look, mode)
 
     async def box(request: Request) -> Response:
         mode = "embed" if request.query_params.get("embed") == "1" else "page"

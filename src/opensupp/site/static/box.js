@@ -25,6 +25,9 @@
   var hostOrigin = frag.host || '';
   if (cfg.mode === 'embed' && !embed) { cfg.mode = 'page'; }
   html.className = 'mode-' + cfg.mode;
+  // the account's look (its admins' choice); the page's options (the loader's init) win over it
+  var look = cfg.look || {};
+  if (look.position === 'left') { html.classList.add('left'); }
 
   function toHost(message) {
     if (!embed) { return; }
@@ -66,6 +69,7 @@
     html.style.setProperty('--c', hex);
     html.style.setProperty('--ct', onWhite >= onBlack ? '#ffffff' : '#000000');
   }
+  if (look.color) { setColor(look.color); }
 
   // ------------------------------------------------------------------ state
   var launcher = $('launcher'), pane = $('pane'), log = $('log'), input = $('input'), badge = $('badge');
@@ -565,7 +569,8 @@
   // ------------------------------------------------------------------ rendering
   function renderStatus() {
     var el = $('status');
-    var key = !state.connected ? (state.everConnected ? 'reconnecting' : 'connecting') : state.online ? 'online' : 'offline';
+    var key = cfg.preview ? 'online' :  // the admin pages' preview never connects: it shows the usual state
+      !state.connected ? (state.everConnected ? 'reconnecting' : 'connecting') : state.online ? 'online' : 'offline';
     el.setAttribute('data-t', key);
     el.textContent = t(key);
   }
@@ -764,7 +769,7 @@
         if (m.options) {
           Object.keys(state.options).forEach(function (k) { if (m.options[k] != null) { state.options[k] = m.options[k]; } });
           if (m.options.color) { setColor(m.options.color); }
-          if (m.options.orientation === 'left') { html.classList.add('left'); }
+          html.classList.toggle('left', m.options.orientation === 'left');
         }
         if (m.page) { state.page = m.page; }
         var seen = /^(\d+)\.(\d+)$/.exec(String(m.seen || ''));
@@ -838,7 +843,9 @@
   renderForms();
   if (embed) {
     launcher.hidden = false;
-    toHost({ type: 'ready' });
+    toHost({ type: 'ready', position: look.position });
+  } else if (cfg.preview) {  // the admin pages' preview of a look: shown, never connected
+    setOpen(true, true, false);
   } else {
     state.token = store.get(TOKEN);
     state.page = { url: w.location.href, title: d.title, referrer: d.referrer || '' };

@@ -148,6 +148,7 @@
       hideMobileWidget: options.hideMobileWidget === true || options.hideMobileWidget === 'true',
       hideOfflineChat: options.hideOfflineChat === true || options.hideOfflineChat === 'true'
     };
+    var orientationSet = options.orientation != null || options.alignX != null;
     var boxOptions = {
       color: hexColor(options.color),
       requireLogin: options.requireLogin === true,
@@ -250,6 +251,10 @@
         switch (m.type) {
           case 'ready':
             state.ready = true;
+            // the account's side (its box look), unless the page's options chose one
+            if (!orientationSet && (m.position === 'left' || m.position === 'right')) {
+              opts.orientation = boxOptions.orientation = m.position;
+            }
             layout();
             var queued = [], j;
             if (state.everReady) { // the frame loaded again (the host page moved it): what stays true, then the rest

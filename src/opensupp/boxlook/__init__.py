@@ -1,0 +1,1 @@
+"""The chat box's look: its colour, side and texts, one per account."""
