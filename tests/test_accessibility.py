@@ -116,3 +116,49 @@ def test_the_guides_fast_login_and_a_one_time_link_in_the_browser(browser, serve
     finally:
         for context in (first, second, third):
             context.close()
+
+
+ADMIN_PAGES = ("/admin/users", "/admin/triggers", "/admin/officehours", "/admin/offlineemails", "/admin/hooks",
+               "/admin/box")
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_the_admin_pages_have_no_serious_accessibility_problem(browser, server, axe_source, width, height):  # noqa: F811
+    made = server.api.post(f"/accounts/{server.account_id}/users/create", json={
+        "email": f"boss-{width}@acme.example", "password": "secret-pass", "fullname": "Bea Boss", "role": "admin"})
+    assert made.status_code == 200, made.text
+    context = browser.new_context(bypass_csp=True, viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        page.goto(f"{server.url}/sign/in?apiKey={server.api.headers['apiKey']}&uid={made.json()['id']}")
+        found = {}
+        for path in ADMIN_PAGES:
+            answer = page.goto(server.url + path)
+            assert answer is not None and answer.status == 200, path
+            found[path] = problems(page, axe_source)
+        # a refused form: the API's message shown beside it
+        page.goto(server.url + "/admin/users")
+        page.locator("form[action='/admin/users#new-user'] input[name=email]").fill("not an e-mail")
+        page.locator("form[action='/admin/users#new-user'] input[name=password]").fill("secret-pass")
+        page.locator("form[action='/admin/users#new-user'] input[name=fullname]").fill("Carl")
+        page.locator("form[action='/admin/users#new-user'] [type=submit]").click()
+        page.locator(".problem[role=alert]").wait_for()
+        assert page.locator("[aria-invalid=true]").count() >= 1
+        found["/admin/users, refused"] = problems(page, axe_source)
+        assert found == {path: [] for path in found}
+    finally:
+        context.close()
+
+
+def test_an_agent_cannot_open_the_admin_pages(browser, server):  # noqa: F811
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(fast_login(server))
+        assert page.url == f"{server.url}/dashboard"
+        assert page.get_by_role("link", name="Admin").count() == 0  # no way there in the bar
+        answer = page.goto(f"{server.url}/admin/users")
+        assert answer is not None and answer.status == 403
+        assert "Only the account's admins" in page.content()
+    finally:
+        context.close()
