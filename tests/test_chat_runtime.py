@@ -40,7 +40,9 @@ class Client(test_chat_transport.Client):
 class Runtime:
     """A served app, a partner, one of its accounts and an agent (a user of the account)."""
 
-    def __init__(self, url: str, api: httpx.AsyncClient, account: dict[str, Any], user_id: int) -> None:
+    def __init__(self, url: str, api: httpx.AsyncClient, account: dict[str, Any], user_id: int,
+                 app: Any = None) -> None:
+        self.app = app
         self.url = url
         self.ws_url = url.replace("http", "ws", 1)
         self.api = api
@@ -87,7 +89,7 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
             user = (await api.post(f"/accounts/{account['id']}/users/create", json={
                 "email": f"{secrets.token_hex(5)}@acme.example", "password": "secret-pass", "fullname": "Anna Agent",
                 "nickname": "Anna"})).json()
-            yield Runtime(url, api, account, int(user["id"]))
+            yield Runtime(url, api, account, int(user["id"]), app)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 20)

@@ -6,7 +6,9 @@ the search, each scoped to the signed-in user's account."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import html
 import json
 import re
@@ -19,6 +21,7 @@ import pytest
 from test_chat_runtime import Client, Runtime
 from test_chat_runtime import runtime as runtime  # noqa: F401 (the fixture: a served app, an account, an agent)
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 pytestmark = pytest.mark.anyio
 
@@ -73,6 +76,50 @@ async def test_the_page_carries_a_token_the_agent_socket_accepts(runtime):
         fresh = (await web.get("/dashboard/token")).json()["token"]
         async with connect(f"{runtime.ws_url}/chat/ws/agent") as ws:
             assert (await Client(ws).call("agent.connect", token=fresh))["type"] == "ack"
+
+
+async def test_the_agent_socket_ends_with_its_sign_in(runtime):
+    """A signed-out session, a changed password, a deleted user: the dashboard's agent
+    connections of that sign-in are closed (4001), and its token no longer connects; another
+    sign-in of the same user, still valid, stays connected."""
+    transport = runtime.app.core.chat
+    transport.limits = dataclasses.replace(transport.limits, sweep_seconds=0.05, signin_check_seconds=0.1)
+
+    async def connected(web: httpx.AsyncClient) -> tuple[Any, str, str]:
+        page = (await web.get("/dashboard", headers=HTML)).text
+        token = boot_of(page)["token"]
+        ws = await connect(f"{runtime.ws_url}/chat/ws/agent")
+        assert (await Client(ws).call("agent.connect", token=token))["type"] == "ack"
+        return ws, token, re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+    async def ended(ws: Any, token: str) -> None:
+        with pytest.raises(ConnectionClosed) as closed:
+            async with asyncio.timeout(10):
+                while True:
+                    await ws.recv()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4001
+        async with connect(f"{runtime.ws_url}/chat/ws/agent") as again:
+            assert (await Client(again).call("agent.connect", token=token))["code"] == "auth_failed"
+
+    async with signed_in(runtime) as desk, signed_in(runtime) as phone:
+        desk_ws, desk_token, desk_csrf = await connected(desk)
+        phone_ws, _, _ = await connected(phone)
+        assert (await desk.post("/sign/out", headers={"x-csrf-token": desk_csrf})).status_code == 303
+        await ended(desk_ws, desk_token)
+        await asyncio.sleep(0.3)  # several checks later, the phone's sign-in holds
+        await phone_ws.send(json.dumps({"type": "ping", "ref": "p"}))
+        assert json.loads(await phone_ws.recv())["ref"] == "p"
+        await phone_ws.close()
+    async with signed_in(runtime) as web:
+        ws, token, _ = await connected(web)
+        r = await runtime.api.post(f"/accounts/{runtime.aid}/users/{runtime.user_id}/update",
+                                   json={"password": "a brand new one"})
+        assert r.status_code == 200
+        await ended(ws, token)
+    async with signed_in(runtime) as web:
+        ws, token, _ = await connected(web)
+        assert (await runtime.api.get(f"/accounts/{runtime.aid}/users/{runtime.user_id}/delete")).status_code == 204
+        await ended(ws, token)
 
 
 async def test_the_status_is_kept_only_with_the_csrf_token(runtime):

@@ -18,6 +18,7 @@ from opensupp.chat import service
 from opensupp.chat.models import Conversation, Message, Visitor
 from opensupp.errors import NotFound
 from opensupp.officehours.service import office_hours_open_at
+from opensupp.signin import service as signins
 from opensupp.timeutil import iso
 
 if TYPE_CHECKING:
@@ -312,6 +313,10 @@ class DatabaseCore:
     async def agent(self, account_id: int, user_id: int) -> Json | None:
         async with self.db.read() as session:
             return await service.agent_card(session, account_id=account_id, user_id=user_id)
+
+    async def signed_in(self, account_id: int, user_id: int, signin: str) -> bool:
+        async with self.db.read() as session:
+            return await signins.holds(session, account_id=account_id, user_id=user_id, signin=signin)
 
 
 __all__ = ("DatabaseCore", "conversation_wire", "message_wire", "visitor_wire")

@@ -340,17 +340,27 @@ def read_visitor_token(secret: str, account_id: int, token: str | None) -> str |
     return vid
 
 
-def agent_token(secret: str, account_id: int, user_id: int) -> str:
-    """What an agent client sends in ``agent.connect``: valid AGENT_TOKEN_SECONDS."""
-    return URLSafeTimedSerializer(secret, salt=AGENT_SALT).dumps([account_id, user_id])
+def agent_token(secret: str, account_id: int, user_id: int, session: str | None = None) -> str:
+    """What an agent client sends in ``agent.connect``: valid AGENT_TOKEN_SECONDS. ``session``
+    binds it to a dashboard sign-in (site/auth.py): the connection ends when that ends."""
+    payload: list[Any] = [account_id, user_id] if session is None else [account_id, user_id, session]
+    return URLSafeTimedSerializer(secret, salt=AGENT_SALT).dumps(payload)
+
+
+def read_agent_grant(secret: str, token: str, max_age: int = AGENT_TOKEN_SECONDS) -> tuple[int, int, str | None] | None:
+    """(account id, user id, the sign-in it is bound to or None) of a valid, unexpired agent token; else None."""
+    try:
+        account_id, user_id, *rest = URLSafeTimedSerializer(secret, salt=AGENT_SALT).loads(token, max_age=max_age)
+    except (BadData, TypeError, ValueError):
+        return None
+    session = rest[0] if len(rest) == 1 else None
+    if (not isinstance(account_id, int) or not isinstance(user_id, int) or len(rest) > 1
+            or (rest and not isinstance(session, str))):
+        return None
+    return account_id, user_id, session
 
 
 def read_agent_token(secret: str, token: str, max_age: int = AGENT_TOKEN_SECONDS) -> tuple[int, int] | None:
     """(account id, user id) of a valid, unexpired agent token; else None."""
-    try:
-        account_id, user_id = URLSafeTimedSerializer(secret, salt=AGENT_SALT).loads(token, max_age=max_age)
-    except (BadData, TypeError, ValueError):
-        return None
-    if not isinstance(account_id, int) or not isinstance(user_id, int):
-        return None
-    return account_id, user_id
+    grant = read_agent_grant(secret, token, max_age)
+    return None if grant is None else (grant[0], grant[1])

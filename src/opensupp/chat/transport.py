@@ -134,6 +134,10 @@ class ChatCore(Protocol):
     async def agent(self, account_id: int, user_id: int) -> Json | None:
         """``{"id", "nickname", "avatar"}`` of a user of the account, else None."""
 
+    async def signed_in(self, account_id: int, user_id: int, signin: str) -> bool:
+        """Whether the dashboard sign-in ``signin`` (an agent token's) still holds: the user is
+        there, the password unchanged, the session not signed out."""
+
 
 # --------------------------------------------------------------------------- limits
 
@@ -155,6 +159,8 @@ class Limits:
     poll_session_seconds: float = 60.0
     max_outbox: int = 2000
     sweep_seconds: float = 5.0
+    #: how often an agent connection's dashboard sign-in is checked (it ends with its session)
+    signin_check_seconds: float = 30.0
 
 
 class Bucket:
@@ -220,7 +226,7 @@ class Connection:
     __slots__ = ("transport", "side", "account_id", "vid", "user_id", "agent", "status", "page", "address",
                  "subscriptions", "outbox", "held", "last_seen", "frames", "refused", "conversation_ids",
                  "conversation_id", "closing", "sink", "socket_closed", "wake", "sender", "closer", "sid",
-                 "visitor")
+                 "visitor", "signin")
 
     def __init__(self, transport: ChatTransport, side: p.Side, address: str, page: Page) -> None:
         self.transport = transport
@@ -229,6 +235,7 @@ class Connection:
         self.vid: str | None = None
         self.user_id: int | None = None
         self.agent: Json | None = None
+        self.signin: str | None = None  # agent: the dashboard sign-in its token is bound to
         self.status = "online"
         self.page = page
         self.address = address
@@ -643,10 +650,17 @@ class ChatTransport:
     async def _sweep(self) -> None:
         """Idle connections and expired poll sessions out; rate buckets trimmed; the online
         state of the accounts held re-evaluated (office hours open and close by the clock)."""
-        limits = self.limits
+        signins_checked = time.monotonic()
         while True:
+            limits = self.limits
             await asyncio.sleep(limits.sweep_seconds)
             now = time.monotonic()
+            if now - signins_checked >= limits.signin_check_seconds:
+                signins_checked = now
+                try:
+                    await self._end_lapsed_signins()
+                except Exception:
+                    log.warning("the agents' sign-ins could not be checked", exc_info=True)
             for connection in list(self.connections):
                 timeout = limits.poll_session_seconds if connection.wake is not None else limits.idle_seconds
                 if now - connection.last_seen > timeout:
@@ -664,6 +678,22 @@ class ChatTransport:
                         await self._refresh_status(account_id)
                     except Exception:
                         log.warning("the online state of account %s could not be checked", account_id, exc_info=True)
+
+    async def _end_lapsed_signins(self) -> None:
+        """Closes (4001) the agent connections whose dashboard sign-in has ended: signed out, the
+        user deleted or their password changed. The dashboard then finds its session gone."""
+        bound: dict[tuple[int, int, str], list[Connection]] = {}
+        for c in self.connections:
+            if c.side == "agent" and c.signin is not None and c.account_id is not None and c.user_id is not None:
+                bound.setdefault((c.account_id, c.user_id, c.signin), []).append(c)
+        for (account_id, user_id, signin), connections in bound.items():
+            if not await self._core().signed_in(account_id, user_id, signin):
+                log.info("agent connections of user %d closed: their sign-in has ended", user_id)
+                for c in connections:
+                    c.send(p.error("auth_failed", "The sign-in has ended.", None))
+                    c.close(p.CLOSE_AUTH, "signed out")
+                    if c.wake is not None:
+                        await self._leave(c)
 
     # ------------------------------------------------------------------ frames
 
@@ -878,12 +908,15 @@ class ChatTransport:
     async def _agent_connect(self, c: Connection, frame: p.AgentConnect) -> None:
         core = self._core()
         assert self.presence is not None
-        identity = p.read_agent_token(self.secret, frame.token)
-        agent = await core.agent(*identity) if identity is not None else None
-        if identity is None or agent is None:
+        grant = p.read_agent_grant(self.secret, frame.token)
+        agent = await core.agent(grant[0], grant[1]) if grant is not None else None
+        if grant is not None and agent is not None and grant[2] is not None \
+                and not await core.signed_in(grant[0], grant[1], grant[2]):
+            agent = None
+        if grant is None or agent is None:
             c.send(p.error("auth_failed", "The agent token is not valid (or has expired).", frame.ref))
             raise Closed(p.CLOSE_AUTH, "authentication failed")
-        account_id, user_id = identity
+        account_id, user_id, c.signin = grant
         c.account_id, c.agent, c.status = account_id, agent, frame.status
         c.held = []
         hub = self._hub()

@@ -130,3 +130,28 @@ async def end_session(session: Session, sid: str, expires_at: int) -> None:
     await session.execute("DELETE FROM ended_sessions WHERE expires_at < $1", at)
     await session.execute("INSERT INTO ended_sessions (sid_hash, expires_at) VALUES ($1, $2)"
                           " ON CONFLICT (sid_hash) DO NOTHING", sid_digest(sid), max(expires_at, at))
+
+
+# --------------------------------------------------------------------------- a sign-in, as agent tokens carry it
+
+
+def fingerprint(password_hash: str) -> str:
+    """What a session keeps of the password hash: a changed password ends the session."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def signin_of(sid: str, password_fingerprint: str) -> str:
+    """A dashboard sign-in as an agent token carries it (chat/protocol.py agent_token)."""
+    return f"{sid}.{password_fingerprint}"
+
+
+async def holds(session: Session, *, account_id: int, user_id: int, signin: str) -> bool:
+    """Whether the sign-in still holds: the user is the account's, its password unchanged since,
+    and the session not signed out."""
+    sid, _, password_fingerprint = signin.rpartition(".")
+    if not sid:
+        return False
+    row = await session.fetchrow(
+        "SELECT password_hash, EXISTS (SELECT 1 FROM ended_sessions WHERE sid_hash = $3)"
+        " FROM users WHERE id = $1 AND account_id = $2", user_id, account_id, sid_digest(sid))
+    return row is not None and not row[1] and fingerprint(row[0]) == password_fingerprint

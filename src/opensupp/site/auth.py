@@ -19,7 +19,6 @@ is worth nothing) or one older than SESSION_SECONDS is signed out. The session i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import time
@@ -37,7 +36,7 @@ from opensupp.chat import protocol
 from opensupp.partners.service import authenticate, hash_key
 from opensupp.passwords import hash_password, verify_password
 from opensupp.signin import service
-from opensupp.signin.service import LinkUser
+from opensupp.signin.service import LinkUser, fingerprint, signin_of
 from opensupp.site.i18n import dashboard_lang, text
 from opensupp.users.service import email_key
 
@@ -71,6 +70,7 @@ class SignedIn:
     avatar: str
     lang: str  # the dashboard's language: one of i18n.DASHBOARD_LANGS
     status: str  # the presence the user chose: one of STATUSES
+    signin: str = ""  # this sign-in as agent tokens carry it: the session ends, their connections end
 
     @property
     def is_admin(self) -> bool:
@@ -84,11 +84,6 @@ class SignInRequired(Exception):
     def __init__(self, message_key: str | None = None) -> None:
         super().__init__(message_key or "sign in")
         self.message_key = message_key
-
-
-def fingerprint(password_hash: str) -> str:
-    """What a session keeps of the password hash: a changed password ends the session."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 async def signed_in(site: Site, request: HTTPConnection) -> SignedIn | None:
@@ -113,7 +108,8 @@ async def signed_in(site: Site, request: HTTPConnection) -> SignedIn | None:
         return None
     lang = session.get("lang") or dashboard_lang(row[7])
     status = str(session.get("status")) if session.get("status") in STATUSES else "online"
-    return SignedIn(uid, row[0], row[1], row[2], row[3], row[4], row[5], row[6], lang, status)
+    return SignedIn(uid, row[0], row[1], row[2], row[3], row[4], row[5], row[6], lang, status,
+                    signin_of(sid, session["fp"]))
 
 
 async def require_user(site: Site, request: HTTPConnection, *, admin: bool = False) -> SignedIn:
@@ -127,8 +123,9 @@ async def require_user(site: Site, request: HTTPConnection, *, admin: bool = Fal
 
 
 def agent_token(site: Site, who: SignedIn) -> str:
-    """What the dashboard's script sends in ``agent.connect`` (docs/chat-protocol.md)."""
-    return protocol.agent_token(site.secret, who.account_id, who.user_id)
+    """What the dashboard's script sends in ``agent.connect`` (docs/chat-protocol.md): bound to
+    this sign-in, so that its connections end when the session does."""
+    return protocol.agent_token(site.secret, who.account_id, who.user_id, who.signin or None)
 
 
 def set_status(request: HTTPConnection, status: str) -> None:
