@@ -14,6 +14,7 @@ from conftest import opensupp, start_server, stop_server
 from opensupp.migrate import migrate
 
 CHROMIUM = Path(os.environ.get("OPENSUPP_CHROMIUM", "/usr/bin/chromium"))
+PICTURE = Path(__file__).resolve().parent.parent / "docs" / "images" / "admin-box.png"
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,8 @@ def test_the_preview_follows_the_form_and_save_stores_it(browser, tmp_path):
         assert head == "rgb(170, 0, 0)"
         assert frame.locator("html").evaluate("(el) => el.classList.contains('left')")
         assert api.get(f"/accounts/{aid}/box/get").json()["title"] == ""  # a preview saves nothing
+        if not PICTURE.exists() or os.environ.get("OPENSUPP_UPDATE_SCREENSHOTS") == "1":
+            page.screenshot(path=str(PICTURE))  # the README's picture of an admin page
 
         page.click("button:has-text('Save')")
         page.locator(".flash").wait_for(timeout=5000)  # "Saved.", back on the page
