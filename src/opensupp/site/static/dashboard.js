@@ -404,6 +404,7 @@
     const known = rendered.get(summary.id);
     if (known && known.sig === sig) return known.node;
     const node = item(summary);
+    if (known && known.node.parentNode) known.node.replaceWith(node); // in its place: the others stay put
     rendered.set(summary.id, { node, sig });
     return node;
   }
