@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import secrets
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from chat import free_port, stop  # bench/chat.py: the same child-process handling
 
 BENCH_DIR = Path(__file__).resolve().parent
 SRC_DIR = BENCH_DIR.parent / "src"
@@ -100,12 +101,6 @@ def serve(port: int) -> None:
     uvicorn.run(create_app(settings), **uvicorn_options(settings), host="127.0.0.1", port=port)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def start(temp: Path, url: str, port: int) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENSUPP_")}
     env.update({"PYTHONPATH": str(SRC_DIR), "OPENSUPP_SECRET_KEY": SECRET, "OPENSUPP_DATA_DIR": str(temp),
@@ -122,17 +117,6 @@ def start(temp: Path, url: str, port: int) -> subprocess.Popen[bytes]:
             return process
         time.sleep(0.1)
     raise RuntimeError("the server did not start")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 # --------------------------------------------------------------------------- the browser

@@ -10,13 +10,13 @@ on SQLite, a partner's account with an agent, Anna). axe runs in the page with i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from test_chat_box import browser as browser  # noqa: F401 (the fixture: Debian's Chromium)
 from test_chat_box_live import Server
+from test_chat_box_live import server as server  # noqa: F401 (the fixture: the served app, Acme and Anna)
 
 AXE = Path(__file__).parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 #: what a page must not have (axe's impacts are minor, moderate, serious, critical)
@@ -31,15 +31,6 @@ def axe_source() -> str:
             pytest.fail(message + "; OPENSUPP_REQUIRE_BROWSER=1 requires it", pytrace=False)
         pytest.skip(message)
     return AXE.read_text("utf-8")
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path)
-    try:
-        yield s
-    finally:
-        s.stop()
 
 
 def problems(page: Any, axe_source: str) -> list[str]:

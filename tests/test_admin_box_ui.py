@@ -8,33 +8,12 @@ import os
 from pathlib import Path
 
 import httpx
-import pytest
+from test_chat_box import browser as browser  # noqa: F401 (the fixture: Debian's Chromium)
 
 from conftest import opensupp, start_server, stop_server
 from opensupp.migrate import migrate
 
-CHROMIUM = Path(os.environ.get("OPENSUPP_CHROMIUM", "/usr/bin/chromium"))
 PICTURE = Path(__file__).resolve().parent.parent / "docs" / "images" / "admin-box.png"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("OPENSUPP_REQUIRE_BROWSER") == "1":
-            pytest.fail(message + "; OPENSUPP_REQUIRE_BROWSER=1 requires it", pytrace=False)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 def test_the_preview_follows_the_form_and_save_stores_it(browser, tmp_path):

@@ -31,6 +31,12 @@ def _update_screenshot() -> bool:
     return not PICTURE.exists() or os.environ.get("OPENSUPP_UPDATE_SCREENSHOTS") == "1"
 
 
+def say(box: Any, text: str) -> None:
+    """The visitor writes ``text`` in the chat box and sends it (Enter)."""
+    box.locator("#input").fill(text)
+    box.locator("#input").press("Enter")
+
+
 class Dashboard:
     """The agent's browser context, signed in by the guide's fast login."""
 
@@ -85,8 +91,7 @@ def test_an_agent_answers_a_visitor_live_and_goes_away(browser, server, site: Li
         box = connected(v)
         page.locator("#visitors .visitor-now").first.wait_for()  # on the site now, without a reload
         v.click_launcher(box)
-        box.locator("#input").fill("Hello! Where is my order? " + HOSTILE)
-        box.locator("#input").press("Enter")
+        say(box, "Hello! Where is my order? " + HOSTILE)
 
         item = page.locator("#list-pending .conv-item")
         item.wait_for()  # the conversation appears without a reload
@@ -119,8 +124,7 @@ def test_an_agent_answers_a_visitor_live_and_goes_away(browser, server, site: Li
         assert page.locator("#log .msg.agent").count() == 2
         assert page.locator("#assign").input_value() == str(server.agent_id)  # the first to answer has it
 
-        box.locator("#input").fill("Great, thank you!")
-        box.locator("#input").press("Enter")
+        say(box, "Great, thank you!")
         page.locator("#log .msg.visitor >> nth=1").wait_for()
         assert dashboard.errors == [] and dashboard.dialogs == []
 
@@ -160,8 +164,7 @@ def test_the_conversation_is_usable_at_a_phones_width(browser, server, site: Liv
         v.open(site.snippet())
         box = connected(v)
         v.click_launcher(box)
-        box.locator("#input").fill("Hi from the visitor")
-        box.locator("#input").press("Enter")
+        say(box, "Hi from the visitor")
         page = phone.page
         item = page.locator("#list-pending .conv-item")
         item.wait_for()
@@ -208,8 +211,7 @@ def test_an_agent_starts_a_chat_with_a_visitor_on_the_site(browser, server, site
         assert page.locator("#conv-status").text_content() == "Open"
         assert page.locator("#log .msg.agent").count() == 1
         v.click_launcher(box)
-        box.locator("#input").fill("Yes, a gravel one")
-        box.locator("#input").press("Enter")
+        say(box, "Yes, a gravel one")
         page.locator("#log .msg.visitor").wait_for()  # the visitor answers in the same conversation
         assert page.locator("#list-open .conv-item").count() == 1
         # the live list's button now leads to that conversation
@@ -231,16 +233,14 @@ def test_the_dashboard_works_over_the_long_poll(browser, server, site: Live, das
         box = connected(v)
         assert box.locator("#status").text_content() == "We are online"  # the polling agent is online
         v.click_launcher(box)
-        box.locator("#input").fill("Anyone there?")
-        box.locator("#input").press("Enter")
+        say(box, "Anyone there?")
         page.locator("#list-pending .conv-item").click()
         page.locator("#log .msg.visitor").wait_for()
         page.locator("#reply").fill("Yes, over the long-poll.")
         page.locator("#reply").press("Enter")
         box.locator(".msg.agent").wait_for()
         page.wait_for_function("() => !document.querySelector('#log .pending')")
-        box.locator("#input").fill("Thanks")
-        box.locator("#input").press("Enter")
+        say(box, "Thanks")
         page.locator("#log .msg.visitor >> nth=1").wait_for()
         assert page.locator("#log .msg").count() == 3
     finally:
@@ -277,13 +277,11 @@ def test_alerts_beep_and_notify_while_the_tab_is_hidden(browser, server, site: L
         box = connected(v)
         page.evaluate("() => { window.away = false; }")
         v.click_launcher(box)
-        box.locator("#input").fill("Seen while you look")
-        box.locator("#input").press("Enter")
+        say(box, "Seen while you look")
         page.locator("#list-pending .conv-item").wait_for()
         assert page.evaluate("() => window.notes") == []  # the tab is shown: no alert
         page.evaluate("() => { window.away = true; }")
-        box.locator("#input").fill("A second one, hidden")
-        box.locator("#input").press("Enter")
+        say(box, "A second one, hidden")
         page.wait_for_function("() => window.notes.length === 1")
         assert page.evaluate("() => window.notes") == [["New message from Eva", "A second one, hidden"]]
         running = page.evaluate("() => window.opensuppDashboard.audioState()")
@@ -304,8 +302,7 @@ def test_search_finds_a_conversation_by_text_or_e_mail(browser, server, site: Li
         v.open(site.snippet() + "<script>smartsupp('email', 'lukas@example.com');</script>")
         box = connected(v)
         v.click_launcher(box)
-        box.locator("#input").fill("Do you repair carbon frames?")
-        box.locator("#input").press("Enter")
+        say(box, "Do you repair carbon frames?")
         page.locator("#list-pending .conv-item").wait_for()
     finally:
         v.close()
@@ -338,8 +335,7 @@ def test_axe_finds_no_serious_issue_in_the_inbox_or_a_conversation(browser, serv
         v.open(site.snippet() + "<script>smartsupp('name', 'Jane'); smartsupp('variables', {plan: 'gold'});</script>")
         box = connected(v)
         v.click_launcher(box)
-        box.locator("#input").fill("Hello")
-        box.locator("#input").press("Enter")
+        say(box, "Hello")
         d.page.locator("#list-pending .conv-item").wait_for()
         d.page.add_script_tag(content=script)
         run = "() => axe.run(document).then(r => r.violations.filter(v => ['serious', 'critical'].includes(v.impact))" \
@@ -363,12 +359,10 @@ def test_the_keyboard_keeps_its_place_when_the_inbox_changes(browser, server, si
         v.open(site.snippet())
         box = connected(v)
         v.click_launcher(box)
-        box.locator("#input").fill("First")
-        box.locator("#input").press("Enter")
+        say(box, "First")
         item = page.locator("#list-pending .conv-item")
         item.focus()
-        box.locator("#input").fill("Second")
-        box.locator("#input").press("Enter")
+        say(box, "Second")
         page.wait_for_function("() => document.querySelector('#list-pending .unread').textContent === '2'")
         assert page.evaluate("() => document.activeElement.classList.contains('conv-item')")
         page.keyboard.press("Enter")  # opens it: the composer has the focus
@@ -386,15 +380,13 @@ def test_a_cut_socket_loses_nothing_either_way(browser, server, site: Live, dash
         v.open(site.snippet())
         box = connected(v)
         v.click_launcher(box)
-        box.locator("#input").fill("Before the cut")
-        box.locator("#input").press("Enter")
+        say(box, "Before the cut")
         page.locator("#list-pending .conv-item").click()
         page.locator("#log .msg.visitor").wait_for()
         # the socket drops; the dashboard waits 1.5 to 4.5 s before it reconnects
         page.evaluate("() => { const c = window.opensuppDashboard.conn; c.backoff = 3000; c.ws.close(); }")
         page.wait_for_function("() => !window.opensuppDashboard.state.connected")
-        box.locator("#input").fill("During the cut")
-        box.locator("#input").press("Enter")
+        say(box, "During the cut")
         page.locator("#reply").fill("Written during the cut")
         page.locator("#reply").press("Enter")
         assert page.locator("#log .msg.pending").count() == 1  # kept, to be sent once connected
