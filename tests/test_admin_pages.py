@@ -133,6 +133,18 @@ async def test_users_are_listed_created_edited_and_deleted(admin, api, acme):
     assert email not in [u["email"] for u in await users_of(api, acme.aid)]
 
 
+async def test_an_admin_who_changes_their_own_password_stays_signed_in_here_only(site, admin, api, acme):
+    async with signed_in(site, acme, acme.admin_id) as elsewhere:
+        me = (await api.get(f"/accounts/{acme.aid}/users/{acme.admin_id}/get")).json()
+        r = await post(admin, f"/admin/users/{acme.admin_id}", {
+            "email": me["email"], "fullname": me["fullname"], "role": "admin", "nickname": me["nickname"],
+            "lang": "en", "avatar": "", "note": "", "password": "a fresh password"})
+        assert r.status_code == 303 and r.headers["location"] == "/admin/users"
+        listed = await admin.get("/admin/users")
+        assert listed.status_code == 200 and "saved" in listed.text.lower()  # this browser, with its notice
+        assert (await elsewhere.get("/admin/users")).status_code == 303  # the other session has ended
+
+
 async def test_a_refused_user_shows_the_apis_messages_and_writes_nothing(admin, api, acme):
     before = await users_of(api, acme.aid)
     r = await post(admin, "/admin/users", {"email": "not-an-email", "password": "short", "fullname": "X",

@@ -10,6 +10,7 @@ import io
 import json
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -126,7 +127,7 @@ async def test_the_fast_login_key_is_redacted_in_the_access_log(app, partner):
 
 
 @pytest.mark.parametrize("case", ["wrong key", "another partner's user", "no such user", "key only", "bad uid"])
-async def test_a_wrong_fast_login_gets_the_sign_in_page_and_no_session(app, partner, case):
+async def test_a_wrong_fast_login_gets_the_sign_in_page_without_the_key_and_no_session(app, partner, case):
     aid = await partner.account()
     anna = await partner.user(aid, "anna")
     other = Partner(app, await new_key(app), client_for(app, None))
@@ -141,12 +142,55 @@ async def test_a_wrong_fast_login_gets_the_sign_in_page_and_no_session(app, part
         "bad uid": f"apiKey={partner.key}&uid=1%20OR%201=1",
     }[case]
     async with browser(app) as b:
-        answer = await b.get(f"/sign/in?{query}")
-        assert answer.status_code == 403
-        assert "This sign-in link is not valid" in answer.text
-        assert 'name="password"' in answer.text  # the sign-in page, to sign in otherwise
-        assert "Bob" not in answer.text and "Anna" not in answer.text
+        answer = await b.get(f"/sign/in?{query}&lang=cs")
+        assert answer.status_code == 303  # away from the address that holds the key
+        assert answer.headers["location"] == "/sign/in?m=sign.badKey&lang=cs"
+        assert answer.headers["cache-control"] == "no-store" and answer.headers["referrer-policy"] == "no-referrer"
+        page = await b.get(answer.headers["location"])
+        assert page.status_code == 403
+        assert "Tento přihlašovací odkaz není platný" in page.text
+        assert 'name="password"' in page.text  # the sign-in page, to sign in otherwise
+        assert "Bob" not in page.text and "Anna" not in page.text
         assert (await b.get("/sign/in")).status_code == 200  # not signed in
+
+
+async def test_a_bad_link_does_not_sign_a_signed_in_browser_out(app, partner):
+    """Another site can send a browser to any link (the cookie is SameSite=Lax): a refused one
+    changes nothing, as sign-out needs the CSRF token."""
+    aid = await partner.account()
+    anna = await partner.user(aid, "anna")
+    async with browser(app) as b:
+        await b.get(f"/sign/in?apiKey={partner.key}&uid={anna.id}")
+        assert (await b.get("/sign/link/not-a-token")).headers["location"] == "/sign/in?m=sign.badLink"
+        assert (await b.get(f"/sign/in?apiKey=osk_{'x' * 43}&uid={anna.id}")).status_code == 303
+        assert (await b.get("/sign/in")).headers.get("location") == "/dashboard"  # still signed in
+
+
+async def test_the_fast_login_can_be_switched_off(database_url, tmp_path, partner):
+    aid = await partner.account()
+    anna = await partner.user(aid, "anna")
+    closed = create_app(Settings(database_url=database_url, data_dir=tmp_path, fast_login=False))
+    await closed.startup()
+    try:
+        async with browser(closed) as b:
+            answer = await b.get(f"/sign/in?apiKey={partner.key}&uid={anna.id}")
+            assert answer.headers["location"] == "/sign/in?m=sign.fastLoginOff"
+            page = await b.get(answer.headers["location"])
+            assert page.status_code == 403 and "one-time sign-in link" in page.text
+            assert (await b.get("/sign/in")).status_code == 200  # not signed in
+    finally:
+        await closed.shutdown()
+
+
+async def test_digits_of_other_scripts_are_refused_not_a_crash(app, partner):
+    aid = await partner.account()
+    anna = await partner.user(aid, "anna")
+    async with browser(app) as b:
+        answer = await b.get(f"/sign/in?apiKey={partner.key}&uid=%C2%B2")  # "²": str.isdigit says yes, int() no
+        assert answer.headers["location"] == "/sign/in?m=sign.badKey"
+        await b.get(f"/sign/in?apiKey={partner.key}&uid={anna.id}")
+        answer = await b.get("/dashboard/conversations/%C2%B2", headers={"accept": "application/json"})
+        assert 400 <= answer.status_code < 500 and answer.json()["error"]
 
 
 # --------------------------------------------------------------------------- one-time links
@@ -162,14 +206,16 @@ async def test_a_login_link_works_once_and_not_twice(app, partner):
     assert link["url"].startswith("https://chat.example.com/sign/link/")
     path = link["url"].removeprefix("https://chat.example.com")
     async with app.db.read() as session:  # only the token's SHA-256 is kept
-        stored = await session.fetch("SELECT token_hash FROM login_links")
+        stored = await session.fetch("SELECT token_hash FROM login_links WHERE user_id = $1", int(anna.id))
     token = path.rsplit("/", 1)[1]
     assert all(token.encode() not in bytes(row[0]) for row in stored) and len(stored) == 1
     async with browser(app) as first, browser(app) as second:
         used = await first.get(path)
         assert used.status_code == 303 and used.headers["location"] == "/dashboard"
         again = await second.get(path)
-        assert again.status_code == 403 and "it was used already" in again.text
+        assert again.status_code == 303 and again.headers["location"] == "/sign/in?m=sign.badLink"
+        page = await second.get(again.headers["location"])
+        assert page.status_code == 403 and "it was used already" in page.text
         assert (await second.get("/sign/in")).status_code == 200  # the second browser is not signed in
 
 
@@ -180,7 +226,7 @@ async def test_a_login_link_expires(app, partner):
         token, _ = await service.create_link(session, account_id=int(aid), user_id=int(anna.id), seconds=60)
         await session.execute("UPDATE login_links SET expires_at = expires_at - 61")
     async with browser(app) as b:
-        assert (await b.get(f"/sign/link/{token}")).status_code == 403
+        assert (await b.get(f"/sign/link/{token}")).headers["location"] == "/sign/in?m=sign.badLink"
 
 
 async def test_two_browsers_racing_with_one_link_sign_in_once(app, partner):
@@ -194,7 +240,7 @@ async def test_two_browsers_racing_with_one_link_sign_in_once(app, partner):
     finally:
         for c in clients:
             await c.aclose()
-    assert sorted(a.status_code for a in answers) == [303] + [403] * 5
+    assert sorted(a.headers["location"] for a in answers) == ["/dashboard"] + ["/sign/in?m=sign.badLink"] * 5
 
 
 async def test_login_links_are_the_partners_own(app, partner):
@@ -227,13 +273,15 @@ async def test_the_link_token_is_redacted_in_the_access_log(app, partner):
     aid = await partner.account()
     anna = await partner.user(aid, "anna")
     url = (await partner.api.post(f"/accounts/{aid}/users/{anna.id}/login-link", json={})).json()["url"]
+    token = url.rsplit("/", 1)[1]
     stream = io.StringIO()
     app.access.stream = stream
     async with browser(app) as b:
         await b.get(url.removeprefix("https://chat.example.com"))
+        await b.get(f"/sign/%6Cink/{token}x")  # the same route, spelled otherwise
     app.access.flush()
-    assert "/sign/link/[redacted]" in stream.getvalue()
-    assert url.rsplit("/", 1)[1] not in stream.getvalue()
+    assert stream.getvalue().count("/sign/link/[redacted]") == 2
+    assert token not in stream.getvalue()
 
 
 # --------------------------------------------------------------------------- e-mail and password
@@ -289,24 +337,64 @@ async def test_failed_passwords_lock_the_login_for_a_while_that_ends(app, partne
         for _ in range(5):
             assert (await password_sign_in(attacker, anna.email, "guess")).status_code == 429
         async with app.db.read() as session:
-            assert await session.fetchval(
-                "SELECT failures FROM sign_in_attempts WHERE key = $1", "email:" + anna.email.casefold()) == 6
+            assert await session.fetchval("SELECT failures FROM sign_in_attempts WHERE key LIKE $1",
+                                          f"login:{anna.email.casefold()}:%") == 6
         # the lock ends by itself
         async with app.db.transaction() as session:
             await session.execute("UPDATE sign_in_attempts SET locked_until = 0")
         assert (await password_sign_in(attacker, anna.email, PASSWORD)).status_code == 303
 
 
-async def test_a_locked_login_still_opens_from_a_browser_that_signed_in_before(app, partner):
+async def test_concurrent_guesses_are_each_counted(app, partner):
+    """Counted before the slow check, in one statement each: a burst gets no more guesses than
+    one at a time would."""
     aid = await partner.account()
     anna = await partner.user(aid, "anna")
-    async with browser(app) as hers, browser(app) as attacker:
-        assert (await password_sign_in(hers, anna.email, PASSWORD)).status_code == 303
+    async with browser(app) as attacker:
+        form = await attacker.get("/sign/in")
+        data = {"email": anna.email, "password": "guess", "csrf_token": csrf_of(form)}
+        answers = await asyncio.gather(*(attacker.post("/sign/in", data=data) for _ in range(15)))
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses == [401] * (service.USER_FREE + 1) + [429] * (15 - service.USER_FREE - 1)
+
+
+async def test_a_lock_from_one_address_does_not_lock_the_user_elsewhere(app, partner):
+    aid = await partner.account()
+    anna = await partner.user(aid, "anna")
+    async with browser(app) as attacker, browser(app) as hers:
         for _ in range(service.USER_FREE + 1):
             await password_sign_in(attacker, anna.email, "guess")
         assert (await password_sign_in(attacker, anna.email, PASSWORD)).status_code == 429
+        assert (await password_sign_in(hers, anna.email, PASSWORD)).status_code == 303
+
+
+async def test_a_login_locked_from_everywhere_still_opens_from_a_browser_that_signed_in_before(app, partner):
+    aid = await partner.account()
+    anna = await partner.user(aid, "anna")
+    async with browser(app) as hers, browser(app) as stranger:
+        assert (await password_sign_in(hers, anna.email, PASSWORD)).status_code == 303
+        # as after LOGIN_FREE guesses from many addresses
+        async with app.db.transaction() as session:
+            await session.execute(
+                "INSERT INTO sign_in_attempts (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4)",
+                service.key_of(service.LOGIN, anna.email.casefold()), service.LOGIN_FREE + 1, int(time.time()),
+                int(time.time()) + service.USER_MAX_LOCK)
+        assert (await password_sign_in(stranger, anna.email, PASSWORD)).status_code == 429
         hers.cookies.delete("opensupp_session")  # signed out, the device cookie kept
         assert (await password_sign_in(hers, anna.email, PASSWORD)).status_code == 303
+        async with app.db.transaction() as session:
+            await session.execute("DELETE FROM sign_in_attempts WHERE key = $1",
+                                  service.key_of(service.LOGIN, anna.email.casefold()))
+
+
+async def test_users_signing_in_behind_one_address_do_not_lock_it(app, partner):
+    aid = await partner.account()
+    anna = await partner.user(aid, "anna")
+    async with browser(app) as office:
+        for _ in range(service.ADDRESS_FAILURES + 2):
+            assert (await password_sign_in(office, anna.email, PASSWORD)).status_code == 303
+            office.cookies.delete("opensupp_session")
+            office.cookies.delete("opensupp_device")
 
 
 async def test_one_address_is_slowed_down_across_logins(app, partner):
@@ -383,6 +471,13 @@ def test_every_dashboard_language_says_every_text():
             assert not missing, f"{surface.name}: {lang} lacks {sorted(missing)}"
             for key, value in texts[lang].items():
                 assert re.findall(r"{(\w*)}", value) == re.findall(r"{(\w*)}", texts["en"][key]), (surface, key)
+
+
+async def test_the_sign_in_page_is_never_framed_and_runs_no_script(app):
+    async with browser(app) as b:
+        page = await b.get("/sign/in")
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'none'" in policy and "script-src" not in policy
 
 
 async def test_the_sign_in_page_speaks_czech(app):

@@ -118,6 +118,11 @@ class Settings(BaseSettings):
         description="the address visitors' browsers reach this server at (scheme, host, optional port and "
         "path; no query): the chat code's loader.js URL is made from it",
     )
+    fast_login: bool = Field(
+        default=True,
+        description="the guide's fast login (/sign/in?apiKey=&uid=): it puts the partner's API key in a browser; "
+        "0 turns it off (one-time links, POST /accounts/:aid/users/:uid/login-link, keep working)",
+    )
     login_link_seconds: int = Field(
         default=60, ge=5, le=3600,
         description="seconds a one-time sign-in link (POST /accounts/:aid/users/:uid/login-link) stays valid",

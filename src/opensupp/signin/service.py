@@ -4,17 +4,22 @@ One-time links: ``create_link`` keeps the SHA-256 of a 256-bit random token (the
 exists only in the URL it answers); ``use_link`` spends it in one conditional UPDATE, so two
 browsers racing with one link sign in once.
 
-Failed password attempts are counted in ``sign_in_attempts`` under two keys, so that every
-process of a server sees the same counts:
+Password attempts are counted in ``sign_in_attempts`` before the password is checked, each in
+one statement, so that concurrent attempts are all counted and every process of a server sees
+the same counts. An attempt at a locked key is refused without being counted, so it never
+lengthens the lock, and every lock ends by itself. The keys (``Limit``):
 
-- ``address:<ip>``: ADDRESS_FAILURES failures within ADDRESS_WINDOW seconds lock that address
-  out until the window ends (a password guesser from one place);
-- ``email:<e-mail>``: after USER_FREE failures in a row, each further failure locks the login
-  for USER_FIRST_LOCK seconds, doubled per failure and at most USER_MAX_LOCK. A lock always
-  ends by itself, and an attempt made while locked is refused without being counted, so it
-  never lengthens the lock: an attacker can delay a user, never shut them out for good. The
-  browser a user signed in from before carries a signed device cookie (site/auth.py) that the
-  e-mail lock does not apply to, and the partner's fast login and one-time links never do.
+- ``ADDRESS``, per client address: ADDRESS_FAILURES attempts within ADDRESS_WINDOW seconds, then
+  the address waits for the window's end (a guesser in one place; a right password gives its
+  attempt back, so many users behind one address do not lock it);
+- ``LOGIN_HERE``, per login and address: after USER_FREE attempts without success, each further
+  one locks for USER_FIRST_LOCK seconds, doubled each time, at most USER_MAX_LOCK;
+- ``LOGIN``, per login from anywhere: the same after LOGIN_FREE (a guesser with many addresses).
+
+A guesser can thus delay a user's password sign-in, from one address only that address's. Only
+one with many addresses can hold the login's lock, and even then the browsers the user signed
+in from before (a signed device cookie, site/auth.py: counted under ``DEVICE`` instead), the
+partner's one-time links and the guide's fast login still sign the user in.
 
 Unknown e-mails are counted like known ones (the answers do not tell who has an account).
 """
@@ -31,6 +36,8 @@ from opensupp.timeutil import now
 ADDRESS_FAILURES = 20
 ADDRESS_WINDOW = 15 * 60
 USER_FREE = 5
+#: attempts at one login from all addresses together before it locks (a guesser with many addresses)
+LOGIN_FREE = 50
 USER_FIRST_LOCK = 30
 USER_MAX_LOCK = 15 * 60
 #: a count of failures older than this (and no lock) starts again from nothing
@@ -85,36 +92,80 @@ async def partner_user(session: Session, *, partner_id: int, user_id: int) -> Li
     return None if row is None else LinkUser(row[0], row[1], partner_id)
 
 
-# --------------------------------------------------------------------------- failed attempts
+# --------------------------------------------------------------------------- attempts
 
 
-async def locked_for(session: Session, key: str) -> int:
-    """Seconds until ``key`` may try again (0: now)."""
-    until = await session.fetchval("SELECT locked_until FROM sign_in_attempts WHERE key = $1", key)
-    return max(0, (until or 0) - now())
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """A key's rule: ``free`` attempts within ``window`` seconds; then each further attempt locks
+    the key (``growing``: for LOCKS seconds by the attempts over, else until the window ends)."""
+
+    prefix: str
+    free: int
+    window: int
+    growing: bool
 
 
-async def failed(session: Session, key: str, *, per_address: bool) -> int:
-    """Counts a failure of ``key``; answers the lock it now has (seconds, 0: none)."""
-    at = now()
-    row = await session.fetchrow("SELECT failures, window_start FROM sign_in_attempts WHERE key = $1", key)
-    window = ADDRESS_WINDOW if per_address else USER_WINDOW
-    failures, start = (0, at) if row is None or at - row[1] >= window else (row[0], row[1])
-    failures += 1
-    if per_address:
-        locked_until = start + ADDRESS_WINDOW if failures >= ADDRESS_FAILURES else 0
+#: per client address: a password guesser in one place, whatever logins it tries
+ADDRESS = Limit("address", ADDRESS_FAILURES, ADDRESS_WINDOW, growing=False)
+#: per login and address: the user's own typos, and a guesser at one login from one place
+LOGIN_HERE = Limit("login", USER_FREE, USER_WINDOW, growing=True)
+#: per login from anywhere: a guesser with many addresses (a browser the user signed in from skips it)
+LOGIN = Limit("login-anywhere", LOGIN_FREE, USER_WINDOW, growing=True)
+#: per browser the user signed in from (its device cookie): only the growing lock
+DEVICE = Limit("device", USER_FREE, USER_WINDOW, growing=True)
+
+
+def _lock_seconds_sql(over: str) -> str:
+    """A CASE giving the lock of the ``over``-th attempt over the free ones: 30 s, doubled each, at most 15 min."""
+    steps, seconds, n = [], USER_FIRST_LOCK, 1
+    while seconds < USER_MAX_LOCK:
+        steps.append(f"WHEN {n} THEN {seconds}")
+        seconds, n = seconds * 2, n + 1
+    return f"CASE {over} {' '.join(steps)} ELSE {USER_MAX_LOCK} END"
+
+
+def _attempt_sql(limit: Limit) -> str:
+    """One statement: counts an attempt unless the key is locked (then it answers no row)."""
+    fresh = "$2 - sign_in_attempts.window_start >= $3"
+    count = f"(CASE WHEN {fresh} THEN 1 ELSE sign_in_attempts.failures + 1 END)"
+    start = f"(CASE WHEN {fresh} THEN $2 ELSE sign_in_attempts.window_start END)"
+    if limit.growing:
+        lock = f"CASE WHEN {count} > {limit.free} THEN $2 + {_lock_seconds_sql(f'{count} - {limit.free}')} ELSE 0 END"
     else:
-        over = failures - USER_FREE
-        locked_until = at + min(USER_MAX_LOCK, USER_FIRST_LOCK * 2 ** min(over - 1, 20)) if over > 0 else 0
+        lock = f"CASE WHEN {count} >= {limit.free} THEN {start} + $3 ELSE 0 END"
+    return (
+        "INSERT INTO sign_in_attempts (key, failures, window_start, locked_until) VALUES ($1, 1, $2, 0)"
+        f" ON CONFLICT (key) DO UPDATE SET failures = {count}, window_start = {start}, locked_until = {lock}"
+        " WHERE sign_in_attempts.locked_until <= $2 RETURNING failures")
+
+
+_ATTEMPT = {limit.prefix: _attempt_sql(limit) for limit in (ADDRESS, LOGIN_HERE, LOGIN, DEVICE)}
+
+
+def key_of(limit: Limit, *parts: str) -> str:
+    return ":".join((limit.prefix, *parts))[:320]
+
+
+async def attempt(session: Session, limit: Limit, key: str) -> int:
+    """Counts an attempt at ``key`` before its password is checked, in one statement (so that
+    concurrent attempts are each counted); answers the seconds to wait instead (0: go on). An
+    attempt at a locked key is refused uncounted: it never lengthens the lock."""
+    at = now()
+    if await session.fetchval(_ATTEMPT[limit.prefix], key, at, limit.window) is not None:
+        return 0
+    until = await session.fetchval("SELECT locked_until FROM sign_in_attempts WHERE key = $1", key)
+    return max(1, (until or 0) - at)
+
+
+async def succeeded(session: Session, *, forget: list[str], address_key: str) -> None:
+    """A right password: the login's counts start again; the address's attempt is given back
+    (many users signing in behind one address do not lock it)."""
+    for key in forget:
+        await session.execute("DELETE FROM sign_in_attempts WHERE key = $1", key)
     await session.execute(
-        "INSERT INTO sign_in_attempts (key, failures, window_start, locked_until) VALUES ($1, $2, $3, $4)"
-        " ON CONFLICT (key) DO UPDATE SET failures = $2, window_start = $3, locked_until = $4",
-        key, failures, start, locked_until)
-    return max(0, locked_until - at)
-
-
-async def succeeded(session: Session, key: str) -> None:
-    await session.execute("DELETE FROM sign_in_attempts WHERE key = $1", key)
+        "UPDATE sign_in_attempts SET failures = failures - 1, locked_until = CASE WHEN failures - 1 >= $2"
+        " THEN locked_until ELSE 0 END WHERE key = $1 AND failures > 0", address_key, ADDRESS.free)
 
 
 # --------------------------------------------------------------------------- signed-out sessions
@@ -140,16 +191,20 @@ def fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
-def signin_of(sid: str, password_fingerprint: str) -> str:
+#: how long a dashboard session lasts from its sign-in
+SESSION_SECONDS = 14 * 86400
+
+
+def signin_of(sid: str, password_fingerprint: str, since: int) -> str:
     """A dashboard sign-in as an agent token carries it (chat/protocol.py agent_token)."""
-    return f"{sid}.{password_fingerprint}"
+    return f"{sid}.{password_fingerprint}.{since}"
 
 
 async def holds(session: Session, *, account_id: int, user_id: int, signin: str) -> bool:
     """Whether the sign-in still holds: the user is the account's, its password unchanged since,
-    and the session not signed out."""
-    sid, _, password_fingerprint = signin.rpartition(".")
-    if not sid:
+    the session neither signed out nor older than SESSION_SECONDS."""
+    sid, password_fingerprint, since = (signin.split(".") + ["", "", ""])[:3]
+    if not sid or not since.isascii() or not since.isdigit() or now() - int(since) > SESSION_SECONDS:
         return False
     row = await session.fetchrow(
         "SELECT password_hash, EXISTS (SELECT 1 FROM ended_sessions WHERE sid_hash = $3)"

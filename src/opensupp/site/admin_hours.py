@@ -100,7 +100,7 @@ def week_from_form(form: dict[str, str]) -> list[WeekDay]:
 def _minutes(clock: str, *, end: bool) -> int | str:
     """"09:30" -> 570 ("00:00" as an end: 1440, midnight); anything else is sent as it is, for the API to refuse."""
     hours, _, minutes = clock.partition(":")
-    if not (hours.isdigit() and minutes.isdigit()):
+    if not (hours.isascii() and minutes.isascii() and hours.isdigit() and minutes.isdigit()):
         return clock
     value = int(hours) * 60 + int(minutes)
     return 1440 if end and value == 0 else value

@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from opensupp.errors import DomainError
 from opensupp.langs import LANGS
 from opensupp.site.adminkit import AdminPages, Problem, form_of, item_id
-from opensupp.site.auth import SignedIn
+from opensupp.site.auth import SignedIn, restart_session
 from opensupp.site.i18n import text
 
 HOME = "/admin/users"
@@ -72,6 +72,9 @@ def routes(pages: AdminPages) -> list[BaseRoute]:
             await pages.call(who, f"users/{uid}/update", body)
         except DomainError as exc:
             return await edit_page(request, who, status=400, form=form, problem=Problem.of(exc, "email"))
+        if uid == who.user_id and body.get("password"):
+            # their own new password ends their other sessions; this browser stays signed in
+            await restart_session(pages.site, request, who)
         return pages.done(request, HOME, "admin.users.saved")
 
     async def delete(request: Request, who: SignedIn) -> Response:

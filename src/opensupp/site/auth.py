@@ -45,11 +45,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("opensupp.site")
 
-SESSION_SECONDS = 14 * 86400
+SESSION_SECONDS = service.SESSION_SECONDS
 STATUSES = ("online", "away", "offline")
+#: what ``/sign/in?m=`` may show (a redirect's message)
+MESSAGES = ("sign.expired", "sign.signedOut", "sign.badKey", "sign.badLink", "sign.fastLoginOff")
 DEVICE_COOKIE = "opensupp_device"
 DEVICE_SALT = "opensupp.device"
 DEVICE_SECONDS = 180 * 86400
+#: the sign-in page: nothing but this origin's style sheet, never framed (clickjacking), forms to itself only
+PAGE_POLICY = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none';"
+               " base-uri 'none'")
 #: where a signed-in user lands
 HOME = "/dashboard"
 MAX_EMAIL = 254
@@ -109,7 +114,7 @@ async def signed_in(site: Site, request: HTTPConnection) -> SignedIn | None:
     lang = session.get("lang") or dashboard_lang(row[7])
     status = str(session.get("status")) if session.get("status") in STATUSES else "online"
     return SignedIn(uid, row[0], row[1], row[2], row[3], row[4], row[5], row[6], lang, status,
-                    signin_of(sid, session["fp"]))
+                    signin_of(sid, session["fp"], since))
 
 
 async def require_user(site: Site, request: HTTPConnection, *, admin: bool = False) -> SignedIn:
@@ -138,7 +143,7 @@ def set_lang(request: HTTPConnection, lang: str) -> None:
     request.session["lang"] = dashboard_lang(lang)
 
 
-async def _start_session(site: Site, request: Request, user: LinkUser, *, lang: str | None = None,
+async def _start_session(site: Site, request: HTTPConnection, user: LinkUser, *, lang: str | None = None,
                          status: str | None = None) -> None:
     async with site.db.read() as db:
         password_hash = await db.fetchval("SELECT password_hash FROM users WHERE id = $1", user.user_id)
@@ -149,6 +154,15 @@ async def _start_session(site: Site, request: Request, user: LinkUser, *, lang: 
         set_lang(request, lang)
     if status in STATUSES:
         request.session["status"] = status
+
+
+async def restart_session(site: Site, request: HTTPConnection, who: SignedIn) -> None:
+    """After the user changed their own password here: this browser stays signed in (a new
+    session with the new password's fingerprint); every other session of the user has ended."""
+    lang, status = request.session.get("lang"), request.session.get("status")
+    await _start_session(site, request, LinkUser(who.user_id, who.account_id, who.partner_id),
+                         lang=lang if isinstance(lang, str) else None,
+                         status=status if isinstance(status, str) else None)
 
 
 def _next_of(value: object) -> str:
@@ -190,7 +204,7 @@ class SignPages:
             request, "sign_in.html",
             {"lang": lang, "message": message, "email": email, "next": _next_of(request.query_params.get("next"))},
             status_code=status, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer",
-                                         **(headers or {})})
+                                         "Content-Security-Policy": PAGE_POLICY, **(headers or {})})
 
     async def sign_in(self, request: Request) -> Response:
         if request.method == "POST":
@@ -201,24 +215,32 @@ class SignPages:
         if await signed_in(self.site, request) is not None:
             return _away(_next_of(query.get("next")))
         message = query.get("m")
+        refused = message in ("sign.badKey", "sign.badLink", "sign.fastLoginOff")
         return self.page(request, message=text(dashboard_lang(query.get("lang")), message)
-                         if message in ("sign.expired", "sign.signedOut") else None)
+                         if message in MESSAGES else None, status=403 if refused else 200)
+
+    def _refused(self, message_key: str, lang: str | None) -> Response:
+        """A refused link: the sign-in page with the message, at an address that holds no secret.
+        The browser's session, if any, is left as it was (a link must not sign anyone out)."""
+        query = {"m": message_key, **({"lang": dashboard_lang(lang)} if lang else {})}
+        return _away("/sign/in?" + urllib.parse.urlencode(query))
 
     async def _fast(self, request: Request) -> Response:
         """The guide's fast login: the key's partner must own the user's account."""
         query = request.query_params
         key, uid, lang = query.get("apiKey", ""), query.get("uid", ""), query.get("lang")
+        if not self.site.settings.fast_login:
+            return self._refused("sign.fastLoginOff", lang)
         status = query.get("status") or "online"
         user = None
-        if key and uid.isdigit() and len(uid) < 19 and len(key) < 200:
+        if key and uid.isascii() and uid.isdigit() and len(uid) < 19 and len(key) < 200:
             async with self.site.db.read() as db:
                 principal = await authenticate(db, key_hash=hash_key(key))
                 if principal is not None:
                     user = await service.partner_user(db, partner_id=principal.partner_id, user_id=int(uid))
         if user is None:
-            request.session.clear()
             log.info("fast login refused for uid %.20r: wrong key, or a user of another partner", uid)
-            return self.page(request, message=text(dashboard_lang(lang), "sign.badKey"), status=403, lang=lang)
+            return self._refused("sign.badKey", lang)
         await _start_session(self.site, request, user, lang=lang, status=status if status in STATUSES else "online")
         log.info("user %d of account %d signed in by the fast login", user.user_id, user.account_id)
         return _away(HOME)
@@ -228,9 +250,7 @@ class SignPages:
         async with self.site.db.transaction() as db:
             user = await service.use_link(db, token)
         if user is None:
-            request.session.clear()
-            return self.page(request, message=text(dashboard_lang(request.query_params.get("lang")), "sign.badLink"),
-                             status=403)
+            return self._refused("sign.badLink", request.query_params.get("lang"))
         await _start_session(self.site, request, user)
         log.info("user %d of account %d signed in by a one-time link", user.user_id, user.account_id)
         return _away(HOME)
@@ -241,39 +261,47 @@ class SignPages:
         password = str(form.get("password") or "")
         lang = dashboard_lang(request.session.get("lang") or request.headers.get("accept-language", "")[:2])
         address = request.client.host if request.client else "-"
-        address_key, user_key = f"address:{address}", f"email:{email_key(email)}"
+        login = email_key(email)
         async with self.site.db.read() as db:
-            wait = await service.locked_for(db, address_key)
-            if wait:
-                return self.page(request, message=text(lang, "sign.slowDown", seconds=wait), status=429, email=email,
-                                 headers={"Retry-After": str(wait)})
             row = await db.fetchrow(
                 "SELECT u.id, u.account_id, a.partner_id, u.password_hash FROM users u"
-                " JOIN accounts a ON a.id = u.account_id WHERE u.email_key = $1", email_key(email))
-            user_wait = 0 if self._known_device(request, row[0] if row else None) else \
-                await service.locked_for(db, user_key)
-        if user_wait:
-            return self.page(request, message=text(lang, "sign.locked", seconds=user_wait), status=429, email=email,
-                             headers={"Retry-After": str(user_wait)})
+                " JOIN accounts a ON a.id = u.account_id WHERE u.email_key = $1", login)
+        device = self._known_device(request, row[0] if row else None)
+        address_key = service.key_of(service.ADDRESS, address)
+        # counted before the password is checked, each in one statement: concurrent guesses are all counted
+        if device is not None:  # a browser the user signed in from: only its own growing lock
+            keys = [(service.DEVICE, service.key_of(service.DEVICE, device))]
+        else:
+            keys = [(service.ADDRESS, address_key), (service.LOGIN_HERE, service.key_of(service.LOGIN_HERE, login,
+                                                                                          address)),
+                    (service.LOGIN, service.key_of(service.LOGIN, login))]
+        async with self.site.db.transaction() as db:
+            for limit, key in keys:
+                wait = await service.attempt(db, limit, key)
+                if wait:
+                    break
+        if wait:
+            message = "sign.slowDown" if limit is service.ADDRESS else "sign.locked"
+            return self.page(request, message=text(lang, message, seconds=wait), status=429, email=email,
+                             headers={"Retry-After": str(wait)})
         ok = False
         if 0 < len(password) <= MAX_PASSWORD:
             # an unknown e-mail is verified against a hash too: it takes as long as a wrong password
             ok, _ = await verify_password(row[3] if row else await self._dummy_hash(), password)
             ok = ok and row is not None
         if not ok:
-            async with self.site.db.transaction() as db:
-                await service.failed(db, address_key, per_address=True)
-                await service.failed(db, user_key, per_address=False)
             log.info("password sign-in failed from %s", address)
             return self.page(request, message=text(lang, "sign.wrong"), status=401, email=email)
         assert row is not None
         async with self.site.db.transaction() as db:
-            await service.succeeded(db, user_key)
+            await service.succeeded(db, forget=[key for limit, key in keys if limit is not service.ADDRESS],
+                                    address_key=address_key)
         user = LinkUser(row[0], row[1], row[2])
         await _start_session(self.site, request, user, lang=request.session.get("lang"))
         log.info("user %d of account %d signed in with a password", user.user_id, user.account_id)
         response = _away(_next_of(form.get("next")))
-        response.set_cookie(DEVICE_COOKIE, self.device.dumps(user.user_id), max_age=DEVICE_SECONDS, httponly=True,
+        cookie = self.device.dumps([user.user_id, device or secrets.token_urlsafe(12)])
+        response.set_cookie(DEVICE_COOKIE, cookie, max_age=DEVICE_SECONDS, httponly=True,
                             samesite="lax", secure=request.url.scheme == "https", path="/sign/")
         return response
 
@@ -282,15 +310,16 @@ class SignPages:
             self._dummy = await hash_password(secrets.token_urlsafe(16))
         return self._dummy
 
-    def _known_device(self, request: Request, user_id: int | None) -> bool:
-        """Whether this browser signed ``user_id`` in before (the e-mail lock does not apply)."""
+    def _known_device(self, request: Request, user_id: int | None) -> str | None:
+        """This browser's mark if it signed ``user_id`` in before (its device cookie), else None."""
         cookie = request.cookies.get(DEVICE_COOKIE)
         if not cookie or user_id is None:
-            return False
+            return None
         try:
-            return bool(self.device.loads(cookie, max_age=DEVICE_SECONDS) == user_id)
-        except BadData:
-            return False
+            signed_for, mark = self.device.loads(cookie, max_age=DEVICE_SECONDS)
+        except (BadData, TypeError, ValueError):
+            return None
+        return mark if signed_for == user_id and isinstance(mark, str) and len(mark) <= 32 else None
 
     async def sign_out(self, request: Request) -> Response:
         """Ends the session here and for any copy of its cookie (its id is remembered as ended)."""

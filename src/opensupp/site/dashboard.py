@@ -59,7 +59,7 @@ def _json(data: Any) -> Response:
 
 def _conversation_id(request: Request) -> int | None:
     raw = request.path_params["cid"]
-    return int(raw) if raw.isdigit() and len(raw) <= 16 and 0 < int(raw) < MAX_ID else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 16 and 0 < int(raw) < MAX_ID else None
 
 
 class Dashboard:

@@ -353,7 +353,7 @@ def logged_path_of(scope: dict[str, Any]) -> str:
 
 def _logged(raw_path: bytes | None, path: str, query_string: bytes) -> str:
     shown = raw_path.decode("latin-1") if raw_path is not None else path
-    if shown.startswith(SECRET_PATH):  # a one-time sign-in link's token (site/auth.py)
+    if path.startswith(SECRET_PATH):  # a one-time sign-in link's token (site/auth.py), however it was encoded
         shown = SECRET_PATH + "[redacted]"
     if query_string:
         shown = f"{shown}?{redact_query(query_string)}"
