@@ -11,6 +11,7 @@ without loading the database drivers and the rest of the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -167,6 +168,36 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
                                               __version__, redact_url(url), host, port)
     uvicorn.run("opensupp.app:app_factory", factory=True, host=host, port=port, workers=workers,
                 **uvicorn_options(settings))
+
+
+@main.command()
+def worker() -> None:
+    """Migrate the database, then deliver the hooks' events (Ctrl-C stops); to run beside
+    `opensupp serve` with OPENSUPP_OUTBOX_WORKER=0, or as more delivering processes."""
+    import logging
+
+    from opensupp.db import open_database, redact_url
+    from opensupp.logs import setup_logging
+    from opensupp.outbox.sending import parse_networks
+    from opensupp.outbox.worker import Worker
+
+    settings = _settings()
+    setup_logging(settings.log_level, settings.log_format)
+    url = settings.resolved_database_url()
+    _migrate(url)
+
+    async def run() -> None:
+        db = open_database(url, pool_size=2, connect_timeout=settings.db_connect_timeout,
+                           statement_timeout=settings.db_statement_timeout)
+        await db.open()
+        try:
+            await Worker(db, networks=parse_networks(settings.hook_allow_networks)).loop()
+        finally:
+            await db.close()
+
+    logging.getLogger("opensupp.outbox").info("opensupp %s: delivering hooks from %s", __version__, redact_url(url))
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
 
 
 @main.group()

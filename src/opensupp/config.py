@@ -132,6 +132,15 @@ class Settings(BaseSettings):
         description="days a closed conversation (and its messages), a page view, and a visitor with nothing "
         "left are kept; 0: kept forever",
     )
+    hook_allow_networks: str = Field(
+        default="",
+        description="CIDRs (comma-separated) hooks may be delivered to although they are internal (loopback, "
+        "private, ...), like 10.0.0.0/8; empty: none",
+    )
+    outbox_worker: bool = Field(
+        default=True,
+        description="deliver hooks from this server's processes; 0: only `opensupp worker` processes deliver",
+    )
     trigger_cache_mb: int = Field(
         default=64, ge=1, le=65536,
         description="memory for the compiled triggers of the accounts evaluated lately, per process "
@@ -146,6 +155,17 @@ class Settings(BaseSettings):
         if url is not None:
             parse_url(url)
         return url
+
+    @field_validator("hook_allow_networks")
+    @classmethod
+    def _networks(cls, text: str) -> str:
+        from opensupp.outbox.sending import parse_networks
+
+        try:
+            parse_networks(text)
+        except ValueError as exc:
+            raise ValueError(f"must be CIDRs separated by commas, like 10.0.0.0/8,127.0.0.1/32 ({exc})") from None
+        return text
 
     @field_validator("public_url")
     @classmethod

@@ -1,0 +1,154 @@
+"""One HTTP delivery: signed, with a timeout and a bounded response, no redirects, and only
+to an address that is not internal, the one checked being the one connected to."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import httpcore
+import httpx
+
+from opensupp.hooks.validation import SECRET_PREFIX, is_internal_address
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+TIMEOUT = httpx.Timeout(10.0, pool=10.0)
+MAX_RESPONSE = 64 * 1024  # bytes of a response read; the rest is not
+
+
+class RefusedAddress(OSError):
+    """The host resolves to an address deliveries may not reach."""
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """OPENSUPP_HOOK_ALLOW_NETWORKS: CIDRs, comma-separated (ValueError for a bad one)."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
+
+
+def allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequence[Network]) -> bool:
+    return not is_internal_address(ip) or any(ip in network for network in networks)
+
+
+async def resolve_checked(host: str, port: int, networks: Sequence[Network]) -> str:
+    """The address to connect to: the first ``host`` resolves to, when none it resolves to is
+    refused (one refused address refuses the host: a name that mixes them is not trusted)."""
+    infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        if not allowed(ipaddress.ip_address(address.split("%")[0]), networks):
+            raise RefusedAddress(f"{host} resolves to {address}, an internal address")
+    if not addresses:
+        raise RefusedAddress(f"{host} resolves to no address")
+    return addresses[0]
+
+
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects to the checked address of the host asked for; TLS still names the host (httpcore
+    passes the origin's host name as SNI and the request keeps its Host header)."""
+
+    def __init__(self, networks: Sequence[Network]) -> None:
+        self.networks = networks
+        self.inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        with anyio.fail_after(timeout):
+            address = await resolve_checked(host, port, self.networks)
+        return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        raise RefusedAddress("no unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+def client(networks: Sequence[Network]) -> httpx.AsyncClient:
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    # httpx takes no network backend: its pool is replaced by one with the pinning backend
+    transport._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(), max_connections=10,
+                                                   network_backend=PinnedBackend(networks))
+    return httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False, trust_env=False)
+
+
+def standard_key(secret: str) -> bytes:
+    """The Standard Webhooks signing key: a ``whsec_`` secret's base64 bytes, another secret's
+    own bytes (a partner's secret need not be base64)."""
+    if secret.startswith(SECRET_PREFIX):
+        try:
+            return base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+        except ValueError:
+            pass
+    return secret.encode()
+
+
+def signed_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """``X-Smartsupp-Hmac`` (hex HMAC-SHA256 of the body, the secret's bytes as the key) and
+    the Standard Webhooks ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``."""
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    signature = base64.b64encode(hmac.new(standard_key(secret), signed, hashlib.sha256).digest()).decode()
+    return {
+        "content-type": "application/json",
+        "user-agent": "opensupp-webhooks",
+        "accept-encoding": "identity",  # the excerpt read is the bytes received, never a decompressed bomb
+        "x-smartsupp-hmac": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": f"v1,{signature}",
+    }
+
+
+@dataclass(slots=True)
+class Outcome:
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    response: str | None = None
+    retry_after: int | None = None
+
+
+def _retry_after(value: str | None) -> int | None:
+    if value is None or not value.strip().isdigit():
+        return None  # an HTTP date is not honoured: the schedule decides
+    return int(value.strip())
+
+
+async def send(http: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes) -> Outcome:
+    """POST ``body``; a 2xx is delivered, anything else (a redirect too) is not."""
+    try:
+        async with http.stream("POST", url, content=body, headers=headers) as response:
+            excerpt = await _read_at_most(response, MAX_RESPONSE)
+    except RefusedAddress as exc:
+        return Outcome(False, error=str(exc))
+    except httpx.HTTPError as exc:
+        refused = _refusal(exc)
+        return Outcome(False, error=str(refused) if refused else f"{type(exc).__name__}: {exc}")
+    text = excerpt.decode("utf-8", "replace")
+    ok = 200 <= response.status_code < 300
+    return Outcome(ok, response.status_code, None if ok else f"HTTP {response.status_code}", text,
+                   _retry_after(response.headers.get("retry-after")))
+
+
+def _refusal(exc: BaseException) -> BaseException | None:
+    while exc is not None:
+        if isinstance(exc, RefusedAddress):
+            return exc
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return None
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    data = bytearray()
+    async for chunk in response.aiter_raw():
+        data += chunk
+        if len(data) >= limit:
+            break
+    return bytes(data[:limit])

@@ -1,0 +1,145 @@
+"""The outbox's SQL: enqueue a delivery in the caller's transaction, claim the due ones with a
+lease, record an attempt's result, list a hook's deliveries, retry one."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from opensupp.db import Row, Session
+from opensupp.errors import NotFound
+from opensupp.outbox.models import COLUMNS, DELIVERED, FAILED, PENDING, Delivery
+from opensupp.timeutil import now
+
+#: seconds to wait after the 1st, 2nd, ... failed attempt; after the last, the delivery has failed
+RETRY_SCHEDULE: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
+RESPONSE_EXCERPT = 500  # characters of a response's body kept in the log
+ERROR_EXCERPT = 500
+
+
+def new_webhook_id() -> str:
+    return "msg_" + secrets.token_urlsafe(24)
+
+
+async def enqueue(
+    session: Session, *, account_id: int, hook_id: int | None, event: str, payload: dict[str, Any]
+) -> Delivery:
+    """A pending delivery, due now, written in the caller's transaction: it is sent only if
+    that transaction commits."""
+    ts = now()
+    row = await session.fetchrow(
+        "INSERT INTO deliveries (account_id, hook_id, event, payload, webhook_id, attempts, status, next_attempt_at, "
+        f"created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, $7) RETURNING {COLUMNS}",
+        account_id, hook_id, event, orjson.dumps(payload).decode(), new_webhook_id(), PENDING, ts,
+    )
+    assert row is not None
+    return Delivery(*row)
+
+
+@dataclass(slots=True)
+class Claimed:
+    """A claimed delivery with what sending it needs: its hook's URL and secret."""
+
+    delivery: Delivery
+    url: str
+    secret: str
+
+
+async def any_due(session: Session) -> bool:
+    """Whether a delivery is due: a read, so an idle worker's polls write nothing."""
+    return await session.fetchval(
+        "SELECT 1 FROM deliveries WHERE status = $1 AND next_attempt_at <= $2 LIMIT 1", PENDING, now()
+    ) is not None
+
+
+async def claim_due(session: Session, *, limit: int, lease: int) -> list[Claimed]:
+    """Up to ``limit`` due pending deliveries, each counted as an attempt and leased for
+    ``lease`` seconds (moved that far forward, so no other worker claims it meanwhile, and
+    it comes due again if this worker dies before it records the result). On PostgreSQL,
+    ``SKIP LOCKED`` keeps concurrent claims apart; SQLite has one writer."""
+    ts = now()
+    lock = " FOR UPDATE SKIP LOCKED" if session.dialect == "postgresql" else ""
+    rows = await session.fetch(
+        f"UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 WHERE id IN "
+        f"(SELECT id FROM deliveries WHERE status = $3 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id "
+        f"LIMIT $4{lock}) RETURNING {COLUMNS}",
+        ts + lease, ts, PENDING, limit,
+    )
+    return await _with_hooks(session, [Delivery(*row) for row in rows])
+
+
+async def _with_hooks(session: Session, claimed: list[Delivery]) -> list[Claimed]:
+    ids = sorted({d.hook_id for d in claimed if d.hook_id is not None})
+    configs: dict[int, dict[str, Any]] = {}
+    for hook_id in ids:
+        config = await session.fetchval("SELECT config FROM hooks WHERE id = $1", hook_id)
+        if config is not None:
+            configs[hook_id] = orjson.loads(config)
+    result = []
+    for delivery in claimed:
+        config = configs.get(delivery.hook_id) if delivery.hook_id is not None else None
+        if config is not None:
+            result.append(Claimed(delivery, config["url"], config["secret"]))
+    return result
+
+
+def next_delay(attempts: int, retry_after: int | None, schedule: Sequence[int]) -> int | None:
+    """Seconds until the next attempt after ``attempts`` failed ones, None when that was the
+    last; a Retry-After the receiver asked for is honoured, up to the schedule's longest wait."""
+    if attempts > len(schedule):
+        return None
+    delay = schedule[attempts - 1]
+    if retry_after is not None:
+        delay = max(delay, min(retry_after, max(schedule)))
+    return delay
+
+
+async def record_attempt(
+    session: Session, *, delivery: Delivery, ok: bool, status_code: int | None, error: str | None,
+    response: str | None, retry_after: int | None = None, schedule: Sequence[int] = RETRY_SCHEDULE,
+) -> None:
+    """The result of the attempt ``delivery.attempts``; ignored when the delivery has been
+    claimed again meanwhile (this worker's lease ran out: the newer attempt decides)."""
+    ts = now()
+    delay = None if ok else next_delay(delivery.attempts, retry_after, schedule)
+    status = DELIVERED if ok else (FAILED if delay is None else PENDING)
+    await session.execute(
+        "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4, "
+        "response = $5, updated_at = $6 WHERE id = $7 AND attempts = $8 AND status = $9",
+        status, ts + (delay or 0), status_code, error[:ERROR_EXCERPT] if error else None,
+        response[:RESPONSE_EXCERPT] if response is not None else None, ts, delivery.id, delivery.attempts, PENDING,
+    )
+
+
+def _delivery(row: Row | None, delivery_id: int, hook_id: int) -> Delivery:
+    if row is None:
+        raise NotFound(f"No delivery {delivery_id} of hook {hook_id}.")
+    return Delivery(*row)
+
+
+async def list_deliveries(
+    session: Session, *, account_id: int, hook_id: int, after: int, limit: int
+) -> list[Delivery]:
+    """A hook's deliveries, newest first, after the keyset cursor ``after`` (0: the first page)."""
+    rows = await session.fetch(
+        f"SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND hook_id = $2 AND ($3 = 0 OR id < $3) "
+        "ORDER BY id DESC LIMIT $4",
+        account_id, hook_id, after, limit,
+    )
+    return [Delivery(*row) for row in rows]
+
+
+async def retry_delivery(session: Session, *, account_id: int, hook_id: int, delivery_id: int) -> Delivery:
+    """The delivery due again now, pending with its attempts counted anew (a failed or delivered one sent again,
+    with the same webhook-id)."""
+    ts = now()
+    row = await session.fetchrow(
+        "UPDATE deliveries SET status = $1, next_attempt_at = $2, attempts = 0, updated_at = $2 "
+        f"WHERE id = $3 AND account_id = $4 AND hook_id = $5 RETURNING {COLUMNS}",
+        PENDING, ts, delivery_id, account_id, hook_id,
+    )
+    return _delivery(row, delivery_id, hook_id)

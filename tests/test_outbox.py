@@ -1,0 +1,222 @@
+"""The outbox: deliveries written with their transaction, signed, sent by the worker to a real
+local receiver (uvicorn), retried, refused at internal addresses, claimed once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+import orjson
+import pytest
+import uvicorn
+from standardwebhooks import Webhook
+
+from conftest import free_port
+from opensupp.accounts import service as accounts
+from opensupp.config import Settings
+from opensupp.db import open_database
+from opensupp.hooks import service as hooks
+from opensupp.outbox import service
+from opensupp.outbox.sending import parse_networks
+from opensupp.outbox.worker import Worker
+from opensupp.partners import service as partners
+
+pytestmark = pytest.mark.anyio
+LOOPBACK = parse_networks("127.0.0.1/32")
+
+
+class Receiver:
+    """An ASGI app that records each request and answers the next of ``statuses`` (then 200)."""
+
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.statuses = list(statuses or [])
+        self.delay = delay
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(self.delay)
+        self.in_flight -= 1
+        self.requests.append(({k.decode(): v.decode() for k, v in scope["headers"]}, body))
+        status = self.statuses.pop(0) if self.statuses else 200
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"thanks" if status == 200 else b"no"})
+
+
+@pytest.fixture
+async def db(database_url: str) -> Any:
+    database = open_database(database_url, pool_size=5)
+    await database.open()
+    yield database
+    await database.close()
+
+
+async def serve(receiver: Receiver) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    return server, task, port
+
+
+@pytest.fixture
+async def receiver() -> Any:
+    made: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(**kw: Any) -> tuple[Receiver, int]:
+        r = Receiver(**kw)
+        server, task, port = await serve(r)
+        made.append((server, task))
+        return r, port
+
+    yield start
+    for server, task in made:
+        server.should_exit = True
+        await task
+
+
+async def hook_to(db: Any, url: str) -> tuple[int, int, str]:
+    """An account and its webhook made by the services; its URL then set to ``url`` in SQL, since
+    the API refuses loopback URLs (what this test's receiver is at)."""
+    async with db.transaction() as session:
+        partner_id = await partners.create_partner(session, name=f"outbox-{secrets.token_hex(6)}")
+        account = await accounts.create_account(session, partner_id=partner_id, title="Acme", lang="en")
+        hook = await hooks.create_hook(session, partner_id=partner_id, account_id=account.id, name="webhook",
+                                       config={"url": "https://example.com/h"})
+        config = {**hook.config, "url": url}
+        await session.execute("UPDATE hooks SET config = $1 WHERE id = $2", orjson.dumps(config).decode(), hook.id)
+    return account.id, hook.id, hook.config["secret"]
+
+
+async def enqueue(db: Any, account_id: int, hook_id: int, payload: dict[str, Any] | None = None) -> Any:
+    async with db.transaction() as session:
+        return await service.enqueue(session, account_id=account_id, hook_id=hook_id, event="conversation.closed",
+                                     payload=payload or {"type": "event_callback", "event": "conversation.closed"})
+
+
+async def deliveries(db: Any, account_id: int, hook_id: int) -> list[Any]:
+    async with db.read() as session:
+        return await service.list_deliveries(session, account_id=account_id, hook_id=hook_id, after=0, limit=100)
+
+
+async def test_a_delivery_is_signed_both_ways(db, receiver):
+    r, port = await receiver()
+    aid, hid, secret = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    delivery = await enqueue(db, aid, hid, {"hello": "world"})
+    assert await Worker(db, networks=LOOPBACK).run_once() == 1
+    [(headers, body)] = r.requests
+    assert body == b'{"hello":"world"}'
+    assert headers["x-smartsupp-hmac"] == hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert headers["webhook-id"] == delivery.webhook_id and delivery.webhook_id.startswith("msg_")
+    assert Webhook(secret).verify(body, headers) == {"hello": "world"}
+    [logged] = await deliveries(db, aid, hid)
+    assert (logged.status, logged.attempts, logged.last_status_code, logged.response) == ("delivered", 1, 200, "thanks")
+
+
+async def test_failures_are_retried_on_the_schedule(db, receiver):
+    r, port = await receiver(statuses=[500, 503])
+    aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    await enqueue(db, aid, hid)
+    worker = Worker(db, networks=LOOPBACK, schedule=(0, 0))
+    for _ in range(3):
+        assert await worker.run_once() == 1
+    assert await worker.run_once() == 0
+    assert len(r.requests) == 3 and len({h["webhook-id"] for h, _ in r.requests}) == 1
+    [logged] = await deliveries(db, aid, hid)
+    assert (logged.status, logged.attempts, logged.last_status_code) == ("delivered", 3, 200)
+
+
+async def test_the_last_failure_fails_the_delivery(db, receiver):
+    r, port = await receiver(statuses=[500, 500])
+    aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    await enqueue(db, aid, hid)
+    worker = Worker(db, networks=LOOPBACK, schedule=(0,))
+    assert await worker.run_once() == 1 and await worker.run_once() == 1 and await worker.run_once() == 0
+    [logged] = await deliveries(db, aid, hid)
+    assert (logged.status, logged.attempts, logged.last_error) == ("failed", 2, "HTTP 500")
+
+
+def test_the_schedule_honours_retry_after():
+    assert service.next_delay(1, None, service.RETRY_SCHEDULE) == 5
+    assert service.next_delay(1, 60, service.RETRY_SCHEDULE) == 60
+    assert service.next_delay(1, 10**9, service.RETRY_SCHEDULE) == 36000
+    assert service.next_delay(7, None, service.RETRY_SCHEDULE) == 36000
+    assert service.next_delay(8, None, service.RETRY_SCHEDULE) is None
+
+
+async def test_a_name_resolving_to_loopback_is_refused_unless_allowed(db, receiver):
+    r, port = await receiver()
+    aid, hid, _ = await hook_to(db, f"http://localhost:{port}/in")
+    await enqueue(db, aid, hid)
+    assert await Worker(db, schedule=(0,)).run_once() == 1
+    assert r.requests == []
+    [logged] = await deliveries(db, aid, hid)
+    assert logged.status == "pending" and "internal address" in logged.last_error
+    assert await Worker(db, networks=parse_networks("127.0.0.0/8,::1/128")).run_once() == 1
+    assert len(r.requests) == 1 and (await deliveries(db, aid, hid))[0].status == "delivered"
+
+
+async def test_the_enqueue_rolls_back_with_its_transaction(db):
+    aid, hid, _ = await hook_to(db, "http://127.0.0.1:9/in")
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            await service.enqueue(session, account_id=aid, hook_id=hid, event="x", payload={})
+            raise RuntimeError("the change failed")
+    assert await deliveries(db, aid, hid) == []
+
+
+async def test_an_expired_lease_is_delivered_again_with_the_same_id(db, receiver):
+    r, port = await receiver()
+    aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    delivery = await enqueue(db, aid, hid)
+    async with db.transaction() as session:  # a worker claims it, then dies before sending
+        [claimed] = await service.claim_due(session, limit=10, lease=-1)  # a lease already over
+    assert claimed.delivery.webhook_id == delivery.webhook_id
+    assert await Worker(db, networks=LOOPBACK).run_once() == 1
+    [(headers, _)] = r.requests
+    assert headers["webhook-id"] == delivery.webhook_id
+    [logged] = await deliveries(db, aid, hid)
+    assert (logged.status, logged.attempts) == ("delivered", 2)
+
+
+async def test_a_leased_delivery_is_not_claimed_again(db):
+    aid, hid, _ = await hook_to(db, "http://127.0.0.1:9/in")
+    await enqueue(db, aid, hid)
+    async with db.transaction() as session:
+        assert len(await service.claim_due(session, limit=10, lease=60)) == 1
+    async with db.transaction() as session:
+        assert await service.claim_due(session, limit=10, lease=60) == []
+
+
+async def test_workers_in_parallel_deliver_each_event_once(db, receiver):
+    r, port = await receiver(delay=0.2)
+    aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    for i in range(30):
+        await enqueue(db, aid, hid, {"n": i})
+    workers = [Worker(db, networks=LOOPBACK) for _ in range(3)]
+    while sum(await asyncio.gather(*(w.run_once() for w in workers))):
+        pass
+    bodies = sorted(body for _, body in r.requests)
+    assert len(bodies) == 30 and len(set(bodies)) == 30
+    assert all(d.status == "delivered" and d.attempts == 1 for d in await deliveries(db, aid, hid))
+
+
+def test_the_allowed_networks_setting_is_checked():
+    assert Settings(hook_allow_networks="10.0.0.0/8, 127.0.0.1/32").hook_allow_networks
+    with pytest.raises(ValueError, match="CIDRs"):
+        Settings(hook_allow_networks="10.0.0.0/33")
