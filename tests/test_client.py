@@ -17,7 +17,7 @@ from opensupp_client import AsyncClient, Client
 
 EXPORTED = [
     "__version__", "Client", "AsyncClient", "Account", "User", "Trigger", "OfficeHours", "OfflineEmail", "Hook",
-    "Conversation", "Message",
+    "Delivery", "Conversation", "Message",
     "OpensuppError", "APIConnectionError", "APITimeoutError", "APIStatusError", "BadRequestError",
     "InvalidJSONError", "ValidationError", "AuthError", "NotFoundError", "MethodNotAllowedError",
     "ConflictError", "PayloadTooLargeError", "IdempotencyMismatchError", "RateLimitError", "ServerError",
@@ -98,6 +98,10 @@ def test_every_resource_round_trip(env, live):
         offline = client.offline_emails.create(account.id, email="help@example.com")
         hook = client.hooks.create(account.id, name="webhook", config={"url": "https://example.com/h"})
         assert hook.config["secret"].startswith("whsec_")
+        delivery = client.hooks.test(account.id, hook.id)
+        assert (delivery.event, delivery.hook_id, delivery.webhook_id[:4]) == ("hook.test", hook.id, "msg_")
+        assert [d.id for d in client.hooks.deliveries(account.id, hook.id)] == [delivery.id]
+        assert client.hooks.retry_delivery(account.id, hook.id, delivery.id).id == delivery.id
         assert client.offline_emails.get(account.id, offline.id) == offline
 
         assert client.triggers.delete(account.id, trigger.id) is None

@@ -111,7 +111,8 @@ async def enqueue(db: Any, account_id: int, hook_id: int, payload: dict[str, Any
 
 async def deliveries(db: Any, account_id: int, hook_id: int) -> list[Any]:
     async with db.read() as session:
-        return await service.list_deliveries(session, account_id=account_id, hook_id=hook_id, after=0, limit=100)
+        found, _ = await service.list_deliveries(session, account_id=account_id, hook_id=hook_id, after=0, limit=100)
+        return found
 
 
 async def test_a_delivery_is_signed_both_ways(db, receiver):
@@ -220,3 +221,52 @@ def test_the_allowed_networks_setting_is_checked():
     assert Settings(hook_allow_networks="10.0.0.0/8, 127.0.0.1/32").hook_allow_networks
     with pytest.raises(ValueError, match="CIDRs"):
         Settings(hook_allow_networks="10.0.0.0/33")
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The app's own worker off: the tests run theirs, allowed to reach the receiver."""
+    return Settings(database_url=database_url, key_cache_seconds=0, db_pool_size=25, outbox_worker=False)
+
+
+async def test_the_api_tests_a_hook_lists_and_retries_its_deliveries(app, api, receiver):
+    r, port = await receiver(statuses=[500])
+    aid = (await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})).json()["id"]
+    hook = (await api.post(f"/accounts/{aid}/hooks/create", json={"name": "webhook",
+                                                                  "config": {"url": "https://example.com/h"}})).json()
+    async with app.db.transaction() as session:  # the API refuses loopback URLs: the receiver's
+        await session.execute("UPDATE hooks SET config = $1 WHERE id = $2",
+                              orjson.dumps({**hook["config"], "url": f"http://127.0.0.1:{port}/"}).decode(),
+                              int(hook["id"]))
+    base = f"/accounts/{aid}/hooks/{hook['id']}"
+    sent = await api.post(f"{base}/test")
+    assert sent.status_code == 200, sent.text
+    test = sent.json()
+    assert (test["event"], test["status"], test["attempts"], test["payload"]["event"]) == (
+        "hook.test", "pending", 0, "hook.test")
+    assert await Worker(app.db, networks=LOOPBACK, schedule=(3600,)).run_once() == 1
+    page = (await api.get(f"{base}/deliveries/")).json()
+    assert page["next"] is None
+    [logged] = page["records"]
+    assert (logged["id"], logged["status"], logged["lastStatusCode"], logged["attempts"]) == (
+        test["id"], "pending", 500, 1)
+    retried = (await api.post(f"{base}/deliveries/{test['id']}/retry")).json()
+    assert (retried["status"], retried["attempts"]) == ("pending", 0)
+    assert await Worker(app.db, networks=LOOPBACK).run_once() == 1
+    [logged] = (await api.get(f"{base}/deliveries")).json()["records"]
+    assert (logged["status"], logged["lastStatusCode"], logged["response"]) == ("delivered", 200, "thanks")
+    assert len({h["webhook-id"] for h, _ in r.requests}) == 1 and len(r.requests) == 2
+    assert Webhook(hook["config"]["secret"]).verify(r.requests[1][1], r.requests[1][0])["event"] == "hook.test"
+    assert (await api.post(f"{base}/deliveries/999999/retry")).status_code == 404
+    assert (await api.get(f"/accounts/{aid}/hooks/999999/deliveries")).status_code == 404
+
+
+async def test_deliveries_page_by_keyset(app, api):
+    aid = (await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})).json()["id"]
+    hook = (await api.post(f"/accounts/{aid}/hooks/create", json={"name": "webhook",
+                                                                  "config": {"url": "https://example.com/h"}})).json()
+    base = f"/accounts/{aid}/hooks/{hook['id']}"
+    ids = [(await api.post(f"{base}/test")).json()["id"] for _ in range(3)]
+    first = (await api.get(f"{base}/deliveries", params={"limit": 2})).json()
+    second = (await api.get(f"{base}/deliveries", params={"limit": 2, "after": first["next"]})).json()
+    assert [d["id"] for d in first["records"] + second["records"]] == ids and second["next"] is None

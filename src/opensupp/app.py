@@ -19,6 +19,7 @@ from opensupp.logs import setup_logging
 from opensupp.officehours.api import router as officehours
 from opensupp.officehours.validation import zone_names
 from opensupp.offlineemails.api import router as offlineemails
+from opensupp.outbox.api import router as outbox
 from opensupp.outbox.sending import parse_networks
 from opensupp.outbox.worker import Worker
 from opensupp.signin.api import router as signin
@@ -35,7 +36,7 @@ from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
 
 log = logging.getLogger(__name__)
-ROUTERS = [system, accounts, users, signin, triggers, officehours, offlineemails, hooks, boxlook, chat, batch]
+ROUTERS = [system, accounts, users, signin, triggers, officehours, offlineemails, hooks, outbox, boxlook, chat, batch]
 
 
 def create_app(settings: Settings, db: Database | None = None) -> Front:

@@ -35,7 +35,17 @@ from opensupp_client.errors import (
     ServerError,
     ValidationError,
 )
-from opensupp_client.models import Account, Conversation, Hook, Message, OfficeHours, OfflineEmail, Trigger, User
+from opensupp_client.models import (
+    Account,
+    Conversation,
+    Delivery,
+    Hook,
+    Message,
+    OfficeHours,
+    OfflineEmail,
+    Trigger,
+    User,
+)
 
 __all__ = [
     "__version__",
@@ -47,6 +57,7 @@ __all__ = [
     "OfficeHours",
     "OfflineEmail",
     "Hook",
+    "Delivery",
     "Conversation",
     "Message",
     "OpensuppError",

@@ -20,7 +20,17 @@ import httpx
 
 from opensupp_client._version import __version__
 from opensupp_client.errors import error_for
-from opensupp_client.models import Account, Conversation, Hook, Message, OfficeHours, OfflineEmail, Trigger, User
+from opensupp_client.models import (
+    Account,
+    Conversation,
+    Delivery,
+    Hook,
+    Message,
+    OfficeHours,
+    OfflineEmail,
+    Trigger,
+    User,
+)
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 60.0
@@ -230,6 +240,20 @@ class Hooks(_AccountChild):
     def create(self, account_id: str | int, *, name: str, config: dict[str, Any], active: bool | None = None,
                idempotency_key: str | None = None) -> Any:
         return self._create(account_id, {"name": name, "config": config, "active": active}, idempotency_key)
+
+    def test(self, account_id: str | int, hook_id: str | int) -> Any:
+        """Queue a signed test event (``hook.test``) to the hook; answers its delivery."""
+        return self._client._request("POST", self._path(account_id, f"{hook_id}/test"), json={},
+                                     model=Delivery.from_json)
+
+    def deliveries(self, account_id: str | int, hook_id: str | int, *, limit: int | None = None) -> Any:
+        """The hook's deliveries, oldest first, following ``next`` page by page."""
+        return self._client._paginate(self._path(account_id, f"{hook_id}/deliveries/"), Delivery.from_json, limit)
+
+    def retry_delivery(self, account_id: str | int, hook_id: str | int, delivery_id: str | int) -> Any:
+        """Send the delivery again now, with the same webhook-id."""
+        return self._client._request("POST", self._path(account_id, f"{hook_id}/deliveries/{delivery_id}/retry"),
+                                     json={}, model=Delivery.from_json)
 
 
 def _query_path(path: str, params: dict[str, Any]) -> str:

@@ -98,6 +98,33 @@ class Hook:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """A hook's delivery: ``status`` pending, delivered or failed; ``webhook_id`` is the same
+    on every attempt."""
+
+    id: str
+    hook_id: str
+    event: str
+    payload: dict[str, Any]
+    webhook_id: str
+    status: str
+    attempts: int
+    next_attempt_at: str | None
+    last_status_code: int | None
+    last_error: str | None
+    response: str | None
+    created_at: str
+    updated_at: str
+    raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Delivery:
+        return cls(d["id"], d["hookId"], d["event"], d["payload"], d["webhookId"], d["status"], d["attempts"],
+                   d["nextAttemptAt"], d["lastStatusCode"], d["lastError"], d["response"], d["createdAt"],
+                   d["updatedAt"], d)
+
+
+@dataclass(frozen=True)
 class Message:
     """A message of a conversation. ``type``: visitor, agent (``user_id``), trigger
     (``trigger_id``, shown as from ``agent_nick``) or system (``text`` is an event code)."""

@@ -126,9 +126,7 @@ async def send(http: httpx.AsyncClient, url: str, headers: dict[str, str], body:
     try:
         async with http.stream("POST", url, content=body, headers=headers) as response:
             excerpt = await _read_at_most(response, MAX_RESPONSE)
-    except RefusedAddress as exc:
-        return Outcome(False, error=str(exc))
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # whatever the URL or the receiver did (InvalidURL, a timeout, a bad IDNA name)
         refused = _refusal(exc)
         return Outcome(False, error=str(refused) if refused else f"{type(exc).__name__}: {exc}")
     text = excerpt.decode("utf-8", "replace")
@@ -137,11 +135,11 @@ async def send(http: httpx.AsyncClient, url: str, headers: dict[str, str], body:
                    _retry_after(response.headers.get("retry-after")))
 
 
-def _refusal(exc: BaseException) -> BaseException | None:
+def _refusal(exc: BaseException | None) -> BaseException | None:
     while exc is not None:
         if isinstance(exc, RefusedAddress):
             return exc
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__ or exc.__context__
     return None
 
 

@@ -123,14 +123,13 @@ def _delivery(row: Row | None, delivery_id: int, hook_id: int) -> Delivery:
 
 async def list_deliveries(
     session: Session, *, account_id: int, hook_id: int, after: int, limit: int
-) -> list[Delivery]:
-    """A hook's deliveries, newest first, after the keyset cursor ``after`` (0: the first page)."""
+) -> tuple[list[Delivery], bool]:
+    """A hook's deliveries, oldest first, after the keyset cursor ``after``; and whether more follow."""
     rows = await session.fetch(
-        f"SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND hook_id = $2 AND ($3 = 0 OR id < $3) "
-        "ORDER BY id DESC LIMIT $4",
-        account_id, hook_id, after, limit,
+        f"SELECT {COLUMNS} FROM deliveries WHERE account_id = $1 AND hook_id = $2 AND id > $3 ORDER BY id LIMIT $4",
+        account_id, hook_id, after, limit + 1,
     )
-    return [Delivery(*row) for row in rows]
+    return [Delivery(*row) for row in rows[:limit]], len(rows) > limit
 
 
 async def retry_delivery(session: Session, *, account_id: int, hook_id: int, delivery_id: int) -> Delivery:
