@@ -16,6 +16,7 @@ from standardwebhooks import Webhook
 
 from conftest import free_port
 from opensupp.accounts import service as accounts
+from opensupp.app import create_app
 from opensupp.config import Settings
 from opensupp.db import open_database
 from opensupp.hooks import service as hooks
@@ -31,7 +32,10 @@ LOOPBACK = parse_networks("127.0.0.1/32")
 class Receiver:
     """An ASGI app that records each request and answers the next of ``statuses`` (then 200)."""
 
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0) -> None:
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0, body: bytes = b"thanks",
+                 headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.body = body
+        self.headers = headers or []
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.statuses = list(statuses or [])
         self.delay = delay
@@ -53,8 +57,9 @@ class Receiver:
         self.in_flight -= 1
         self.requests.append(({k.decode(): v.decode() for k, v in scope["headers"]}, body))
         status = self.statuses.pop(0) if self.statuses else 200
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"text/plain")]})
-        await send({"type": "http.response.body", "body": b"thanks" if status == 200 else b"no"})
+        headers = [(b"content-type", b"text/plain"), *self.headers]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body if status == 200 else b"no"})
 
 
 @pytest.fixture
@@ -170,6 +175,7 @@ async def test_a_name_resolving_to_loopback_is_refused_unless_allowed(db, receiv
     assert logged.status == "pending" and "internal address" in logged.last_error
     assert await Worker(db, networks=parse_networks("127.0.0.0/8,::1/128")).run_once() == 1
     assert len(r.requests) == 1 and (await deliveries(db, aid, hid))[0].status == "delivered"
+    assert r.requests[0][0]["host"] == f"localhost:{port}"  # the name asked for, the address checked
 
 
 async def test_the_enqueue_rolls_back_with_its_transaction(db):
@@ -204,14 +210,22 @@ async def test_a_leased_delivery_is_not_claimed_again(db):
         assert await service.claim_due(session, limit=10, lease=60) == []
 
 
-async def test_workers_in_parallel_deliver_each_event_once(db, receiver):
+async def test_workers_in_parallel_deliver_each_event_once(db, database_url, receiver):
     r, port = await receiver(delay=0.2)
     aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
     for i in range(30):
         await enqueue(db, aid, hid, {"n": i})
-    workers = [Worker(db, networks=LOOPBACK) for _ in range(3)]
-    while sum(await asyncio.gather(*(w.run_once() for w in workers))):
-        pass
+    pools = [open_database(database_url, pool_size=3) for _ in range(3)]  # as separate processes have
+    for pool in pools:
+        await pool.open()
+    try:
+        workers = [Worker(pool, networks=LOOPBACK) for pool in pools]
+        while sum(await asyncio.gather(*(w.run_once() for w in workers))):
+            pass
+    finally:
+        for pool in pools:
+            await pool.close()
+    assert r.most_in_flight > 1  # the workers did send in parallel
     bodies = sorted(body for _, body in r.requests)
     assert len(bodies) == 30 and len(set(bodies)) == 30
     assert all(d.status == "delivered" and d.attempts == 1 for d in await deliveries(db, aid, hid))
@@ -221,6 +235,46 @@ def test_the_allowed_networks_setting_is_checked():
     assert Settings(hook_allow_networks="10.0.0.0/8, 127.0.0.1/32").hook_allow_networks
     with pytest.raises(ValueError, match="CIDRs"):
         Settings(hook_allow_networks="10.0.0.0/33")
+
+
+async def test_a_redirect_is_not_followed_and_a_long_answer_is_cut(db, receiver):
+    r, port = await receiver(statuses=[302], headers=[(b"location", b"/elsewhere")])
+    aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    await enqueue(db, aid, hid)
+    worker = Worker(db, networks=LOOPBACK, schedule=(0,))
+    assert await worker.run_once() == 1
+    assert [h.get("host") for h, _ in r.requests] == [f"127.0.0.1:{port}"]
+    [logged] = await deliveries(db, aid, hid)
+    assert (logged.status, logged.last_status_code) == ("pending", 302)
+    r.body = b"x" * 1_000_000
+    assert await worker.run_once() == 1
+    [logged] = await deliveries(db, aid, hid)
+    assert (logged.status, logged.response) == ("delivered", "x" * 500)
+
+
+async def test_an_invalid_url_is_a_failed_attempt(db):
+    aid, hid, _ = await hook_to(db, "http://exa mple.com:99999/")
+    await enqueue(db, aid, hid)
+    assert await Worker(db, schedule=(0,)).run_once() == 1
+    [logged] = await deliveries(db, aid, hid)
+    assert logged.status == "pending" and logged.last_error
+
+
+async def test_the_server_runs_the_worker(database_url, receiver):
+    r, port = await receiver()
+    settings = Settings(database_url=database_url, hook_allow_networks="127.0.0.1/32")
+    application = create_app(settings)
+    await application.startup()
+    try:
+        aid, hid, _ = await hook_to(application.db, f"http://127.0.0.1:{port}/in")
+        await enqueue(application.db, aid, hid)
+        for _ in range(100):
+            if r.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert len(r.requests) == 1
+    finally:
+        await application.shutdown()
 
 
 @pytest.fixture

@@ -36,17 +36,17 @@ def allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequenc
     return not is_internal_address(ip) or any(ip in network for network in networks)
 
 
-async def resolve_checked(host: str, port: int, networks: Sequence[Network]) -> str:
-    """The address to connect to: the first ``host`` resolves to, when none it resolves to is
+async def resolve_checked(host: str, port: int, networks: Sequence[Network]) -> list[str]:
+    """The addresses to connect to, in the resolver's order, when none ``host`` resolves to is
     refused (one refused address refuses the host: a name that mixes them is not trusted)."""
     infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = [str(info[4][0]) for info in infos]
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         if not allowed(ipaddress.ip_address(address.split("%")[0]), networks):
             raise RefusedAddress(f"{host} resolves to {address}, an internal address")
     if not addresses:
         raise RefusedAddress(f"{host} resolves to no address")
-    return addresses[0]
+    return addresses
 
 
 class PinnedBackend(httpcore.AsyncNetworkBackend):
@@ -60,8 +60,13 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
                           socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
         with anyio.fail_after(timeout):
-            address = await resolve_checked(host, port, self.networks)
-        return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            addresses = await resolve_checked(host, port, self.networks)
+        for address in addresses[:-1]:  # each in turn (localhost may be ::1 first, served on 127.0.0.1 only)
+            try:
+                return await self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError:
+                continue
+        return await self.inner.connect_tcp(addresses[-1], port, timeout, local_address, socket_options)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
