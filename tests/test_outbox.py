@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 import secrets
+import sys
 from typing import Any
 
 import orjson
@@ -324,3 +326,22 @@ async def test_deliveries_page_by_keyset(app, api):
     first = (await api.get(f"{base}/deliveries", params={"limit": 2})).json()
     second = (await api.get(f"{base}/deliveries", params={"limit": 2, "after": first["next"]})).json()
     assert [d["id"] for d in first["records"] + second["records"]] == ids and second["next"] is None
+
+
+async def test_the_worker_command_delivers(db, database_url, receiver):
+    r, port = await receiver()
+    aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    await enqueue(db, aid, hid)
+    env = {**os.environ, "OPENSUPP_DATABASE_URL": database_url, "OPENSUPP_HOOK_ALLOW_NETWORKS": "127.0.0.1/32"}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "opensupp", "worker", env=env,
+                                                   stdout=asyncio.subprocess.DEVNULL,
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for _ in range(300):
+            if r.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert len(r.requests) == 1
+    finally:
+        process.terminate()
+        await process.wait()
