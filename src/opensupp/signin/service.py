@@ -200,13 +200,20 @@ def signin_of(sid: str, password_fingerprint: str, since: int) -> str:
     return f"{sid}.{password_fingerprint}.{since}"
 
 
+def still_holds(*, password_hash: str, ended: bool, password_fingerprint: object, since: object) -> bool:
+    """The rule of a sign-in, for the session cookie (site/auth.py) and the agent tokens alike:
+    its password unchanged since, not signed out, not older than SESSION_SECONDS."""
+    return (not ended and fingerprint(password_hash) == password_fingerprint and isinstance(since, int)
+            and now() - since <= SESSION_SECONDS)
+
+
 async def holds(session: Session, *, account_id: int, user_id: int, signin: str) -> bool:
-    """Whether the sign-in still holds: the user is the account's, its password unchanged since,
-    the session neither signed out nor older than SESSION_SECONDS."""
+    """Whether the sign-in (as an agent token carries it) still holds for the account's user."""
     sid, password_fingerprint, since = (signin.split(".") + ["", "", ""])[:3]
-    if not sid or not since.isascii() or not since.isdigit() or now() - int(since) > SESSION_SECONDS:
+    if not sid or not since.isascii() or not since.isdigit():
         return False
     row = await session.fetchrow(
         "SELECT password_hash, EXISTS (SELECT 1 FROM ended_sessions WHERE sid_hash = $3)"
         " FROM users WHERE id = $1 AND account_id = $2", user_id, account_id, sid_digest(sid))
-    return row is not None and not row[1] and fingerprint(row[0]) == password_fingerprint
+    return row is not None and still_holds(password_hash=row[0], ended=row[1],
+                                           password_fingerprint=password_fingerprint, since=int(since))

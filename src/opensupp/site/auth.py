@@ -107,10 +107,11 @@ async def signed_in(site: Site, request: HTTPConnection) -> SignedIn | None:
             " u.password_hash, EXISTS (SELECT 1 FROM ended_sessions WHERE sid_hash = $2)"
             " FROM users u JOIN accounts a ON a.id = u.account_id WHERE u.id = $1", uid, service.sid_digest(sid))
     since = session.get("since")
-    if (row is None or row[0] != session.get("aid") or fingerprint(row[8]) != session.get("fp") or row[9]
-            or not isinstance(since, int) or time.time() - since > SESSION_SECONDS):
+    if row is None or row[0] != session.get("aid") or not service.still_holds(
+            password_hash=row[8], ended=row[9], password_fingerprint=session.get("fp"), since=since):
         session.clear()
         return None
+    assert isinstance(since, int)  # (still_holds checked it)
     lang = session.get("lang") or dashboard_lang(row[7])
     status = str(session.get("status")) if session.get("status") in STATUSES else "online"
     return SignedIn(uid, row[0], row[1], row[2], row[3], row[4], row[5], row[6], lang, status,
