@@ -16,6 +16,11 @@ hooks = child_table(
     Column("config", Text, nullable=False),  # JSON: url, secret, events
     Column("active", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # after a secret's rotation, the old one also signs deliveries until previous_secret_until
+    Column("previous_secret", Text, nullable=True),
+    Column("previous_secret_until", BigInteger, nullable=True),
+    Column("failing_since", BigInteger, nullable=True),  # the first failed attempt since the last delivered one
+    Column("disabled_reason", Text, nullable=True),  # why the outbox deactivated the hook
 )
 
 

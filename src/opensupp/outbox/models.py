@@ -26,6 +26,8 @@ deliveries = child_table(
 # the worker's claim (the due pending ones) and a hook's delivery log
 Index("ix_deliveries_status_next_attempt_at", deliveries.c.status, deliveries.c.next_attempt_at)
 Index("ix_deliveries_hook_id_id", deliveries.c.hook_id, deliveries.c.id)
+# an event with a key of its own (a hook's stats for one hour) is enqueued once
+Index("ix_deliveries_webhook_id", deliveries.c.webhook_id, unique=True)
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
