@@ -95,20 +95,30 @@ def standard_key(secret: str) -> bytes:
     return secret.encode()
 
 
-def signed_headers(secret: str, webhook_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def signed_headers(secret: str, webhook_id: str, timestamp: int, body: bytes, *,
+                   previous_secret: str | None = None) -> dict[str, str]:
     """``X-Smartsupp-Hmac`` (hex HMAC-SHA256 of the body, the secret's bytes as the key) and
-    the Standard Webhooks ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``."""
+    the Standard Webhooks ``webhook-id``, ``webhook-timestamp``, ``webhook-signature``. While a
+    rotation's grace lasts (``previous_secret``), the old secret signs too: a second
+    ``v1,`` signature in ``webhook-signature`` (the standard's way) and
+    ``X-Smartsupp-Hmac-Previous``."""
     signed = f"{webhook_id}.{timestamp}.".encode() + body
-    signature = base64.b64encode(hmac.new(standard_key(secret), signed, hashlib.sha256).digest()).decode()
-    return {
+    signatures = [secret] if previous_secret is None else [secret, previous_secret]
+    headers = {
         "content-type": "application/json",
         "user-agent": "opensupp-webhooks",
         "accept-encoding": "identity",  # the excerpt read is the bytes received, never a decompressed bomb
         "x-smartsupp-hmac": hmac.new(secret.encode(), body, hashlib.sha256).hexdigest(),
         "webhook-id": webhook_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": f"v1,{signature}",
+        "webhook-signature": " ".join(
+            "v1," + base64.b64encode(hmac.new(standard_key(key), signed, hashlib.sha256).digest()).decode()
+            for key in signatures
+        ),
     }
+    if previous_secret is not None:
+        headers["x-smartsupp-hmac-previous"] = hmac.new(previous_secret.encode(), body, hashlib.sha256).hexdigest()
+    return headers
 
 
 @dataclass(slots=True)

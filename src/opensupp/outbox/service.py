@@ -42,48 +42,59 @@ async def enqueue(
 
 @dataclass(slots=True)
 class Claimed:
-    """A claimed delivery with what sending it needs: its hook's URL and secret."""
+    """A claimed delivery with what sending it needs: for a hook's, its URL and secrets (the
+    previous one too while a rotation's grace lasts); a delivery without a hook is a mail, its
+    payload says to whom."""
 
     delivery: Delivery
-    url: str
-    secret: str
+    url: str | None = None
+    secret: str | None = None
+    previous_secret: str | None = None
 
 
-async def any_due(session: Session) -> bool:
-    """Whether a delivery is due: a read, so an idle worker's polls write nothing."""
+async def any_due(session: Session, *, mail: bool = False) -> bool:
+    """Whether a delivery is due: a read, so an idle worker's polls write nothing. Mails count
+    only with ``mail`` (an SMTP server configured): without one they wait in the outbox."""
     return await session.fetchval(
-        "SELECT 1 FROM deliveries WHERE status = $1 AND next_attempt_at <= $2 LIMIT 1", PENDING, now()
+        "SELECT 1 FROM deliveries WHERE status = $1 AND next_attempt_at <= $2"
+        f"{'' if mail else ' AND hook_id IS NOT NULL'} LIMIT 1", PENDING, now()
     ) is not None
 
 
-async def claim_due(session: Session, *, limit: int, lease: int) -> list[Claimed]:
-    """Up to ``limit`` due pending deliveries, each counted as an attempt and leased for
-    ``lease`` seconds (moved that far forward, so no other worker claims it meanwhile, and
-    it comes due again if this worker dies before it records the result). On PostgreSQL,
-    ``SKIP LOCKED`` keeps concurrent claims apart; SQLite has one writer."""
+async def claim_due(session: Session, *, limit: int, lease: int, mail: bool = False) -> list[Claimed]:
+    """Up to ``limit`` due pending deliveries (mails too with ``mail``), each counted as an
+    attempt and leased for ``lease`` seconds (moved that far forward, so no other worker claims
+    it meanwhile, and it comes due again if this worker dies before it records the result). On
+    PostgreSQL, ``SKIP LOCKED`` keeps concurrent claims apart; SQLite has one writer."""
     ts = now()
     lock = " FOR UPDATE SKIP LOCKED" if session.dialect == "postgresql" else ""
     rows = await session.fetch(
         f"UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 WHERE id IN "
-        f"(SELECT id FROM deliveries WHERE status = $3 AND next_attempt_at <= $2 ORDER BY next_attempt_at, id "
+        f"(SELECT id FROM deliveries WHERE status = $3 AND next_attempt_at <= $2"
+        f"{'' if mail else ' AND hook_id IS NOT NULL'} ORDER BY next_attempt_at, id "
         f"LIMIT $4{lock}) RETURNING {COLUMNS}",
         ts + lease, ts, PENDING, limit,
     )
-    return await _with_hooks(session, [Delivery(*row) for row in rows])
+    return await _with_hooks(session, [Delivery(*row) for row in rows], ts)
 
 
-async def _with_hooks(session: Session, claimed: list[Delivery]) -> list[Claimed]:
+async def _with_hooks(session: Session, claimed: list[Delivery], ts: int) -> list[Claimed]:
     ids = sorted({d.hook_id for d in claimed if d.hook_id is not None})
-    configs: dict[int, dict[str, Any]] = {}
+    signing: dict[int, tuple[str, str, str | None]] = {}
     for hook_id in ids:
-        config = await session.fetchval("SELECT config FROM hooks WHERE id = $1", hook_id)
-        if config is not None:
-            configs[hook_id] = orjson.loads(config)
+        row = await session.fetchrow(
+            "SELECT config, previous_secret, previous_secret_until FROM hooks WHERE id = $1", hook_id
+        )
+        if row is not None:
+            config = orjson.loads(row[0])
+            previous = row[1] if row[2] is not None and row[2] > ts else None
+            signing[hook_id] = (config["url"], config["secret"], previous)
     result = []
     for delivery in claimed:
-        config = configs.get(delivery.hook_id) if delivery.hook_id is not None else None
-        if config is not None:
-            result.append(Claimed(delivery, config["url"], config["secret"]))
+        if delivery.hook_id is None:
+            result.append(Claimed(delivery))
+        elif delivery.hook_id in signing:  # else the hook was deleted meanwhile, and its deliveries with it
+            result.append(Claimed(delivery, *signing[delivery.hook_id]))
     return result
 
 
