@@ -102,6 +102,9 @@ def test_every_resource_round_trip(env, live):
         assert (delivery.event, delivery.hook_id, delivery.webhook_id[:4]) == ("hook.test", hook.id, "msg_")
         assert [d.id for d in client.hooks.deliveries(account.id, hook.id)] == [delivery.id]
         assert client.hooks.retry_delivery(account.id, hook.id, delivery.id).id == delivery.id
+        rotated = client.hooks.rotate_secret(account.id, hook.id)
+        assert rotated.config["secret"] != hook.config["secret"] and rotated.previous_secret_expires_at
+        assert client.hooks.rotate_secret(account.id, hook.id, secret="s" * 20).config["secret"] == "s" * 20
         assert client.offline_emails.get(account.id, offline.id) == offline
 
         assert client.triggers.delete(account.id, trigger.id) is None

@@ -24,7 +24,8 @@ async def create(api, aid, **body):
 async def test_smartsupp_shape_and_generated_secret(api):
     aid = await account(api)
     hook = await create(api, aid, name="domain-stats-report", config={"url": "https://crm.example.com/stats"})
-    assert list(hook) == ["id", "name", "config", "active", "createdAt"]
+    assert list(hook) == ["id", "name", "config", "active", "createdAt", "disabledReason", "previousSecretExpiresAt"]
+    assert hook["disabledReason"] is None and hook["previousSecretExpiresAt"] is None
     assert hook["active"] is True and hook["name"] == "domain-stats-report"
     assert hook["config"]["url"] == "https://crm.example.com/stats"
     assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=", hook["config"]["secret"])

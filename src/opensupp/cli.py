@@ -191,7 +191,8 @@ def worker() -> None:
                            statement_timeout=settings.db_statement_timeout)
         await db.open()
         try:
-            await Worker(db, networks=parse_networks(settings.hook_allow_networks)).loop()
+            await Worker(db, networks=parse_networks(settings.hook_allow_networks),
+                             lease=settings.outbox_lease_seconds).loop()
         finally:
             await db.close()
 

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
         description="CIDRs (comma-separated) hooks may be delivered to although they are internal (loopback, "
         "private, ...), like 10.0.0.0/8; empty: none",
     )
+    outbox_lease_seconds: int = Field(
+        default=120, ge=1, le=3600,
+        description="how long a worker's claim on a delivery holds: a worker that dies mid-delivery leaves it "
+        "to the others after this; keep it above the 10 s a delivery may take",
+    )
     outbox_worker: bool = Field(
         default=True,
         description="deliver hooks from this server's processes; 0: only `opensupp worker` processes deliver",

@@ -255,6 +255,12 @@ class Hooks(_AccountChild):
         return self._client._request("POST", self._path(account_id, f"{hook_id}/deliveries/{delivery_id}/retry"),
                                      json={}, model=Delivery.from_json)
 
+    def rotate_secret(self, account_id: str | int, hook_id: str | int, *, secret: str | None = None) -> Any:
+        """A new secret (``secret``, or a generated one) signs the hook's deliveries; the old
+        one signs them too for 24 hours. Answers the hook, with its new secret."""
+        return self._client._request("POST", self._path(account_id, f"{hook_id}/rotate-secret"),
+                                     json=_drop_none({"secret": secret}), model=Hook.from_json)
+
 
 def _query_path(path: str, params: dict[str, Any]) -> str:
     query = urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})

@@ -90,11 +90,14 @@ class Hook:
     config: dict[str, Any]
     active: bool
     created_at: str
+    disabled_reason: str | None = None  # why failed deliveries deactivated it
+    previous_secret_expires_at: str | None = None  # after a rotation: until when the old secret signs too
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Hook:
-        return cls(d["id"], d["name"], d["config"], d["active"], d["createdAt"], d)
+        return cls(d["id"], d["name"], d["config"], d["active"], d["createdAt"], d.get("disabledReason"),
+                   d.get("previousSecretExpiresAt"), d)
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,12 @@ class Hook:
     config: dict[str, Any]
     active: bool
     created_at: int
+    previous_secret_until: int | None = None  # the rotated-out secret signs too until then
+    disabled_reason: str | None = None  # why the outbox deactivated it
 
     @classmethod
-    def from_row(cls, id: int, name: str, config: str, active: bool | int, created_at: int) -> Hook:
+    def from_row(cls, id: int, name: str, config: str, active: bool | int, created_at: int,
+                 previous_secret_until: int | None, disabled_reason: str | None) -> Hook:
         """From the columns ``HOOKS`` reads, in order: the config is stored as JSON text, and
         SQLite answers a boolean as 0 or 1."""
-        return cls(id, name, orjson.loads(config), bool(active), created_at)
+        return cls(id, name, orjson.loads(config), bool(active), created_at, previous_secret_until, disabled_reason)

@@ -3,6 +3,7 @@ lease, record an attempt's result, list a hook's deliveries, retry one."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -13,12 +14,22 @@ import orjson
 from opensupp.db import Row, Session
 from opensupp.errors import NotFound
 from opensupp.outbox.models import COLUMNS, DELIVERED, FAILED, PENDING, Delivery
-from opensupp.timeutil import now
+from opensupp.timeutil import iso, now
 
 #: seconds to wait after the 1st, 2nd, ... failed attempt; after the last, the delivery has failed
 RETRY_SCHEDULE: tuple[int, ...] = (5, 300, 1800, 7200, 18000, 36000, 36000)
 RESPONSE_EXCERPT = 500  # characters of a response's body kept in the log
 ERROR_EXCERPT = 500
+
+
+#: the events of this process's running workers: a committed enqueue wakes them at once (a worker
+#: in another process finds it at its next poll)
+_wakers: set[asyncio.Event] = set()
+
+
+async def _wake() -> None:
+    for event in _wakers:
+        event.set()
 
 
 def new_webhook_id() -> str:
@@ -37,6 +48,7 @@ async def enqueue(
         account_id, hook_id, event, orjson.dumps(payload).decode(), new_webhook_id(), PENDING, ts,
     )
     assert row is not None
+    session.on_commit(_wake)
     return Delivery(*row)
 
 
@@ -124,6 +136,31 @@ async def record_attempt(
         status, ts + (delay or 0), status_code, error[:ERROR_EXCERPT] if error else None,
         response[:RESPONSE_EXCERPT] if response is not None else None, ts, delivery.id, delivery.attempts, PENDING,
     )
+
+
+async def record_hook_result(session: Session, *, hook_id: int, ok: bool, error: str | None,
+                             disable_after: int) -> bool:
+    """A hook's state after one of its deliveries' attempts: a delivered one ends its failing
+    spell; a failed one starts it, or, once it has lasted ``disable_after`` seconds with nothing
+    delivered, deactivates the hook with the reason shown on it. Answers whether it did."""
+    if ok:
+        await session.execute("UPDATE hooks SET failing_since = NULL WHERE id = $1 AND failing_since IS NOT NULL",
+                              hook_id)
+        return False
+    ts = now()
+    since = await session.fetchval(
+        "UPDATE hooks SET failing_since = COALESCE(failing_since, $2) WHERE id = $1 RETURNING failing_since",
+        hook_id, ts,
+    )
+    if since is None or ts - since < disable_after:
+        return False
+    days = (ts - since) / 86400
+    reason = (f"Deactivated at {iso(ts)}: every delivery since {iso(since)} ({days:.1f} days) failed, the last with: "
+              f"{(error or 'no answer')[:ERROR_EXCERPT]}. Fix the receiver, then set active to true; "
+              f"the failed deliveries can be retried.")
+    return bool(await session.execute(
+        "UPDATE hooks SET active = $2, disabled_reason = $3 WHERE id = $1 AND active", hook_id, False, reason
+    ))
 
 
 def _delivery(row: Row | None, delivery_id: int, hook_id: int) -> Delivery:

@@ -5,6 +5,7 @@ and sent again, with the same webhook-id, when a worker dies before recording it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Protocol
@@ -21,7 +22,8 @@ log = logging.getLogger("opensupp.outbox")
 
 LEASE = 120  # seconds a claim holds: longer than an attempt (timeouts included) takes
 BATCH = 20
-IDLE = 1.0  # seconds between polls when nothing was due
+IDLE = 1.0  # seconds between polls when nothing was due (an enqueue in this process wakes it at once)
+DISABLE_AFTER = 3 * 86400  # seconds of failed deliveries, none delivered, after which a hook is deactivated
 
 
 class Mailer(Protocol):
@@ -33,9 +35,11 @@ class Mailer(Protocol):
 class Worker:
     def __init__(self, db: Database, *, networks: Sequence[sending.Network] = (),
                  schedule: Sequence[int] = service.RETRY_SCHEDULE, lease: int = LEASE, idle: float = IDLE,
-                 mailer: Mailer | None = None) -> None:
+                 mailer: Mailer | None = None, disable_after: int = DISABLE_AFTER) -> None:
         self.db = db
         self.mailer = mailer
+        self.disable_after = disable_after
+        self.http: httpx.AsyncClient | None = None  # kept while ``loop`` runs: connections are reused
         self.networks = tuple(networks)
         self.schedule = tuple(schedule)
         self.lease = lease
@@ -49,7 +53,9 @@ class Worker:
                 return 0
         async with self.db.transaction() as session:
             claimed = await service.claim_due(session, limit=BATCH, lease=self.lease, mail=self.mailer is not None)
-        if claimed:
+        if claimed and self.http is not None:
+            await asyncio.gather(*(self._deliver(self.http, item) for item in claimed))
+        elif claimed:
             async with sending.client(self.networks) as http:
                 await asyncio.gather(*(self._deliver(http, item) for item in claimed))
         return len(claimed)
@@ -71,14 +77,28 @@ class Worker:
             await service.record_attempt(session, delivery=delivery, ok=outcome.ok, status_code=outcome.status_code,
                                          error=outcome.error, response=outcome.response,
                                          retry_after=outcome.retry_after, schedule=self.schedule)
+            if delivery.hook_id is not None and await service.record_hook_result(
+                    session, hook_id=delivery.hook_id, ok=outcome.ok, error=outcome.error,
+                    disable_after=self.disable_after):
+                log.warning("hook %d deactivated: its deliveries have failed for %d days", delivery.hook_id,
+                            self.disable_after // 86400)
 
     async def loop(self) -> None:
-        while True:
-            try:
-                if await self.run_once():
-                    continue
-            except Unavailable:
-                pass  # logged by the database's Health
-            except Exception:
-                log.warning("the outbox worker failed a round", exc_info=True)
-            await asyncio.sleep(self.idle)
+        wake = asyncio.Event()
+        service._wakers.add(wake)
+        try:
+            async with sending.client(self.networks) as self.http:
+                while True:
+                    wake.clear()  # before the round: an enqueue committed during it wakes the next wait
+                    try:
+                        if await self.run_once():
+                            continue
+                    except Unavailable:
+                        pass  # logged by the database's Health
+                    except Exception:
+                        log.warning("the outbox worker failed a round", exc_info=True)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(wake.wait(), self.idle)
+        finally:
+            self.http = None
+            service._wakers.discard(wake)

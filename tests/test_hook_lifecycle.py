@@ -1,0 +1,180 @@
+"""A hook's life beyond one delivery: its secret rotated (both secrets sign for 24 hours), its
+deliveries failing for days (it is deactivated, with the reason on it), and a worker killed
+mid-batch (nothing is lost; a repeat has the same webhook-id)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import signal
+import sys
+from typing import Any
+
+import orjson
+import pytest
+import test_outbox
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+from test_outbox import LOOPBACK, deliveries, enqueue, hook_to
+
+from opensupp.config import Settings
+from opensupp.outbox.worker import Worker
+
+pytestmark = pytest.mark.anyio
+db, receiver = test_outbox.db, test_outbox.receiver  # the outbox tests' fixtures
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """The app's own worker off: the tests run theirs, allowed to reach the receiver."""
+    return Settings(database_url=database_url, key_cache_seconds=0, db_pool_size=25, outbox_worker=False)
+
+
+async def api_hook(app: Any, api: Any, url: str) -> tuple[str, dict[str, Any]]:
+    aid = (await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})).json()["id"]
+    hook = (await api.post(f"/accounts/{aid}/hooks/create", json={"name": "webhook",
+                                                                  "config": {"url": "https://example.com/h"}})).json()
+    async with app.db.transaction() as session:  # the API refuses loopback URLs: the receiver's
+        await session.execute("UPDATE hooks SET config = $1 WHERE id = $2",
+                              orjson.dumps({**hook["config"], "url": url}).decode(), int(hook["id"]))
+    return f"/accounts/{aid}/hooks/{hook['id']}", hook
+
+
+def hex_hmac(secret: str, body: bytes) -> str:
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def test_a_rotated_secret_and_the_old_one_both_sign_for_a_day(app, api, receiver):
+    r, port = await receiver()
+    base, hook = await api_hook(app, api, f"http://127.0.0.1:{port}/in")
+    old = hook["config"]["secret"]
+    rotated = await api.post(f"{base}/rotate-secret")
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["config"]["secret"]
+    assert new != old and new.startswith("whsec_")
+    assert rotated.json()["previousSecretExpiresAt"] is not None
+    assert (await api.get(f"{base}/get")).json() == rotated.json()  # the old secret is never answered
+
+    await api.post(f"{base}/test")
+    assert await Worker(app.db, networks=LOOPBACK).run_once() == 1
+    [(headers, body)] = r.requests
+    # a receiver still on the old secret and one already on the new both verify it
+    assert Webhook(old).verify(body, headers)["event"] == "hook.test"
+    assert Webhook(new).verify(body, headers)["event"] == "hook.test"
+    assert headers["x-smartsupp-hmac"] == hex_hmac(new, body)
+    assert headers["x-smartsupp-hmac-previous"] == hex_hmac(old, body)
+
+    async with app.db.transaction() as session:  # the day has passed
+        await session.execute("UPDATE hooks SET previous_secret_until = previous_secret_until - 86401")
+    assert (await api.get(f"{base}/get")).json()["previousSecretExpiresAt"] is None
+    await api.post(f"{base}/test")
+    assert await Worker(app.db, networks=LOOPBACK).run_once() == 1
+    headers, body = r.requests[1]
+    assert Webhook(new).verify(body, headers)["event"] == "hook.test"
+    with pytest.raises(WebhookVerificationError):
+        Webhook(old).verify(body, headers)
+    assert "x-smartsupp-hmac-previous" not in headers
+
+
+async def test_a_secret_given_in_an_update_or_a_rotation_is_a_rotation_too(app, api):
+    base, hook = await api_hook(app, api, "http://127.0.0.1:9/")
+    updated = await api.post(f"{base}/update", json={"config": {"url": "https://example.com/h",
+                                                                 "secret": "partner-chosen-secret-1"}})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["previousSecretExpiresAt"] is not None
+    # an update that keeps the secret is no rotation: the grace already running is left as it is
+    same = await api.post(f"{base}/update", json={"config": {"url": "https://example.com/other"}})
+    assert same.json()["config"]["secret"] == "partner-chosen-secret-1"
+    chosen = await api.post(f"{base}/rotate-secret", json={"secret": "another-chosen-secret"})
+    assert chosen.json()["config"]["secret"] == "another-chosen-secret"
+    refused = await api.post(f"{base}/rotate-secret", json={"secret": "another-chosen-secret"})
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "secret"
+    short = await api.post(f"{base}/rotate-secret", json={"secret": "short"})
+    assert short.status_code == 400
+    assert (await api.post(f"{base.rsplit('/', 1)[0]}/999999/rotate-secret")).status_code == 404
+
+
+async def test_a_hook_failing_for_days_is_deactivated_with_the_reason_shown(app, api, receiver):
+    r, port = await receiver(statuses=[500, 500, 500])
+    base, hook = await api_hook(app, api, f"http://127.0.0.1:{port}/in")
+    await api.post(f"{base}/test")
+    worker = Worker(app.db, networks=LOOPBACK, schedule=(0, 0, 0), disable_after=3 * 86400)
+    assert await worker.run_once() == 1
+    got = (await api.get(f"{base}/get")).json()
+    assert (got["active"], got["disabledReason"]) == (True, None)  # one failure is no reason
+
+    async with app.db.transaction() as session:  # it has been failing for three days
+        await session.execute("UPDATE hooks SET failing_since = failing_since - 3 * 86400")
+    assert await worker.run_once() == 1
+    got = (await api.get(f"{base}/get")).json()
+    assert got["active"] is False
+    assert "HTTP 500" in got["disabledReason"] and "set active to true" in got["disabledReason"]
+
+    # the partner fixes the receiver and turns the hook on again: the reason and the spell are gone
+    back = (await api.post(f"{base}/update", json={"active": True})).json()
+    assert (back["active"], back["disabledReason"]) == (True, None)
+    assert await worker.run_once() == 1  # the third 500: a new spell starts now, far from three days
+    assert (await api.get(f"{base}/get")).json()["active"] is True
+    assert await worker.run_once() == 1  # and then it is delivered
+    assert [d["status"] for d in (await api.get(f"{base}/deliveries")).json()["records"]] == ["delivered"]
+
+
+async def test_a_delivered_attempt_ends_the_failing_spell(app, api, receiver):
+    r, port = await receiver(statuses=[500])
+    base, hook = await api_hook(app, api, f"http://127.0.0.1:{port}/in")
+    await api.post(f"{base}/test")
+    worker = Worker(app.db, networks=LOOPBACK, schedule=(0,), disable_after=3 * 86400)
+
+    async def failing_since() -> int | None:
+        async with app.db.read() as session:
+            return await session.fetchval("SELECT failing_since FROM hooks WHERE id = $1", int(hook["id"]))
+
+    assert await worker.run_once() == 1
+    assert await failing_since() is not None
+    assert await worker.run_once() == 1  # delivered
+    assert await failing_since() is None
+
+
+async def test_a_worker_killed_mid_batch_loses_nothing(db, database_url, receiver):
+    """SIGKILL while the receiver holds a batch: every event arrives, each under its own
+    webhook-id, and what the dead worker had claimed comes again, with the same id, once its
+    lease runs out."""
+    r, port = await receiver(delay=1.0)
+    aid, hid, secret = await hook_to(db, f"http://127.0.0.1:{port}/in")
+    sent = [await enqueue(db, aid, hid, {"n": n}) for n in range(30)]
+    env = {**os.environ, "OPENSUPP_DATABASE_URL": database_url, "OPENSUPP_HOOK_ALLOW_NETWORKS": "127.0.0.1/32",
+           "OPENSUPP_OUTBOX_LEASE_SECONDS": "3"}
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "opensupp", "worker", env=env,
+                                                   stdout=asyncio.subprocess.DEVNULL,
+                                                   stderr=asyncio.subprocess.DEVNULL)
+    try:
+        for _ in range(400):  # the worker has a batch in the receiver's hands
+            if r.in_flight:
+                break
+            await asyncio.sleep(0.025)
+        assert r.in_flight
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    async with db.read() as session:
+        claimed = await session.fetchval("SELECT COUNT(*) FROM deliveries WHERE attempts > 0 AND status = 'pending'")
+    assert claimed > 0  # the dead worker's claims: neither delivered nor recorded
+
+    worker = Worker(db, networks=LOOPBACK)
+    for _ in range(200):
+        await worker.run_once()
+        logged = await deliveries(db, aid, hid)
+        if all(d.status == "delivered" for d in logged):
+            break
+        await asyncio.sleep(0.1)
+    assert [d.status for d in logged] == ["delivered"] * 30
+    await asyncio.sleep(1.1)  # requests the dead worker had started have all been answered
+    received: dict[str, set[bytes]] = {}
+    for headers, body in r.requests:
+        assert Webhook(secret).verify(body, headers)
+        received.setdefault(headers["webhook-id"], set()).add(body)
+    assert set(received) == {d.webhook_id for d in sent}  # each event arrived
+    assert all(len(bodies) == 1 for bodies in received.values())  # a repeat is the same event, same id
+    assert len(r.requests) >= 30
