@@ -127,6 +127,14 @@ def test_the_admin_pages_have_no_serious_accessibility_problem(browser, server, 
             answer = page.goto(server.url + path)
             assert answer is not None and answer.status == 200, path
             found[path] = problems(page, axe_source)
+        # a hook with its actions, and its delivery log with a delivery in it
+        hook = server.api.post(f"/accounts/{server.account_id}/hooks/create",
+                               json={"name": "webhook", "config": {"url": f"https://crm.example/{width}"}}).json()
+        assert server.api.post(f"/accounts/{server.account_id}/hooks/{hook['id']}/test", json={}).status_code == 200
+        for path in ("/admin/hooks", f"/admin/hooks/{hook['id']}/deliveries"):
+            answer = page.goto(server.url + path)
+            assert answer is not None and answer.status == 200, path
+            found[f"{path}, with a hook"] = problems(page, axe_source)
         # a refused form: the API's message shown beside it
         page.goto(server.url + "/admin/users")
         page.locator("form[action='/admin/users#new-user'] input[name=email]").fill("not an e-mail")

@@ -298,6 +298,47 @@ async def test_hooks_show_their_secret_once(admin, api, acme):
     assert r.status_code == 303 and (await api.get(f"/accounts/{acme.aid}/hooks")).json()["records"] == []
 
 
+async def test_a_hooks_test_event_its_deliveries_and_a_retry(site, admin, api, acme):
+    hook = (await api.post(f"/accounts/{acme.aid}/hooks/create",
+                           json={"name": "webhook", "config": {"url": "https://example.com/in"}})).json()
+    r = await post(admin, f"/admin/hooks/{hook['id']}/test", {}, page="/admin/hooks")
+    assert r.status_code == 303 and r.headers["location"] == f"/admin/hooks/{hook['id']}/deliveries"
+    [queued] = (await api.get(f"/accounts/{acme.aid}/hooks/{hook['id']}/deliveries")).json()["records"]
+    assert (queued["event"], queued["status"]) == ("hook.test", "pending")
+    page = await admin.get(r.headers["location"])
+    assert page.status_code == 200 and "hook.test" in page.text and "A test event is on its way" in page.text
+    assert hook["config"]["secret"] not in page.text
+    async with site.db.transaction() as session:  # as the worker leaves a delivery that failed for good
+        await session.execute("UPDATE deliveries SET status = 'failed', attempts = 8, last_status_code = 500, "
+                              "response = '<b>down</b>' WHERE id = $1", int(queued["id"]))
+    page = await admin.get(f"/admin/hooks/{hook['id']}/deliveries")
+    assert "HTTP 500" in page.text and "&lt;b&gt;down&lt;/b&gt;" in page.text and "Failed" in page.text
+    r = await post(admin, f"/admin/hooks/{hook['id']}/deliveries/{queued['id']}/retry", {},
+                   page=f"/admin/hooks/{hook['id']}/deliveries")
+    assert r.status_code == 303
+    [again] = (await api.get(f"/accounts/{acme.aid}/hooks/{hook['id']}/deliveries")).json()["records"]
+    assert (again["status"], again["attempts"]) == ("pending", 0)
+    assert (await admin.get("/admin/hooks/999999/deliveries")).status_code == 404
+    assert (await admin.get(f"/admin/hooks/{hook['id']}/deliveries?after=nonsense")).status_code == 200
+
+
+async def test_a_rotated_secret_is_shown_once_and_a_deactivated_hook_says_why(site, admin, api, acme):
+    hook = (await api.post(f"/accounts/{acme.aid}/hooks/create",
+                           json={"name": "webhook", "config": {"url": "https://example.com/in"}})).json()
+    r = await post(admin, f"/admin/hooks/{hook['id']}/rotate", {}, page="/admin/hooks")
+    new = (await api.get(f"/accounts/{acme.aid}/hooks/{hook['id']}/get")).json()
+    assert new["config"]["secret"] != hook["config"]["secret"] and new["previousSecretExpiresAt"]
+    assert r.status_code == 200 and new["config"]["secret"] in r.text and "old one keeps signing" in r.text
+    assert new["config"]["secret"] not in (await admin.get("/admin/hooks")).text
+    async with site.db.transaction() as session:  # as the outbox leaves a hook failing for days
+        await session.execute("UPDATE hooks SET active = $1, disabled_reason = $2 WHERE id = $3", False,
+                              "every delivery since 2026-11-30 failed", int(hook["id"]))
+    page = (await admin.get("/admin/hooks")).text
+    assert "Deactivated by failed deliveries: every delivery since 2026-11-30 failed" in page
+    await post(admin, f"/admin/hooks/{hook['id']}/active", {"active": "true"}, page="/admin/hooks")
+    assert "Deactivated by failed deliveries" not in (await admin.get("/admin/hooks")).text
+
+
 async def test_a_refused_hook_shows_the_apis_message(admin, api, acme):
     r = await post(admin, "/admin/hooks", {"name": "webhook", "config.url": "http://127.0.0.1/in"})
     assert r.status_code == 400
@@ -395,13 +436,14 @@ ADMIN_PAGES = ["/admin", "/admin/users", "/admin/triggers", "/admin/officehours"
                "/admin/hooks", "/admin/box", "/admin/box/preview"]
 ADMIN_ACTIONS = ["/admin/users", "/admin/users/{agent}", "/admin/users/{admin}/delete", "/admin/offlineemails",
                  "/admin/offlineemails/1/delete", "/admin/officehours", "/admin/hooks", "/admin/hooks/1/active",
-                 "/admin/hooks/1/delete", "/admin/triggers", "/admin/triggers/1", "/admin/triggers/1/delete",
-                 "/admin/triggers/1/test", "/admin/box"]
+                 "/admin/hooks/1/delete", "/admin/hooks/1/test", "/admin/hooks/1/rotate",
+                 "/admin/hooks/1/deliveries/1/retry", "/admin/triggers", "/admin/triggers/1",
+                 "/admin/triggers/1/delete", "/admin/triggers/1/test", "/admin/box"]
 
 
 async def test_an_agent_gets_403_on_every_page_and_action(site, acme):
     async with signed_in(site, acme, acme.agent_id) as agent:
-        for path in [*ADMIN_PAGES, f"/admin/users/{acme.agent_id}"]:
+        for path in [*ADMIN_PAGES, f"/admin/users/{acme.agent_id}", "/admin/hooks/1/deliveries"]:
             assert (await agent.get(path)).status_code == 403, path
         token = token_of((await agent.get("/_test/form")).text)  # a token of the agent's own session
         for path in ADMIN_ACTIONS:

@@ -26,7 +26,7 @@ log = logging.getLogger("opensupp.site")
 
 FLASH = "admin.flash"
 #: the API's routes that change something (their ends)
-WRITES = ("/create", "/update", "/delete")
+WRITES = ("/create", "/update", "/delete", "/test", "/rotate-secret", "/retry")
 MAX_ID = 2**63 - 1
 SECTIONS = ("users", "triggers", "officehours", "offlineemails", "hooks", "box")
 
@@ -107,9 +107,9 @@ class AdminPages:
         return RedirectResponse(location, status_code=303, headers={"cache-control": "no-store"})
 
 
-def item_id(request: Request) -> int:
-    """The id in the path; one no row can have is the API's NotFound."""
-    value = int(request.path_params["id"])
+def item_id(request: Request, name: str = "id") -> int:
+    """The id ``name`` in the path; one no row can have is the API's NotFound."""
+    value = int(request.path_params[name])
     if not 0 < value <= MAX_ID:
         raise NotFound(f"No item {value}.")
     return value

@@ -19,6 +19,7 @@ from opensupp.boxlook.api import router as boxlook
 from opensupp.hooks.api import router as hooks
 from opensupp.officehours.api import router as officehours
 from opensupp.offlineemails.api import router as offlineemails
+from opensupp.outbox.api import router as outbox
 from opensupp.triggers.api import router as triggers
 from opensupp.users.api import router as users
 from opensupp.web.asgi import App
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from opensupp.db import Database
 
 #: the partner API's routers the admin pages call (opensupp/app.py serves them all)
-ROUTERS = [users, triggers, officehours, offlineemails, hooks, boxlook]
+ROUTERS = [users, triggers, officehours, offlineemails, hooks, outbox, boxlook]
 
 
 class PartnerApi:
