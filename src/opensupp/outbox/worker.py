@@ -46,42 +46,64 @@ class Worker:
         self.idle = idle
 
     async def run_once(self) -> int:
-        """Claim the due deliveries (one short transaction), send them, record each result:
-        answers how many were claimed."""
+        """Claim the due deliveries (one short transaction), send them at once, record their
+        results (one transaction): answers how many were claimed."""
         async with self.db.read() as session:
             if not await service.any_due(session, mail=self.mailer is not None):
                 return 0
         async with self.db.transaction() as session:
             claimed = await service.claim_due(session, limit=BATCH, lease=self.lease, mail=self.mailer is not None)
-        if claimed and self.http is not None:
-            await asyncio.gather(*(self._deliver(self.http, item) for item in claimed))
-        elif claimed:
+        if not claimed:
+            return 0
+        if self.http is not None:
+            outcomes = await asyncio.gather(*(self._send(self.http, item) for item in claimed))
+        else:
             async with sending.client(self.networks) as http:
-                await asyncio.gather(*(self._deliver(http, item) for item in claimed))
+                outcomes = await asyncio.gather(*(self._send(http, item) for item in claimed))
+        await self._record(list(zip(claimed, outcomes, strict=True)))
         return len(claimed)
 
-    async def _deliver(self, http: httpx.AsyncClient, item: service.Claimed) -> None:
+    async def _send(self, http: httpx.AsyncClient, item: service.Claimed) -> sending.Outcome:
         delivery = item.delivery
-        if item.url is None or item.secret is None:
-            assert self.mailer is not None  # mails are claimed only with a mailer
-            outcome = await self.mailer.send(delivery)
-        else:
-            body = delivery.payload.encode()
-            headers = sending.signed_headers(item.secret, delivery.webhook_id, now(), body,
-                                             previous_secret=item.previous_secret)
-            outcome = await sending.send(http, item.url, headers, body)
+        try:
+            if item.url is None or item.secret is None:
+                assert self.mailer is not None  # mails are claimed only with a mailer
+                outcome = await self.mailer.send(delivery)
+            else:
+                body = delivery.payload.encode()
+                headers = sending.signed_headers(item.secret, delivery.webhook_id, now(), body,
+                                                 previous_secret=item.previous_secret)
+                outcome = await sending.send(http, item.url, headers, body)
+        except Exception as exc:  # a failed attempt, retried: never a lost batch
+            log.warning("delivery %d (%s) attempt %d raised", delivery.id, delivery.event, delivery.attempts,
+                        exc_info=True)
+            outcome = sending.Outcome(ok=False, error=f"{type(exc).__name__}: {exc}")
         if not outcome.ok:
             log.info("delivery %d (%s) attempt %d failed: %s", delivery.id, delivery.event, delivery.attempts,
                      outcome.error)
+        return outcome
+
+    async def _record(self, results: list[tuple[service.Claimed, sending.Outcome]]) -> None:
+        """A batch's results in one transaction (one commit, not one per delivery), rows in id
+        order; each hook's state once, from its deliveries in the batch (one delivered ends its
+        failing spell), hooks in id order, so concurrent workers never lock in opposite orders."""
+        hooks: dict[int, sending.Outcome] = {}
         async with self.db.transaction() as session:
-            await service.record_attempt(session, delivery=delivery, ok=outcome.ok, status_code=outcome.status_code,
-                                         error=outcome.error, response=outcome.response,
-                                         retry_after=outcome.retry_after, schedule=self.schedule)
-            if delivery.hook_id is not None and await service.record_hook_result(
-                    session, hook_id=delivery.hook_id, ok=outcome.ok, error=outcome.error,
-                    disable_after=self.disable_after):
-                log.warning("hook %d deactivated: its deliveries have failed for %d days", delivery.hook_id,
-                            self.disable_after // 86400)
+            for item, outcome in sorted(results, key=lambda result: result[0].delivery.id):
+                delivery = item.delivery
+                await service.record_attempt(session, delivery=delivery, ok=outcome.ok,
+                                             status_code=outcome.status_code, error=outcome.error,
+                                             response=outcome.response, retry_after=outcome.retry_after,
+                                             schedule=self.schedule)
+                if delivery.hook_id is not None:
+                    seen = hooks.get(delivery.hook_id)
+                    hooks[delivery.hook_id] = outcome if seen is None or not seen.ok else seen
+            for hook_id in sorted(hooks):
+                outcome = hooks[hook_id]
+                if await service.record_hook_result(session, hook_id=hook_id, ok=outcome.ok, error=outcome.error,
+                                                    disable_after=self.disable_after):
+                    log.warning("hook %d deactivated: its deliveries have failed for %d days", hook_id,
+                                self.disable_after // 86400)
 
     async def loop(self) -> None:
         wake = asyncio.Event()
