@@ -22,9 +22,11 @@ RESPONSE_EXCERPT = 500  # characters of a response's body kept in the log
 ERROR_EXCERPT = 500
 
 
-#: the events of this process's running workers: a committed enqueue wakes them at once (a worker
-#: in another process finds it at its next poll)
+#: the events of this process's running workers: a committed enqueue wakes them at once; on
+#: PostgreSQL it also notifies ``CHANNEL`` at commit, which wakes the workers of other processes
+#: (``opensupp worker``); elsewhere they find it at their next poll
 _wakers: set[asyncio.Event] = set()
+CHANNEL = "opensupp_outbox"
 
 
 async def _wake() -> None:
@@ -49,6 +51,8 @@ async def enqueue(
     )
     assert row is not None
     session.on_commit(_wake)
+    if session.dialect == "postgresql":  # sent at commit, once per transaction however many enqueues
+        await session.execute(f"NOTIFY {CHANNEL}")
     return Delivery(*row)
 
 
