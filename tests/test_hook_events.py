@@ -20,12 +20,14 @@ from test_outbox import Receiver, serve
 from conftest import client_for, new_key
 from opensupp.app import create_app
 from opensupp.chat import service as chat
+from opensupp.chat.models import Conversation, Message
 from opensupp.chat.protocol import new_vid
 from opensupp.config import Settings
 from opensupp.db import open_database
 from opensupp.outbox import service as outbox
+from opensupp.outbox.events import channel
 from opensupp.outbox.sending import parse_networks
-from opensupp.outbox.stats import GRACE, HOUR, StatsReport
+from opensupp.outbox.stats import GRACE, HOUR, StatsReport, domain, due_hours
 from opensupp.outbox.worker import Worker
 from opensupp.timeutil import now
 
@@ -325,6 +327,29 @@ async def test_only_the_active_hooks_of_the_account_get_the_events_they_subscrib
         assert await deliveries(app, hook) == [], hook["name"]
 
 
+async def test_an_agent_joins_by_writing_first_or_by_an_assignment_to_another(app, partner):
+    account = await partner.account()
+    aid = account["id"]
+    hook = await partner.hook(aid, "webhook", "http://127.0.0.1:9/in", events=[
+        "conversation.opened", "conversation.agent_joined", "conversation.agent_replied"])
+    hook["_aid"] = aid
+    smith, jones = int(await partner.user(aid, "Smith")), int(await partner.user(aid, "Jones"))
+    visitor = await connect(app, aid)
+    posted = await call(app, chat.post_agent_message_to_visitor, account_id=int(aid), visitor_id=visitor.id,
+                        user_id=smith, text="Can I help?")  # a proactive chat: the agent opens it
+    cid = posted.conversation.id
+    await call(app, chat.post_agent_message, account_id=int(aid), conversation_id=cid, user_id=smith, text="Hello?")
+    for user_id in (jones, jones, None, smith):  # to Jones; Jones again and nobody: no one joins; Smith back
+        await call(app, chat.assign_conversation, account_id=int(aid), conversation_id=cid, user_id=user_id)
+    events = [orjson.loads(d.payload) for d in await deliveries(app, hook)]
+    assert [(e["event"], e["data"].get("openedBy") or e["data"]["agent"]["nickname"]) for e in events] == [
+        ("conversation.opened", "agent"), ("conversation.agent_joined", "Smith"),
+        ("conversation.agent_replied", "Smith"), ("conversation.agent_replied", "Smith"),
+        ("conversation.agent_joined", "Jones"), ("conversation.agent_joined", "Smith")]
+    assert events[4]["data"]["agent"]["id"] == str(jones)
+    assert events[4]["data"]["conversation"]["assignedUserId"] == str(jones)
+
+
 async def test_a_change_that_rolls_back_enqueues_nothing(app, partner):
     account = await partner.account()
     aid = account["id"]
@@ -401,6 +426,7 @@ async def test_two_tickers_in_the_same_hour_enqueue_the_report_once(app, partner
     finally:
         for pool in pools:
             await pool.close()
+    assert await tickers[0].run_once() == 0  # later in the hour: nothing is read (its database is closed)
 
 
 async def test_missed_hours_are_caught_up_the_last_24_at_most(app, partner):
@@ -423,3 +449,45 @@ async def test_the_server_ticks_the_report_next_to_the_worker(database_url):
     without = create_app(Settings(database_url=database_url, outbox_worker=False))
     assert "StatsReport.loop" in [job.__qualname__ for job in with_worker.core.background]
     assert "StatsReport.loop" not in [job.__qualname__ for job in without.core.background]
+
+
+def message(kind: str, at: int, text: str = "a b") -> Message:
+    return Message(0, 1, 1, kind, None, None, None, text, None, at)
+
+
+def conversation(status: str = "closed", offline: bool = False) -> Conversation:
+    return Conversation(1, 1, 1, status, offline, None, None, "", None, 0, 0, None, 0, 0)
+
+
+@pytest.mark.parametrize(("kinds", "status", "offline", "expected"), [
+    # (isChat, isMissed, isCompleted, firstResponse, avgResponse)
+    ("v0 a10 v20 a24", "closed", False, (True, False, True, 10, 7)),
+    ("v0 v5 a10", "closed", False, (True, False, True, 10, 10)),  # timed from the first unanswered message
+    ("v0 a10 v20", "closed", False, (True, True, False, 10, 10)),  # the last question got no answer
+    ("t0 v5 s9", "closed", False, (False, True, False, None, None)),  # a trigger's message is no answer
+    ("t0 s9", "closed", False, (False, False, False, None, None)),  # nobody wrote: neither missed nor completed
+    ("v0 a10", "open", False, (True, False, False, 10, 10)),  # not closed: not completed
+    ("v0", "pending", True, (False, False, False, None, None)),  # an offline message is offline, not missed
+])
+def test_the_exports_metrics(kinds, status, offline, expected):
+    kind = {"v": "visitor", "a": "agent", "t": "trigger", "s": "system"}
+    messages = [message(kind[k[0]], int(k[1:])) for k in kinds.split()]
+    got = channel(conversation(status, offline), messages, end=30)
+    assert (got["isChat"], got["isMissed"], got["isCompleted"], got["firstResponse"], got["avgResponse"]) == expected
+    assert got["messagesCount"] == len([m for m in messages if m.kind != "system"])
+    assert got["wordsCount"] == 2 * got["messagesCount"] and got["duration"] == 30
+
+
+@pytest.mark.parametrize(("hour", "created_at", "expected"), [
+    (10 * HOUR, 0, list(range(0, 10 * HOUR, HOUR))),  # all missed hours, within the bound
+    (30 * HOUR, 0, list(range(6 * HOUR, 30 * HOUR, HOUR))),  # the last 24 at most
+    (10 * HOUR, 9 * HOUR + 1800, [9 * HOUR]),  # made mid-hour: that hour, not the ones before
+    (10 * HOUR, 10 * HOUR, []),  # made as the hour began: nothing yet
+])
+def test_the_hours_due(hour, created_at, expected):
+    assert due_hours(hour, created_at) == expected
+
+
+def test_a_domain_is_the_host_of_the_url():
+    assert [domain(u) for u in ("https://Shop.Example:8443/a?b", "http://[::1]/", "/relative", "", "http://[x")] == [
+        "shop.example", "::1", None, None, None]

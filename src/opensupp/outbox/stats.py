@@ -110,21 +110,24 @@ async def domain_stats(session: Session, *, account_id: int, start: int, end: in
     return found
 
 
-async def report_hook(session: Session, hook: StatsHook, hours: Iterable[int]) -> int:
-    """Enqueue the hook's reports of ``hours`` not enqueued yet; answers how many were."""
+async def unreported(session: Session, hook: StatsHook, hours: Iterable[int]) -> dict[int, dict[str, object]]:
+    """The hook's reports of ``hours`` that no delivery has yet (a read): {hour start: payload}."""
     keys = {h: webhook_id(hook.id, h) for h in hours}
     if not keys:
-        return 0
+        return {}
     placeholders = ", ".join(f"${i}" for i in range(1, len(keys) + 1))
     done = {row[0] for row in await session.fetch(
         f"SELECT webhook_id FROM deliveries WHERE webhook_id IN ({placeholders})", *keys.values())}
+    return {h: {"domains": await domain_stats(session, account_id=hook.account_id, start=h, end=h + HOUR)}
+            for h, key in keys.items() if key not in done}
+
+
+async def enqueue_reports(session: Session, hook: StatsHook, reports: dict[int, dict[str, object]]) -> int:
+    """Enqueue the reports, oldest first, each unless another process did meanwhile; answers how many were."""
     enqueued = 0
-    for h, key in keys.items():
-        if key in done:
-            continue
-        domains = await domain_stats(session, account_id=hook.account_id, start=h, end=h + HOUR)
+    for h, payload in sorted(reports.items()):
         if await service.enqueue_once(session, account_id=hook.account_id, hook_id=hook.id, event=EVENT,
-                                      payload={"domains": domains}, webhook_id=key) is not None:
+                                      payload=payload, webhook_id=webhook_id(hook.id, h)) is not None:
             enqueued += 1
     return enqueued
 
@@ -153,11 +156,19 @@ class StatsReport:
         async with self.db.read() as session:
             hooks = await stats_hooks(session)
         enqueued = 0
-        for hook in hooks:  # a transaction each: a hook's reports are made (or not) together
-            async with self.db.transaction() as session:
-                enqueued += await report_hook(session, hook, due_hours(hour, hook.created_at, self.catch_up))
+        for hook in hooks:
+            enqueued += await self.report(hook, due_hours(hour, hook.created_at, self.catch_up))
         self.reported_hour = hour
         return enqueued
+
+    async def report(self, hook: StatsHook, hours: list[int]) -> int:
+        """Counted in a read, enqueued in a short transaction (SQLite's one writer waits little)."""
+        async with self.db.read() as session:
+            reports = await unreported(session, hook, hours)
+        if not reports:
+            return 0
+        async with self.db.transaction() as session:
+            return await enqueue_reports(session, hook, reports)
 
     def seconds_to_next(self) -> float:
         t = self.clock()
