@@ -5,7 +5,8 @@ Every function takes the caller's Session and does its writes in it, never commi
 caller's unit of work (``db.transaction()``) is the one transaction. Publishing is the
 caller's too, after the commit: each write answers what happened (the visitor,
 ``Posted``, ``Closed``, a record), which is what the hub fans out (``Posted.created`` is
-False for a client's retry, which was published the first time).
+False for a client's retry, which was published the first time). The hooks' events are not
+the caller's: a write enqueues them itself, in its transaction (``outbox.events``).
 
 A write under an account locks the account row first on PostgreSQL (``LOCK_ACCOUNT``, as
 db/children.py does), so it never deadlocks with the account's delete: it lands before the

@@ -25,6 +25,7 @@ import orjson
 from opensupp.chat import service as chat
 from opensupp.chat.models import Conversation, Message, Visitor
 from opensupp.db import Session
+from opensupp.hooks.validation import WEBHOOK_EVENTS
 from opensupp.outbox import service
 from opensupp.timeutil import now
 
@@ -52,8 +53,8 @@ async def targets(session: Session, account_id: int) -> list[Target]:
         "SELECT id, name, config FROM hooks WHERE account_id = $1 AND active AND name IN ($2, $3) ORDER BY id",
         account_id, WEBHOOK, EXPORT,
     )
-    return [Target(row[0], row[1], frozenset(orjson.loads(row[2]).get("events", ())) if row[1] == WEBHOOK
-                   else frozenset()) for row in rows]
+    return [Target(row[0], row[1], frozenset(orjson.loads(row[2]).get("events", WEBHOOK_EVENTS))
+                   if row[1] == WEBHOOK else frozenset()) for row in rows]
 
 
 def envelope(event: str, account_id: int, data: dict[str, Any]) -> dict[str, Any]:
