@@ -648,9 +648,9 @@ async def assign_conversation(
         "SELECT id FROM users WHERE id = $1 AND account_id = $2", user_id, account_id
     ) is None:
         raise NotFound(f"No user {user_id} in account {account_id}.")
-    before = await _conversation_of(session, account_id, conversation_id, None)
+    before = None if user_id is None else await _conversation_of(session, account_id, conversation_id, None)
     conversation = await _scoped_update(session, account_id, conversation_id, None, "assigned_user_id = $4", user_id)
-    if user_id is not None and user_id != before.assigned_user_id:
+    if before is not None and before.assigned_user_id != user_id:  # another agent joins
         await events.agent_assigned(session, conversation)
     return conversation
 
