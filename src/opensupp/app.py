@@ -21,6 +21,7 @@ from opensupp.officehours.validation import zone_names
 from opensupp.offlineemails.api import router as offlineemails
 from opensupp.outbox.api import router as outbox
 from opensupp.outbox.sending import parse_networks
+from opensupp.outbox.stats import StatsReport
 from opensupp.outbox.worker import Worker
 from opensupp.signin.api import router as signin
 from opensupp.site import create_site
@@ -52,6 +53,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     if settings.outbox_worker:
         core.background.append(Worker(core.db, networks=parse_networks(settings.hook_allow_networks),
                                           lease=settings.outbox_lease_seconds).loop)
+        core.background.append(StatsReport(core.db).loop)  # the hourly domain-stats-report
     # /metrics is the operator's, not the partner API's: not in its document
     core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))
     site = create_site(settings, core.db)

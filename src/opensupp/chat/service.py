@@ -5,7 +5,8 @@ Every function takes the caller's Session and does its writes in it, never commi
 caller's unit of work (``db.transaction()``) is the one transaction. Publishing is the
 caller's too, after the commit: each write answers what happened (the visitor,
 ``Posted``, ``Closed``, a record), which is what the hub fans out (``Posted.created`` is
-False for a client's retry, which was published the first time).
+False for a client's retry, which was published the first time). The hooks' events are not
+the caller's: a write enqueues them itself, in its transaction (``outbox.events``).
 
 A write under an account locks the account row first on PostgreSQL (``LOCK_ACCOUNT``, as
 db/children.py does), so it never deadlocks with the account's delete: it lands before the
@@ -41,6 +42,7 @@ from opensupp.chat.validation import (
 from opensupp.db import ForeignKeyViolation, Session
 from opensupp.db.children import LOCK_ACCOUNT, OWNED, account_not_found
 from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid
+from opensupp.outbox import events
 from opensupp.timeutil import now as clock
 
 VISITOR_COLUMNS = ("id, account_id, vid, name, email, phone, lang, grp, variables, visits, chats, first_seen_at,"
@@ -393,6 +395,7 @@ async def close_conversation(
     )
     await session.execute("UPDATE visitors SET chats = chats + 1 WHERE id = $1", conversation.visitor_id)
     message, _ = await _insert_message(session, conversation, "system", {"text": CLOSE_CODES[by]}, None, t)
+    await events.closed(session, conversation, by=by)
     return Closed(conversation, message)
 
 
@@ -406,8 +409,10 @@ async def rate_conversation(
     problem = text_problem(text, RATING_TEXT_MAX, multiline=True)
     if problem is not None:
         raise invalid("text", problem)
-    return await _scoped_update(session, account_id, conversation_id, visitor_id, "rating = $4, rating_text = $5",
-                                value, text)
+    conversation = await _scoped_update(session, account_id, conversation_id, visitor_id,
+                                        "rating = $4, rating_text = $5", value, text)
+    await events.rated(session, conversation)
+    return conversation
 
 
 # --------------------------------------------------------------------------- messages
@@ -461,7 +466,8 @@ async def post_visitor_message(
                                            email=visitor.email, text=text, client_id=client_id, now=now)
     text, client_id = check_text(text), check_client_id(client_id)
     t = clock() if now is None else now
-    conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t)
+    conversation, opened = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id,
+                                                          now=t)
     replied = await session.fetchrow(
         "SELECT kind, trigger_id FROM messages WHERE conversation_id = $1 AND kind <> 'system'"
         " ORDER BY id DESC LIMIT 1",
@@ -470,8 +476,11 @@ async def post_visitor_message(
     fields: dict[str, Any] = {"text": text}
     if replied is not None and replied[0] == "trigger":
         fields["replied_trigger_id"] = replied[1]
-    return await _post(session, conversation, "visitor", fields, client_id, t,
-                       "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
+    posted = await _post(session, conversation, "visitor", fields, client_id, t,
+                         "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
+    if posted.created:
+        await events.visitor_wrote(session, posted.message, posted.conversation, opened=opened)
+    return posted
 
 
 async def post_agent_message(
@@ -499,8 +508,9 @@ async def post_agent_message_to_visitor(
     t = clock() if now is None else now
     await _lock_account(session, account_id)
     nickname = await _nickname(session, account_id, user_id)
-    conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t)
-    return await _post_as_agent(session, conversation, user_id, nickname, text, client_id, t)
+    conversation, opened = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id,
+                                                          now=t)
+    return await _post_as_agent(session, conversation, user_id, nickname, text, client_id, t, opened=opened)
 
 
 async def _nickname(session: Session, account_id: int, user_id: int) -> str:
@@ -513,12 +523,16 @@ async def _nickname(session: Session, account_id: int, user_id: int) -> str:
 
 
 async def _post_as_agent(session: Session, conversation: Conversation, user_id: int, nickname: str, text: str,
-                         client_id: str | None, t: int) -> Posted:
-    return await _post(
+                         client_id: str | None, t: int, opened: bool = False) -> Posted:
+    posted = await _post(
         session, conversation, "agent", {"user_id": user_id, "agent_nick": nickname, "text": text}, client_id, t,
         "status = 'open', closed_at = NULL, close_type = NULL, assigned_user_id = COALESCE(assigned_user_id, $3),"
         " last_message_at = $2, unread_by_visitor = unread_by_visitor + 1", t, user_id,
     )
+    if posted.created:
+        await events.agent_wrote(session, posted.message, posted.conversation, opened=opened,
+                                 joined=conversation.assigned_user_id is None)
+    return posted
 
 
 async def post_trigger_message(
@@ -533,11 +547,15 @@ async def post_trigger_message(
     if problem is not None:
         raise invalid("agent_nick", problem)
     t = clock() if now is None else now
-    conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t)
-    return await _post(
+    conversation, opened = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id,
+                                                          now=t)
+    posted = await _post(
         session, conversation, "trigger", {"trigger_id": trigger_id, "agent_nick": agent_nick, "text": text},
         client_id, t, "last_message_at = $2, unread_by_visitor = unread_by_visitor + 1", t,
     )
+    if posted.created:
+        await events.trigger_wrote(session, posted.conversation, opened=opened)
+    return posted
 
 
 async def post_system_message(
@@ -581,8 +599,10 @@ async def store_offline_message(
             return Posted(message, await _conversation_of(session, account_id, message.conversation_id, None), False)
     conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t,
                                                      offline=True)
-    return await _post(session, conversation, "visitor", {"text": text}, client_id, t,
-                       "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
+    posted = await _post(session, conversation, "visitor", {"text": text}, client_id, t,
+                         "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
+    await events.offline_message(session, posted.message, posted.conversation)
+    return posted
 
 
 async def messages_after(
@@ -628,7 +648,11 @@ async def assign_conversation(
         "SELECT id FROM users WHERE id = $1 AND account_id = $2", user_id, account_id
     ) is None:
         raise NotFound(f"No user {user_id} in account {account_id}.")
-    return await _scoped_update(session, account_id, conversation_id, None, "assigned_user_id = $4", user_id)
+    before = None if user_id is None else await _conversation_of(session, account_id, conversation_id, None)
+    conversation = await _scoped_update(session, account_id, conversation_id, None, "assigned_user_id = $4", user_id)
+    if before is not None and before.assigned_user_id != user_id:  # another agent joins
+        await events.agent_assigned(session, conversation)
+    return conversation
 
 
 _MESSAGE_COLUMNS_OF_M = ", ".join("m." + column for column in MESSAGE_COLUMNS.split(", "))

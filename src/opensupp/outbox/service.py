@@ -43,17 +43,33 @@ async def enqueue(
 ) -> Delivery:
     """A pending delivery, due now, written in the caller's transaction: it is sent only if
     that transaction commits."""
-    ts = now()
-    row = await session.fetchrow(
-        "INSERT INTO deliveries (account_id, hook_id, event, payload, webhook_id, attempts, status, next_attempt_at, "
-        f"created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, $7) RETURNING {COLUMNS}",
-        account_id, hook_id, event, orjson.dumps(payload).decode(), new_webhook_id(), PENDING, ts,
-    )
+    row = await _insert(session, account_id, hook_id, event, payload, new_webhook_id(), "")
     assert row is not None
     session.on_commit(_wake)
     if session.dialect == "postgresql":  # sent at commit, once per transaction however many enqueues
         await session.execute(f"NOTIFY {CHANNEL}")
     return Delivery(*row)
+
+
+async def enqueue_once(
+    session: Session, *, account_id: int, hook_id: int | None, event: str, payload: dict[str, Any], webhook_id: str
+) -> Delivery | None:
+    """As ``enqueue``, under a ``webhook_id`` of the caller's (at most 40 characters, e.g. a
+    hook's report for one hour): None, and nothing written, when a delivery has it already
+    (the unique index decides, so processes racing on one key enqueue it once)."""
+    row = await _insert(session, account_id, hook_id, event, payload, webhook_id,
+                        " ON CONFLICT (webhook_id) DO NOTHING")
+    return None if row is None else Delivery(*row)
+
+
+async def _insert(session: Session, account_id: int, hook_id: int | None, event: str, payload: dict[str, Any],
+                  webhook_id: str, conflict: str) -> Row | None:
+    ts = now()
+    return await session.fetchrow(
+        "INSERT INTO deliveries (account_id, hook_id, event, payload, webhook_id, attempts, status, next_attempt_at, "
+        f"created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, $7, $7){conflict} RETURNING {COLUMNS}",
+        account_id, hook_id, event, orjson.dumps(payload).decode(), webhook_id, PENDING, ts,
+    )
 
 
 @dataclass(slots=True)
