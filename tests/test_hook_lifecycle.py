@@ -23,7 +23,8 @@ from opensupp.config import Settings
 from opensupp.outbox.worker import Worker
 
 pytestmark = pytest.mark.anyio
-db, receiver = test_outbox.db, test_outbox.receiver  # the outbox tests' fixtures
+# the outbox tests' fixtures
+db, receiver, only_this_tests_deliveries = test_outbox.db, test_outbox.receiver, test_outbox.only_this_tests_deliveries
 
 
 @pytest.fixture
@@ -178,3 +179,16 @@ async def test_a_worker_killed_mid_batch_loses_nothing(db, database_url, receive
     assert set(received) == {d.webhook_id for d in sent}  # each event arrived
     assert all(len(bodies) == 1 for bodies in received.values())  # a repeat is the same event, same id
     assert len(r.requests) >= 30
+
+
+async def test_the_log_keeps_ended_deliveries_for_its_days_and_pending_ones_until_they_end(db):
+    aid, hid, _ = await hook_to(db, "http://127.0.0.1:9/in")
+    kept, old_delivered, old_failed, old_pending = [await enqueue(db, aid, hid) for _ in range(4)]
+    async with db.transaction() as session:
+        for delivery, status in ((old_delivered, "delivered"), (old_failed, "failed"), (old_pending, "pending")):
+            await session.execute("UPDATE deliveries SET status = $1, updated_at = updated_at - 31 * 86400, "
+                                  "next_attempt_at = next_attempt_at + 3600 WHERE id = $2", status, delivery.id)
+        await session.execute("UPDATE deliveries SET status = 'delivered', updated_at = updated_at - 29 * 86400 "
+                              "WHERE id = $1", kept.id)
+    assert await Worker(db, keep_days=30).purge() >= 2
+    assert [d.id for d in await deliveries(db, aid, hid)] == [kept.id, old_pending.id]

@@ -51,8 +51,9 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     if settings.chat_retention_days:
         core.background.append(Retention(core.db, settings.chat_retention_days).purge_loop)
     if settings.outbox_worker:
-        core.background.append(Worker(core.db, networks=parse_networks(settings.hook_allow_networks),
-                                          lease=settings.outbox_lease_seconds).loop)
+        worker = Worker(core.db, networks=parse_networks(settings.hook_allow_networks),
+                        lease=settings.outbox_lease_seconds, keep_days=settings.delivery_log_days)
+        core.background.append(worker.loop)
         core.background.append(StatsReport(core.db).loop)  # the hourly domain-stats-report
     # /metrics is the operator's, not the partner API's: not in its document
     core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))

@@ -172,13 +172,15 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
 
 @main.command()
 def worker() -> None:
-    """Migrate the database, then deliver the hooks' events (Ctrl-C stops); to run beside
-    `opensupp serve` with OPENSUPP_OUTBOX_WORKER=0, or as more delivering processes."""
+    """Migrate the database, then deliver the hooks' events and make the hourly stats reports
+    (Ctrl-C stops); to run beside `opensupp serve` with OPENSUPP_OUTBOX_WORKER=0, or as more
+    delivering processes."""
     import logging
 
     from opensupp.db import open_database, redact_url
     from opensupp.logs import setup_logging
     from opensupp.outbox.sending import parse_networks
+    from opensupp.outbox.stats import StatsReport
     from opensupp.outbox.worker import Worker
 
     settings = _settings()
@@ -191,8 +193,11 @@ def worker() -> None:
                            statement_timeout=settings.db_statement_timeout)
         await db.open()
         try:
-            await Worker(db, networks=parse_networks(settings.hook_allow_networks),
-                             lease=settings.outbox_lease_seconds).loop()
+            await asyncio.gather(
+                Worker(db, networks=parse_networks(settings.hook_allow_networks),
+                       lease=settings.outbox_lease_seconds, keep_days=settings.delivery_log_days).loop(),
+                StatsReport(db).loop(),  # once per hook and hour, however many processes make it
+            )
         finally:
             await db.close()
 

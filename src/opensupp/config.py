@@ -142,6 +142,11 @@ class Settings(BaseSettings):
         description="how long a worker's claim on a delivery holds: a worker that dies mid-delivery leaves it "
         "to the others after this; keep it above the 10 s a delivery may take",
     )
+    delivery_log_days: int = Field(
+        default=30, ge=2, le=3650,
+        description="days a delivered or failed delivery stays in a hook's log (GET .../deliveries/) before "
+        "the worker deletes it; pending ones are kept until they end",
+    )
     outbox_worker: bool = Field(
         default=True,
         description="deliver hooks from this server's processes; 0: only `opensupp worker` processes deliver",

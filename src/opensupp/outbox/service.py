@@ -210,3 +210,15 @@ async def retry_delivery(session: Session, *, account_id: int, hook_id: int, del
         PENDING, ts, delivery_id, account_id, hook_id,
     )
     return _delivery(row, delivery_id, hook_id)
+
+
+PURGE_SLICE = 5000
+
+
+async def purge_before(session: Session, *, before: int) -> int:
+    """Up to ``PURGE_SLICE`` deliveries that ended (delivered or failed) before ``before``
+    deleted: the log is kept that long; a pending one is never deleted."""
+    return await session.execute(
+        "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status <> $1 AND updated_at < $2"
+        " ORDER BY id LIMIT $3)", PENDING, before, PURGE_SLICE,
+    )

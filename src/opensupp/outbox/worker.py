@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -25,6 +26,7 @@ LEASE = 120  # seconds a claim holds: longer than an attempt (timeouts included)
 BATCH = 20
 IDLE = 1.0  # seconds between polls when nothing was due (an enqueue in this process wakes it at once)
 LISTEN_RETRY = 5.0  # seconds before listening again after the listening connection was lost
+PURGE_EVERY = 3600  # seconds between purges of the deliveries older than the log keeps
 DISABLE_AFTER = 3 * 86400  # seconds of failed deliveries, none delivered, after which a hook is deactivated
 
 
@@ -37,8 +39,10 @@ class Mailer(Protocol):
 class Worker:
     def __init__(self, db: Database, *, networks: Sequence[sending.Network] = (),
                  schedule: Sequence[int] = service.RETRY_SCHEDULE, lease: int = LEASE, idle: float = IDLE,
-                 mailer: Mailer | None = None, disable_after: int = DISABLE_AFTER) -> None:
+                 mailer: Mailer | None = None, disable_after: int = DISABLE_AFTER, keep_days: int = 30) -> None:
         self.db = db
+        self.keep = keep_days * 86400
+        self.purged_at = 0.0
         self.mailer = mailer
         self.disable_after = disable_after
         self.http: httpx.AsyncClient | None = None  # kept while ``loop`` runs: connections are reused
@@ -107,6 +111,22 @@ class Worker:
                     log.warning("hook %d deactivated: its deliveries have failed for %d days", hook_id,
                                 self.disable_after // 86400)
 
+    async def purge(self) -> int:
+        """The deliveries ended longer ago than the log keeps, deleted slice by slice; answers how many."""
+        purged = 0
+        while True:
+            async with self.db.transaction() as session:
+                count = await service.purge_before(session, before=now() - self.keep)
+            purged += count
+            if count < service.PURGE_SLICE:
+                return purged
+
+    async def _purge_now_and_then(self) -> None:
+        if time.monotonic() - self.purged_at >= PURGE_EVERY or not self.purged_at:
+            self.purged_at = time.monotonic()
+            if purged := await self.purge():
+                log.info("purged %d deliveries older than %d days", purged, self.keep // 86400)
+
     async def _listen(self, wake: asyncio.Event) -> None:
         """PostgreSQL: ``wake`` on every enqueue committed by any process (LISTEN on a connection
         of its own, checked every 30 s and made again when lost). Only a shortcut: the poll goes on."""
@@ -141,6 +161,7 @@ class Worker:
                 while True:
                     wake.clear()  # before the round: an enqueue committed during it wakes the next wait
                     try:
+                        await self._purge_now_and_then()
                         if await self.run_once():
                             continue
                     except Unavailable:
