@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from chat import free_port, stop  # bench/chat.py: the same child-process handling
+from raw_app import lifespan  # bench/raw_app.py
 
 BENCH_DIR = Path(__file__).resolve().parent
 SRC_DIR = BENCH_DIR.parent / "src"
@@ -58,13 +59,7 @@ async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     """POST: 200 after reading the body, its webhook-id's arrival noted. GET: the arrivals so far
     ({webhook-id: unix time}), which are then forgotten."""
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["type"] != "http":
         return
     if scope["method"] == "POST":

@@ -17,15 +17,20 @@ POST_BODY = b'{"ok":true,"method":"POST"}'
 HEADERS = [(b"content-type", b"application/json")]
 
 
+async def lifespan(receive: Any, send: Any) -> None:
+    """ASGI's lifespan, with nothing to start or stop (the bench's other bare apps use it too)."""
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["type"] != "http":
         return
     body = GET_BODY

@@ -13,16 +13,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from raw_app import lifespan  # bench/raw_app.py
+
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        return await lifespan(receive, send)
     if scope["type"] != "websocket":
         return
     await receive()  # websocket.connect
