@@ -16,6 +16,7 @@ from opensupp.config import BadSettings, Settings, settings_from_environment
 from opensupp.db import Database
 from opensupp.hooks.api import router as hooks
 from opensupp.logs import setup_logging
+from opensupp.mail.smtp import mailer_for
 from opensupp.officehours.api import router as officehours
 from opensupp.officehours.validation import zone_names
 from opensupp.offlineemails.api import router as offlineemails
@@ -50,7 +51,8 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     if settings.chat_retention_days:
         core.background.append(Retention(core.db, settings.chat_retention_days).purge_loop)
     if settings.outbox_worker:
-        core.background.append(Worker(core.db, networks=parse_networks(settings.hook_allow_networks)).loop)
+        core.background.append(Worker(core.db, networks=parse_networks(settings.hook_allow_networks),
+                                      mailer=mailer_for(settings)).loop)
     # /metrics is the operator's, not the partner API's: not in its document
     core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))
     site = create_site(settings, core.db)

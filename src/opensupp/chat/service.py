@@ -41,6 +41,7 @@ from opensupp.chat.validation import (
 from opensupp.db import ForeignKeyViolation, Session
 from opensupp.db.children import LOCK_ACCOUNT, OWNED, account_not_found
 from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid
+from opensupp.mail import service as mail
 from opensupp.timeutil import now as clock
 
 VISITOR_COLUMNS = ("id, account_id, vid, name, email, phone, lang, grp, variables, visits, chats, first_seen_at,"
@@ -581,6 +582,8 @@ async def store_offline_message(
             return Posted(message, await _conversation_of(session, account_id, message.conversation_id, None), False)
     conversation, _ = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id, now=t,
                                                      offline=True)
+    await mail.enqueue_offline_mails(session, account_id=account_id, visitor_id=visitor_id,  # new: a retry returned
+                                     conversation_id=conversation.id, name=name, email=email, text=text)
     return await _post(session, conversation, "visitor", {"text": text}, client_id, t,
                        "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
 

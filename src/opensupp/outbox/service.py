@@ -112,11 +112,13 @@ def next_delay(attempts: int, retry_after: int | None, schedule: Sequence[int]) 
 async def record_attempt(
     session: Session, *, delivery: Delivery, ok: bool, status_code: int | None, error: str | None,
     response: str | None, retry_after: int | None = None, schedule: Sequence[int] = RETRY_SCHEDULE,
+    permanent: bool = False,
 ) -> None:
     """The result of the attempt ``delivery.attempts``; ignored when the delivery has been
-    claimed again meanwhile (this worker's lease ran out: the newer attempt decides)."""
+    claimed again meanwhile (this worker's lease ran out: the newer attempt decides). A
+    ``permanent`` failure is not retried."""
     ts = now()
-    delay = None if ok else next_delay(delivery.attempts, retry_after, schedule)
+    delay = None if ok or permanent else next_delay(delivery.attempts, retry_after, schedule)
     status = DELIVERED if ok else (FAILED if delay is None else PENDING)
     await session.execute(
         "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4, "

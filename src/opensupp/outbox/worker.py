@@ -70,7 +70,8 @@ class Worker:
         async with self.db.transaction() as session:
             await service.record_attempt(session, delivery=delivery, ok=outcome.ok, status_code=outcome.status_code,
                                          error=outcome.error, response=outcome.response,
-                                         retry_after=outcome.retry_after, schedule=self.schedule)
+                                         retry_after=outcome.retry_after, schedule=self.schedule,
+                                         permanent=outcome.permanent)
 
     async def loop(self) -> None:
         while True:
