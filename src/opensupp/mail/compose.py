@@ -172,7 +172,7 @@ def message(payload: dict[str, Any], *, mail_from: str, public_url: str, message
         domain = parseaddr(mail_from)[1].rpartition("@")[2] or "localhost"
         msg["Message-ID"] = f"<{one_line(message_id, 64).replace(' ', '')}@{domain}>"
     msg["Auto-Submitted"] = "auto-generated"
-    msg["Content-Language"] = lang_of(payload["lang"])
-    msg.set_content(rendered.text)
+    msg.set_content(rendered.text)  # (clears the Content-* headers: Content-Language comes after)
     msg.add_alternative(rendered.html, subtype="html")
+    msg["Content-Language"] = lang_of(payload["lang"])
     return msg
