@@ -24,11 +24,16 @@ import anyio
 import httpx
 import orjson
 import pytest
+import test_chat_box_live as live
 import test_chat_transport
 import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
+from test_chat_box import browser as browser  # noqa: F401 (the fixture: Chromium, or a skip)
+from test_chat_box_live import agent as agent  # noqa: F401 (fixtures: an agent online, ...)
+from test_chat_box_live import server as server  # noqa: F401 (... the real server on SQLite, ...)
+from test_chat_box_live import site as site  # noqa: F401 (... and a host page with the chat code)
 from websockets.asyncio.client import connect
 
 from conftest import free_port, new_key
@@ -470,3 +475,30 @@ async def test_a_visitor_asks_for_the_transcript_over_the_websocket(served):
     assert got["Reply-To"] is None
     text, html = parts(got)
     assert "Vy: Where is <my> order?" in text and "Where is &lt;my&gt; order?" in html and "<my>" not in html
+
+
+def test_the_box_mails_the_conversation(browser, server, site, agent):
+    """The chat box's "E-mail me this conversation", in Chromium, against the real server
+    (without SMTP: the transcript waits in the outbox)."""
+    v = live.visitor(browser, site, "ws")
+    try:
+        v.open(site.snippet())
+        box = live.connected(v)
+        v.click_launcher(box)
+        assert box.locator("#transcript").is_hidden()  # nothing to send yet
+        box.locator("#input").fill("Where is my order?")
+        box.locator("#input").press("Enter")
+        agent.wait("chat.message_received")
+        box.get_by_role("button", name="E-mail me this conversation").click()
+        box.get_by_label("Your e-mail").fill("not-an-address")
+        box.get_by_role("button", name="Send the conversation").click()
+        assert box.locator("#transcript-form .error").is_visible()
+        box.get_by_label("Your e-mail").fill("ann@shop.example")
+        box.get_by_role("button", name="Send the conversation").click()
+        box.get_by_text("The conversation was sent to ann@shop.example.").wait_for(timeout=10_000)
+        assert box.locator("#transcript").is_hidden() and box.locator("#transcript-form").is_hidden()
+        [(event, status, payload)] = server.query("SELECT event, status, payload FROM deliveries WHERE hook_id IS NULL")
+        assert (event, status, json.loads(payload)["to"]) == ("mail.transcript", "pending", "ann@shop.example")
+        assert v.errors == [] and v.elsewhere == []
+    finally:
+        v.close()
