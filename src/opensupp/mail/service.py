@@ -101,10 +101,13 @@ async def _lock_visitor(session: Session, account_id: int, visitor_id: int) -> N
 
 
 async def _shown_messages(session: Session, account_id: int, conversation_id: int) -> list[dict[str, Any]]:
-    found = await chat.messages_after(session, account_id=account_id, conversation_id=conversation_id,
-                                      limit=chat.MESSAGES_MAX_PAGE)
-    return [{"kind": m.kind, "nick": m.agent_nick, "text": m.text, "at": m.created_at}
-            for m in found if m.kind != "system"][-TRANSCRIPT_MESSAGES:]
+    """The conversation's latest ``TRANSCRIPT_MESSAGES`` messages but the system ones, oldest first."""
+    rows = await session.fetch(
+        "SELECT kind, agent_nick, text, created_at FROM messages WHERE conversation_id = $1 AND account_id = $2"
+        " AND kind <> 'system' ORDER BY id DESC LIMIT $3",
+        conversation_id, account_id, TRANSCRIPT_MESSAGES,
+    )
+    return [{"kind": kind, "nick": nick, "text": text, "at": at} for kind, nick, text, at in reversed(rows)]
 
 
 async def _recipient(session: Session, account_id: int, visitor_id: int, email: str | None) -> str:
