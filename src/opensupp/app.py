@@ -16,6 +16,7 @@ from opensupp.config import BadSettings, Settings, settings_from_environment
 from opensupp.db import Database
 from opensupp.hooks.api import router as hooks
 from opensupp.logs import setup_logging
+from opensupp.mail.smtp import mailer_for
 from opensupp.officehours.api import router as officehours
 from opensupp.officehours.validation import zone_names
 from opensupp.offlineemails.api import router as offlineemails
@@ -52,7 +53,8 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
         core.background.append(Retention(core.db, settings.chat_retention_days).purge_loop)
     if settings.outbox_worker:
         worker = Worker(core.db, networks=parse_networks(settings.hook_allow_networks),
-                        lease=settings.outbox_lease_seconds, keep_days=settings.delivery_log_days)
+                        lease=settings.outbox_lease_seconds, keep_days=settings.delivery_log_days,
+                        mailer=mailer_for(settings))
         core.background.append(worker.loop)
         core.background.append(StatsReport(core.db).loop)  # the hourly domain-stats-report
     # /metrics is the operator's, not the partner API's: not in its document

@@ -172,13 +172,14 @@ def serve(host: str, port: int, workers: int, no_access_log: bool) -> None:
 
 @main.command()
 def worker() -> None:
-    """Migrate the database, then deliver the hooks' events and make the hourly stats reports
-    (Ctrl-C stops); to run beside `opensupp serve` with OPENSUPP_OUTBOX_WORKER=0, or as more
-    delivering processes."""
+    """Migrate the database, then deliver the hooks' events and, with OPENSUPP_SMTP_URL, the
+    mails, and make the hourly stats reports (Ctrl-C stops); to run beside `opensupp serve` with
+    OPENSUPP_OUTBOX_WORKER=0, or as more delivering processes."""
     import logging
 
     from opensupp.db import open_database, redact_url
     from opensupp.logs import setup_logging
+    from opensupp.mail.smtp import mailer_for
     from opensupp.outbox.sending import parse_networks
     from opensupp.outbox.stats import StatsReport
     from opensupp.outbox.worker import Worker
@@ -195,15 +196,60 @@ def worker() -> None:
         try:
             await asyncio.gather(
                 Worker(db, networks=parse_networks(settings.hook_allow_networks),
-                       lease=settings.outbox_lease_seconds, keep_days=settings.delivery_log_days).loop(),
+                       lease=settings.outbox_lease_seconds, keep_days=settings.delivery_log_days,
+                       mailer=mailer_for(settings)).loop(),
                 StatsReport(db).loop(),  # once per hook and hour, however many processes make it
             )
         finally:
             await db.close()
 
-    logging.getLogger("opensupp.outbox").info("opensupp %s: delivering hooks from %s", __version__, redact_url(url))
+    mails = "and mails" if settings.smtp_url else "(mails wait: no OPENSUPP_SMTP_URL)"
+    logging.getLogger("opensupp.outbox").info("opensupp %s: delivering hooks %s from %s", __version__, mails,
+                                              redact_url(url))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run())
+
+
+@main.group()
+def mail() -> None:
+    """Mails in the outbox (offline messages, transcripts): sent by a worker when OPENSUPP_SMTP_URL is set."""
+
+
+MAIL_STATUSES = {"pending": "pending", "sent": "delivered", "failed": "failed"}
+
+
+@mail.command("list")
+@click.option("--status", type=click.Choice(list(MAIL_STATUSES)), help="only the mails with this status")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per mail, with its text")
+def mail_list(status: str | None, as_json: bool) -> None:
+    """List mails, oldest first: id, to, subject, status, attempts, created."""
+    from opensupp.mail import service
+    from opensupp.mail.compose import render
+    from opensupp.timeutil import iso
+
+    found = _run_in_transaction(lambda session: service.list_mails(session, status=MAIL_STATUSES.get(status or "")))
+    shown = {value: name for name, value in MAIL_STATUSES.items()}
+    public_url = _settings().public_url
+    rows = []
+    for d in found:
+        payload = json.loads(d.payload)
+        rendered = render(payload, public_url=public_url)
+        rows.append({"id": d.id, "to": payload["to"], "subject": rendered.subject,
+                     "status": shown.get(d.status, d.status), "attempts": d.attempts, "created": iso(d.created_at),
+                     "last_error": d.last_error, "text": rendered.text})
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    _table(("ID", "TO", "SUBJECT", "STATUS", "ATTEMPTS", "CREATED"),
+           [(str(r["id"]), r["to"], r["subject"], r["status"], str(r["attempts"]), r["created"]) for r in rows])
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = [header, *rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @main.group()

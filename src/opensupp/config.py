@@ -6,6 +6,7 @@ their own (``Settings(...)``).
 
 from __future__ import annotations
 
+import ipaddress
 import urllib.parse
 from pathlib import Path
 from typing import Any, Literal
@@ -151,6 +152,19 @@ class Settings(BaseSettings):
         default=True,
         description="deliver hooks from this server's processes; 0: only `opensupp worker` processes deliver",
     )
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="where mail is sent: smtp://[user:password@]host[:25] (STARTTLS when the server offers it), "
+        "smtp+starttls://...[:587] (STARTTLS required) or smtps://...[:465] (TLS from the start); user and "
+        "password percent-encoded. Unset: mails (offline messages, transcripts) wait in the outbox "
+        "(`opensupp mail list` shows them)",
+    )
+    mail_from: str | None = Field(
+        default=None,
+        description="the From of every mail, like `Acme Chat <chat@acme.example>`; unset: opensupp@ the host of "
+        "OPENSUPP_PUBLIC_URL (opensupp@localhost for an IP address or localhost). A visitor is never the From, "
+        "only the Reply-To",
+    )
     trigger_cache_mb: int = Field(
         default=64, ge=1, le=65536,
         description="memory for the compiled triggers of the accounts evaluated lately, per process "
@@ -177,6 +191,22 @@ class Settings(BaseSettings):
             raise ValueError(f"must be CIDRs separated by commas, like 10.0.0.0/8,127.0.0.1/32 ({exc})") from None
         return text
 
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, url: SecretStr | None) -> SecretStr | None:
+        from opensupp.mail.smtp import parse_smtp_url
+
+        if url is not None:
+            parse_smtp_url(url.get_secret_value())  # ValueError says what is wrong, never the password
+        return url
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, text: str | None) -> str | None:
+        from opensupp.mail.compose import check_address
+
+        return None if text is None else check_address(text)
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, url: str) -> str:
@@ -191,6 +221,18 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("has a port that is not a number from 1 to 65535") from None
         return urllib.parse.urlunsplit((parts.scheme, parts.netloc.lower(), parts.path.rstrip("/"), "", ""))
+
+    def resolved_mail_from(self) -> str:
+        """``mail_from``, or opensupp@ the public URL's host (localhost when that is an address)."""
+        if self.mail_from:
+            return self.mail_from
+        host = urllib.parse.urlsplit(self.public_url).hostname or "localhost"
+        try:
+            ipaddress.ip_address(host)
+            host = "localhost"
+        except ValueError:
+            pass
+        return f"opensupp@{host}"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -14,9 +14,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from opensupp.chat import service
 from opensupp.chat.models import Conversation, Message, Visitor
 from opensupp.errors import NotFound
+from opensupp.mail import service as mail
 from opensupp.officehours.service import office_hours_open_at
 from opensupp.signin import service as signins
 from opensupp.timeutil import iso
@@ -257,6 +260,14 @@ class DatabaseCore:
             conversation = await service.rate_conversation(session, account_id=account_id, conversation_id=latest.id,
                                                            value=value, text=text or "", visitor_id=visitor_id)
         return conversation_wire(conversation, vid)
+
+    async def send_transcript(self, account_id: int, vid: str, email: str | None, lang: str | None) -> Json:
+        async with self.db.transaction() as session:
+            visitor_id = await self._visitor_id(session, account_id, vid)
+            delivery = await mail.enqueue_transcript(session, account_id=account_id, visitor_id=visitor_id,
+                                                     email=email, lang=lang)
+        payload = orjson.loads(delivery.payload)
+        return {"conversationId": payload["conversation_id"], "email": payload["to"]}
 
     # ------------------------------------------------------------------ ChatCore: the agents' side
 

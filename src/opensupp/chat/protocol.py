@@ -168,6 +168,15 @@ class VisitorRate(Frame):
     text: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
+class VisitorTranscript(Frame):
+    """Mail the visitor's latest conversation to ``email`` (then kept as the visitor's) or to
+    the visitor's e-mail on file; ``lang``: the mail's language (default: the account's)."""
+
+    type: Literal["chat.transcript"]
+    email: Short | None = None
+    lang: Lang | None = None
+
+
 class Ping(Frame):
     type: Literal["ping"]
 
@@ -229,6 +238,7 @@ VISITOR_FRAMES: dict[str, type[Frame]] = {
     "visitor.connect": VisitorConnect, "visitor.update": VisitorUpdate, "page.view": PageView,
     "chat.message": VisitorMessage, "chat.typing": VisitorTyping, "chat.read": VisitorRead,
     "chat.close": VisitorClose, "chat.rate": VisitorRate, "chat.open": VisitorOpen, "ping": Ping,
+    "chat.transcript": VisitorTranscript,
 }
 AGENT_FRAMES: dict[str, type[Frame]] = {
     "agent.connect": AgentConnect, "agent.update": AgentUpdate, "chat.message": AgentMessage,

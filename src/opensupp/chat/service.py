@@ -42,6 +42,7 @@ from opensupp.chat.validation import (
 from opensupp.db import ForeignKeyViolation, Session
 from opensupp.db.children import LOCK_ACCOUNT, OWNED, account_not_found
 from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid
+from opensupp.mail import service as mail
 from opensupp.outbox import events
 from opensupp.timeutil import now as clock
 
@@ -601,6 +602,8 @@ async def store_offline_message(
                                                      offline=True)
     posted = await _post(session, conversation, "visitor", {"text": text}, client_id, t,
                          "last_message_at = $2, unread_by_agents = unread_by_agents + 1", t)
+    await mail.enqueue_offline_mails(session, account_id=account_id, visitor_id=visitor_id,  # new: a retry returned
+                                     conversation_id=conversation.id, name=name, email=email, text=text)
     await events.offline_message(session, posted.message, posted.conversation)
     return posted
 

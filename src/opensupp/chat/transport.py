@@ -35,6 +35,7 @@ from starlette.types import Receive, Scope, Send
 from opensupp.chat import protocol as p
 from opensupp.chat.hub import Hub, Presence, Subscription, account_topic, agents_topic, hub_for, visitor_topic
 from opensupp.errors import Conflict, DomainError, NotFound, Unavailable, ValidationFailed
+from opensupp.mail.service import TranscriptLimited, TranscriptSent
 from opensupp.timeutil import iso
 
 if TYPE_CHECKING:
@@ -128,6 +129,11 @@ class ChatCore(Protocol):
     async def rate_conversation(self, account_id: int, vid: str, value: int, text: str | None) -> Json | None:
         """Rates the visitor's last conversation; None when it has none."""
 
+    async def send_transcript(self, account_id: int, vid: str, email: str | None, lang: str | None) -> Json:
+        """Mails the visitor's latest conversation (``{"conversationId", "email"}``); NotFound
+        without one, ValidationFailed without an e-mail, mail.service's TranscriptSent and
+        TranscriptLimited over its limits."""
+
     async def assign_conversation(self, account_id: int, conversation_id: int, user_id: int | None) -> Json | None:
         """Assigns the conversation (None: unassigns); None when it is not the account's."""
 
@@ -151,6 +157,7 @@ class Limits:
     visitor_frames: tuple[float, float] = (10.0, 40)
     agent_frames: tuple[float, float] = (100.0, 200)
     address_new_visitors: tuple[float, float] = (1.0, 60)
+    address_transcripts: tuple[float, float] = (1 / 60, 5)  # chat.transcript (the database limits it too)
     connections_per_address: int = 200
     refused_in_a_row: int = 50
     idle_seconds: float = 75.0
@@ -436,6 +443,7 @@ class ChatTransport:
         self.visitor_messages = Buckets(*self.limits.visitor_messages)
         self.address_messages = Buckets(*self.limits.address_messages)
         self.new_visitors = Buckets(*self.limits.address_new_visitors)
+        self.address_transcripts = Buckets(*self.limits.address_transcripts)
         self._status: dict[int, tuple[float, bool, str]] = {}  # account -> (checked at, office open, status)
         self._agents_seen: dict[int, dict[int, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -669,7 +677,7 @@ class ChatTransport:
                         await self._leave(connection)
                     else:
                         connection.close(p.CLOSE_IDLE, "idle")
-            for buckets in (self.visitor_messages, self.address_messages, self.new_visitors):
+            for buckets in (self.visitor_messages, self.address_messages, self.new_visitors, self.address_transcripts):
                 buckets.sweep()
             for account_id in list(self.by_account):
                 checked_at = self._status.get(account_id, (0.0, False, ""))[0]
@@ -797,6 +805,8 @@ class ChatTransport:
             c.visitor = (c.visitor or {}) | visitor | {"domain": c.page.origin}
             await ChatEvents(self._hub()).visitor_updated(account_id, vid, values)
             self._ack(c, frame, {"visitor": _visitor_view(visitor)})
+        elif isinstance(frame, p.VisitorTranscript):
+            await self._transcript(c, account_id, vid, frame)
         elif isinstance(frame, p.VisitorOpen):
             if self.triggers is not None:
                 self.triggers.opened(account_id, vid)
@@ -811,6 +821,19 @@ class ChatTransport:
                 "visitor.updated", vid=vid, changes={"pageUrl": page.url, "pageTitle": page.title,
                                                      "referrer": page.referrer}))
             self._ack(c, frame)
+
+    async def _transcript(self, c: Connection, account_id: int, vid: str, frame: p.VisitorTranscript) -> None:
+        self._limit(self.address_transcripts, c.address, frame.ref, "transcripts from this address")
+        try:
+            sent = await self._core().send_transcript(account_id, vid, frame.email, frame.lang)
+        except TranscriptSent as exc:
+            raise p.ProtocolError("transcript_sent", exc.message, frame.ref) from None
+        except TranscriptLimited as exc:
+            raise p.ProtocolError("transcript_limit", exc.message, frame.ref, exc.retry_after) from None
+        if frame.email is not None:
+            c.visitor = (c.visitor or {}) | {"email": sent["email"]}
+            await ChatEvents(self._hub()).visitor_updated(account_id, vid, {"email": sent["email"]})
+        self._ack(c, frame, sent)
 
     async def _visitor_connect(self, c: Connection, frame: p.VisitorConnect) -> None:
         core = self._core()

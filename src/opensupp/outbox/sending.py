@@ -128,6 +128,7 @@ class Outcome:
     error: str | None = None
     response: str | None = None
     retry_after: int | None = None
+    permanent: bool = False  # a refusal for good (an SMTP 5xx to the recipient): failed at once, not retried
 
 
 def _retry_after(value: str | None) -> int | None:

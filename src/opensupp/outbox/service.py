@@ -45,10 +45,16 @@ async def enqueue(
     that transaction commits."""
     row = await _insert(session, account_id, hook_id, event, payload, new_webhook_id(), "")
     assert row is not None
-    session.on_commit(_wake)
-    if session.dialect == "postgresql":  # sent at commit, once per transaction however many enqueues
-        await session.execute(f"NOTIFY {CHANNEL}")
+    await _wake_at_commit(session)
     return Delivery(*row)
+
+
+async def _wake_at_commit(session: Session) -> None:
+    """The workers woken once the caller's transaction commits: this process's at once, and on
+    PostgreSQL every process's (a NOTIFY is sent at commit, once per transaction however many)."""
+    session.on_commit(_wake)
+    if session.dialect == "postgresql":
+        await session.execute(f"NOTIFY {CHANNEL}")
 
 
 async def enqueue_once(
@@ -59,7 +65,10 @@ async def enqueue_once(
     (the unique index decides, so processes racing on one key enqueue it once)."""
     row = await _insert(session, account_id, hook_id, event, payload, webhook_id,
                         " ON CONFLICT (webhook_id) DO NOTHING")
-    return None if row is None else Delivery(*row)
+    if row is None:
+        return None
+    await _wake_at_commit(session)
+    return Delivery(*row)
 
 
 async def _insert(session: Session, account_id: int, hook_id: int | None, event: str, payload: dict[str, Any],
@@ -144,11 +153,13 @@ def next_delay(attempts: int, retry_after: int | None, schedule: Sequence[int]) 
 async def record_attempt(
     session: Session, *, delivery: Delivery, ok: bool, status_code: int | None, error: str | None,
     response: str | None, retry_after: int | None = None, schedule: Sequence[int] = RETRY_SCHEDULE,
+    permanent: bool = False,
 ) -> None:
     """The result of the attempt ``delivery.attempts``; ignored when the delivery has been
-    claimed again meanwhile (this worker's lease ran out: the newer attempt decides)."""
+    claimed again meanwhile (this worker's lease ran out: the newer attempt decides). A
+    ``permanent`` failure is not retried."""
     ts = now()
-    delay = None if ok else next_delay(delivery.attempts, retry_after, schedule)
+    delay = None if ok or permanent else next_delay(delivery.attempts, retry_after, schedule)
     status = DELIVERED if ok else (FAILED if delay is None else PENDING)
     await session.execute(
         "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4, "

@@ -100,7 +100,8 @@ class Worker:
                 await service.record_attempt(session, delivery=delivery, ok=outcome.ok,
                                              status_code=outcome.status_code, error=outcome.error,
                                              response=outcome.response, retry_after=outcome.retry_after,
-                                             schedule=self.schedule)
+                                             schedule=self.schedule,
+                                             permanent=outcome.permanent)
                 if delivery.hook_id is not None:
                     seen = hooks.get(delivery.hook_id)
                     hooks[delivery.hook_id] = outcome if seen is None or not seen.ok else seen

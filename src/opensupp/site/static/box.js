@@ -93,7 +93,9 @@
     unread: 0,
     offlineSent: false,
     rated: false,
-    loggedIn: false
+    loggedIn: false,
+    talked: {},            // conversation id -> true once a message of it is shown
+    transcribed: {}        // conversation id -> true once its transcript was sent
   };
   // the box's memory between pages: on the host page's cookies (through the loader) in the iframe,
   // whose own storage a browser may partition or refuse; in localStorage as a page of its own
@@ -437,6 +439,7 @@
   // ------------------------------------------------------------------ messages
   function showMessage(m, own) {
     if (!m || typeof m.id !== 'number') { return; }
+    if (m.conversationId && !state.talked[m.conversationId]) { state.talked[m.conversationId] = true; renderTranscript(); }
     var el = state.shown[m.id];
     if (!el && m.clientId && state.pending[m.clientId]) {
       el = state.pending[m.clientId];
@@ -648,6 +651,15 @@
     $('compose').hidden = offline || login || (state.online === false && !active);
     $('compose-privacy').hidden = $('compose').hidden || !!active || !state.options.privacyNoticeEnabled;
     $('end').hidden = !active;
+    renderTranscript();
+  }
+
+  // "E-mail me this conversation": once the conversation has messages, until its transcript is sent
+  function renderTranscript() {
+    var c = state.conversation;
+    var can = !!(c && state.talked[c.id] && !state.transcribed[c.id]);
+    $('transcript').hidden = !can;
+    if (!can) { $('transcript-form').hidden = true; $('transcript').setAttribute('aria-expanded', 'false'); }
   }
 
   function setOpen(open, fromHost, focus) {
@@ -753,6 +765,36 @@
     system(t('ratingThanks'));
     form.reset();
     renderForms();
+  });
+
+  $('transcript').addEventListener('click', function () {
+    var form = $('transcript-form'), open = form.hidden;
+    form.hidden = !open;
+    $('transcript').setAttribute('aria-expanded', open ? 'true' : 'false');
+    if (open) {
+      if (!form.elements.email.value && state.visitor.email) { form.elements.email.value = String(state.visitor.email); }
+      form.elements.email.focus();
+    }
+  });
+
+  $('transcript-form').addEventListener('submit', function (e) {
+    e.preventDefault();
+    var form = $('transcript-form'), c = state.conversation;
+    if (!c || !checkFields(form, ['email'])) { return; }
+    var email = form.elements.email.value.trim();
+    conn.request({ type: 'chat.transcript', email: email, lang: lang }, function (reply) {
+      if (reply.type !== 'ack') {
+        problem(form, t({ transcript_sent: 'transcriptAlready', transcript_limit: 'transcriptLimit', rate_limited: 'transcriptLimit',
+          invalid_frame: 'invalidEmail', not_connected: 'reconnecting' }[reply.code] || 'transcriptFailed'));
+        return;
+      }
+      state.visitor.email = email;
+      state.transcribed[c.id] = true;
+      form.reset();
+      system(t('transcriptSent', { email: email }));
+      renderTranscript();
+      $('log').focus();
+    });
   });
 
   $('end').addEventListener('click', function () { conn.request({ type: 'chat.close' }); });
