@@ -192,3 +192,18 @@ async def test_the_log_keeps_ended_deliveries_for_its_days_and_pending_ones_unti
                               "WHERE id = $1", kept.id)
     assert await Worker(db, keep_days=30).purge() >= 2
     assert [d.id for d in await deliveries(db, aid, hid)] == [kept.id, old_pending.id]
+
+
+async def test_the_server_stops_at_once_even_as_an_event_wakes_its_worker(database_url):
+    """A shutdown that cancels the worker just as a committed enqueue wakes it (Python 3.11's
+    wait_for would swallow that cancellation, and the shutdown wait forever)."""
+    from opensupp.app import create_app
+    from opensupp.outbox import service
+
+    for _ in range(10):
+        application = create_app(Settings(database_url=database_url, hook_allow_networks="127.0.0.1/32"))
+        await application.startup()
+        await asyncio.sleep(0.05)  # the worker waits for work
+        for wake in list(service._wakers):
+            wake.set()
+        await asyncio.wait_for(application.shutdown(), 10)

@@ -854,9 +854,13 @@ class _PostgresUnit:
             if self._mode == TX:
                 try:
                     await self._tx.commit()
-                except Exception as error:
-                    await db._release(conn, broken=_pg_unavailable(error))
-                    db._fail(error, write=True)
+                except BaseException as error:
+                    # a cancelled commit (the server stopping) may still be on the wire: the connection
+                    # is closed, not reused, and always given back, or the pool's close would wait for it
+                    await db._release(conn, broken=not isinstance(error, Exception) or _pg_unavailable(error))
+                    if isinstance(error, Exception):
+                        db._fail(error, write=True)
+                    raise
             await db._release(conn)
             if db.health.down_since is not None:
                 db.health.succeeded(write)

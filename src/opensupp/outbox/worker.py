@@ -30,6 +30,18 @@ PURGE_EVERY = 3600  # seconds between purges of the deliveries older than the lo
 DISABLE_AFTER = 3 * 86400  # seconds of failed deliveries, none delivered, after which a hook is deactivated
 
 
+async def _connect(dsn: str) -> asyncpg.Connection:
+    """A connection of its own; a cancellation (the server stopping) lets an attempt under way
+    end and closes what it made, since asyncpg cut off mid-handshake reports an error."""
+    connecting = asyncio.ensure_future(asyncpg.connect(dsn, timeout=5))
+    try:
+        return await asyncio.shield(connecting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await (await connecting).close()
+        raise
+
+
 class Mailer(Protocol):
     """Sends a mail delivery (its payload says to whom and what) and tells how it went."""
 
@@ -135,16 +147,18 @@ class Worker:
         while True:
             conn = None
             try:
-                conn = await asyncpg.connect(self.db.dsn, timeout=5)
+                conn = await _connect(self.db.dsn)
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _, lost=lost: lost.set())
                 await conn.add_listener(service.CHANNEL, lambda *_: wake.set())
                 wake.set()  # what was committed while nobody listened
                 while not lost.is_set():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), 30)
+                        async with asyncio.timeout(30):
+                            await lost.wait()
                     if not lost.is_set():
-                        await asyncio.wait_for(conn.fetchval("SELECT 1"), 5)
+                        async with asyncio.timeout(5):
+                            await conn.fetchval("SELECT 1")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.debug("the outbox's listening connection: %s", exc)
             finally:
@@ -169,8 +183,11 @@ class Worker:
                         pass  # logged by the database's Health
                     except Exception:
                         log.warning("the outbox worker failed a round", exc_info=True)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+                    # comes as the event is set (the server's shutdown would then wait forever)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), self.idle)
+                        async with asyncio.timeout(self.idle):
+                            await wake.wait()
         finally:
             self.http = None
             service._wakers.discard(wake)
