@@ -5,6 +5,7 @@ mid-batch (nothing is lost; a repeat has the same webhook-id)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -207,3 +208,95 @@ async def test_the_server_stops_at_once_even_as_an_event_wakes_its_worker(databa
         for wake in list(service._wakers):
             wake.set()
         await asyncio.wait_for(application.shutdown(), 10)
+
+
+class Dripper:
+    """A receiver that answers its headers at once, then a byte of body every 0.4 s, forever
+    (each read within the 10 s step timeout, the whole answer never)."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        while (await receive()).get("more_body"):
+            pass
+        self.requests += 1
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        while True:
+            await send({"type": "http.response.body", "body": b".", "more_body": True})
+            await asyncio.sleep(0.4)
+
+
+async def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(db, receiver):
+    dripper = Dripper()
+    server, task, port = await test_outbox.serve(dripper)  # type: ignore[arg-type]
+    try:
+        aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
+        await enqueue(db, aid, hid)
+        started = asyncio.get_running_loop().time()
+        assert await Worker(db, networks=LOOPBACK, deadline=1.5).run_once() == 1
+        assert asyncio.get_running_loop().time() - started < 5
+        [logged] = await deliveries(db, aid, hid)
+        assert (logged.status, logged.last_error) == ("pending", "no whole answer within 1.5 s")
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        task.cancel()
+
+
+async def test_a_nul_in_an_answer_is_stored_and_the_batch_recorded(db, receiver):
+    """PostgreSQL's text holds no NUL: one receiver's answer with one must not leave a whole
+    batch (another account's delivery with it) unrecorded and sent again and again."""
+    evil, evil_port = await receiver(body=b"oops\x00")
+    good, good_port = await receiver()
+    evil_aid, evil_hid, _ = await hook_to(db, f"http://127.0.0.1:{evil_port}/in")
+    good_aid, good_hid, _ = await hook_to(db, f"http://127.0.0.1:{good_port}/in")
+    await enqueue(db, evil_aid, evil_hid)
+    await enqueue(db, good_aid, good_hid)
+    assert await Worker(db, networks=LOOPBACK).run_once() == 2
+    [bad] = await deliveries(db, evil_aid, evil_hid)
+    [fine] = await deliveries(db, good_aid, good_hid)
+    assert (bad.status, bad.response, fine.status) == ("delivered", "oops\ufffd", "delivered")
+
+
+async def test_a_delivery_claimed_again_and_again_with_nothing_recorded_fails(db):
+    aid, hid, _ = await hook_to(db, "http://127.0.0.1:9/in")
+    delivery = await enqueue(db, aid, hid)
+    async with db.transaction() as session:  # claimed by workers that all died before recording
+        await session.execute("UPDATE deliveries SET attempts = 8 WHERE id = $1", delivery.id)
+    async with db.transaction() as session:
+        from opensupp.outbox import service
+
+        assert await service.claim_due(session, limit=10, lease=60) == []
+    [logged] = await deliveries(db, aid, hid)
+    assert (logged.status, logged.last_error) == ("failed", "no result recorded after 8 attempts")
+
+
+async def test_a_slow_receiver_holds_half_the_slots_and_the_others_are_delivered(db, receiver):
+    """One hook's receiver takes 3 s an answer and has 30 events due; another account's 5
+    events, due after them, arrive within a second: the slow one holds at most half of the
+    worker's slots."""
+    slow, slow_port = await receiver(delay=3.0)
+    fast, fast_port = await receiver()
+    slow_aid, slow_hid, _ = await hook_to(db, f"http://127.0.0.1:{slow_port}/in")
+    fast_aid, fast_hid, _ = await hook_to(db, f"http://127.0.0.1:{fast_port}/in")
+    for _ in range(30):
+        await enqueue(db, slow_aid, slow_hid)
+    for _ in range(5):
+        await enqueue(db, fast_aid, fast_hid)
+    task = asyncio.create_task(Worker(db, networks=LOOPBACK).loop())
+    try:
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if len(fast.requests) == 5:
+                break
+        assert len(fast.requests) == 5
+        assert slow.most_in_flight <= 10 and slow.requests == []  # the slow ones are still being answered
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    async with db.transaction() as session:  # what the cancelled worker left in flight: not this test's to wait for
+        await session.execute("UPDATE deliveries SET status = 'failed' WHERE status = 'pending'")

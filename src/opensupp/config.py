@@ -141,7 +141,7 @@ class Settings(BaseSettings):
     outbox_lease_seconds: int = Field(
         default=120, ge=1, le=3600,
         description="how long a worker's claim on a delivery holds: a worker that dies mid-delivery leaves it "
-        "to the others after this; keep it above the 10 s a delivery may take",
+        "to the others after this; keep it above the 60 s an attempt may take (30 s a hook's, 60 s a mail's)",
     )
     delivery_log_days: int = Field(
         default=30, ge=2, le=3650,

@@ -3,10 +3,12 @@ to an address that is not internal, the one checked being the one connected to."
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,8 +20,11 @@ import httpx
 
 from opensupp.hooks.validation import SECRET_PREFIX, is_internal_address
 
+log = logging.getLogger("opensupp.outbox")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-TIMEOUT = httpx.Timeout(10.0, pool=10.0)
+TIMEOUT = httpx.Timeout(10.0, pool=10.0)  # each step: connect, each read, each write, a free connection
+CONNECTIONS = 20  # as many as a worker has attempts in flight (worker.BATCH): a slow receiver never starves the others
+ATTEMPT_SECONDS = 30.0  # a whole attempt, however the receiver drips its answer
 MAX_RESPONSE = 64 * 1024  # bytes of a response read; the rest is not
 
 
@@ -43,7 +48,9 @@ async def resolve_checked(host: str, port: int, networks: Sequence[Network]) -> 
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     for address in addresses:
         if not allowed(ipaddress.ip_address(address.split("%")[0]), networks):
-            raise RefusedAddress(f"{host} resolves to {address}, an internal address")
+            # the partner reads the error (the log, the admin page): the address itself is the server's own
+            log.info("delivery refused: %s resolves to %s, an internal address", host, address)
+            raise RefusedAddress(f"{host} resolves to an internal address")
     if not addresses:
         raise RefusedAddress(f"{host} resolves to no address")
     return addresses
@@ -79,7 +86,7 @@ class PinnedBackend(httpcore.AsyncNetworkBackend):
 def client(networks: Sequence[Network]) -> httpx.AsyncClient:
     transport = httpx.AsyncHTTPTransport(trust_env=False)
     # httpx takes no network backend: its pool is replaced by one with the pinning backend
-    transport._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(), max_connections=10,
+    transport._pool = httpcore.AsyncConnectionPool(ssl_context=httpx.create_ssl_context(), max_connections=CONNECTIONS,
                                                    network_backend=PinnedBackend(networks))
     return httpx.AsyncClient(transport=transport, timeout=TIMEOUT, follow_redirects=False, trust_env=False)
 
@@ -137,11 +144,15 @@ def _retry_after(value: str | None) -> int | None:
     return int(value.strip())
 
 
-async def send(http: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes) -> Outcome:
-    """POST ``body``; a 2xx is delivered, anything else (a redirect too) is not."""
+async def send(http: httpx.AsyncClient, url: str, headers: dict[str, str], body: bytes,
+               deadline: float = ATTEMPT_SECONDS) -> Outcome:
+    """POST ``body``; a 2xx within ``deadline`` seconds is delivered, anything else (a redirect
+    too) is not."""
     try:
-        async with http.stream("POST", url, content=body, headers=headers) as response:
+        async with asyncio.timeout(deadline), http.stream("POST", url, content=body, headers=headers) as response:
             excerpt = await _read_at_most(response, MAX_RESPONSE)
+    except TimeoutError:
+        return Outcome(False, error=f"no whole answer within {deadline:g} s")
     except Exception as exc:  # whatever the URL or the receiver did (InvalidURL, a timeout, a bad IDNA name)
         refused = _refusal(exc)
         return Outcome(False, error=str(refused) if refused else f"{type(exc).__name__}: {exc}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,21 +102,40 @@ async def any_due(session: Session, *, mail: bool = False) -> bool:
     ) is not None
 
 
-async def claim_due(session: Session, *, limit: int, lease: int, mail: bool = False) -> list[Claimed]:
+PER_HOOK = 10  # a hook's deliveries one claim takes at most: a slow receiver holds no more of a worker's slots
+SCAN = 2  # rows a claim looks at per one it takes (the window in which each hook gets its share)
+
+
+async def claim_due(session: Session, *, limit: int, lease: int, mail: bool = False, busy: Collection[int] = (),
+                    per_hook: int = PER_HOOK, max_attempts: int = len(RETRY_SCHEDULE) + 1) -> list[Claimed]:
     """Up to ``limit`` due pending deliveries (mails too with ``mail``), each counted as an
     attempt and leased for ``lease`` seconds (moved that far forward, so no other worker claims
-    it meanwhile, and it comes due again if this worker dies before it records the result). On
-    PostgreSQL, ``SKIP LOCKED`` keeps concurrent claims apart; SQLite has one writer."""
+    it meanwhile, and it comes due again if this worker dies before it records the result).
+
+    Fair to the hooks: at most ``per_hook`` of one hook's, none of the ``busy`` hooks' (those
+    this worker has enough of in flight), so one slow or flooded receiver cannot take every
+    slot. A delivery claimed ``max_attempts`` times with no result recorded (its workers died,
+    or could not record it) is failed here rather than sent forever. On PostgreSQL, ``SKIP
+    LOCKED`` keeps concurrent claims apart; SQLite has one writer."""
     ts = now()
-    lock = " FOR UPDATE SKIP LOCKED" if session.dialect == "postgresql" else ""
-    rows = await session.fetch(
-        f"UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 WHERE id IN "
-        f"(SELECT id FROM deliveries WHERE status = $3 AND next_attempt_at <= $2"
-        f"{'' if mail else ' AND hook_id IS NOT NULL'} ORDER BY next_attempt_at, id "
-        f"LIMIT $4{lock}) RETURNING {COLUMNS}",
-        ts + lease, ts, PENDING, limit,
+    await session.execute(
+        "UPDATE deliveries SET status = $1, last_error = $2, updated_at = $3 "
+        "WHERE status = $4 AND next_attempt_at <= $3 AND attempts >= $5",
+        FAILED, f"no result recorded after {max_attempts} attempts", ts, PENDING, max_attempts,
     )
-    return await _with_hooks(session, [Delivery(*row) for row in rows], ts)
+    lock = " FOR UPDATE SKIP LOCKED" if session.dialect == "postgresql" else ""
+    busy = sorted(busy)
+    skip = "".join(f" AND hook_id <> ${i}" for i in range(7, 7 + len(busy)))
+    rows = await session.fetch(
+        "UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $1, updated_at = $2 WHERE id IN ("
+        "SELECT id FROM (SELECT id, due_at, ROW_NUMBER() OVER (PARTITION BY COALESCE(hook_id, -id)"
+        " ORDER BY due_at, id) AS n FROM (SELECT id, hook_id, next_attempt_at AS due_at FROM deliveries"
+        f" WHERE status = $3 AND next_attempt_at <= $2{'' if mail else ' AND hook_id IS NOT NULL'}{skip}"
+        f" ORDER BY next_attempt_at, id LIMIT $5{lock}) AS due) AS ranked WHERE n <= $6 ORDER BY due_at, id LIMIT $4)"
+        f" RETURNING {COLUMNS}",
+        ts + lease, ts, PENDING, limit, limit * SCAN, per_hook, *busy,
+    )
+    return await _with_hooks(session, sorted((Delivery(*row) for row in rows), key=lambda d: d.id), ts)
 
 
 async def _with_hooks(session: Session, claimed: list[Delivery], ts: int) -> list[Claimed]:
@@ -150,23 +169,47 @@ def next_delay(attempts: int, retry_after: int | None, schedule: Sequence[int]) 
     return delay
 
 
+@dataclass(slots=True)
+class Attempt:
+    """An attempt's result, as the worker records it."""
+
+    delivery: Delivery
+    ok: bool
+    status_code: int | None = None
+    error: str | None = None
+    response: str | None = None
+    retry_after: int | None = None
+    permanent: bool = False  # a refusal for good: failed at once, not retried
+
+
+async def record_attempts(session: Session, attempts: Sequence[Attempt],
+                          schedule: Sequence[int] = RETRY_SCHEDULE) -> None:
+    """The results of attempts, in one statement sent for all (rows in id order). Each is the
+    result of the attempt ``delivery.attempts``, ignored when the delivery has been claimed
+    again meanwhile (that worker's lease ran out: the newer attempt decides); a ``permanent``
+    failure is not retried."""
+    ts = now()
+    rows = []
+    for a in sorted(attempts, key=lambda a: a.delivery.id):
+        delay = None if a.ok or a.permanent else next_delay(a.delivery.attempts, a.retry_after, schedule)
+        status = DELIVERED if a.ok else (FAILED if delay is None else PENDING)
+        rows.append((status, ts + (delay or 0), a.status_code, _text(a.error[:ERROR_EXCERPT]) if a.error else None,
+                     _text(a.response[:RESPONSE_EXCERPT]) if a.response is not None else None, ts, a.delivery.id,
+                     a.delivery.attempts, PENDING))
+    await session.executemany(
+        "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4, "
+        "response = $5, updated_at = $6 WHERE id = $7 AND attempts = $8 AND status = $9", rows,
+    )
+
+
 async def record_attempt(
     session: Session, *, delivery: Delivery, ok: bool, status_code: int | None, error: str | None,
     response: str | None, retry_after: int | None = None, schedule: Sequence[int] = RETRY_SCHEDULE,
     permanent: bool = False,
 ) -> None:
-    """The result of the attempt ``delivery.attempts``; ignored when the delivery has been
-    claimed again meanwhile (this worker's lease ran out: the newer attempt decides). A
-    ``permanent`` failure is not retried."""
-    ts = now()
-    delay = None if ok or permanent else next_delay(delivery.attempts, retry_after, schedule)
-    status = DELIVERED if ok else (FAILED if delay is None else PENDING)
-    await session.execute(
-        "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4, "
-        "response = $5, updated_at = $6 WHERE id = $7 AND attempts = $8 AND status = $9",
-        status, ts + (delay or 0), status_code, error[:ERROR_EXCERPT] if error else None,
-        response[:RESPONSE_EXCERPT] if response is not None else None, ts, delivery.id, delivery.attempts, PENDING,
-    )
+    """One attempt's result (``record_attempts``)."""
+    await record_attempts(session, [Attempt(delivery, ok, status_code, error, response, retry_after, permanent)],
+                          schedule)
 
 
 async def record_hook_result(session: Session, *, hook_id: int, ok: bool, error: str | None,
@@ -187,11 +230,17 @@ async def record_hook_result(session: Session, *, hook_id: int, ok: bool, error:
         return False
     days = (ts - since) / 86400
     reason = (f"Deactivated at {iso(ts)}: every delivery since {iso(since)} ({days:.1f} days) failed, the last with: "
-              f"{(error or 'no answer')[:ERROR_EXCERPT]}. Fix the receiver, then set active to true; "
+              f"{_text((error or 'no answer')[:ERROR_EXCERPT])}. Fix the receiver, then set active to true; "
               f"the failed deliveries can be retried.")
     return bool(await session.execute(
         "UPDATE hooks SET active = $2, disabled_reason = $3 WHERE id = $1 AND active", hook_id, False, reason
     ))
+
+
+def _text(text: str) -> str:
+    """What a receiver answered, storable: PostgreSQL's text holds no NUL (one would fail the
+    whole batch's record)."""
+    return text.replace("\x00", "\ufffd")
 
 
 def _delivery(row: Row | None, delivery_id: int, hook_id: int) -> Delivery:

@@ -5,10 +5,11 @@ and sent again, with the same webhook-id, when a worker dies before recording it
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Protocol
 
 import asyncpg
@@ -23,6 +24,8 @@ from opensupp.timeutil import now
 log = logging.getLogger("opensupp.outbox")
 
 LEASE = 120  # seconds a claim holds: longer than an attempt (timeouts included) takes
+GATHER = 0.02  # seconds an ending attempt waits for the others sent with it, to be recorded together
+MAIL_SECONDS = 60.0  # a whole SMTP exchange (a hook's POST: sending.ATTEMPT_SECONDS)
 BATCH = 20
 IDLE = 1.0  # seconds between polls when nothing was due (an enqueue in this process wakes it at once)
 LISTEN_RETRY = 5.0  # seconds before listening again after the listening connection was lost
@@ -51,8 +54,10 @@ class Mailer(Protocol):
 class Worker:
     def __init__(self, db: Database, *, networks: Sequence[sending.Network] = (),
                  schedule: Sequence[int] = service.RETRY_SCHEDULE, lease: int = LEASE, idle: float = IDLE,
-                 mailer: Mailer | None = None, disable_after: int = DISABLE_AFTER, keep_days: int = 30) -> None:
+                 mailer: Mailer | None = None, disable_after: int = DISABLE_AFTER, keep_days: int = 30,
+                 deadline: float = sending.ATTEMPT_SECONDS) -> None:
         self.db = db
+        self.deadline = deadline
         self.keep = keep_days * 86400
         self.purged_at = 0.0
         self.mailer = mailer
@@ -66,11 +71,7 @@ class Worker:
     async def run_once(self) -> int:
         """Claim the due deliveries (one short transaction), send them at once, record their
         results (one transaction): answers how many were claimed."""
-        async with self.db.read() as session:
-            if not await service.any_due(session, mail=self.mailer is not None):
-                return 0
-        async with self.db.transaction() as session:
-            claimed = await service.claim_due(session, limit=BATCH, lease=self.lease, mail=self.mailer is not None)
+        claimed = await self._claim(BATCH, ())
         if not claimed:
             return 0
         if self.http is not None:
@@ -81,17 +82,30 @@ class Worker:
         await self._record(list(zip(claimed, outcomes, strict=True)))
         return len(claimed)
 
+    async def _claim(self, limit: int, busy: Collection[int]) -> list[service.Claimed]:
+        """Up to ``limit`` due deliveries (none of the ``busy`` hooks'), after a read that finds
+        any due at all: an idle worker's polls write nothing."""
+        async with self.db.read() as session:
+            if not await service.any_due(session, mail=self.mailer is not None):
+                return []
+        async with self.db.transaction() as session:
+            return await service.claim_due(session, limit=limit, lease=self.lease, mail=self.mailer is not None,
+                                           busy=busy, max_attempts=len(self.schedule) + 1)
+
     async def _send(self, http: httpx.AsyncClient, item: service.Claimed) -> sending.Outcome:
         delivery = item.delivery
         try:
             if item.url is None or item.secret is None:
                 assert self.mailer is not None  # mails are claimed only with a mailer
-                outcome = await self.mailer.send(delivery)
+                async with asyncio.timeout(MAIL_SECONDS):
+                    outcome = await self.mailer.send(delivery)
             else:
                 body = delivery.payload.encode()
                 headers = sending.signed_headers(item.secret, delivery.webhook_id, now(), body,
                                                  previous_secret=item.previous_secret)
-                outcome = await sending.send(http, item.url, headers, body)
+                outcome = await sending.send(http, item.url, headers, body, self.deadline)
+        except TimeoutError:
+            outcome = sending.Outcome(ok=False, error=f"no whole SMTP exchange within {MAIL_SECONDS:g} s")
         except Exception as exc:  # a failed attempt, retried: never a lost batch
             log.warning("delivery %d (%s) attempt %d raised", delivery.id, delivery.event, delivery.attempts,
                         exc_info=True)
@@ -107,22 +121,49 @@ class Worker:
         failing spell), hooks in id order, so concurrent workers never lock in opposite orders."""
         hooks: dict[int, sending.Outcome] = {}
         async with self.db.transaction() as session:
-            for item, outcome in sorted(results, key=lambda result: result[0].delivery.id):
-                delivery = item.delivery
-                await service.record_attempt(session, delivery=delivery, ok=outcome.ok,
-                                             status_code=outcome.status_code, error=outcome.error,
-                                             response=outcome.response, retry_after=outcome.retry_after,
-                                             schedule=self.schedule,
-                                             permanent=outcome.permanent)
-                if delivery.hook_id is not None:
-                    seen = hooks.get(delivery.hook_id)
-                    hooks[delivery.hook_id] = outcome if seen is None or not seen.ok else seen
+            hook_ids = sorted({item.delivery.hook_id for item, outcome in results
+                               if item.delivery.hook_id is not None and not outcome.ok})
+            # a failure updates its hook: locked before the deliveries, as a hook's delete cascades, so the
+            # two never wait for each other (the common all-delivered batch locks no hook)
+            if hook_ids and session.dialect == "postgresql":
+                await session.fetch("SELECT id FROM hooks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                                    hook_ids)
+            await service.record_attempts(session, [
+                service.Attempt(item.delivery, outcome.ok, outcome.status_code, outcome.error, outcome.response,
+                                outcome.retry_after, outcome.permanent) for item, outcome in results
+            ], self.schedule)
+            for item, outcome in results:
+                hook_id = item.delivery.hook_id
+                if hook_id is not None:
+                    seen = hooks.get(hook_id)
+                    hooks[hook_id] = outcome if seen is None or not seen.ok else seen
             for hook_id in sorted(hooks):
                 outcome = hooks[hook_id]
                 if await service.record_hook_result(session, hook_id=hook_id, ok=outcome.ok, error=outcome.error,
                                                     disable_after=self.disable_after):
                     log.warning("hook %d deactivated: its deliveries have failed for %d days", hook_id,
                                 self.disable_after // 86400)
+
+    @staticmethod
+    def _busy(flying: dict[asyncio.Task[sending.Outcome], service.Claimed]) -> list[int]:
+        """The hooks with ``PER_HOOK`` attempts in flight: the next claim takes none of theirs."""
+        counts = collections.Counter(item.delivery.hook_id for item in flying.values())
+        return [hook_id for hook_id, n in counts.items() if hook_id is not None and n >= service.PER_HOOK]
+
+    async def _wait(self, flying: dict[asyncio.Task[sending.Outcome], service.Claimed], wake: asyncio.Event) -> None:
+        """Until an attempt finishes, an enqueue wakes the worker, or ``idle`` seconds pass (due
+        retries are found then). asyncio.timeout, not wait_for: on 3.11 wait_for swallows a
+        cancellation that comes as the event is set (the server's shutdown would wait forever)."""
+        if any(task.done() for task in flying):
+            return
+        woken = asyncio.create_task(wake.wait())
+        try:
+            await asyncio.wait([*flying, woken], timeout=self.idle, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            woken.cancel()
+        finishing = [task for task in flying if not task.done()]
+        if finishing and len(finishing) < len(flying):  # the attempts sent together end together: one record
+            await asyncio.wait(finishing, timeout=GATHER)
 
     async def purge(self) -> int:
         """The deliveries ended longer ago than the log keeps, deleted slice by slice; answers how many."""
@@ -168,27 +209,40 @@ class Worker:
             await asyncio.sleep(LISTEN_RETRY)
 
     async def loop(self) -> None:
+        """Deliver until cancelled, ``BATCH`` attempts in flight: a slot that frees is filled at
+        once (a slow receiver holds its own slots only, at most ``PER_HOOK`` of them), finished
+        attempts are recorded together, and an idle worker waits for a wake (an enqueue
+        committed in this process, or on PostgreSQL in any) or ``idle`` seconds."""
         wake = asyncio.Event()
         service._wakers.add(wake)
         listener = asyncio.create_task(self._listen(wake)) if self.db.kind == "postgresql" else None
+        flying: dict[asyncio.Task[sending.Outcome], service.Claimed] = {}
         try:
             async with sending.client(self.networks) as self.http:
                 while True:
                     wake.clear()  # before the round: an enqueue committed during it wakes the next wait
                     try:
                         await self._purge_now_and_then()
-                        if await self.run_once():
-                            continue
+                        if len(flying) <= BATCH // 2:  # half the slots free: claims stay few and full
+                            for item in await self._claim(BATCH - len(flying), self._busy(flying)):
+                                flying[asyncio.create_task(self._send(self.http, item))] = item
                     except Unavailable:
                         pass  # logged by the database's Health
                     except Exception:
                         log.warning("the outbox worker failed a round", exc_info=True)
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
-                    # comes as the event is set (the server's shutdown would then wait forever)
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.idle):
-                            await wake.wait()
+                    await self._wait(flying, wake)
+                    done = [task for task in flying if task.done()]
+                    if done:
+                        results = [(flying.pop(task), task.result()) for task in done]
+                        try:
+                            await self._record(results)
+                        except Exception:  # unrecorded: sent again once their leases end (at least once)
+                            log.warning("the outbox worker could not record %d attempts", len(results),
+                                        exc_info=True)
         finally:
+            for task in flying:
+                task.cancel()
+            await asyncio.gather(*flying, return_exceptions=True)
             self.http = None
             service._wakers.discard(wake)
             if listener is not None:
