@@ -309,6 +309,13 @@ async def test_a_non_ascii_local_part_goes_with_smtputf8(db, smtp):
         [failed] = await mails_to(db, recipient)
         assert (failed.status, failed.attempts) == ("failed", 1) and "SMTPUTF8" in (failed.last_error or "")
     assert not old_server.envelopes
+    ascii_only = address("names")  # a non-ASCII name with an ASCII address needs no SMTPUTF8
+    aid = await account_with(db, "en", [ascii_only])
+    await leave_message(db, aid, await visitor_of(db, aid), name="Jürgen", email="jurgen@shop.example", text="Hi")
+    await Worker(db, mailer=mailer(old_port)).run_once()
+    [got] = old_server.to(ascii_only)
+    assert got["Reply-To"] == "Jürgen <jurgen@shop.example>"
+    assert "SMTPUTF8" not in [o.upper() for o in old_server.envelopes[-1].mail_options]
 
 
 async def test_a_mail_that_cannot_be_composed_fails_at_once(db, smtp):

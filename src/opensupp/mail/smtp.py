@@ -116,8 +116,10 @@ class SmtpMailer:
 
 
 def needs_smtputf8(message: compose.EmailMessage) -> bool:
-    """Whether an address of the mail (From, To, Reply-To) is not ASCII."""
-    return any(not str(message.get(name, "")).isascii() for name in ("From", "To", "Reply-To"))
+    """Whether an address of the mail (From, To, Reply-To) is not ASCII (a name is no matter:
+    it goes as an encoded word)."""
+    return any(not address.addr_spec.isascii() for name in ("From", "To", "Reply-To") if name in message
+               for address in message[name].addresses)
 
 
 async def _send(client: aiosmtplib.SMTP, message: compose.EmailMessage) -> Outcome:
