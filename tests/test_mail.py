@@ -41,6 +41,7 @@ from opensupp.accounts import service as accounts
 from opensupp.app import create_app
 from opensupp.chat import protocol as p
 from opensupp.chat import service as chat
+from opensupp.chat.transport import transcript_bucket_key
 from opensupp.cli import main as cli
 from opensupp.config import BadSettings, Settings, settings_from_environment
 from opensupp.db import open_database
@@ -49,6 +50,7 @@ from opensupp.mail import compose
 from opensupp.mail import service as mail
 from opensupp.mail.smtp import SmtpMailer, SmtpTarget, parse_smtp_url
 from opensupp.offlineemails import service as offline_emails
+from opensupp.outbox import service as outbox
 from opensupp.outbox.worker import Worker
 from opensupp.partners import service as partners
 
@@ -282,6 +284,57 @@ async def test_a_server_that_is_not_there_is_retried(db):
     assert waiting.next_attempt_at >= int(time.time()) + 4 and waiting.last_error
 
 
+async def test_a_non_ascii_local_part_goes_with_smtputf8(db, smtp):
+    """``ü@...`` passes the e-mail check: as the To (an offline e-mail) and the Reply-To (the
+    visitor) it is sent with SMTPUTF8, and fails at once where the server has no SMTPUTF8."""
+    to = f"ü-{secrets.token_hex(4)}@example.com"
+    server = Recorder()
+    port = smtp(server, enable_SMTPUTF8=True)
+    aid = await account_with(db, "en", [to])
+    await leave_message(db, aid, await visitor_of(db, aid), name="Jürgen", email="jürgen@shop.example", text="Hi")
+    await Worker(db, mailer=mailer(port)).run_once()
+    [got] = server.to(to)
+    assert got["To"] == to and got["Reply-To"] == "Jürgen <jürgen@shop.example>"
+    assert "SMTPUTF8" in [o.upper() for o in server.envelopes[-1].mail_options]
+    [sent] = await mails_to(db, to)
+    assert (sent.status, sent.attempts) == ("delivered", 1)
+
+    old_server = Recorder()  # no SMTPUTF8: a clear failure at once, not 27 hours of retries
+    old_port = smtp(old_server, enable_SMTPUTF8=False)
+    reply_to_only, to = address("owner"), f"ü-{secrets.token_hex(4)}@example.com"
+    aid = await account_with(db, "en", [to, reply_to_only])
+    await leave_message(db, aid, await visitor_of(db, aid), name="Jürgen", email="jürgen@shop.example", text="Hi")
+    await Worker(db, mailer=mailer(old_port)).run_once()
+    for recipient in (to, reply_to_only):
+        [failed] = await mails_to(db, recipient)
+        assert (failed.status, failed.attempts) == ("failed", 1) and "SMTPUTF8" in (failed.last_error or "")
+    assert not old_server.envelopes
+    ascii_only = address("names")  # a non-ASCII name with an ASCII address needs no SMTPUTF8
+    aid = await account_with(db, "en", [ascii_only])
+    await leave_message(db, aid, await visitor_of(db, aid), name="Jürgen", email="jurgen@shop.example", text="Hi")
+    await Worker(db, mailer=mailer(old_port)).run_once()
+    [got] = old_server.to(ascii_only)
+    assert got["Reply-To"] == "Jürgen <jurgen@shop.example>"
+    assert "SMTPUTF8" not in [o.upper() for o in old_server.envelopes[-1].mail_options]
+
+
+async def test_a_mail_that_cannot_be_composed_fails_at_once(db, smtp):
+    server = Recorder()
+    port = smtp(server)
+    aid = await account_with(db, "en", [])
+    async with db.transaction() as session:
+        for to in ("no-at-sign", "a@b\r\nBcc: x@evil.example"):
+            await outbox.enqueue(session, account_id=aid, hook_id=None, event="mail.offline_message", payload={
+                "kind": compose.OFFLINE_MESSAGE, "to": to, "lang": "en", "site": "Acme", "conversation_id": 1,
+                "text": "hi", "page": "", "visitor": {"name": "Ann", "email": "ann@shop.example"},
+                "reply_to": {"name": "Ann", "email": "ann@shop.example"}})
+    await Worker(db, mailer=mailer(port)).run_once()
+    for to in ("no-at-sign", "a@b\r\nBcc: x@evil.example"):
+        [failed] = await mails_to(db, to)
+        assert (failed.status, failed.attempts) == ("failed", 1) and "not composed" in (failed.last_error or "")
+    assert not server.envelopes
+
+
 class Login:
     def __init__(self, user: str, password: str) -> None:
         self.expected = LoginPassword(user.encode(), password.encode())
@@ -290,23 +343,58 @@ class Login:
         return AuthResult(success=auth_data == self.expected, handled=False)  # not handled: 535 on a failure
 
 
-@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd's, about the test's server
-async def test_login_from_the_url_is_checked(db, smtp):
+async def test_login_from_the_url_is_checked_after_starttls(db, smtp, tmp_path):
+    served, trusting = tls_contexts(tmp_path)
     server = Recorder()
-    port = smtp(server, authenticator=Login("mailer", "p@ss:w/rd"), auth_required=True, auth_require_tls=False)
+    port = smtp(server, authenticator=Login("mailer", "p@ss:w/rd"), auth_required=True, tls_context=served,
+                require_starttls=True)
     good, bad = address("auth"), address("noauth")
     aid = await account_with(db, "en", [good])
     await leave_message(db, aid, await visitor_of(db, aid), name="Ann", email="ann@shop.example", text="Hi")
-    target = parse_smtp_url(f"smtp://mailer:p%40ss%3Aw%2Frd@127.0.0.1:{port}")
-    assert (target.username, target.password, target.security) == ("mailer", "p@ss:w/rd", "plain")
+    target = parse_smtp_url(f"smtp+starttls://mailer:p%40ss%3Aw%2Frd@127.0.0.1:{port}")
+    assert (target.username, target.password, target.security) == ("mailer", "p@ss:w/rd", "starttls")
     assert "p@ss" not in repr(target)
-    await Worker(db, mailer=SmtpMailer(target, mail_from=FROM, public_url=PUBLIC, timeout=5)).run_once()
+    await Worker(db, mailer=SmtpMailer(target, mail_from=FROM, public_url=PUBLIC, timeout=5,
+                                       tls_context=trusting)).run_once()
     assert len(server.to(good)) == 1
     aid = await account_with(db, "en", [bad])
     await leave_message(db, aid, await visitor_of(db, aid), name="Ann", email="ann@shop.example", text="Hi")
-    await Worker(db, mailer=mailer(port, username="mailer", password="wrong")).run_once()
+    await Worker(db, mailer=mailer(port, "starttls", username="mailer", password="wrong",
+                                   tls_context=trusting)).run_once()
     [refused] = await mails_to(db, bad)  # a refused login is the operator's to fix: retried, not failed
     assert (refused.status, refused.last_status_code) == ("pending", 535) and "wrong" not in str(refused)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # aiosmtpd's, about the test's server
+async def test_a_password_never_goes_in_clear_when_starttls_is_stripped(db, smtp):
+    """A server that does not offer STARTTLS (as one whose offer a network attacker stripped):
+    smtp:// with a user is refused at startup, and a target made in code with "plain" and a
+    user does not log in without STARTTLS."""
+    with pytest.raises(ValueError, match="smtp\\+starttls://"):
+        parse_smtp_url("smtp://mailer:secret@127.0.0.1:25")
+    tried: list[Any] = []
+
+    def login(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        tried.append(auth_data)
+        return AuthResult(success=True)
+
+    server = Recorder()
+    port = smtp(server, authenticator=login, auth_required=True, auth_require_tls=False)
+    to = address("stripped")
+    aid = await account_with(db, "en", [to])
+    await leave_message(db, aid, await visitor_of(db, aid), name="Ann", email="ann@shop.example", text="Hi")
+    await Worker(db, mailer=mailer(port, username="mailer", password="secret")).run_once()
+    [waiting] = await mails_to(db, to)
+    assert waiting.status == "pending" and "STARTTLS" in (waiting.last_error or "").upper()
+    assert tried == [] and not server.to(to)
+
+
+def tls_contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """The server's context (a self-signed certificate for 127.0.0.1) and a client's that trusts it."""
+    cert, key = self_signed(directory)
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    return served, ssl.create_default_context(cafile=cert)
 
 
 def self_signed(directory: Path) -> tuple[str, str]:
@@ -347,6 +435,7 @@ async def test_starttls_when_required(db, smtp, tmp_path):
     ("smtp://mail.example.com", ("mail.example.com", 25, "plain", None, None)),
     ("smtp+starttls://u%40x:p%2Fw@mail.example.com", ("mail.example.com", 587, "starttls", "u@x", "p/w")),
     ("smtps://u:@mail.example.com:2465", ("mail.example.com", 2465, "tls", "u", "")),
+    ("smtp+starttls://u:p@mail.example.com:25", ("mail.example.com", 25, "starttls", "u", "p")),
 ])
 def test_smtp_urls(url, expected):
     t = parse_smtp_url(url)
@@ -359,6 +448,7 @@ def test_smtp_urls(url, expected):
     ("smtp://u:hunter2@mail.example.com:99999", "port"),
     ("smtp://u:hunter2@mail.example.com/x", "nothing after"),
     ("smtp://:hunter2@mail.example.com", "no user"),
+    ("smtp://u:hunter2@mail.example.com", "use smtp+starttls:// (STARTTLS required) or smtps://"),
 ])
 def test_a_bad_smtp_url_is_refused_at_startup_without_its_password(monkeypatch, url, says):
     monkeypatch.setenv("OPENSUPP_SMTP_URL", url)
@@ -380,9 +470,14 @@ def test_the_from_address():
 # --------------------------------------------------------------------------- transcripts
 
 
-async def conversation_with(db: Any, aid: int, visitor_id: int, text: str, *, close: bool = True) -> int:
+async def conversation_with(db: Any, aid: int, visitor_id: int, text: str, *, close: bool = True,
+                            answered: bool = True) -> int:
+    """A conversation the visitor wrote in, and a trigger (``answered``) after."""
     async with db.transaction() as session:
         posted = await chat.post_visitor_message(session, account_id=aid, visitor_id=visitor_id, text=text)
+        if answered:
+            await chat.post_trigger_message(session, account_id=aid, visitor_id=visitor_id, trigger_id=1,
+                                            agent_nick="Anna", text="We will answer soon.")
         if close:
             await chat.close_conversation(session, account_id=aid, conversation_id=posted.conversation.id,
                                           by="visitor", visitor_id=visitor_id)
@@ -409,6 +504,73 @@ async def test_transcripts_are_limited_per_conversation_and_per_visitor(db):
     assert 0 < limited.value.retry_after <= 3600
     await ask(now=int(time.time()) + 3601)  # an hour on, the visitor may ask again
     assert len(await mails_to(db, to)) == mail.TRANSCRIPTS_PER_HOUR + 1
+
+
+async def test_a_conversation_only_the_visitor_wrote_in_is_not_mailed(db):
+    aid = await account_with(db, "en", [])
+    visitor_id = await visitor_of(db, aid)
+    to = address("relay")
+    await conversation_with(db, aid, visitor_id, "Buy cheap pills at spam.example", answered=False)
+    async with db.transaction() as session:
+        with pytest.raises(mail.NothingToSend):
+            await mail.enqueue_transcript(session, account_id=aid, visitor_id=visitor_id, email=to)
+    assert await mails_to(db, to) == []
+    async with db.transaction() as session:
+        visitor = await chat.get_visitor(session, account_id=aid, visitor_id=visitor_id)
+    assert visitor.email != to  # refused before the address was kept
+
+
+async def test_transcripts_are_limited_per_account_in_the_database(db):
+    aid = await account_with(db, "en", [])
+    other = await account_with(db, "en", [])  # another account's transcripts do not count
+    t = int(time.time())
+
+    async def ask(account_id: int, **kw: Any) -> Any:
+        visitor_id = await visitor_of(db, account_id)
+        await conversation_with(db, account_id, visitor_id, "question")
+        async with db.transaction() as session:
+            return await mail.enqueue_transcript(session, account_id=account_id, visitor_id=visitor_id,
+                                                 email=address("v"), **kw)
+
+    await ask(other)
+    for _ in range(mail.ACCOUNT_TRANSCRIPTS_PER_HOUR):
+        delivery = await ask(aid, now=t)
+        assert delivery.webhook_id.startswith(f"tr-{aid}-")
+    with pytest.raises(mail.TranscriptLimited) as limited:
+        await ask(aid, now=t + 60)
+    assert 0 < limited.value.retry_after <= 3600 and "account" in limited.value.message
+    await ask(other)
+    await ask(aid, now=t + 3601)  # an hour on, the account's visitors may ask again
+
+
+async def test_the_hourly_counts_read_the_key_index(db):
+    """The counts go to the unique index on deliveries.webhook_id by a key range, never the
+    account's whole delivery log; and the range of visitor 1 holds no key of visitor 12."""
+    aid = await account_with(db, "en", [])
+    assert mail.key_range(aid, 1) == (f"tr-{aid}-1-", f"tr-{aid}-1.")
+    low, high = mail.key_range(aid, 1)
+    async with db.transaction() as session:
+        assert await mail._ranges_hold(session)  # our test databases' collations (C, SQLite's BINARY)
+        keys = [f"tr-{aid}-1-5", f"tr-{aid}-12-5", f"tr-{aid}-1", f"tr-{aid}1-1-5"]
+        inside = [k for k in keys if await session.fetchval("SELECT $1 >= $2 AND $1 < $3", k, low, high)]
+        assert inside == [f"tr-{aid}-1-5"]
+        args = (low, high, 0, 3)
+        if session.dialect == "sqlite":
+            plan = " ".join(str(r[-1]) for r in await session.fetch("EXPLAIN QUERY PLAN " + mail.RECENT_SQL[True],
+                                                                   *args))
+        else:
+            await session.execute("SET LOCAL enable_seqscan = off")  # a small table: the plan a big one gets
+            plan = " ".join(r[0] for r in await session.fetch("EXPLAIN " + mail.RECENT_SQL[True], *args))
+    assert "ix_deliveries_webhook_id" in plan and "ix_deliveries_account_id_id" not in plan, plan
+
+
+def test_the_transcript_bucket_of_an_ipv6_address_is_its_64():
+    """One host commonly holds a whole IPv6 /64: per address, the bucket would be no limit."""
+    key = transcript_bucket_key
+    assert key("2001:db8:1:2::1") == key("2001:db8:1:2:ffff:ffff:ffff:ffff") == "2001:db8:1:2::/64"
+    assert key("2001:db8:1:3::1") != key("2001:db8:1:2::1")
+    assert key("203.0.113.7") == key("::ffff:203.0.113.7") == "203.0.113.7" != key("203.0.113.8")
+    assert key("unknown") == "unknown"
 
 
 class Client(test_chat_transport.Client):
@@ -448,17 +610,26 @@ async def wait_for(condition: Any, timeout: float = 10) -> None:
         await asyncio.sleep(0.05)
 
 
-async def test_a_visitor_asks_for_the_transcript_over_the_websocket(served):
+async def answer(db: Any, account_id: int, conversation_id: int) -> None:
+    """A trigger writes in the conversation (as the real trigger runner does, through the service)."""
+    async with db.transaction() as session:
+        visitor_id = await session.fetchval("SELECT visitor_id FROM conversations WHERE id = $1", conversation_id)
+        await chat.post_trigger_message(session, account_id=account_id, visitor_id=visitor_id, trigger_id=1,
+                                        agent_nick="Anna", text="We will look into it.")
+
+
+async def test_a_visitor_asks_for_the_transcript_over_the_websocket(served, db):
     url, account, server = served
     ws_url = url.replace("http", "ws", 1) + f"/chat/ws/visitor?key={account['accountKey']}"
     to = address("visitor")
     async with connect(ws_url, origin="https://shop.example") as ws:  # type: ignore[arg-type]
         visitor = Client(ws)
         assert (await visitor.call("visitor.connect", pageUrl="https://shop.example/"))["type"] == "ack"
-        nothing = await visitor.call("chat.transcript", email=to)
-        assert (nothing["type"], nothing["code"]) == ("server.error", "not_found")  # no conversation yet
         sent = await visitor.call("chat.message", clientId="m-1", text="Where is <my> order?")
         conversation_id = sent["data"]["conversation"]["id"]
+        alone = await visitor.call("chat.transcript", email=to)  # only the visitor wrote: no relay (not_found)
+        assert (alone["type"], alone["code"]) == ("server.error", "not_found") and "nobody" in alone["message"].lower()
+        await answer(db, int(account["id"]), conversation_id)
         no_email = await visitor.call("chat.transcript")
         assert (no_email["type"], no_email["code"]) == ("server.error", "invalid_frame")
         bad = await visitor.call("chat.transcript", email="not an address")
@@ -488,7 +659,9 @@ def test_the_box_mails_the_conversation(browser, server, site, agent):
         assert box.locator("#transcript").is_hidden()  # nothing to send yet
         box.locator("#input").fill("Where is my order?")
         box.locator("#input").press("Enter")
-        agent.wait("chat.message_received")
+        conversation = agent.wait("chat.message_received")["conversationId"]
+        agent.send(type="chat.message", conversationId=conversation, clientId="agent-1", text="Shipped today.")
+        box.locator(".msg.agent").wait_for()  # a transcript is of a conversation an agent or a trigger wrote in
         box.get_by_role("button", name="E-mail me this conversation").click()
         box.get_by_label("Your e-mail").fill("not-an-address")
         box.get_by_role("button", name="Send the conversation").click()

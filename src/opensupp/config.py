@@ -154,9 +154,10 @@ class Settings(BaseSettings):
     )
     smtp_url: SecretStr | None = Field(
         default=None,
-        description="where mail is sent: smtp://[user:password@]host[:25] (STARTTLS when the server offers it), "
-        "smtp+starttls://...[:587] (STARTTLS required) or smtps://...[:465] (TLS from the start); user and "
-        "password percent-encoded. Unset: mails (offline messages, transcripts) wait in the outbox "
+        description="where mail is sent: smtp://host[:25] (STARTTLS when the server offers it; no user or "
+        "password: such a URL is refused, as a stripped STARTTLS would show them), "
+        "smtp+starttls://[user:password@]host[:587] (STARTTLS required) or smtps://...[:465] (TLS from the "
+        "start); user and password percent-encoded. Unset: mails (offline messages, transcripts) wait in the outbox "
         "(`opensupp mail list` shows them)",
     )
     mail_from: str | None = Field(

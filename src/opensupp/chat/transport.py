@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ipaddress
 import logging
 import secrets
 import time
@@ -168,6 +169,20 @@ class Limits:
     sweep_seconds: float = 5.0
     #: how often an agent connection's dashboard sign-in is checked (it ends with its session)
     signin_check_seconds: float = 30.0
+
+
+def transcript_bucket_key(address: str) -> str:
+    """The ``chat.transcript`` bucket of a client address: an IPv6 address's /64 (one host
+    commonly holds a whole /64, so per address would be no limit), an IPv4 address itself."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # "unknown", a test client's name
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class Bucket:
@@ -823,7 +838,8 @@ class ChatTransport:
             self._ack(c, frame)
 
     async def _transcript(self, c: Connection, account_id: int, vid: str, frame: p.VisitorTranscript) -> None:
-        self._limit(self.address_transcripts, c.address, frame.ref, "transcripts from this address")
+        self._limit(self.address_transcripts, transcript_bucket_key(c.address), frame.ref,
+                    "transcripts from this address")
         try:
             sent = await self._core().send_transcript(account_id, vid, frame.email, frame.lang)
         except TranscriptSent as exc:

@@ -10,6 +10,7 @@ name cannot add a header.
 
 from __future__ import annotations
 
+import email.policy
 import html
 import re
 import time
@@ -24,6 +25,9 @@ OFFLINE_MESSAGE = "offline_message"
 TRANSCRIPT = "transcript"
 EVENTS = {OFFLINE_MESSAGE: "mail.offline_message", TRANSCRIPT: "mail.transcript"}
 HEADER_TEXT_MAX = 120  # characters of a name or site title in a header
+#: the policy mails are made with: an address may have a non-ASCII local part (``ü@example.com``,
+#: which our e-mail check lets through); sent with SMTPUTF8 (opensupp.mail.smtp)
+POLICY = email.policy.SMTPUTF8
 
 STRINGS: dict[str, dict[str, str]] = {
     "en": {
@@ -156,16 +160,27 @@ def _page(lang: str, parts: list[str]) -> str:
     return f"{head}<body>\n{body}\n</body></html>\n"
 
 
+def address(addr_spec: str, display_name: str = "") -> Address:
+    """An ``Address`` of ``local@domain`` made from its parts: ``Address(addr_spec=...)`` refuses
+    a non-ASCII local part under any policy. ValueError for a text without ``@`` or with a line
+    break."""
+    local, at, domain = addr_spec.strip().rpartition("@")
+    if not at or not local or not domain or one_line(addr_spec, len(addr_spec)) != addr_spec.strip():
+        raise ValueError(f"not an e-mail address: {addr_spec!r}")
+    return Address(display_name=display_name, username=local, domain=domain)
+
+
 def message(payload: dict[str, Any], *, mail_from: str, public_url: str, message_id: str | None = None) -> EmailMessage:
-    """The mail to send: From ``mail_from`` (never the visitor), To the payload's recipient,
-    Reply-To the visitor (an offline message's), a text and an HTML part."""
+    """The mail to send (``POLICY``): From ``mail_from`` (never the visitor), To the payload's
+    recipient, Reply-To the visitor (an offline message's), a text and an HTML part. Any error
+    means the payload cannot make a mail (opensupp.mail.smtp fails it for good)."""
     rendered = render(payload, public_url=public_url)
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = mail_from
-    msg["To"] = Address(addr_spec=payload["to"])
+    msg["To"] = address(payload["to"])
     reply_to = payload.get("reply_to")
     if reply_to:
-        msg["Reply-To"] = Address(display_name=one_line(reply_to["name"]), addr_spec=reply_to["email"])
+        msg["Reply-To"] = address(reply_to["email"], one_line(reply_to["name"]))
     msg["Subject"] = one_line(rendered.subject, 250)
     msg["Date"] = formatdate(usegmt=True)
     if message_id:

@@ -5,9 +5,19 @@ operator's list of the mails in the outbox.
 A mail is a delivery without a hook; its payload holds what the mail says (``compose``
 renders it when it is sent), so the mail says what was true when it was asked for.
 
-A transcript goes to an address the visitor typed: at most one per conversation and
-``TRANSCRIPTS_PER_HOUR`` per visitor, counted in the outbox itself (its key is
-``tr-<visitor>-<conversation>``), so every server process counts the same.
+A transcript goes to an address the visitor typed, so it is limited: at most one per
+conversation, ``TRANSCRIPTS_PER_HOUR`` per visitor and ``ACCOUNT_TRANSCRIPTS_PER_HOUR`` per
+account, counted in the outbox itself (its key is ``tr-<account>-<visitor>-<conversation>``), so
+every server process counts the same; and only of a conversation an agent or a trigger wrote in
+(the visitor's own words alone are nothing worth mailing, and would make the chat box a relay
+for any text to any address).
+
+The counts read the unique index on ``deliveries.webhook_id`` with a key range
+(``>= 'tr-<account>-<visitor>-'``, ``< 'tr-<account>-<visitor>.'``: '.' follows '-'), never the
+account's whole delivery log. The range holds under a byte-wise (C) or ICU collation; under one
+that ignores punctuation (glibc's en_US.UTF-8, say) it would miss keys, so ``_ranges_hold`` asks
+the database first and, when not, the counts use ``LIKE`` on the account's deliveries instead
+(slower, never wrong).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from opensupp.outbox.models import COLUMNS, Delivery
 from opensupp.timeutil import now as clock
 
 TRANSCRIPTS_PER_HOUR = 3  # per visitor
+ACCOUNT_TRANSCRIPTS_PER_HOUR = 20  # per account: every visitor's together
 TRANSCRIPT_MESSAGES = 500  # the latest ones of a longer conversation
 LIST_MAX = 1000
 
@@ -33,7 +44,12 @@ class TranscriptSent(Conflict):
 
 
 class TranscriptLimited(RateLimited):
-    """A transcript refused: the visitor asked for ``TRANSCRIPTS_PER_HOUR`` this hour already."""
+    """A transcript refused: the visitor asked for ``TRANSCRIPTS_PER_HOUR`` this hour already,
+    or the account's visitors for ``ACCOUNT_TRANSCRIPTS_PER_HOUR``."""
+
+
+class NothingToSend(NotFound):
+    """A transcript refused: nobody but the visitor wrote in the conversation."""
 
 
 async def _account(session: Session, account_id: int) -> tuple[str, str]:
@@ -61,8 +77,14 @@ async def enqueue_offline_mails(
                                  payload={**payload, "to": row[0]}) for row in recipients]
 
 
-def transcript_key(visitor_id: int, conversation_id: int) -> str:
-    return f"tr-{visitor_id}-{conversation_id}"
+def transcript_key(account_id: int, visitor_id: int, conversation_id: int) -> str:
+    return f"tr-{account_id}-{visitor_id}-{conversation_id}"
+
+
+def key_range(*ids: int) -> tuple[str, str]:
+    """The keys that start ``tr-<ids>-``: from that (inclusive) to ``tr-<ids>.`` (exclusive)."""
+    prefix = "tr-" + "-".join(str(i) for i in ids)
+    return prefix + "-", prefix + "."
 
 
 async def enqueue_transcript(
@@ -78,8 +100,11 @@ async def enqueue_transcript(
     shown = [] if conversation is None else await _shown_messages(session, account_id, conversation.id)
     if conversation is None or not shown:
         raise NotFound("The visitor has no conversation with messages to send.")
+    if not any(m["kind"] in ("agent", "trigger") for m in shown) and not await _answered(
+            session, account_id, conversation.id):
+        raise NothingToSend("Nobody but the visitor wrote in this conversation: there is nothing to send.")
     to = await _recipient(session, account_id, visitor_id, email)
-    key = transcript_key(visitor_id, conversation.id)
+    key = transcript_key(account_id, visitor_id, conversation.id)
     await _check_limits(session, account_id, visitor_id, key, t)
     site, account_lang = await _account(session, account_id)
     payload = {"kind": TRANSCRIPT, "to": to, "lang": lang or account_lang, "site": site,
@@ -91,9 +116,18 @@ async def enqueue_transcript(
     return delivery
 
 
+async def _answered(session: Session, account_id: int, conversation_id: int) -> bool:
+    """Whether an agent or a trigger wrote in the conversation (before its latest messages too)."""
+    return await session.fetchval(
+        "SELECT 1 FROM messages WHERE conversation_id = $1 AND account_id = $2 AND kind IN ('agent', 'trigger')"
+        " LIMIT 1", conversation_id, account_id) is not None
+
+
 async def _lock_visitor(session: Session, account_id: int, visitor_id: int) -> None:
-    """The visitor's row held to the end of the transaction: its requests take turns, so the
-    limits' counts hold on PostgreSQL too (SQLite has one writer)."""
+    """The account's row, then the visitor's, held to the end of the transaction: the account's
+    transcript requests take turns, so the limits' counts hold on PostgreSQL too (SQLite has one
+    writer)."""
+    await session.fetchval(f"SELECT id FROM accounts WHERE id = $1{chat.LOCK_VISITOR[session.dialect]}", account_id)
     found = await session.fetchval(f"SELECT id FROM visitors WHERE id = $1 AND account_id = $2"
                                    f"{chat.LOCK_VISITOR[session.dialect]}", visitor_id, account_id)
     if found is None:
@@ -126,14 +160,41 @@ async def _recipient(session: Session, account_id: int, visitor_id: int, email: 
 async def _check_limits(session: Session, account_id: int, visitor_id: int, key: str, t: int) -> None:
     if await session.fetchval("SELECT 1 FROM deliveries WHERE webhook_id = $1", key) is not None:
         raise TranscriptSent("This conversation's transcript was sent already.")
-    recent = await session.fetch(
-        "SELECT created_at FROM deliveries WHERE account_id = $1 AND event = $2 AND webhook_id LIKE $3"
-        " AND created_at > $4 ORDER BY created_at",
-        account_id, EVENTS[TRANSCRIPT], f"tr-{visitor_id}-%", t - 3600,
-    )
-    if len(recent) >= TRANSCRIPTS_PER_HOUR:
-        wait = recent[-TRANSCRIPTS_PER_HOUR][0] + 3600 - t
-        raise TranscriptLimited(f"At most {TRANSCRIPTS_PER_HOUR} transcripts an hour; retry in {wait} s.", wait)
+    ranges = await _ranges_hold(session)
+    for ids, most, whose in (((account_id, visitor_id), TRANSCRIPTS_PER_HOUR, "a visitor"),
+                             ((account_id,), ACCOUNT_TRANSCRIPTS_PER_HOUR, "an account")):
+        recent = await _recent(session, account_id, ids, most, t - 3600, ranges)
+        if len(recent) >= most:
+            wait = max(1, recent[-1] + 3600 - t)
+            raise TranscriptLimited(f"At most {most} transcripts an hour for {whose}; retry in {wait} s.", wait)
+
+
+async def _ranges_hold(session: Session) -> bool:
+    """Whether the database's collation keeps the keys that start ``tr-5-`` in ``key_range(5)``
+    (and ``tr-51-...`` out of it)."""
+    if session.dialect == "sqlite":
+        return True  # BINARY
+    return bool(await session.fetchval("SELECT $1 < $2 AND $3 >= $2", "tr-5-12", "tr-5.", "tr-51-2"))
+
+
+async def _recent(session: Session, account_id: int, ids: tuple[int, ...], most: int, since: int,
+                  ranges: bool) -> list[int]:
+    """When the latest ``most`` transcripts with keys ``tr-<ids>-...`` created after ``since``
+    were created, newest first."""
+    low, high = key_range(*ids)
+    args = (low, high, since, most) if ranges else (account_id, low + "%", since, most)
+    rows = await session.fetch(RECENT_SQL[ranges], *args)
+    return [row[0] for row in rows]
+
+
+#: the latest transcripts of a key prefix: by the key range (the unique index on webhook_id), or
+#: (a collation that breaks the range) by LIKE among the account's deliveries
+RECENT_SQL = {
+    True: "SELECT created_at FROM deliveries WHERE webhook_id >= $1 AND webhook_id < $2 AND created_at > $3"
+          " ORDER BY created_at DESC LIMIT $4",
+    False: "SELECT created_at FROM deliveries WHERE account_id = $1 AND webhook_id LIKE $2 AND created_at > $3"
+           " ORDER BY created_at DESC LIMIT $4",
+}
 
 
 async def list_mails(session: Session, *, status: str | None = None, limit: int = LIST_MAX) -> list[Delivery]:
