@@ -491,3 +491,23 @@ def test_the_hours_due(hour, created_at, expected):
 def test_a_domain_is_the_host_of_the_url():
     assert [domain(u) for u in ("https://Shop.Example:8443/a?b", "http://[::1]/", "/relative", "", "http://[x")] == [
         "shop.example", "::1", None, None, None]
+
+
+async def test_a_very_long_conversation_is_exported_with_its_last_thousand_messages(app, partner, receiver):
+    account = await partner.account()
+    aid = account["id"]
+    export_hook, _ = await hooks_of(partner, aid, receiver.url)
+    visitor = await connect(app, aid)
+    posted = await call(app, chat.post_visitor_message, account_id=int(aid), visitor_id=visitor.id, text="first",
+                        now=T0)
+    cid = posted.conversation.id
+    async with app.db.transaction() as session:  # a chat of 1,200 messages, stored as the service stores them
+        await session.executemany(
+            "INSERT INTO messages (account_id, conversation_id, kind, text, created_at) VALUES ($1, $2, $3, $4, $5)",
+            [(int(aid), cid, "visitor", f"line {n}", T0 + n) for n in range(1, 1200)])
+    await call(app, chat.close_conversation, account_id=int(aid), conversation_id=cid, by="visitor",
+               visitor_id=visitor.id, now=T0 + 2000)
+    await deliver(app)
+    [export] = await received(app, receiver, export_hook)
+    assert len(export["messages"]) == 1000 and export["channel"]["messagesCount"] == 999  # the close is no message
+    assert export["messages"][0]["content"] == "line 201" and export["messages"][-1]["content"] == "close.visitorClose"

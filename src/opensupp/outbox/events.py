@@ -34,6 +34,7 @@ OPENED, CLOSED, RATED = "conversation.opened", "conversation.closed", "conversat
 AGENT_JOINED, AGENT_REPLIED = "conversation.agent_joined", "conversation.agent_replied"
 CONTACT_REPLIED, OFFLINE_MESSAGE = "conversation.contact_replied", "offline_message.created"
 PATHS_MAX = 50  # pages an export lists at most: the visitor's last ones
+EXPORT_MESSAGES = 1000  # messages an export holds and counts at most: the conversation's last ones
 _WORD = re.compile(r"\w+")
 
 Data = Callable[[], Awaitable[dict[str, Any]]]
@@ -252,13 +253,13 @@ def export_message(m: Message, visitor: Visitor, trigger_names: Mapping[int, str
 
 
 async def _messages(session: Session, c: Conversation) -> list[Message]:
-    found: list[Message] = []
-    while True:
-        page = await chat.messages_after(session, account_id=c.account_id, conversation_id=c.id,
-                                         after_id=found[-1].id if found else 0)
-        found += page
-        if len(page) < chat.MESSAGES_MAX_PAGE:
-            return found
+    """The conversation's last ``EXPORT_MESSAGES`` messages, oldest first: an export (built in
+    the close's transaction, sent as one POST) stays bounded however long the chat was."""
+    rows = await session.fetch(
+        f"SELECT {chat.MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND account_id = $2"
+        " ORDER BY id DESC LIMIT $3", c.id, c.account_id, EXPORT_MESSAGES,
+    )
+    return [Message(*row) for row in reversed(rows)]
 
 
 async def _trigger_names(session: Session, account_id: int, ids: set[int]) -> dict[int, str]:
