@@ -105,7 +105,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, key_cache_seconds=0, db_pool_size=25)
+    """The app of a test: its own outbox worker off (a test that needs one runs it, or makes an app with it),
+    so apps do not deliver, nor make the hourly reports of, what other tests left in the shared database."""
+    return Settings(database_url=database_url, key_cache_seconds=0, db_pool_size=25, outbox_worker=False)
 
 
 @pytest.fixture
