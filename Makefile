@@ -5,6 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+JOBS   ?= auto  # pytest processes (pytest-xdist): one per core; JOBS=0 runs the suite in this one
 
 .PHONY: run check lint test bench install clean
 
@@ -39,7 +40,7 @@ $(A11Y): tests/a11y/package.json tests/a11y/package-lock.json
 	touch $@
 
 test: install $(A11Y)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/api.py $(BENCH_ARGS)
