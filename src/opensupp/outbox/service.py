@@ -14,6 +14,7 @@ import orjson
 from opensupp.db import Row, Session
 from opensupp.errors import NotFound
 from opensupp.outbox.models import COLUMNS, DELIVERED, FAILED, PENDING, Delivery
+from opensupp.outbox.sending import Outcome
 from opensupp.timeutil import iso, now
 
 #: seconds to wait after the 1st, 2nd, ... failed attempt; after the last, the delivery has failed
@@ -169,20 +170,7 @@ def next_delay(attempts: int, retry_after: int | None, schedule: Sequence[int]) 
     return delay
 
 
-@dataclass(slots=True)
-class Attempt:
-    """An attempt's result, as the worker records it."""
-
-    delivery: Delivery
-    ok: bool
-    status_code: int | None = None
-    error: str | None = None
-    response: str | None = None
-    retry_after: int | None = None
-    permanent: bool = False  # a refusal for good: failed at once, not retried
-
-
-async def record_attempts(session: Session, attempts: Sequence[Attempt],
+async def record_attempts(session: Session, results: Sequence[tuple[Delivery, Outcome]],
                           schedule: Sequence[int] = RETRY_SCHEDULE) -> None:
     """The results of attempts, in one statement sent for all (rows in id order). Each is the
     result of the attempt ``delivery.attempts``, ignored when the delivery has been claimed
@@ -190,26 +178,16 @@ async def record_attempts(session: Session, attempts: Sequence[Attempt],
     failure is not retried."""
     ts = now()
     rows = []
-    for a in sorted(attempts, key=lambda a: a.delivery.id):
-        delay = None if a.ok or a.permanent else next_delay(a.delivery.attempts, a.retry_after, schedule)
-        status = DELIVERED if a.ok else (FAILED if delay is None else PENDING)
-        rows.append((status, ts + (delay or 0), a.status_code, _text(a.error[:ERROR_EXCERPT]) if a.error else None,
-                     _text(a.response[:RESPONSE_EXCERPT]) if a.response is not None else None, ts, a.delivery.id,
-                     a.delivery.attempts, PENDING))
+    for delivery, o in sorted(results, key=lambda result: result[0].id):
+        delay = None if o.ok or o.permanent else next_delay(delivery.attempts, o.retry_after, schedule)
+        status = DELIVERED if o.ok else (FAILED if delay is None else PENDING)
+        rows.append((status, ts + (delay or 0), o.status_code, _text(o.error[:ERROR_EXCERPT]) if o.error else None,
+                     _text(o.response[:RESPONSE_EXCERPT]) if o.response is not None else None, ts, delivery.id,
+                     delivery.attempts, PENDING))
     await session.executemany(
         "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_status_code = $3, last_error = $4, "
         "response = $5, updated_at = $6 WHERE id = $7 AND attempts = $8 AND status = $9", rows,
     )
-
-
-async def record_attempt(
-    session: Session, *, delivery: Delivery, ok: bool, status_code: int | None, error: str | None,
-    response: str | None, retry_after: int | None = None, schedule: Sequence[int] = RETRY_SCHEDULE,
-    permanent: bool = False,
-) -> None:
-    """One attempt's result (``record_attempts``)."""
-    await record_attempts(session, [Attempt(delivery, ok, status_code, error, response, retry_after, permanent)],
-                          schedule)
 
 
 async def record_hook_result(session: Session, *, hook_id: int, ok: bool, error: str | None,

@@ -128,10 +128,8 @@ class Worker:
             if hook_ids and session.dialect == "postgresql":
                 await session.fetch("SELECT id FROM hooks WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
                                     hook_ids)
-            await service.record_attempts(session, [
-                service.Attempt(item.delivery, outcome.ok, outcome.status_code, outcome.error, outcome.response,
-                                outcome.retry_after, outcome.permanent) for item, outcome in results
-            ], self.schedule)
+            await service.record_attempts(session, [(item.delivery, outcome) for item, outcome in results],
+                                          self.schedule)
             for item, outcome in results:
                 hook_id = item.delivery.hook_id
                 if hook_id is not None:
