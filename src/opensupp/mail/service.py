@@ -14,10 +14,9 @@ for any text to any address).
 
 The counts read the unique index on ``deliveries.webhook_id`` with a key range
 (``>= 'tr-<account>-<visitor>-'``, ``< 'tr-<account>-<visitor>.'``: '.' follows '-'), never the
-account's whole delivery log. The range holds under a byte-wise (C) or ICU collation; under one
-that ignores punctuation (glibc's en_US.UTF-8, say) it would miss keys, so ``_ranges_hold`` asks
-the database first and, when not, the counts use ``LIKE`` on the account's deliveries instead
-(slower, never wrong).
+account's whole delivery log. The range holds because the column compares byte by byte
+(``COLLATE "C"`` on PostgreSQL, migration 0010; SQLite's BINARY), whatever the database's own
+collation (one that ignores punctuation, such as glibc's en_US.UTF-8, would break it).
 """
 
 from __future__ import annotations
@@ -160,41 +159,24 @@ async def _recipient(session: Session, account_id: int, visitor_id: int, email: 
 async def _check_limits(session: Session, account_id: int, visitor_id: int, key: str, t: int) -> None:
     if await session.fetchval("SELECT 1 FROM deliveries WHERE webhook_id = $1", key) is not None:
         raise TranscriptSent("This conversation's transcript was sent already.")
-    ranges = await _ranges_hold(session)
     for ids, most, whose in (((account_id, visitor_id), TRANSCRIPTS_PER_HOUR, "a visitor"),
                              ((account_id,), ACCOUNT_TRANSCRIPTS_PER_HOUR, "an account")):
-        recent = await _recent(session, account_id, ids, most, t - 3600, ranges)
+        recent = await _recent(session, ids, most, t - 3600)
         if len(recent) >= most:
             wait = max(1, recent[-1] + 3600 - t)
             raise TranscriptLimited(f"At most {most} transcripts an hour for {whose}; retry in {wait} s.", wait)
 
 
-async def _ranges_hold(session: Session) -> bool:
-    """Whether the database's collation keeps the keys that start ``tr-5-`` in ``key_range(5)``
-    (and ``tr-51-...`` out of it)."""
-    if session.dialect == "sqlite":
-        return True  # BINARY
-    return bool(await session.fetchval("SELECT $1 < $2 AND $3 >= $2", "tr-5-12", "tr-5.", "tr-51-2"))
-
-
-async def _recent(session: Session, account_id: int, ids: tuple[int, ...], most: int, since: int,
-                  ranges: bool) -> list[int]:
+async def _recent(session: Session, ids: tuple[int, ...], most: int, since: int) -> list[int]:
     """When the latest ``most`` transcripts with keys ``tr-<ids>-...`` created after ``since``
-    were created, newest first."""
+    were created, newest first (by the key range: the unique index on webhook_id)."""
     low, high = key_range(*ids)
-    args = (low, high, since, most) if ranges else (account_id, low + "%", since, most)
-    rows = await session.fetch(RECENT_SQL[ranges], *args)
+    rows = await session.fetch(RECENT_SQL, low, high, since, most)
     return [row[0] for row in rows]
 
 
-#: the latest transcripts of a key prefix: by the key range (the unique index on webhook_id), or
-#: (a collation that breaks the range) by LIKE among the account's deliveries
-RECENT_SQL = {
-    True: "SELECT created_at FROM deliveries WHERE webhook_id >= $1 AND webhook_id < $2 AND created_at > $3"
-          " ORDER BY created_at DESC LIMIT $4",
-    False: "SELECT created_at FROM deliveries WHERE account_id = $1 AND webhook_id LIKE $2 AND created_at > $3"
-           " ORDER BY created_at DESC LIMIT $4",
-}
+RECENT_SQL = ("SELECT created_at FROM deliveries WHERE webhook_id >= $1 AND webhook_id < $2 AND created_at > $3"
+              " ORDER BY created_at DESC LIMIT $4")
 
 
 async def list_mails(session: Session, *, status: str | None = None, limit: int = LIST_MAX) -> list[Delivery]:

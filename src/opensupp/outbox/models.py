@@ -13,7 +13,9 @@ deliveries = child_table(
     Column("hook_id", BigInteger, ForeignKey("hooks.id", ondelete="CASCADE"), nullable=True),
     Column("event", String(64), nullable=False),
     Column("payload", Text, nullable=False),  # the body sent, as JSON text
-    Column("webhook_id", String(40), nullable=False),  # msg_...: the same on every attempt
+    # msg_...: the same on every attempt; compared byte by byte whatever the database's collation,
+    # so that a key's prefix is a range of its index
+    Column("webhook_id", String(40).with_variant(String(40, collation="C"), "postgresql"), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("status", String(9), nullable=False),  # pending, delivered, failed
     Column("next_attempt_at", BigInteger, nullable=False),  # when due; moved forward as a claim's lease

@@ -7,7 +7,8 @@ Create Date: 2026-12-03 15:00:00.000000
 A hook keeps its previous secret for a while after a rotation (``previous_secret``,
 ``previous_secret_until``: deliveries are signed with both meanwhile), and records since when
 its deliveries have been failing (``failing_since``) and why it was deactivated
-(``disabled_reason``). A delivery's ``webhook_id`` is unique: an event with a key of its own
+(``disabled_reason``). A delivery's ``webhook_id`` is unique, and compared byte by byte on
+PostgreSQL (``COLLATE "C"``, so that a key's prefix is a range of its index): an event with a key of its own
 (the hourly stats of one hook for one hour) is enqueued once however many processes tick.
 """
 from __future__ import annotations
@@ -27,6 +28,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('previous_secret_until', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('failing_since', sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column('disabled_reason', sa.Text(), nullable=True))
+    if op.get_bind().dialect.name == 'postgresql':  # byte-wise, as SQLite compares: key prefixes are index ranges
+        op.alter_column('deliveries', 'webhook_id', type_=sa.String(length=40, collation='C'))
     with op.batch_alter_table('deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_deliveries_webhook_id', ['webhook_id'], unique=True)
 
