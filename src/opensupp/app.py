@@ -36,6 +36,7 @@ from opensupp.web.metrics import Metrics
 from opensupp.web.metrics import router as metrics
 from opensupp.web.openapi import build_openapi
 from opensupp.web.system import router as system
+from opensupp.xmpp.config import SetupError
 
 log = logging.getLogger(__name__)
 ROUTERS = [system, accounts, users, signin, triggers, officehours, offlineemails, hooks, outbox, boxlook, chat, batch]
@@ -61,6 +62,10 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     core.openapi = orjson.dumps(build_openapi([route for route in core.table.routes if route not in metrics.routes]))
     site = create_site(settings, core.db)
     core.chat = site.chat  # the partner API's sends and closes reach the sockets through it
+    if site.xmpp_config is not None and settings.xmpp and site.chat is not None:
+        from opensupp.xmpp.bridge import Bridge
+
+        core.background.append(Bridge(site.xmpp_config, core.db, site.chat).run)
     return Front(core, site.asgi, site.chat.websockets if site.chat is not None else None)
 
 
@@ -71,4 +76,7 @@ def app_factory() -> Front:
     except BadSettings as exc:  # uvicorn would print a traceback
         raise SystemExit(f"opensupp: error: {exc}") from None
     setup_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    try:
+        return create_app(settings)
+    except SetupError as exc:  # a broken xmpp.json: said in one line, not as a traceback
+        raise SystemExit(f"opensupp: error: {exc}") from None

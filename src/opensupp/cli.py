@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -334,6 +335,107 @@ def keys_revoke(key: str) -> None:
                f"running servers refuse it within {ttl:g} s")
 
 
+@main.group()
+def xmpp() -> None:
+    """Agents chat from XMPP clients (uid<ID>@<domain>) through Debian's Prosody (README: "XMPP")."""
+
+
+@xmpp.command("setup")
+@click.option("--domain", required=True, help="the XMPP domain agents log in at: uid<ID>@<domain>")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("/etc/prosody/opensupp"),
+              show_default=True, help="where Prosody's config and opensupp's module are written")
+@click.option("--opensupp-url", default="http://127.0.0.1:8000", show_default=True,
+              help="this server as Prosody reaches it (on this machine: the check is refused from elsewhere)")
+@click.option("--c2s-port", default=5222, show_default=True, type=click.IntRange(1, 65535),
+              help="the port XMPP clients connect to")
+@click.option("--c2s-interface", "c2s_interfaces", multiple=True, default=("*",), show_default=True,
+              help="addresses Prosody listens on for clients (repeatable)")
+@click.option("--component-port", default=5347, show_default=True, type=click.IntRange(1, 65535),
+              help="the port opensupp's component connects to (on 127.0.0.1)")
+@click.option("--data-path", type=click.Path(file_okay=False, path_type=Path), default=Path("/var/lib/prosody"),
+              show_default=True, help="Prosody's data (rosters, messages kept for offline agents)")
+@click.option("--certificate", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TLS certificate (PEM, full chain) [default: /etc/prosody/certs/<domain>.crt]")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="its private key [default: /etc/prosody/certs/<domain>.key]")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Prosody's log [default: the console]")
+@click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="[default: <out>/prosody.pid]")
+def xmpp_setup(domain: str, out: Path, opensupp_url: str, c2s_port: int, c2s_interfaces: tuple[str, ...],
+               component_port: int, data_path: Path, certificate: Path | None, key: Path | None,
+               log_file: Path | None, pidfile: Path | None) -> None:
+    """Write Prosody's config, its authentication module and opensupp's side of the setup (new secrets)."""
+    from opensupp.xmpp.config import SetupError, check_domain, write_setup
+
+    settings = _settings()
+    try:
+        prosody, module, mine = write_setup(
+            settings, domain=domain, out=out, opensupp_url=opensupp_url, c2s_port=c2s_port,
+            c2s_interfaces=c2s_interfaces, component_port=component_port, data_path=data_path, pidfile=pidfile,
+            log_file=log_file, certificate=certificate, key=key)
+    except SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {exc.filename}: {exc.strerror}") from None
+    domain = check_domain(domain)
+    click.echo(f"wrote {prosody} (Prosody's config; it holds the secrets: mode 0640, group prosody)")
+    click.echo(f"wrote {module} (the authentication module opensupp ships)")
+    click.echo(f"wrote {mine} (opensupp's side, mode 0600)")
+    click.echo("next:")
+    click.echo(f"  1. a TLS certificate for {domain} where the config says (README: \"XMPP\")")
+    click.echo(f"  2. prosody --config {prosody}   (as the prosody user; it must not run as root)")
+    click.echo("  3. restart `opensupp serve`: it connects its component to Prosody")
+    click.echo(f"  agents then log in as uid<ID>@{domain} with their opensupp password")
+
+
+@xmpp.command("run")
+def xmpp_run() -> None:
+    """Run the XMPP bridge in this process (beside `opensupp serve` with OPENSUPP_XMPP=0); its
+    events reach the other processes through PostgreSQL or Redis."""
+    import logging
+
+    from opensupp.chat.core import DatabaseCore
+    from opensupp.chat.hub import hub_for
+    from opensupp.chat.transport import ChatTransport
+    from opensupp.db import open_database, parse_url
+    from opensupp.logs import setup_logging
+    from opensupp.site.secret import secret_key
+    from opensupp.xmpp.bridge import Bridge
+    from opensupp.xmpp.config import SetupError, config_path, load_config
+
+    settings = _settings()
+    setup_logging(settings.log_level, settings.log_format)
+    try:
+        config = load_config(settings)
+    except SetupError as exc:
+        raise click.ClickException(str(exc)) from None
+    if config is None:
+        raise click.ClickException(f"no XMPP setup at {config_path(settings)}: run `opensupp xmpp setup` first")
+    url = settings.resolved_database_url()
+    if parse_url(url)[0] != "postgresql" and not settings.redis_url:
+        raise click.ClickException("a bridge in its own process needs the chat's events from the server's processes: "
+                                   "PostgreSQL (OPENSUPP_DATABASE_URL) or Redis (OPENSUPP_REDIS_URL); with SQLite, "
+                                   "`opensupp serve` runs the bridge itself")
+    _migrate(url)
+
+    async def run() -> None:
+        db = open_database(url, pool_size=2, connect_timeout=settings.db_connect_timeout,
+                           statement_timeout=settings.db_statement_timeout)
+        await db.open()
+        transport = ChatTransport(DatabaseCore(db), secret_key(settings),
+                                  lambda: hub_for(url, settings.redis_url))
+        try:
+            await Bridge(config, db, transport).run()
+        finally:
+            await transport.close()
+            await db.close()
+
+    logging.getLogger("opensupp.xmpp").info("opensupp %s: XMPP bridge for %s", __version__, config.domain)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
 from opensupp_client.cli import add_plugins  # noqa: E402  (the client's commands, server-free)
 from opensupp_client.cli import cli as _client_cli  # noqa: E402
 
@@ -343,3 +445,4 @@ add_plugins(main)  # what other distributions add (this one's commands are there
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+

@@ -152,6 +152,15 @@ class Settings(BaseSettings):
         default=True,
         description="deliver hooks from this server's processes; 0: only `opensupp worker` processes deliver",
     )
+    xmpp: bool = Field(
+        default=True,
+        description="run the XMPP bridge in this server's processes when `opensupp xmpp setup` wrote "
+        "<data_dir>/xmpp.json (or OPENSUPP_XMPP_CONFIG names one); 0: only `opensupp xmpp run` does",
+    )
+    xmpp_config: Path | None = Field(
+        default=None,
+        description="the XMPP bridge's settings file `opensupp xmpp setup` writes; unset: <data_dir>/xmpp.json",
+    )
     smtp_url: SecretStr | None = Field(
         default=None,
         description="where mail is sent: smtp://host[:25] (STARTTLS when the server offers it; no user or "

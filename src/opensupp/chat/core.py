@@ -295,6 +295,16 @@ class DatabaseCore:
                 return None
         return message_wire(posted.message), conversation_wire(posted.conversation, vid)
 
+    async def reply_to_visitor(self, account_id: int, user_id: int, vid: str, text: str,
+                               client_id: str | None) -> tuple[Json, Json]:
+        """An agent's answer in the visitor's conversation that is not closed (service.reply_to_visitor):
+        NotFound (no such visitor in the account), Conflict (no such conversation), ValidationFailed."""
+        async with self.db.transaction() as session:
+            visitor_id = await self._visitor_id(session, account_id, vid)
+            posted = await service.reply_to_visitor(session, account_id=account_id, visitor_id=visitor_id,
+                                                    user_id=user_id, text=text, client_id=client_id)
+        return message_wire(posted.message), conversation_wire(posted.conversation, vid)
+
     async def conversation(self, account_id: int, conversation_id: int) -> Json | None:
         async with self.db.read() as session:
             try:

@@ -41,7 +41,7 @@ from opensupp.chat.validation import (
 )
 from opensupp.db import ForeignKeyViolation, Session
 from opensupp.db.children import LOCK_ACCOUNT, OWNED, account_not_found
-from opensupp.errors import FieldError, NotFound, ValidationFailed, invalid
+from opensupp.errors import Conflict, FieldError, NotFound, ValidationFailed, invalid
 from opensupp.mail import service as mail
 from opensupp.outbox import events
 from opensupp.timeutil import now as clock
@@ -512,6 +512,25 @@ async def post_agent_message_to_visitor(
     conversation, opened = await open_or_get_conversation(session, account_id=account_id, visitor_id=visitor_id,
                                                           now=t)
     return await _post_as_agent(session, conversation, user_id, nickname, text, client_id, t, opened=opened)
+
+
+async def reply_to_visitor(
+    session: Session, *, account_id: int, visitor_id: int, user_id: int, text: str,
+    client_id: str | None = None, now: int | None = None,
+) -> Posted:
+    """An agent answers a visitor in the visitor's conversation that is not closed (the XMPP
+    bridge: a chat message to a visitor's address). Conflict when the visitor has none: a
+    conversation that ended is not reopened from an instant-messaging client, whose agent may be
+    answering it hours later; the visitor starts the next one."""
+    text, client_id = check_text(text), check_client_id(client_id)
+    t = clock() if now is None else now
+    await _lock_account(session, account_id)
+    await _lock_visitor(session, account_id, visitor_id)
+    nickname = await _nickname(session, account_id, user_id)
+    conversation = await current_conversation(session, account_id=account_id, visitor_id=visitor_id)
+    if conversation is None:
+        raise Conflict("The visitor's conversation has ended; the visitor starts the next one.")
+    return await _post_as_agent(session, conversation, user_id, nickname, text, client_id, t)
 
 
 async def _nickname(session: Session, account_id: int, user_id: int) -> str:

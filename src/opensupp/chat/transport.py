@@ -106,6 +106,11 @@ class ChatCore(Protocol):
         """As that agent, to the visitor ``vid``: into its current conversation, or a new one the
         message opens (a proactive chat); None when the visitor is not the account's."""
 
+    async def reply_to_visitor(self, account_id: int, user_id: int, vid: str, text: str,
+                               client_id: str | None) -> tuple[Json, Json]:
+        """(message, conversation) in the visitor's conversation that is not closed; NotFound,
+        Conflict (it ended), ValidationFailed (the XMPP bridge)."""
+
     async def messages_after(self, account_id: int, after: int | None, limit: int,
                              vid: str | None = None) -> list[Json]:
         """Messages with id > after, oldest first, at most ``limit``: of the visitor's

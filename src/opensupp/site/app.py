@@ -33,6 +33,8 @@ from opensupp.site.i18n import t
 from opensupp.site.loader import box_routes
 from opensupp.site.secret import secret_key
 from opensupp.site.static import FingerprintedStatic
+from opensupp.xmpp.auth import XmppAuth
+from opensupp.xmpp.config import load_config
 
 HERE = Path(__file__).parent
 SESSION_COOKIE = "opensupp_session"
@@ -66,11 +68,16 @@ class Site:
             *dashboard.dashboard_routes(self),  # /dashboard...
             *admin.admin_routes(self),  # /admin...
         ]
+        #: the XMPP setup (`opensupp xmpp setup`), whose authentication endpoint Prosody asks
+        self.xmpp_config = load_config(settings)
+        # Prosody's calls: no cookie, no CSRF token (a shared secret, from loopback only)
+        xmpp_routes: list[BaseRoute] = [*XmppAuth(self.xmpp_config, db).routes()] if self.xmpp_config else []
         if settings.test_routes:
             log.warning("OPENSUPP_TEST_ROUTES is on: /_test/ routes are mounted (for tests only)")
             routes += routes_for_tests(self)
         self.asgi = Starlette(
-            routes=[*routes, *chat_routes(self)],  # after CSRF's list: the chat's polls carry signed tokens, no cookie
+            # after CSRF's list: the chat's polls carry signed tokens, Prosody's calls a shared secret
+            routes=[*routes, *chat_routes(self), *xmpp_routes],
             middleware=[Middleware(Sessions, secret=self.secret),
                         Middleware(CSRFMiddleware, error=self.error, routes=routes)],
             exception_handlers={HTTPException: self.http_error, SignInRequired: self.sign_in_required,

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Column, String, Text
+from sqlalchemy import BigInteger, Column, Index, String, Text, text
 
 from opensupp.accounts.models import child_table
 
@@ -19,7 +19,12 @@ users = child_table(
     Column("lang", String(8), nullable=False),
     Column("password_hash", String(255), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    # when the user last logged in with an XMPP client (xmpp/auth.py): the XMPP bridge writes
+    # the account's visitors to such agents, to be kept for them while they are offline
+    Column("xmpp_login_at", BigInteger, nullable=True),
 )
+Index("ix_users_xmpp_login_at", users.c.account_id, sqlite_where=text("xmpp_login_at IS NOT NULL"),
+      postgresql_where=text("xmpp_login_at IS NOT NULL"))
 
 
 @dataclass(slots=True)
