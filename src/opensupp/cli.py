@@ -361,7 +361,7 @@ def xmpp() -> None:
 @click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Prosody's log [default: the console]")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="[default: <out>/prosody.pid]")
+              help="[default: <data-path>/prosody.pid]")
 def xmpp_setup(domain: str, out: Path, opensupp_url: str, c2s_port: int, c2s_interfaces: tuple[str, ...],
                component_port: int, data_path: Path, certificate: Path | None, key: Path | None,
                log_file: Path | None, pidfile: Path | None) -> None:

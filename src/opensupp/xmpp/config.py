@@ -112,6 +112,7 @@ def prosody_config(*, domain: str, auth_url: str, auth_secret: str, component_se
 -- It holds two secrets: keep it readable by root and the prosody group only.
 
 pidfile = {_lua(str(pidfile))}
+certificates = {_lua(str(certificate.parent))}
 data_path = {_lua(str(data_path))}
 plugin_paths = {{ {_lua(str(modules))} }}
 {log}
@@ -141,11 +142,13 @@ VirtualHost {_lua(domain)}
     opensupp_auth_secret = {_lua(auth_secret)}
     ssl = {{ certificate = {_lua(str(certificate))}; key = {_lua(str(key))} }}
     privileged_entities = {{
-        [{_lua(component)}] = {{ roster = "both"; message = "outgoing"; presence = "managed_entity" }};
+        -- the least the bridge needs: agents' rosters (visitors added) and their presence (their status)
+        [{_lua(component)}] = {{ roster = "both"; presence = "managed_entity" }};
     }}
 
 Component {_lua(component)}
     component_secret = {_lua(component_secret)}
+    modules_enabled = {{ "privilege" }} -- it tells the component its privileges when it connects
 """
 
 
@@ -174,7 +177,7 @@ def write_setup(settings: Settings, *, domain: str, out: Path, opensupp_url: str
         domain=domain, auth_url=opensupp_url.rstrip("/") + "/xmpp/auth", auth_secret=auth_secret,
         component_secret=component_secret, component_host=component_host, component_port=component_port,
         c2s_port=c2s_port, c2s_interfaces=list(c2s_interfaces), data_path=data_path.absolute(), modules=modules,
-        pidfile=(pidfile or out / "prosody.pid").absolute(), log_file=log_file.absolute() if log_file else None,
+        pidfile=(pidfile or data_path / "prosody.pid").absolute(), log_file=log_file.absolute() if log_file else None,
         certificate=(certificate or Path(f"/etc/prosody/certs/{domain}.crt")).absolute(),
         key=(key or Path(f"/etc/prosody/certs/{domain}.key")).absolute())
     modules.mkdir(parents=True, exist_ok=True)
