@@ -13,6 +13,7 @@ OPENSUPP_REQUIRE_COMPILED=1 (as .ci/run sets) refuses the pure-Python fallback.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import socket
@@ -70,7 +71,9 @@ def _postgres_admin(sql: str) -> None:
         finally:
             await conn.close()
 
-    asyncio.run(run())
+    # in a thread of its own: a test may hold a running loop here (Playwright's sync API does)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 def _fresh_postgres() -> tuple[str, str]:
@@ -97,7 +100,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         return
     name, url = _fresh_postgres()
     try:
-        migrate(url)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:  # (its asyncio.run: see _postgres_admin)
+            pool.submit(migrate, url).result()
         yield url
     finally:
         _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.sync.client import ClientConnection, connect
+from test_chat_box import browser as browser  # noqa: F401 (the fixture: Debian's Chromium)
 from xmpp_kit import DOMAIN, Prosody, XmppAgent, prosody_missing
 
 from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
@@ -227,6 +228,42 @@ def test_a_visitor_becomes_a_contact_and_the_two_chat_through_the_same_core(stac
         agent.close()
 
 
+def test_in_chromium_the_chat_box_and_an_xmpp_client_chat(stack: Stack, browser: Any) -> None:
+    from test_chat_box import HostSite, Live, Visit, pump_browsers
+
+    account_id, key = stack.account()
+    user_id = stack.agent(account_id)
+    agent = _agent(stack, user_id)
+    host = HostSite()
+    v = Visit(browser, Live(stack.server.url, key, host))
+    try:
+        assert agent.login()
+        v.open(v.live.snippet())
+        box = v.box()
+        box.wait_for_function("() => window.opensuppBox.state.connected", timeout=15_000)
+        box.wait_for_function("() => document.getElementById('status').textContent === 'We are online'")
+        v.click_launcher(box)
+        box.locator("#input").fill("Do you ship to Brno?")
+        box.locator("#input").press("Enter")
+        got = agent.message(body="Do you ship to Brno?", pump=pump_browsers)
+        vid = v.page.evaluate("() => smartsupp.vid")
+        assert got["from"] == f"{visitor_local(vid)}@visitors.{DOMAIN}"
+
+        agent.send(got["from"], "Yes: in two days, <b>free</b> over 50 EUR.")
+        box.locator(".msg.agent").wait_for()
+        assert box.locator(".msg.agent").text_content() == "AnnaYes: in two days, <b>free</b> over 50 EUR."
+        conversation = stack.api.get(f"/accounts/{account_id}/conversations/").json()["records"][0]
+        stored = stack.api.get(f"/accounts/{account_id}/conversations/{conversation['id']}/get").json()
+        assert [(m["type"], m["text"], m["userId"]) for m in stored["messages"]] == [
+            ("visitor", "Do you ship to Brno?", None),
+            ("agent", "Yes: in two days, <b>free</b> over 50 EUR.", str(user_id))]
+        assert v.errors == [] and v.elsewhere == []
+    finally:
+        v.close()
+        host.close()
+        agent.close()
+
+
 def test_a_foreign_or_ended_conversation_and_a_bad_text_get_an_xmpp_error(stack: Stack) -> None:
     account_id, key = stack.account()
     other_account, other_key = stack.account("Other shop")
@@ -367,6 +404,7 @@ def test_the_authentication_endpoint_answers_prosody_only(stack: Stack) -> None:
 def test_the_authentication_endpoint_refuses_other_addresses(tmp_path: Path, database_url: str) -> None:
     """Only loopback: an address that is not gets 403, whatever it sends."""
     import asyncio
+    import concurrent.futures
 
     from opensupp.app import create_app
     from opensupp.xmpp.config import write_setup
@@ -386,9 +424,13 @@ def test_the_authentication_endpoint_refuses_other_addresses(tmp_path: Path, dat
         finally:
             await app.shutdown()
 
-    refused = asyncio.run(ask(("10.1.2.3", 5555)))
+    def run(client: tuple[str, int]) -> httpx.Response:  # off this thread, where Playwright's loop may run
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, ask(client)).result()
+
+    refused = run(("10.1.2.3", 5555))
     assert refused.status_code == 403 and refused.text == "only Prosody on this machine may ask\n"
-    assert asyncio.run(ask(("127.0.0.1", 5555))).status_code == 200
+    assert run(("127.0.0.1", 5555)).status_code == 200
 
 
 # --------------------------------------------------------------------------- the setup command

@@ -199,14 +199,19 @@ class XmppAgent:
 
         return dict(self._call(roster()))
 
-    def message(self, timeout: float = 15, **fields: Any) -> dict[str, Any]:
-        """The next message (or error) matching ``fields``; those skipped are dropped."""
+    def message(self, timeout: float = 15, pump: Any = None, **fields: Any) -> dict[str, Any]:
+        """The next message (or error) matching ``fields``; those skipped are dropped. ``pump``:
+        called while waiting (a browser's sync API handles its pages' requests only then)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
-                got = self.messages.get(timeout=max(0.01, deadline - time.monotonic()))
+                got = self.messages.get(timeout=0.05 if pump else max(0.01, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(f"{self.jid} got no message {fields} in {timeout} s") from None
+                if time.monotonic() >= deadline:
+                    raise AssertionError(f"{self.jid} got no message {fields} in {timeout} s") from None
+                if pump:
+                    pump()
+                continue
             if all(got.get(k) == v for k, v in fields.items()):
                 return got
 
