@@ -20,8 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.sync.client import ClientConnection, connect
 from test_chat_box import browser as browser  # noqa: F401 (the fixture: Debian's Chromium)
+from websockets.sync.client import ClientConnection, connect
 from xmpp_kit import DOMAIN, Prosody, XmppAgent, prosody_missing
 
 from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
