@@ -463,7 +463,7 @@ def test_the_setup_command_writes_both_sides_with_their_secrets_kept_apart(tmp_p
         assert failed.returncode == 1 and says in failed.stderr and "Traceback" not in failed.stderr
 
 
-def test_a_broken_setup_file_stops_the_server_with_one_line(tmp_path: Path) -> None:
+def test_a_broken_setup_file_stops_the_bridge_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "xmpp.json").write_text("{not json")
     env = {**os.environ, "OPENSUPP_DATA_DIR": str(tmp_path), "OPENSUPP_DATABASE_URL": f"sqlite:///{tmp_path}/o.db"}
     failed = opensupp("xmpp", "run", env=env, check=False)
