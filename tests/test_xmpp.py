@@ -13,6 +13,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import pwd
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,15 +208,20 @@ def test_a_visitor_becomes_a_contact_and_the_two_chat_through_the_same_core(stac
         roster = agent.roster()
         assert roster[visitor.jid] == {"name": "Vera Visitor", "subscription": "both", "groups": ["Visitors"]}
 
-        agent.send(visitor.jid, "Yes, two left. Shall I reserve one?")
-        frame = visitor.agent_message("Yes, two left. Shall I reserve one?")
+        assert agent.nothing(0.3) == []  # once
+
+        agent.send(visitor.jid, "Yes, two left.")
+        agent.send(visitor.jid, "Shall I reserve one?")  # at once: stored in the order sent
+        visitor.agent_message("Yes, two left.")
+        frame = visitor.agent_message("Shall I reserve one?")
         assert frame["message"]["userId"] == user_id and frame["message"]["agentNick"] == "Anna"
         # stored as the dashboard stores it: the partner API reads the conversation
         conversations = stack.api.get(f"/accounts/{account_id}/conversations/").json()["records"]
         assert len(conversations) == 1
         stored = stack.api.get(f"/accounts/{account_id}/conversations/{conversations[0]['id']}/get").json()
         assert [(m["type"], m["text"]) for m in stored["messages"]] == [
-            ("visitor", "Hello, is the blue kettle in stock?"), ("agent", "Yes, two left. Shall I reserve one?")]
+            ("visitor", "Hello, is the blue kettle in stock?"), ("agent", "Yes, two left."),
+            ("agent", "Shall I reserve one?")]
 
         # away: the agent counts, but not as online; available again: online
         agent.status("away")
@@ -280,6 +288,12 @@ def test_a_foreign_or_ended_conversation_and_a_bad_text_get_an_xmpp_error(stack:
         stranger.send(visitor.jid, "I am not of this shop", stanza_id="s1")
         error = stranger.message(type="error")
         assert error["condition"] == "item-not-found" and error["text"] == "No such visitor in your account."
+        # nor does it reach the other account's agents themselves (Prosody's firewall rules, from the setup)
+        stranger.send(f"uid{user_id}@{DOMAIN}", "psst, about your customers")
+        error = stranger.message(type="error")
+        assert error["from"] == f"uid{user_id}@{DOMAIN}" and error["text"] == (
+            "Agents write to visitors here, not to other users.")
+        assert agent.nothing(0.5) == []
 
         agent.send(visitor.jid, "x" * 2001, stanza_id="long")
         error = agent.message(type="error")
@@ -295,6 +309,11 @@ def test_a_foreign_or_ended_conversation_and_a_bad_text_get_an_xmpp_error(stack:
         agent.send(visitor.jid, "One more thing")
         error = agent.message(type="error")
         assert error["condition"] == "not-allowed" and "ended" in error["text"]
+        # the ended conversation's visitor left the agent's contacts (a roster holds those in progress)
+        deadline = time.monotonic() + 10
+        while visitor.jid in agent.roster():
+            assert time.monotonic() < deadline, agent.roster()
+            time.sleep(0.05)
         stored = stack.api.get(f"/accounts/{account_id}/conversations/{conversation['id']}/get").json()
         # none of the refused ones: the visitor's message, and the close
         assert [(m["type"], m["text"]) for m in stored["messages"]] == [("visitor", "Hi there"),
@@ -346,8 +365,11 @@ def test_prosody_restarted_mid_chat_the_bridge_comes_back_and_nothing_is_lost(st
         stack.wait_for_bridge(connects + 1)
         agent.logout()  # its connection went with the old Prosody
         assert agent.login()
-        got = agent.message(body="While Prosody is down", timeout=20)
-        assert got["from"] == visitor.jid
+        got = agent.message(timeout=20)
+        if got["body"] == "Before the restart":  # written again: it was in the moments before the loss
+            got = agent.message(timeout=20)
+        assert (got["body"], got["from"]) == ("While Prosody is down", visitor.jid)
+        assert agent.nothing(0.5) == []  # once
         agent.send(visitor.jid, "Got it after the restart")
         visitor.agent_message("Got it after the restart")
         log = stack.server.log_text()
@@ -355,6 +377,57 @@ def test_prosody_restarted_mid_chat_the_bridge_comes_back_and_nothing_is_lost(st
     finally:
         visitor.close()
         agent.close()
+
+
+def test_the_bridge_runs_in_a_process_of_its_own_beside_the_server(prosody_here: None, database_url: str,
+                                                                   tmp_path: Path) -> None:
+    """`opensupp xmpp run` with OPENSUPP_XMPP=0 on the server: the chat's events and the agents'
+    presence cross the processes through PostgreSQL's LISTEN/NOTIFY."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a bridge in its own process hears the server's processes through PostgreSQL (or Redis)")
+    port = free_port()
+    data_dir = tmp_path / "opensupp"
+    prosody = Prosody(Settings(data_dir=data_dir), f"http://127.0.0.1:{port}")
+    env = {**os.environ, "OPENSUPP_DATABASE_URL": database_url, "OPENSUPP_DATA_DIR": str(data_dir),
+           "OPENSUPP_XMPP": "0"}
+    log = tmp_path / "bridge.log"
+    bridge = server = agent = visitor = None
+    try:
+        prosody.start()
+        server = start_server(database_url, tmp_path, env=env, port=port)
+        bridge = subprocess.Popen([sys.executable, "-m", "opensupp", "xmpp", "run"], env=env,
+                                  stdout=log.open("w"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while "XMPP bridge: connected to Prosody" not in log.read_text():
+            assert time.monotonic() < deadline and bridge.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert "XMPP bridge" not in server.log_text()  # the server runs none
+        with httpx.Client(base_url=server.url, timeout=20, headers={"apiKey": cli_key(env)}) as api:
+            r = api.post("/accounts/create", json={"title": "Split", "lang": "en"})
+            account_id, key = int(r.json()["id"]), r.json()["accountKey"]
+            r = api.post(f"/accounts/{account_id}/users/create", json={
+                "email": f"split-{time.monotonic_ns()}@acme.example", "password": PASSWORD, "fullname": "S Agent",
+                "nickname": "Sam"})
+            user_id = int(r.json()["id"])
+        agent = XmppAgent(prosody, f"uid{user_id}", PASSWORD)
+        assert agent.login()
+        holder = type("S", (), {"server": server})()  # what Visitor reads of a Stack
+        visitor = Visitor(holder, key)  # type: ignore[arg-type]
+        assert visitor.status == "online" or visitor.wait("account.updated", status="online")
+        visitor.say("Across processes?")
+        assert agent.message(body="Across processes?")["from"] == visitor.jid
+        agent.send(visitor.jid, "Yes, through PostgreSQL.")
+        visitor.agent_message("Yes, through PostgreSQL.")
+    finally:
+        for closing in (visitor, agent):
+            if closing is not None:
+                closing.close()
+        if bridge is not None:
+            bridge.terminate()
+            bridge.wait(timeout=15)
+        if server is not None:
+            stop_server(server)
+        prosody.close()
 
 
 # --------------------------------------------------------------------------- the endpoint Prosody asks
@@ -451,14 +524,23 @@ def test_the_setup_command_writes_both_sides_with_their_secrets_kept_apart(tmp_p
     assert (tmp_path / "data" / "xmpp.json").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "prosody" / "prosody.cfg.lua").stat().st_mode & 0o077 in (0, 0o040)
     assert (tmp_path / "prosody" / "modules" / "mod_auth_opensupp.lua").read_text().startswith("-- mod_auth_opensupp")
+    assert "TO: <*>@chat.example.com" in (tmp_path / "prosody" / "opensupp.pfw").read_text()
+    assert "firewall_scripts" in config
     # again: new secrets on both sides
     opensupp("xmpp", "setup", "--domain", "chat.example.com", "--out", str(tmp_path / "prosody"),
              "--data-path", str(tmp_path / "pdata"), env=env)
     assert json.loads((tmp_path / "data" / "xmpp.json").read_text())["component_secret"] != mine["component_secret"]
 
+    # as root for the user who runs opensupp: --data-dir (sudo drops OPENSUPP_DATA_DIR) and --owner
+    if os.geteuid() == 0:
+        opensupp("xmpp", "setup", "--domain", "chat.example.com", "--out", str(tmp_path / "prosody"),
+                 "--data-path", str(tmp_path / "pdata"), "--data-dir", str(tmp_path / "theirs"), "--owner", "nobody",
+                 env={k: v for k, v in env.items() if k != "OPENSUPP_DATA_DIR"})
+        assert (tmp_path / "theirs" / "xmpp.json").stat().st_uid == pwd.getpwnam("nobody").pw_uid
     for bad, says in ((["--domain", "not a domain"], "--domain"), (["--domain", "localhost"], "--domain"),
                       (["--domain", "chat.example.com", "--c2s-port", "5347"], "must differ"),
-                      (["--domain", "chat.example.com", "--opensupp-url", "ftp://x"], "--opensupp-url")):
+                      (["--domain", "chat.example.com", "--opensupp-url", "ftp://x"], "--opensupp-url"),
+                      (["--domain", "chat.example.com", "--owner", "no-such-user-here"], "--owner")):
         failed = opensupp("xmpp", "setup", *bad, "--out", str(tmp_path / "p2"), env=env, check=False)
         assert failed.returncode == 1 and says in failed.stderr and "Traceback" not in failed.stderr
 

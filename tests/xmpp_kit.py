@@ -148,7 +148,12 @@ class XmppAgent:
             await client.get_roster()
             started.set()
 
+        seen: list[Any] = []  # slixmpp may hand one error stanza to both events
+
         def message(stanza: Any) -> None:
+            if any(stanza.xml is xml for xml in seen):
+                return
+            seen[:] = [*seen[-20:], stanza.xml]
             error = stanza["error"] if stanza["type"] == "error" else None
             self.messages.put({"type": stanza["type"], "from": str(stanza["from"]), "to": str(stanza["to"]),
                                "body": stanza["body"], "id": stanza["id"],
@@ -158,6 +163,7 @@ class XmppAgent:
         client.add_event_handler("session_start", session_start)
         client.add_event_handler("failed_all_auth", lambda _: refused.set())
         client.add_event_handler("message", message)
+        client.add_event_handler("message_error", message)
         self.client = client
         client.connect("127.0.0.1", self.prosody.c2s_port)
         waits = [asyncio.ensure_future(started.wait()), asyncio.ensure_future(refused.wait())]

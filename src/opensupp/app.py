@@ -65,7 +65,7 @@ def create_app(settings: Settings, db: Database | None = None) -> Front:
     if site.xmpp_config is not None and settings.xmpp and site.chat is not None:
         from opensupp.xmpp.bridge import Bridge
 
-        core.background.append(Bridge(site.xmpp_config, core.db, site.chat).run)
+        core.background.append(Bridge(site.xmpp_config, core.db, site.chat).run_logged)
     return Front(core, site.asgi, site.chat.websockets if site.chat is not None else None)
 
 

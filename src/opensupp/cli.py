@@ -362,18 +362,24 @@ def xmpp() -> None:
               help="Prosody's log [default: the console]")
 @click.option("--pidfile", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="[default: <data-path>/prosody.pid]")
+@click.option("--data-dir", "data_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="opensupp's data directory, where xmpp.json goes (sudo drops OPENSUPP_DATA_DIR) "
+              "[default: OPENSUPP_DATA_DIR's]")
+@click.option("--owner", default=None, help="the user who runs opensupp, to own xmpp.json (when run as root)")
 def xmpp_setup(domain: str, out: Path, opensupp_url: str, c2s_port: int, c2s_interfaces: tuple[str, ...],
                component_port: int, data_path: Path, certificate: Path | None, key: Path | None,
-               log_file: Path | None, pidfile: Path | None) -> None:
+               log_file: Path | None, pidfile: Path | None, data_dir: Path | None, owner: str | None) -> None:
     """Write Prosody's config, its authentication module and opensupp's side of the setup (new secrets)."""
     from opensupp.xmpp.config import SetupError, check_domain, write_setup
 
     settings = _settings()
+    if data_dir is not None:
+        settings = settings.model_copy(update={"data_dir": data_dir.absolute(), "xmpp_config": None})
     try:
         prosody, module, mine = write_setup(
             settings, domain=domain, out=out, opensupp_url=opensupp_url, c2s_port=c2s_port,
             c2s_interfaces=c2s_interfaces, component_port=component_port, data_path=data_path, pidfile=pidfile,
-            log_file=log_file, certificate=certificate, key=key)
+            log_file=log_file, certificate=certificate, key=key, owner=owner)
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -426,7 +432,7 @@ def xmpp_run() -> None:
         transport = ChatTransport(DatabaseCore(db), secret_key(settings),
                                   lambda: hub_for(url, settings.redis_url))
         try:
-            await Bridge(config, db, transport).run()
+            await Bridge(config, db, transport).run_logged()
         finally:
             await transport.close()
             await db.close()

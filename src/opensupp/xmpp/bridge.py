@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -56,11 +55,15 @@ GROUP = "Visitors"
 MAX_RETRY_SECONDS = 5
 #: messages written this long before the connection was found lost are written again after it
 UNSURE_SECONDS = 2.0
+#: a process taking the component over from another writes again what came in this long before
+TAKEOVER_SECONDS = 10.0
 #: how often the list of XMPP agents is read again (new logins are also seen by their presence)
 AGENTS_SECONDS = 60.0
 #: (agent, visitor) pairs known to be in the roster, kept by this process
 ROSTERED = 100_000
 SHOW_AWAY = {"away", "xa", "dnd"}
+#: agents who have not logged in with XMPP for this long get no more visitors written to them
+AGENT_DAYS = 30
 
 
 class Component(ComponentXMPP):
@@ -109,13 +112,26 @@ class Bridge:
         self._resources: dict[int, dict[str, str]] = {}  # user -> resource -> online/away
         self._visitors: dict[tuple[int, int], tuple[str, str]] = {}  # (account, conversation) -> (vid, name)
         self._queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        #: set while no replay runs: the relay of live events waits for it (no reordering, no doubles)
+        self._quiet = asyncio.Event()
+        self._quiet.set()
+        self._replays = 0
+        self._holding: set[int] = set()  # accounts whose topic is being subscribed to
+        self._presence_account: dict[int, int] = {}  # user -> the account its xmpp device counts in
+        self._writing: dict[int, asyncio.Lock] = {}  # user -> one reply stored at a time, in order (agents: few)
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ life
 
     async def run(self) -> None:
         """Connects, serves, connects again, until cancelled (the server's background task)."""
-        await self.transport.start()
+        for attempt in range(1_000_000):
+            try:
+                await self.transport.start()
+                break
+            except Exception as exc:  # the hub's database or Redis is not reachable yet
+                log.warning("XMPP bridge: the chat's hub could not start (%s); trying again", exc)
+                await asyncio.sleep(min(30, 2 ** attempt))
         for attempt in range(1_000_000):
             try:
                 await self._load_agents()
@@ -140,6 +156,19 @@ class Bridge:
             await asyncio.Event().wait()
         finally:
             await self.close()
+
+    async def run_logged(self) -> None:
+        """``run``, its failure logged (a background task's error would be lost), then tried again."""
+        while True:
+            try:
+                await self.run()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("XMPP bridge: stopped by an error; starting again in 5 s")
+                await self.close()
+                self.stopping = False
+                await asyncio.sleep(5)
 
     async def close(self) -> None:
         self.stopping = True
@@ -167,23 +196,32 @@ class Bridge:
 
     async def _session_start(self, _: Any) -> None:
         self.connects += 1
-        self._standing_by = False
+        if self._standing_by:  # taking over: what the process that held it may not have written
+            self._mark_unsure(TAKEOVER_SECONDS)
+            self._standing_by = False
         self.connected.set()
         log.info("XMPP bridge: connected to Prosody as %s", self.config.component)
-        # what could not be written while away (or may have been lost with the connection)
+        # what could not be written while away (or may have been lost with the connection), before
+        # anything live: the relay waits meanwhile
         replay, self._replay_from = self._replay_from, {}
         for account_id, after in replay.items():
-            await self._replay(account_id, after)
+            try:
+                await self._replay(account_id, after)
+            except Exception:
+                log.warning("XMPP bridge: account %d's messages could not be written again; trying at the next "
+                            "connection", account_id, exc_info=True)
+                previous = self._replay_from.get(account_id)
+                self._replay_from[account_id] = after if previous is None else min(previous, after)
 
     async def _disconnected(self, reason: Any) -> None:
         lost = self.connected.is_set()
         self.connected.clear()
         if lost:
             log.warning("XMPP bridge: the connection to Prosody was lost (%s); connecting again", reason or "closed")
-            self._mark_unsure()
+            self._mark_unsure(lost=True)
         await self._drop_all_presence()  # the agents' clients were connected through it
         if not self.stopping and self.xmpp is not None:
-            await asyncio.sleep(1)
+            await asyncio.sleep(MAX_RETRY_SECONDS if self._standing_by else 1)
             if not self.stopping:
                 self.xmpp.connect()
 
@@ -192,29 +230,33 @@ class Bridge:
         if condition == "conflict":  # another process (a worker of this server) holds the component
             if not self._standing_by:
                 self._standing_by = True
+                self._replay_from.clear()
                 log.info("XMPP bridge: another process is connected as %s; this one stands by and takes over "
                          "when it goes", self.config.component)
             return
         log.error("XMPP bridge: Prosody refused the component (%s): are component_secret in its config and "
                   "the setup's xmpp.json from the same `opensupp xmpp setup`?", condition)
 
-    def _mark_unsure(self) -> None:
-        """Messages written shortly before the loss are written again after the reconnect."""
-        cutoff = time.monotonic() - UNSURE_SECONDS
+    def _mark_unsure(self, seconds: float = UNSURE_SECONDS, lost: bool = False) -> None:
+        """Messages written in the last ``seconds`` are written again after the reconnect; ``lost``:
+        and every account's from its cursor (what the relay had not written yet)."""
+        cutoff = time.monotonic() - seconds
         for account_id, message_id, at in self._recent:
             if at >= cutoff:
                 previous = self._replay_from.get(account_id)
                 before = message_id - 1
                 if previous is None or before < previous:
                     self._replay_from[account_id] = before
-        for account_id, cursor in self._cursor.items():
-            self._replay_from.setdefault(account_id, cursor)
+        if lost:
+            for account_id, cursor in self._cursor.items():
+                self._replay_from.setdefault(account_id, cursor)
 
     # ------------------------------------------------------------------ agents and accounts
 
     async def _load_agents(self) -> None:
         async with self.db.read() as session:
-            rows = await session.fetch("SELECT id, account_id FROM users WHERE xmpp_login_at IS NOT NULL")
+            rows = await session.fetch("SELECT id, account_id FROM users WHERE xmpp_login_at IS NOT NULL"
+                                       " AND xmpp_login_at >= $1", int(time.time()) - AGENT_DAYS * 86400)
         agents: dict[int, set[int]] = {}
         for user_id, account_id in rows:
             agents.setdefault(account_id, set()).add(user_id)
@@ -227,6 +269,11 @@ class Bridge:
                 subscription.close()
         for account_id in agents:
             await self._hold(account_id)
+        # an agent deleted (or gone from XMPP) while its client is still connected no longer counts
+        for user_id in [u for u in self._resources if u not in self._account_of]:
+            if await self._agent_account(user_id) is None:
+                self._resources.pop(user_id, None)
+                await self._set_presence(user_id)
 
     async def _reload_agents(self) -> None:
         while True:
@@ -236,17 +283,33 @@ class Bridge:
             except Exception:
                 log.warning("XMPP bridge: the list of XMPP agents could not be read", exc_info=True)
 
-    async def _hold(self, account_id: int) -> None:
-        """The account's agents topic, with the cursor from which its messages are written."""
-        if account_id in self._subscriptions:
+    async def _hold(self, account_id: int, since: int | None = None) -> None:
+        """The account's agents topic. Its messages are written from the last one stored before
+        ``since`` (a new XMPP agent's login: what visitors wrote while the bridge learnt of the
+        agent is not skipped), or before now; those stored until the subscription took are
+        written first."""
+        if account_id in self._subscriptions or account_id in self._holding:
             return
-        async with self.db.read() as session:
-            last = await session.fetchval("SELECT MAX(id) FROM messages WHERE account_id = $1", account_id)
-        self._cursor.setdefault(account_id, last or 0)
-        hub = self.transport.hub
-        assert hub is not None
-        self._subscriptions[account_id] = await hub.subscribe(
-            agents_topic(account_id), lambda data: self._queue.put_nowait((account_id, data)))
+        self._holding.add(account_id)
+        try:
+            async with self.db.read() as session:
+                if since is None:
+                    last = await session.fetchval("SELECT MAX(id) FROM messages WHERE account_id = $1", account_id)
+                else:
+                    last = await session.fetchval("SELECT MAX(id) FROM messages WHERE account_id = $1"
+                                                  " AND created_at < $2", account_id, since)
+            cursor = int(last or 0)
+            self._cursor.setdefault(account_id, cursor)
+            hub = self.transport.hub
+            assert hub is not None
+            self._subscriptions[account_id] = await hub.subscribe(
+                agents_topic(account_id), lambda data: self._queue.put_nowait((account_id, data)))
+        finally:
+            self._holding.discard(account_id)
+        if self.connected.is_set():
+            await self._replay(account_id, cursor, catch_up=True)
+        else:
+            self._replay_from.setdefault(account_id, cursor)
         # the visitors on the site now: every process holding them answers with visitor.connected
         await hub.publish(f"account:{account_id}", b'{"type":"_rollcall"}')
 
@@ -256,13 +319,15 @@ class Bridge:
         if account_id is not None:
             return account_id
         async with self.db.read() as session:
-            account_id = await session.fetchval("SELECT account_id FROM users WHERE id = $1", user_id)
-        if account_id is None:
+            row = await session.fetchrow("SELECT account_id, xmpp_login_at FROM users WHERE id = $1", user_id)
+        if row is None:
             return None
+        account_id = int(row[0])
         self._account_of[user_id] = account_id
         self.agents.setdefault(account_id, set()).add(user_id)
-        await self._hold(account_id)
-        return int(account_id)
+        # from a little before the login (its second), so that a visitor who wrote meanwhile is not skipped
+        await self._hold(account_id, since=int(row[1]) - 1 if row[1] is not None else None)
+        return account_id
 
     def _agent_of(self, jid: JID) -> int | None:
         return user_of(jid.user) if jid.domain == self.config.domain else None
@@ -275,6 +340,7 @@ class Bridge:
             if item is None:
                 return
             account_id, data = item
+            await self._quiet.wait()
             try:
                 await self._relay(account_id, data)
             except Exception:
@@ -295,6 +361,8 @@ class Bridge:
                 if vid:
                     self._online_vids.setdefault(account_id, set()).add(vid)
                     self._visitor_presence(account_id, vid, True)
+            elif kind == "chat.closed" and isinstance(frame.get("conversationId"), int):
+                await self._unroster(account_id, frame["conversationId"])
             elif kind == "visitor.disconnected":
                 vid = str(frame.get("vid") or "")
                 self._online_vids.get(account_id, set()).discard(vid)
@@ -303,6 +371,10 @@ class Bridge:
     async def _write_message(self, account_id: int, message: dict[str, Any], replay: bool = False) -> None:
         message_id = message.get("id")
         if not isinstance(message_id, int):
+            return
+        if self._standing_by:  # another process holds the component and writes it: nothing is owed
+            self._cursor[account_id] = max(message_id, self._cursor.get(account_id, 0))
+            self._recent.append((account_id, message_id, time.monotonic()))  # (but for a takeover's moment)
             return
         if not self.connected.is_set():  # written from the database after the reconnect
             self._replay_from.setdefault(account_id, self._cursor.get(account_id, message_id - 1))
@@ -323,9 +395,9 @@ class Bridge:
         if local is None:
             return
         sender = JID(f"{local}@{self.config.component}")
-        self._recent.append((account_id, message_id, time.monotonic()))
         for user_id in sorted(agents):
             await self._ensure_rostered(user_id, vid, sender, name)
+            self._recent.append((account_id, message_id, time.monotonic()))  # (after the roster's round trip)
             xmpp = self.xmpp
             if xmpp is None or not self.connected.is_set():
                 self._replay_from.setdefault(account_id, message_id - 1)
@@ -336,17 +408,26 @@ class Bridge:
             stanza.send()
         self.relayed += 1
 
-    async def _replay(self, account_id: int, after: int) -> None:
+    async def _replay(self, account_id: int, after: int, catch_up: bool = False) -> None:
+        """The account's messages after ``after``, from the database, while the live relay waits.
+        ``catch_up``: only those the live relay has not written (a new subscription's gap)."""
         core = self.transport.core
         if core is None:
             return
-        while True:
-            messages = await core.messages_after(account_id, after, 500)
-            for message in messages:
-                await self._write_message(account_id, message, replay=True)
-            if len(messages) < 500:
-                return
-            after = int(messages[-1]["id"])
+        self._replays += 1
+        self._quiet.clear()
+        try:
+            while True:
+                messages = await core.messages_after(account_id, after, 500)
+                for message in messages:
+                    await self._write_message(account_id, message, replay=not catch_up)
+                if len(messages) < 500:
+                    return
+                after = int(messages[-1]["id"])
+        finally:
+            self._replays -= 1
+            if not self._replays:
+                self._quiet.set()
 
     async def _visitor_of(self, account_id: int, conversation_id: int) -> tuple[str, str] | None:
         key = (account_id, conversation_id)
@@ -376,11 +457,12 @@ class Bridge:
         agent = JID(f"{agent_local(user_id)}@{self.config.domain}")
         try:
             await xmpp.plugin["xep_0356"].set_roster(
-                agent, {contact.bare: {"name": name[:100], "subscription": "both", "groups": [GROUP]}}, timeout=5)
+                agent, {contact.bare: {"name": name[:100], "subscription": "both", "groups": [GROUP]}}, timeout=3)
         except PermissionError:
             log.warning("XMPP bridge: Prosody gave the component no roster privilege (mod_privilege and "
                         "privileged_entities, as `opensupp xmpp setup` writes them): %s is not added to %s's "
                         "contacts", contact.bare, agent.bare)
+            return
         except (IqError, IqTimeout) as exc:
             log.warning("XMPP bridge: adding %s to %s's contacts failed: %s", contact.bare, agent.bare, exc)
             return
@@ -389,6 +471,25 @@ class Bridge:
             self._rostered.popitem(last=False)
         online = vid in self._online_vids.get(self._account_of.get(user_id, -1), set())
         self._send_presence(contact, agent, online)
+
+    async def _unroster(self, account_id: int, conversation_id: int) -> None:
+        """A conversation ended: its visitor leaves the contacts of the account's XMPP agents (a
+        roster holds the conversations in progress, not every visitor ever)."""
+        xmpp = self.xmpp
+        found = await self._visitor_of(account_id, conversation_id)
+        if found is None or xmpp is None or not self.connected.is_set():
+            return
+        vid = found[0]
+        local = visitor_local(vid)
+        if local is None:
+            return
+        contact = f"{local}@{self.config.component}"
+        for user_id in sorted(self.agents.get(account_id, ())):
+            agent = JID(f"{agent_local(user_id)}@{self.config.domain}")
+            self._send_presence(JID(contact), agent, False)
+            with contextlib.suppress(PermissionError, IqError, IqTimeout):
+                await xmpp.plugin["xep_0356"].set_roster(agent, {contact: {"subscription": "remove"}}, timeout=3)
+            self._rostered.pop((user_id, vid), None)
 
     def _visitor_presence(self, account_id: int, vid: str, online: bool) -> None:
         local = visitor_local(vid)
@@ -425,14 +526,17 @@ class Bridge:
         if vid is None or account_id is None:
             self._error(message, "cancel", "item-not-found", "No such visitor.")
             return
-        raw_id = message["id"] or ""
-        client_id = "xmpp-" + hashlib.sha256(f"{sender.bare}/{raw_id}".encode()).hexdigest()[:32] if raw_id else None
         core = self.transport.core
         if core is None:
             self._error(message, "wait", "service-unavailable", "The chat service is not configured.")
             return
+        # slixmpp runs each stanza's handler as a task: one agent's replies are stored one at a time,
+        # in the order they came (a lock hands over in order). No client id: Prosody hands the
+        # component each stanza once, and XMPP clients' stanza ids are not unique enough to key on.
+        lock = self._writing.setdefault(user_id, asyncio.Lock())
         try:
-            posted, conversation = await core.reply_to_visitor(account_id, user_id, vid, text, client_id)
+            async with lock:
+                posted, conversation = await core.reply_to_visitor(account_id, user_id, vid, text, None)
         except NotFound:
             log.info("XMPP: agent %d of account %d wrote to a visitor who is not the account's", user_id, account_id)
             self._error(message, "cancel", "item-not-found", "No such visitor in your account.")
@@ -470,29 +574,36 @@ class Bridge:
             resources.pop(sender.resource, None)
         else:
             resources[sender.resource] = "away" if presence["show"] in SHOW_AWAY else "online"
-        account_id = await self._agent_account(user_id)
-        if account_id is None:
-            return
-        await self._set_presence(account_id, user_id)
+        if await self._agent_account(user_id) is None:
+            self._resources.pop(user_id, None)  # deleted: whatever its client says, it counts no more
+        await self._set_presence(user_id)
 
-    async def _set_presence(self, account_id: int, user_id: int) -> None:
+    async def _set_presence(self, user_id: int) -> None:
+        """The agent's xmpp device in the chat's Presence: its resources' best status, or none."""
         presence = self.transport.presence
         if presence is None:
             return
         statuses = set(self._resources.get(user_id, {}).values())
         device = ("xmpp", user_id)
+        counted_in = self._presence_account.get(user_id)
         if not statuses:
             self._resources.pop(user_id, None)
-            await presence.drop(account_id, device)
-        else:
-            await presence.set(account_id, device, user_id, "online" if "online" in statuses else "away")
+            if counted_in is not None:
+                del self._presence_account[user_id]
+                await presence.drop(counted_in, device)
+            return
+        account_id = self._account_of.get(user_id)
+        if account_id is None:
+            return
+        self._presence_account[user_id] = account_id
+        await presence.set(account_id, device, user_id, "online" if "online" in statuses else "away")
 
     async def _drop_all_presence(self) -> None:
-        users, self._resources = list(self._resources), {}
+        self._resources = {}
+        counted, self._presence_account = self._presence_account, {}
         presence = self.transport.presence
-        for user_id in users:
-            account_id = self._account_of.get(user_id)
-            if presence is not None and account_id is not None:
+        for user_id, account_id in counted.items():
+            if presence is not None:
                 with contextlib.suppress(Exception):
                     await presence.drop(account_id, ("xmpp", user_id))
 

@@ -26,6 +26,7 @@ import hmac
 import ipaddress
 import json
 import os
+import pwd
 import re
 import secrets
 from dataclasses import asdict, dataclass
@@ -101,7 +102,7 @@ def _lua(text: str) -> str:
 
 def prosody_config(*, domain: str, auth_url: str, auth_secret: str, component_secret: str, component_host: str,
                    component_port: int, c2s_port: int, c2s_interfaces: list[str], data_path: Path, modules: Path,
-                   pidfile: Path, log_file: Path | None, certificate: Path, key: Path) -> str:
+                   pidfile: Path, log_file: Path | None, certificate: Path, key: Path, firewall: Path) -> str:
     component = f"visitors.{domain}"
     log = (f"log = {{ {{ levels = {{ min = \"info\" }}; to = \"file\"; filename = {_lua(str(log_file))} }} }}"
            if log_file is not None else 'log = { { levels = { min = "info" }; to = "console" } }')
@@ -134,7 +135,9 @@ allow_registration = false
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "carbons"; "ping"; "smacks"; "offline";
     "privilege"; -- XEP-0356 (Debian's prosody-modules): the component adds visitors to the agents' rosters
+    "firewall"; -- (prosody-modules) the rules below: agents of different accounts never reach one another
 }}
+firewall_scripts = {{ {_lua(str(firewall))} }}
 
 VirtualHost {_lua(domain)}
     authentication = "opensupp"
@@ -152,14 +155,34 @@ Component {_lua(component)}
 """
 
 
+def firewall_rules(domain: str) -> str:
+    """mod_firewall's script: the accounts' agents share the domain, and reach the visitors (the
+    component), their own account and the server, never another user."""
+    return f"""# Written by `opensupp xmpp setup --domain {domain}`: every account's agents share {domain};
+# they write to visitors (visitors.{domain}, through opensupp), to their own account and to the
+# server, never to one another (nor ask to see one another's presence).
+::preroute
+TO: <*>@{domain}
+NOT TO SELF
+BOUNCE=policy-violation (Agents write to visitors here, not to other users.)
+"""
+
+
 def write_setup(settings: Settings, *, domain: str, out: Path, opensupp_url: str, c2s_port: int = 5222,
                 c2s_interfaces: tuple[str, ...] = ("*",), component_port: int = 5347,
                 component_host: str = "127.0.0.1", data_path: Path = Path("/var/lib/prosody"),
                 pidfile: Path | None = None, log_file: Path | None = None, certificate: Path | None = None,
-                key: Path | None = None) -> tuple[Path, Path, Path]:
+                key: Path | None = None, owner: str | None = None) -> tuple[Path, Path, Path]:
     """Writes Prosody's config and module into ``out`` and opensupp's side into the data
     directory: (Prosody config, module, opensupp's file)."""
     domain = check_domain(domain)
+    owner_ids = (0, 0)
+    if owner is not None:
+        try:
+            entry = pwd.getpwnam(owner)
+        except KeyError:
+            raise SetupError(f"--owner: no user {owner!r} on this machine") from None
+        owner_ids = (entry.pw_uid, entry.pw_gid)
     try:
         if not ipaddress.ip_address(component_host).is_loopback:
             raise SetupError("--component-host: the component's port must listen on a loopback address "
@@ -179,11 +202,13 @@ def write_setup(settings: Settings, *, domain: str, out: Path, opensupp_url: str
         c2s_port=c2s_port, c2s_interfaces=list(c2s_interfaces), data_path=data_path.absolute(), modules=modules,
         pidfile=(pidfile or data_path / "prosody.pid").absolute(), log_file=log_file.absolute() if log_file else None,
         certificate=(certificate or Path(f"/etc/prosody/certs/{domain}.crt")).absolute(),
-        key=(key or Path(f"/etc/prosody/certs/{domain}.key")).absolute())
+        key=(key or Path(f"/etc/prosody/certs/{domain}.key")).absolute(), firewall=out / "opensupp.pfw")
     modules.mkdir(parents=True, exist_ok=True)
     module = modules / "mod_auth_opensupp.lua"
     module.write_text(resources.files("opensupp.xmpp").joinpath("mod_auth_opensupp.lua").read_text())
     module.chmod(0o644)
+    (out / "opensupp.pfw").write_text(firewall_rules(domain))
+    (out / "opensupp.pfw").chmod(0o644)
     prosody_file = out / "prosody.cfg.lua"
     _write_private(prosody_file, config, group="prosody")
     mine = XmppConfig(domain=domain, component_host=component_host, component_port=component_port,
@@ -192,6 +217,8 @@ def write_setup(settings: Settings, *, domain: str, out: Path, opensupp_url: str
     opensupp_file = config_path(settings)
     opensupp_file.parent.mkdir(parents=True, exist_ok=True)
     _write_private(opensupp_file, json.dumps(asdict(mine), indent=2) + "\n", group=None)
+    if owner is not None:  # run as root (it writes /etc/prosody), for the user who runs opensupp
+        os.chown(opensupp_file, owner_ids[0], owner_ids[1])
     return prosody_file, module, opensupp_file
 
 

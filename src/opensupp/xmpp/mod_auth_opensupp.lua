@@ -10,8 +10,8 @@
 --
 -- The password travels in a POST body (never in a URL) to POST <url>/check_password, with the
 -- client's address so opensupp counts attempts as its sign-in page does. The answer is "true" or
--- "false". user_exists (POST <url>/user_exists) is cached briefly; Prosody may ask it outside an
--- async context (a component writing to an offline user), where a short blocking call is made.
+-- "false". user_exists (POST <url>/user_exists) is cached briefly. Nothing here blocks Prosody: its
+-- own HTTP client is used, with a deadline of opensupp_auth_timeout seconds.
 -- Accounts and passwords are managed through opensupp's partner API, never through XMPP.
 
 local new_sasl = require "util.sasl".new;
@@ -42,44 +42,36 @@ local function headers_for(body)
 	};
 end
 
--- In an async context (stanza and SASL processing): net.http, which does not block the server.
-local function post_async(path, body)
-	local wait, done = async.waiter();
-	local code, content;
+-- Prosody's own HTTP client: it never blocks the server. In an async context (SASL in a client's
+-- session) the caller waits for the answer, at most `timeout` seconds; elsewhere the answer
+-- arrives later, through `callback`.
+local function request(path, fields, callback)
+	local body = http_util.formencode(fields);
+	local finished = false;
+	local function finish(code, content)
+		if finished then return; end
+		finished = true;
+		callback(code, content);
+	end
 	http.request(url .. path, { method = "POST"; body = body; headers = headers_for(body) },
 		function (response_body, response_code)
-			content, code = response_body, response_code;
-			done();
+			finish(response_code, response_body);
 		end);
-	wait();
-	return code, content;
-end
-
--- Outside one: LuaSocket, blocking for at most `timeout` seconds.
-local function post_blocking(path, body)
-	local socket = require "socket";
-	local socket_http = require "socket.http";
-	local ltn12 = require "ltn12";
-	local chunks = {};
-	local ok, code = socket_http.request {
-		url = url .. path; method = "POST"; headers = headers_for(body);
-		source = ltn12.source.string(body); sink = ltn12.sink.table(chunks);
-		create = function ()
-			local connection = socket.tcp();
-			connection:settimeout(timeout);
-			return connection;
-		end;
-	};
-	if not ok then return nil, code; end
-	return code, table.concat(chunks);
+	module:add_timer(timeout, function () finish(nil, "timed out"); end);
 end
 
 local function post(path, fields)
-	local body = http_util.formencode(fields);
-	if async.ready() then
-		return post_async(path, body);
+	if not async.ready() then -- (a password is only checked in a client's session, which can wait)
+		return nil, "not in an async context";
 	end
-	return post_blocking(path, body);
+	local wait, done = async.waiter();
+	local code, content;
+	request(path, fields, function (c, body)
+		code, content = c, body;
+		done();
+	end);
+	wait();
+	return code, content;
 end
 
 local provider = {};
@@ -100,24 +92,45 @@ function provider.test_password(username, password)
 	return check(username, password, nil);
 end
 
+local function remember(username, exists)
+	if exists_count > 10000 then exists_cache, exists_count = {}, 0; end
+	if not exists_cache[username] then exists_count = exists_count + 1; end
+	exists_cache[username] = { exists = exists; until_ = os.time() + (exists and EXISTS_SECONDS or MISSING_SECONDS) };
+end
+
+local function ask_exists(username, callback)
+	request("/user_exists", { { name = "user", value = username }; { name = "server", value = host } },
+		function (code, answer)
+			if code ~= 200 then
+				module:log("warn", "opensupp did not say whether %s exists: %s", username, tostring(code or answer));
+				callback(nil);
+				return;
+			end
+			remember(username, answer == "true");
+			callback(answer == "true");
+		end);
+end
+
+-- Asked when a stanza reaches an offline user, when the component adds a contact, ...: never
+-- blocking. In an async context the answer is awaited; elsewhere (a component's stanza) the cache
+-- answers, and on a miss an agent's address (uid<digits>) is taken to exist while opensupp is
+-- asked for next time, so that a visitor's message to an offline agent is kept, not bounced.
 function provider.user_exists(username)
-	local now = os.time();
 	local cached = exists_cache[username];
-	if cached and cached.until_ > now then
+	if cached and cached.until_ > os.time() then
 		return cached.exists;
 	end
-	local code, answer = post("/user_exists", {
-		{ name = "user", value = username }; { name = "server", value = host };
-	});
-	if code ~= 200 then
-		module:log("warn", "opensupp did not say whether %s exists: HTTP %s", username, tostring(code));
-		return nil, "opensupp could not be asked";
+	if async.ready() then
+		local wait, done = async.waiter();
+		local exists;
+		ask_exists(username, function (answer) exists = answer; done(); end);
+		wait();
+		if exists == nil then return nil, "opensupp could not be asked"; end
+		return exists;
 	end
-	local exists = answer == "true";
-	if exists_count > 10000 then exists_cache, exists_count = {}, 0; end
-	if not cached then exists_count = exists_count + 1; end
-	exists_cache[username] = { exists = exists; until_ = now + (exists and EXISTS_SECONDS or MISSING_SECONDS) };
-	return exists;
+	ask_exists(username, function () end);
+	if cached then return cached.exists; end
+	return username:match("^uid[1-9]%d*$") ~= nil;
 end
 
 function provider.set_password()
