@@ -49,6 +49,9 @@ from opensupp.xmpp.config import XmppConfig
 from opensupp.xmpp.jids import agent_local, user_of, vid_of, visitor_local
 
 log = logging.getLogger("opensupp.xmpp")
+# slixmpp says "connection_lost" at INFO on every connection's end (a standby's every 5 s): the
+# bridge says what matters itself
+logging.getLogger("slixmpp").setLevel(logging.WARNING)
 
 GROUP = "Visitors"
 #: a reconnect waits at most this long (slixmpp's own back-off grows to 300 s)
