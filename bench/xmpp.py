@@ -76,8 +76,10 @@ def client(prosody: Prosody, user_id: int, resource: str) -> tuple[ClientXMPP, a
 
 async def measure_logins(prosody: Prosody, user_id: int, count: int, password_hash: str) -> dict[str, Any]:
     logins = []
+    clients = []  # kept until the loop ends: slixmpp's tasks of a client collected early complain
     for n in range(count):
         xmpp, started = client(prosody, user_id, f"login{n}")
+        clients.append(xmpp)
         at = time.perf_counter()
         xmpp.connect("127.0.0.1", prosody.c2s_port)
         await asyncio.wait_for(started.wait(), 20)
@@ -150,6 +152,18 @@ async def measure_relay(prosody: Prosody, url: str, key: str, secret: str, accou
             "lost": {"xmpp": messages - len(to_xmpp), "dashboard": messages - len(to_dashboard)}}
 
 
+async def settled(coroutine: Any) -> Any:
+    """``coroutine``'s result, then slixmpp's leftover tasks ended on this loop (not destroyed with it)."""
+    try:
+        return await coroutine
+    finally:
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def _drain(ws: Any) -> None:
     async for _ in ws:
         pass
@@ -205,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
         account_id, user_id = int(account["id"]), int(user["id"])
         secret = (data_dir / "secret_key").read_text().strip()
         password_hash = HASHER.hash(PASSWORD)
-        logins = asyncio.run(measure_logins(prosody, user_id, args.logins, password_hash))
-        relay = asyncio.run(measure_relay(prosody, url, account["accountKey"], secret, account_id, user_id,
-                                          args.messages, args.rate))
+        logins = asyncio.run(settled(measure_logins(prosody, user_id, args.logins, password_hash)))
+        relay = asyncio.run(settled(measure_relay(prosody, url, account["accountKey"], secret, account_id, user_id,
+                                                  args.messages, args.rate)))
     finally:
         if server is not None:
             stop(server)
