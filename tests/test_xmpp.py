@@ -223,6 +223,15 @@ def test_a_visitor_becomes_a_contact_and_the_two_chat_through_the_same_core(stac
             ("visitor", "Hello, is the blue kettle in stock?"), ("agent", "Yes, two left."),
             ("agent", "Shall I reserve one?")]
 
+        # the agent's own devices still reach one another (only other users are kept apart)
+        phone = _agent(stack, user_id, resource="phone")
+        try:
+            assert phone.login()
+            agent.send(f"uid{user_id}@{DOMAIN}/phone", "a note to my phone")
+            assert phone.message(body="a note to my phone")["from"] == f"uid{user_id}@{DOMAIN}/laptop"
+        finally:
+            phone.close()
+
         # away: the agent counts, but not as online; available again: online
         agent.status("away")
         visitor.wait("account.updated", status="offline")
@@ -288,7 +297,7 @@ def test_a_foreign_or_ended_conversation_and_a_bad_text_get_an_xmpp_error(stack:
         stranger.send(visitor.jid, "I am not of this shop", stanza_id="s1")
         error = stranger.message(type="error")
         assert error["condition"] == "item-not-found" and error["text"] == "No such visitor in your account."
-        # nor does it reach the other account's agents themselves (Prosody's firewall rules, from the setup)
+        # nor does it reach the other account's agents themselves (mod_opensupp_isolate, from the setup)
         stranger.send(f"uid{user_id}@{DOMAIN}", "psst, about your customers")
         error = stranger.message(type="error")
         assert error["from"] == f"uid{user_id}@{DOMAIN}" and error["text"] == (
@@ -524,8 +533,8 @@ def test_the_setup_command_writes_both_sides_with_their_secrets_kept_apart(tmp_p
     assert (tmp_path / "data" / "xmpp.json").stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "prosody" / "prosody.cfg.lua").stat().st_mode & 0o077 in (0, 0o040)
     assert (tmp_path / "prosody" / "modules" / "mod_auth_opensupp.lua").read_text().startswith("-- mod_auth_opensupp")
-    assert "TO: <*>@chat.example.com" in (tmp_path / "prosody" / "opensupp.pfw").read_text()
-    assert "firewall_scripts" in config
+    assert '"opensupp_isolate";' in config
+    assert (tmp_path / "prosody" / "modules" / "mod_opensupp_isolate.lua").read_text().startswith("-- mod_opensupp")
     # again: new secrets on both sides
     opensupp("xmpp", "setup", "--domain", "chat.example.com", "--out", str(tmp_path / "prosody"),
              "--data-path", str(tmp_path / "pdata"), env=env)

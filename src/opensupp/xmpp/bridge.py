@@ -100,6 +100,8 @@ class Bridge:
         self.stopping = False
         self.connects = 0  # sessions started (tests, metrics)
         self._standing_by = False
+        self._last_conflict = 0.0  # when another process last held the component (monotonic)
+        self._in_flight: dict[int, int] = {}  # account -> the message id being written now
         self.relayed = 0  # visitor messages written to agents
         #: account -> its XMPP agents' user ids
         self.agents: dict[int, set[int]] = {}
@@ -199,8 +201,9 @@ class Bridge:
 
     async def _session_start(self, _: Any) -> None:
         self.connects += 1
-        if self._standing_by:  # taking over: what the process that held it may not have written
-            self._mark_unsure(TAKEOVER_SECONDS)
+        if self._standing_by:  # taking over: what the process that held it may not have written (since
+            # it was last seen holding it, Prosody down meanwhile perhaps, and a little before)
+            self._mark_unsure(time.monotonic() - self._last_conflict + TAKEOVER_SECONDS)
             self._standing_by = False
         self.connected.set()
         log.info("XMPP bridge: connected to Prosody as %s", self.config.component)
@@ -231,6 +234,7 @@ class Bridge:
     def _stream_error(self, error: Any) -> None:
         condition = error["condition"] if error is not None else "?"
         if condition == "conflict":  # another process (a worker of this server) holds the component
+            self._last_conflict = time.monotonic()
             if not self._standing_by:
                 self._standing_by = True
                 self._replay_from.clear()
@@ -240,19 +244,23 @@ class Bridge:
         log.error("XMPP bridge: Prosody refused the component (%s): are component_secret in its config and "
                   "the setup's xmpp.json from the same `opensupp xmpp setup`?", condition)
 
+    def _owe(self, account_id: int, after: int) -> None:
+        """The account's messages after ``after`` are to be written after the (re)connect."""
+        previous = self._replay_from.get(account_id)
+        self._replay_from[account_id] = after if previous is None else min(previous, after)
+
     def _mark_unsure(self, seconds: float = UNSURE_SECONDS, lost: bool = False) -> None:
         """Messages written in the last ``seconds`` are written again after the reconnect; ``lost``:
         and every account's from its cursor (what the relay had not written yet)."""
         cutoff = time.monotonic() - seconds
         for account_id, message_id, at in self._recent:
             if at >= cutoff:
-                previous = self._replay_from.get(account_id)
-                before = message_id - 1
-                if previous is None or before < previous:
-                    self._replay_from[account_id] = before
+                self._owe(account_id, message_id - 1)
         if lost:
             for account_id, cursor in self._cursor.items():
-                self._replay_from.setdefault(account_id, cursor)
+                self._owe(account_id, cursor)
+            for account_id, message_id in self._in_flight.items():  # (its roster round trip, or its sends)
+                self._owe(account_id, message_id - 1)
 
     # ------------------------------------------------------------------ agents and accounts
 
@@ -263,6 +271,9 @@ class Bridge:
         agents: dict[int, set[int]] = {}
         for user_id, account_id in rows:
             agents.setdefault(account_id, set()).add(user_id)
+        for user_id in self._resources:  # connected now, however long ago it logged in: kept
+            if user_id in self._account_of:
+                agents.setdefault(self._account_of[user_id], set()).add(user_id)
         gone = set(self.agents) - set(agents)
         self.agents = agents
         self._account_of = {user_id: account_id for account_id, users in agents.items() for user_id in users}
@@ -311,8 +322,8 @@ class Bridge:
             self._holding.discard(account_id)
         if self.connected.is_set():
             await self._replay(account_id, cursor, catch_up=True)
-        else:
-            self._replay_from.setdefault(account_id, cursor)
+        elif not self._standing_by:  # (a standby owes nothing: another process writes them)
+            self._owe(account_id, cursor)
         # the visitors on the site now: every process holding them answers with visitor.connected
         await hub.publish(f"account:{account_id}", b'{"type":"_rollcall"}')
 
@@ -380,7 +391,7 @@ class Bridge:
             self._recent.append((account_id, message_id, time.monotonic()))  # (but for a takeover's moment)
             return
         if not self.connected.is_set():  # written from the database after the reconnect
-            self._replay_from.setdefault(account_id, self._cursor.get(account_id, message_id - 1))
+            self._owe(account_id, min(self._cursor.get(account_id, message_id - 1), message_id - 1))
             return
         if message_id <= self._cursor.get(account_id, 0) and not replay:
             return
@@ -398,15 +409,24 @@ class Bridge:
         if local is None:
             return
         sender = JID(f"{local}@{self.config.component}")
+        self._in_flight[account_id] = message_id
+        try:
+            await self._write_to_agents(account_id, message_id, agents, vid, sender, name,
+                                        str(message.get("text") or ""))
+        finally:
+            self._in_flight.pop(account_id, None)
+
+    async def _write_to_agents(self, account_id: int, message_id: int, agents: set[int], vid: str, sender: JID,
+                               name: str, text: str) -> None:
         for user_id in sorted(agents):
             await self._ensure_rostered(user_id, vid, sender, name)
             self._recent.append((account_id, message_id, time.monotonic()))  # (after the roster's round trip)
             xmpp = self.xmpp
             if xmpp is None or not self.connected.is_set():
-                self._replay_from.setdefault(account_id, message_id - 1)
+                self._owe(account_id, message_id - 1)
                 return
             stanza = xmpp.make_message(mto=JID(f"{agent_local(user_id)}@{self.config.domain}"), mfrom=sender,
-                                       mbody=str(message.get("text") or ""), mtype="chat")
+                                       mbody=text, mtype="chat")
             stanza["id"] = f"opensupp-m{message_id}"
             stanza.send()
         self.relayed += 1

@@ -102,7 +102,7 @@ def _lua(text: str) -> str:
 
 def prosody_config(*, domain: str, auth_url: str, auth_secret: str, component_secret: str, component_host: str,
                    component_port: int, c2s_port: int, c2s_interfaces: list[str], data_path: Path, modules: Path,
-                   pidfile: Path, log_file: Path | None, certificate: Path, key: Path, firewall: Path) -> str:
+                   pidfile: Path, log_file: Path | None, certificate: Path, key: Path) -> str:
     component = f"visitors.{domain}"
     log = (f"log = {{ {{ levels = {{ min = \"info\" }}; to = \"file\"; filename = {_lua(str(log_file))} }} }}"
            if log_file is not None else 'log = { { levels = { min = "info" }; to = "console" } }')
@@ -135,9 +135,8 @@ allow_registration = false
 modules_enabled = {{
     "roster"; "saslauth"; "tls"; "disco"; "carbons"; "ping"; "smacks"; "offline";
     "privilege"; -- XEP-0356 (Debian's prosody-modules): the component adds visitors to the agents' rosters
-    "firewall"; -- (prosody-modules) the rules below: agents of different accounts never reach one another
+    "opensupp_isolate"; -- (opensupp's) agents of different accounts never reach one another
 }}
-firewall_scripts = {{ {_lua(str(firewall))} }}
 
 VirtualHost {_lua(domain)}
     authentication = "opensupp"
@@ -152,19 +151,6 @@ VirtualHost {_lua(domain)}
 Component {_lua(component)}
     component_secret = {_lua(component_secret)}
     modules_enabled = {{ "privilege" }} -- it tells the component its privileges when it connects
-"""
-
-
-def firewall_rules(domain: str) -> str:
-    """mod_firewall's script: the accounts' agents share the domain, and reach the visitors (the
-    component), their own account and the server, never another user."""
-    return f"""# Written by `opensupp xmpp setup --domain {domain}`: every account's agents share {domain};
-# they write to visitors (visitors.{domain}, through opensupp), to their own account and to the
-# server, never to one another (nor ask to see one another's presence).
-::preroute
-TO: <*>@{domain}
-NOT TO SELF
-BOUNCE=policy-violation (Agents write to visitors here, not to other users.)
 """
 
 
@@ -202,13 +188,12 @@ def write_setup(settings: Settings, *, domain: str, out: Path, opensupp_url: str
         c2s_port=c2s_port, c2s_interfaces=list(c2s_interfaces), data_path=data_path.absolute(), modules=modules,
         pidfile=(pidfile or data_path / "prosody.pid").absolute(), log_file=log_file.absolute() if log_file else None,
         certificate=(certificate or Path(f"/etc/prosody/certs/{domain}.crt")).absolute(),
-        key=(key or Path(f"/etc/prosody/certs/{domain}.key")).absolute(), firewall=out / "opensupp.pfw")
+        key=(key or Path(f"/etc/prosody/certs/{domain}.key")).absolute())
     modules.mkdir(parents=True, exist_ok=True)
+    for name in ("mod_auth_opensupp.lua", "mod_opensupp_isolate.lua"):
+        (modules / name).write_text(resources.files("opensupp.xmpp").joinpath(name).read_text())
+        (modules / name).chmod(0o644)
     module = modules / "mod_auth_opensupp.lua"
-    module.write_text(resources.files("opensupp.xmpp").joinpath("mod_auth_opensupp.lua").read_text())
-    module.chmod(0o644)
-    (out / "opensupp.pfw").write_text(firewall_rules(domain))
-    (out / "opensupp.pfw").chmod(0o644)
     prosody_file = out / "prosody.cfg.lua"
     _write_private(prosody_file, config, group="prosody")
     mine = XmppConfig(domain=domain, component_host=component_host, component_port=component_port,
