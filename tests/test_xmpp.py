@@ -210,6 +210,15 @@ def test_a_visitor_becomes_a_contact_and_the_two_chat_through_the_same_core(stac
 
         assert agent.nothing(0.3) == []  # once
 
+        # typing, both ways (XEP-0085 chat states / the chat's typing events)
+        visitor.send(type="chat.typing", **{"is": True})
+        assert agent.message(body="")["state"] == "composing"
+        agent.typing(visitor.jid, "composing")
+        typing = visitor.wait("chat.agent_typing")
+        assert typing["is"] is True and typing["agent"] == {"id": user_id, "nickname": "Anna"}
+        agent.typing(visitor.jid, "paused")
+        assert visitor.wait("chat.agent_typing")["is"] is False
+
         agent.send(visitor.jid, "Yes, two left.")
         agent.send(visitor.jid, "Shall I reserve one?")  # at once: stored in the order sent
         visitor.agent_message("Yes, two left.")

@@ -139,6 +139,7 @@ class XmppAgent:
 
     async def _login(self, timeout: float) -> bool:
         client = ClientXMPP(self.jid, self.password)
+        client.register_plugin("xep_0085")  # chat states (typing)
         client.enable_direct_tls = False  # STARTTLS on the c2s port, as Prosody offers it
         client.ssl_context = ssl.create_default_context(cafile=str(self.prosody.certificate))
         started, refused = asyncio.Event(), asyncio.Event()
@@ -156,7 +157,7 @@ class XmppAgent:
             seen[:] = [*seen[-20:], stanza.xml]
             error = stanza["error"] if stanza["type"] == "error" else None
             self.messages.put({"type": stanza["type"], "from": str(stanza["from"]), "to": str(stanza["to"]),
-                               "body": stanza["body"], "id": stanza["id"],
+                               "body": stanza["body"], "id": stanza["id"], "state": stanza["chat_state"] or None,
                                "condition": error["condition"] if error is not None else None,
                                "text": error["text"] if error is not None else None, "at": time.monotonic()})
 
@@ -164,6 +165,7 @@ class XmppAgent:
         client.add_event_handler("failed_all_auth", lambda _: refused.set())
         client.add_event_handler("message", message)
         client.add_event_handler("message_error", message)
+        client.add_event_handler("chatstate", message)
         self.client = client
         client.connect("127.0.0.1", self.prosody.c2s_port)
         waits = [asyncio.ensure_future(started.wait()), asyncio.ensure_future(refused.wait())]
@@ -187,6 +189,16 @@ class XmppAgent:
             stanza.send()
 
         self._call(send())
+
+    def typing(self, to: str, state: str) -> None:
+        """A chat state alone (XEP-0085): composing, paused, active."""
+        async def typing() -> None:
+            assert self.client is not None
+            stanza = self.client.make_message(mto=to, mtype="chat")
+            stanza["chat_state"] = state
+            stanza.send()
+
+        self._call(typing())
 
     def status(self, show: str | None) -> None:
         """Presence: None (available), away, xa, dnd, chat."""

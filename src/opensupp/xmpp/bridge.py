@@ -41,7 +41,8 @@ from slixmpp.componentxmpp import ComponentXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Message, Presence
 
-from opensupp.chat.hub import Subscription, agents_topic
+from opensupp.chat import protocol as p
+from opensupp.chat.hub import Subscription, agents_topic, visitor_topic
 from opensupp.chat.transport import ChatEvents, ChatTransport
 from opensupp.db import Database
 from opensupp.errors import Conflict, NotFound, ValidationFailed
@@ -81,6 +82,7 @@ class Component(ComponentXMPP):
         self.del_event_handler("presence_probe", self._handle_probe)
         self.del_event_handler("presence_subscribe", self._handle_subscribe)
         self.register_plugin("xep_0356")
+        self.register_plugin("xep_0085")  # chat states: typing, both ways
 
     def reschedule_connection_attempt(self) -> Any:
         attempt = super().reschedule_connection_attempt()
@@ -149,6 +151,7 @@ class Bridge:
         xmpp.add_event_handler("disconnected", self._disconnected)
         xmpp.add_event_handler("stream_error", self._stream_error)
         xmpp.add_event_handler("message", self._message)
+        xmpp.add_event_handler("chatstate", self._chat_state)
         xmpp.add_event_handler("presence", self._presence)
         xmpp.add_event_handler("presence_probe", self._probe)
         xmpp.add_event_handler("presence_subscribe", self._subscribe)
@@ -375,6 +378,8 @@ class Bridge:
                 if vid:
                     self._online_vids.setdefault(account_id, set()).add(vid)
                     self._visitor_presence(account_id, vid, True)
+            elif kind == "chat.contact_typing":
+                self._visitor_typing(account_id, str(frame.get("vid") or ""), bool(frame.get("is")))
             elif kind == "chat.closed" and isinstance(frame.get("conversationId"), int):
                 await self._unroster(account_id, frame["conversationId"])
             elif kind == "visitor.disconnected":
@@ -514,6 +519,20 @@ class Bridge:
                 await xmpp.plugin["xep_0356"].set_roster(agent, {contact: {"subscription": "remove"}}, timeout=3)
             self._rostered.pop((user_id, vid), None)
 
+    def _visitor_typing(self, account_id: int, vid: str, typing: bool) -> None:
+        """A chat state (XEP-0085) from the visitor to the account's agents who chat with it and
+        are connected now (one to an offline agent would be kept for its next login, for nothing)."""
+        local = visitor_local(vid)
+        xmpp = self.xmpp
+        if local is None or xmpp is None or not self.connected.is_set():
+            return
+        for user_id in self.agents.get(account_id, ()):
+            if (user_id, vid) in self._rostered and self._resources.get(user_id):
+                state = xmpp.make_message(mto=JID(f"{agent_local(user_id)}@{self.config.domain}"),
+                                          mfrom=JID(f"{local}@{self.config.component}"), mtype="chat")
+                state["chat_state"] = "composing" if typing else "paused"
+                state.send()
+
     def _visitor_presence(self, account_id: int, vid: str, online: bool) -> None:
         local = visitor_local(vid)
         if local is None or not self.connected.is_set():
@@ -542,8 +561,6 @@ class Bridge:
             self._error(message, "auth", "forbidden", "Only the agents of this server write to its visitors.")
             return
         text = message["body"]
-        if not text:
-            return  # a chat state alone (typing): nothing to store
         vid = vid_of(message["to"].user)
         account_id = await self._agent_account(user_id)
         if vid is None or account_id is None:
@@ -573,6 +590,35 @@ class Bridge:
         hub = self.transport.hub
         assert hub is not None
         await ChatEvents(hub).message(account_id, str(conversation["vid"]), posted)
+
+    async def _chat_state(self, message: Message) -> None:
+        """A chat state alone (XEP-0085; slixmpp's "message" event is for messages with a body):
+        the agent types, or stopped."""
+        if message["body"] or message["type"] not in ("chat", "normal"):
+            return
+        user_id = self._agent_of(message["from"])
+        vid = vid_of(message["to"].user)
+        if user_id is None or vid is None:
+            return
+        account_id = await self._agent_account(user_id)
+        if account_id is not None:
+            await self._agent_typing(account_id, user_id, vid, message["chat_state"] == "composing")
+
+    async def _agent_typing(self, account_id: int, user_id: int, vid: str, typing: bool) -> None:
+        """chat.agent_typing to the visitor and the account's agents, as the dashboard's typing is."""
+        async with self.db.read() as session:
+            row = await session.fetchrow(
+                "SELECT c.id, u.nickname FROM visitors v JOIN conversations c ON c.visitor_id = v.id"
+                " JOIN users u ON u.id = $3 AND u.account_id = $1"
+                " WHERE v.account_id = $1 AND v.vid = $2 AND c.account_id = $1 AND c.status <> 'closed'"
+                " ORDER BY c.id DESC LIMIT 1", account_id, vid, user_id)
+        hub = self.transport.hub
+        if row is None or hub is None:
+            return
+        frame = p.event("chat.agent_typing", conversationId=row[0], agent={"id": user_id, "nickname": row[1]})
+        data = p.encode(frame | {"is": typing})
+        await hub.publish(visitor_topic(account_id, vid), data)
+        await hub.publish(agents_topic(account_id), data)
 
     def _error(self, message: Message, kind: str, condition: str, text: str) -> None:
         reply = message.reply(clear=False)
