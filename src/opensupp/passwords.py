@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -32,3 +33,15 @@ def _verify(password_hash: str, password: str) -> tuple[bool, bool]:
 async def verify_password(password_hash: str, password: str) -> tuple[bool, bool]:
     """(matches, needs a re-hash at today's parameters)."""
     return await asyncio.get_running_loop().run_in_executor(_pool, _verify, password_hash, password)
+
+
+_dummy: str | None = None
+
+
+async def dummy_hash() -> str:
+    """A hash of nobody's password, made once: an unknown login is verified against it, so that
+    it takes as long as a wrong password."""
+    global _dummy
+    if _dummy is None:
+        _dummy = await hash_password(secrets.token_urlsafe(16))
+    return _dummy

@@ -290,7 +290,7 @@ class Connection:
         """Queue an encoded frame from the hub (held back while the connect is answered). A
         batch (``ChatEvents.batch``) is frames joined by newlines after a leading one."""
         if data.startswith(b"\n"):
-            for part in data[1:].split(b"\n"):
+            for part in batch_frames(data):
                 self.push(part)
             return
         if self.held is not None:
@@ -919,9 +919,7 @@ class ChatTransport:
         elif isinstance(frame, p.AgentTyping):
             vid = await self._vid_of(c, frame.conversation_id, frame.ref)
             who = {"id": user_id, "nickname": (c.agent or {}).get("nickname")}
-            typing = p.event("chat.agent_typing", conversationId=frame.conversation_id, agent=who) | {"is": frame.is_}
-            await self._publish(visitor_topic(account_id, vid), typing)
-            await self._publish(agents_topic(account_id), typing)
+            await events.agent_typing(account_id, vid, frame.conversation_id, who, frame.is_)
             self._ack(c, frame)
         elif isinstance(frame, p.AgentRead):
             conversation = await core.read(account_id, frame.last_message_id, conversation_id=frame.conversation_id,
@@ -979,8 +977,7 @@ class ChatTransport:
             for message in await core.messages_after(account_id, frame.after, p.MAX_REPLAY):
                 c.send(p.event("chat.message_received", conversationId=message["conversationId"], message=message))
         c.release()
-        # a roll call: every process answers with visitor.connected for the visitors it holds
-        await self._publish(account_topic(account_id), {"type": "_rollcall"})
+        await ChatEvents(self._hub()).rollcall(account_id)
 
     async def _vid_of(self, c: Connection, conversation_id: int, ref: str | None) -> str:
         if c.conversation_ids is None:
@@ -1115,8 +1112,13 @@ class ChatEvents:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
+    async def rollcall(self, account_id: int) -> None:
+        """Asks every process for visitor.connected of the account's visitors it holds (on the
+        agents' topic, in batches): a new agent connection, or the XMPP bridge, learns who is on the site."""
+        await self.hub.publish(account_topic(account_id), b'{"type":"_rollcall"}')
+
     async def batch(self, topic: str, frames: list[bytes]) -> None:
-        """Several encoded frames as one hub event (their subscribers' connections split it)."""
+        """Several encoded frames as one hub event (``batch_frames`` splits it)."""
         if frames:
             await self.hub.publish(topic, b"\n" + b"\n".join(frames))
 
@@ -1145,6 +1147,10 @@ class ChatEvents:
             "chat.contact_read", conversationId=conversation["id"], lastMessageId=last_message_id,
             lastReadAt=iso(int(time.time())), by=by))
 
+    async def agent_typing(self, account_id: int, vid: str, conversation_id: int, agent: Json, typing: bool) -> None:
+        await self._both(account_id, vid, p.event("chat.agent_typing", conversationId=conversation_id,
+                                                  agent=agent) | {"is": typing})
+
     async def assigned(self, account_id: int, vid: str, conversation_id: int, agent: Json | None) -> None:
         await self._both(account_id, vid, p.event("chat.assigned", conversationId=conversation_id, agent=agent))
 
@@ -1153,6 +1159,11 @@ class ChatEvents:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def batch_frames(data: bytes) -> list[bytes]:
+    """The frames of a hub event: one, or a batch's (``ChatEvents.batch``: a leading newline)."""
+    return data[1:].split(b"\n") if data.startswith(b"\n") else [data]
 
 
 def _page_of(origin: str | bytes | None, user_agent: str | bytes | None, address: str) -> Page:

@@ -158,6 +158,23 @@ async def attempt(session: Session, limit: Limit, key: str) -> int:
     return max(1, (until or 0) - at)
 
 
+def password_keys(login: str, address: str) -> list[tuple[Limit, str]]:
+    """The keys a password attempt is counted on: the address, the login at that address, the
+    login from anywhere (the dashboard's sign-in and an XMPP login alike: one budget)."""
+    return [(ADDRESS, key_of(ADDRESS, address)), (LOGIN_HERE, key_of(LOGIN_HERE, login, address)),
+            (LOGIN, key_of(LOGIN, login))]
+
+
+async def attempt_all(session: Session, keys: list[tuple[Limit, str]]) -> tuple[int, Limit | None]:
+    """Counts an attempt on each key in turn, stopping at the first that is locked: (seconds to
+    wait, its limit), or (0, None) to go on and check the password."""
+    for limit, key in keys:
+        wait = await attempt(session, limit, key)
+        if wait:
+            return wait, limit
+    return 0, None
+
+
 async def succeeded(session: Session, *, forget: list[str], address_key: str) -> None:
     """A right password: the login's counts start again; the address's attempt is given back
     (many users signing in behind one address do not lock it)."""

@@ -34,7 +34,7 @@ from starlette.routing import BaseRoute, Route
 
 from opensupp.chat import protocol
 from opensupp.partners.service import authenticate, hash_key
-from opensupp.passwords import hash_password, verify_password
+from opensupp.passwords import dummy_hash, verify_password
 from opensupp.signin import service
 from opensupp.signin.service import LinkUser, fingerprint, signin_of
 from opensupp.site.i18n import dashboard_lang, text
@@ -188,7 +188,6 @@ class SignPages:
     def __init__(self, site: Site) -> None:
         self.site = site
         self.device = URLSafeTimedSerializer(site.secret, salt=DEVICE_SALT)
-        self._dummy: str | None = None
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -273,14 +272,9 @@ class SignPages:
         if device is not None:  # a browser the user signed in from: only its own growing lock
             keys = [(service.DEVICE, service.key_of(service.DEVICE, device))]
         else:
-            keys = [(service.ADDRESS, address_key), (service.LOGIN_HERE, service.key_of(service.LOGIN_HERE, login,
-                                                                                          address)),
-                    (service.LOGIN, service.key_of(service.LOGIN, login))]
+            keys = service.password_keys(login, address)
         async with self.site.db.transaction() as db:
-            for limit, key in keys:
-                wait = await service.attempt(db, limit, key)
-                if wait:
-                    break
+            wait, limit = await service.attempt_all(db, keys)
         if wait:
             message = "sign.slowDown" if limit is service.ADDRESS else "sign.locked"
             return self.page(request, message=text(lang, message, seconds=wait), status=429, email=email,
@@ -288,7 +282,7 @@ class SignPages:
         ok = False
         if 0 < len(password) <= MAX_PASSWORD:
             # an unknown e-mail is verified against a hash too: it takes as long as a wrong password
-            ok, _ = await verify_password(row[3] if row else await self._dummy_hash(), password)
+            ok, _ = await verify_password(row[3] if row else await dummy_hash(), password)
             ok = ok and row is not None
         if not ok:
             log.info("password sign-in failed from %s", address)
@@ -305,11 +299,6 @@ class SignPages:
         response.set_cookie(DEVICE_COOKIE, cookie, max_age=DEVICE_SECONDS, httponly=True,
                             samesite="lax", secure=request.url.scheme == "https", path="/sign/")
         return response
-
-    async def _dummy_hash(self) -> str:
-        if self._dummy is None:
-            self._dummy = await hash_password(secrets.token_urlsafe(16))
-        return self._dummy
 
     def _known_device(self, request: Request, user_id: int | None) -> str | None:
         """This browser's mark if it signed ``user_id`` in before (its device cookie), else None."""

@@ -23,7 +23,6 @@ import base64
 import binascii
 import ipaddress
 import logging
-import secrets
 import urllib.parse
 
 from starlette.requests import Request
@@ -31,7 +30,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from opensupp.db import Database
-from opensupp.passwords import hash_password, verify_password
+from opensupp.passwords import dummy_hash, verify_password
 from opensupp.signin import service
 from opensupp.timeutil import now
 from opensupp.xmpp.config import XmppConfig
@@ -47,7 +46,6 @@ class XmppAuth:
     def __init__(self, config: XmppConfig, db: Database) -> None:
         self.config = config
         self.db = db
-        self._dummy: str | None = None
 
     def routes(self) -> list[Route]:
         return [Route("/xmpp/auth/check_password", self.check_password, methods=["POST"]),
@@ -115,22 +113,15 @@ class XmppAuth:
                                         user_id)
         # the keys of the dashboard's sign-in (its login is the e-mail): one count for both ways in
         login = row[2] if row is not None else (user[:64] or "-")
-        address_key = service.key_of(service.ADDRESS, address)
-        keys = [(service.ADDRESS, address_key),
-                (service.LOGIN_HERE, service.key_of(service.LOGIN_HERE, login, address)),
-                (service.LOGIN, service.key_of(service.LOGIN, login))]
-        wait = 0
+        keys = service.password_keys(login, address)
         async with self.db.transaction() as db:
-            for limit, key in keys:
-                wait = await service.attempt(db, limit, key)
-                if wait:
-                    break
+            wait, _ = await service.attempt_all(db, keys)
         if wait:
             log.info("XMPP login of %.40r from %s refused: locked for %d s more", user, address, wait)
             return _answer(False)
         ok = False
         if 0 < len(password) <= MAX_PASSWORD:
-            ok, _ = await verify_password(row[3] if row is not None else await self._dummy_hash(), password)
+            ok, _ = await verify_password(row[3] if row is not None else await dummy_hash(), password)
             ok = ok and row is not None
         if not ok:
             log.info("XMPP login of %.40r from %s failed", user, address)
@@ -138,15 +129,10 @@ class XmppAuth:
         assert row is not None
         async with self.db.transaction() as db:
             await service.succeeded(db, forget=[key for limit, key in keys if limit is not service.ADDRESS],
-                                    address_key=address_key)
+                                    address_key=service.key_of(service.ADDRESS, address))
             await db.execute("UPDATE users SET xmpp_login_at = $1 WHERE id = $2", now(), row[0])
         log.info("user %d of account %d logged in with XMPP from %s", row[0], row[1], address)
         return _answer(True)
-
-    async def _dummy_hash(self) -> str:
-        if self._dummy is None:
-            self._dummy = await hash_password(secrets.token_urlsafe(16))
-        return self._dummy
 
 
 def _address(text: str) -> str:

@@ -30,9 +30,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -41,9 +41,8 @@ from slixmpp.componentxmpp import ComponentXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Message, Presence
 
-from opensupp.chat import protocol as p
-from opensupp.chat.hub import Subscription, agents_topic, visitor_topic
-from opensupp.chat.transport import ChatEvents, ChatTransport
+from opensupp.chat.hub import Subscription, agents_topic
+from opensupp.chat.transport import ChatEvents, ChatTransport, batch_frames
 from opensupp.db import Database
 from opensupp.errors import Conflict, NotFound, ValidationFailed
 from opensupp.xmpp.config import XmppConfig
@@ -132,20 +131,9 @@ class Bridge:
 
     async def run(self) -> None:
         """Connects, serves, connects again, until cancelled (the server's background task)."""
-        for attempt in range(1_000_000):
-            try:
-                await self.transport.start()
-                break
-            except Exception as exc:  # the hub's database or Redis is not reachable yet
-                log.warning("XMPP bridge: the chat's hub could not start (%s); trying again", exc)
-                await asyncio.sleep(min(30, 2 ** attempt))
-        for attempt in range(1_000_000):
-            try:
-                await self._load_agents()
-                break
-            except Exception as exc:  # the database is not reachable yet: the bridge waits for it
-                log.warning("XMPP bridge: the XMPP agents could not be read (%s); trying again", exc)
-                await asyncio.sleep(min(30, 2 ** attempt))
+        # the hub's database or Redis, the database: not reachable yet perhaps; the bridge waits for them
+        await _until_done(self.transport.start, "the chat's hub could not start")
+        await _until_done(self._load_agents, "the XMPP agents could not be read")
         xmpp = self.xmpp = Component(self, self.config)
         xmpp.add_event_handler("session_start", self._session_start)
         xmpp.add_event_handler("disconnected", self._disconnected)
@@ -219,8 +207,7 @@ class Bridge:
             except Exception:
                 log.warning("XMPP bridge: account %d's messages could not be written again; trying at the next "
                             "connection", account_id, exc_info=True)
-                previous = self._replay_from.get(account_id)
-                self._replay_from[account_id] = after if previous is None else min(previous, after)
+                self._owe(account_id, after)
 
     async def _disconnected(self, reason: Any) -> None:
         lost = self.connected.is_set()
@@ -327,8 +314,7 @@ class Bridge:
             await self._replay(account_id, cursor, catch_up=True)
         elif not self._standing_by:  # (a standby owes nothing: another process writes them)
             self._owe(account_id, cursor)
-        # the visitors on the site now: every process holding them answers with visitor.connected
-        await hub.publish(f"account:{account_id}", b'{"type":"_rollcall"}')
+        await ChatEvents(hub).rollcall(account_id)  # the visitors on the site now
 
     async def _agent_account(self, user_id: int) -> int | None:
         """The account of an agent who writes or shows presence (a new XMPP agent is held)."""
@@ -349,6 +335,13 @@ class Bridge:
     def _agent_of(self, jid: JID) -> int | None:
         return user_of(jid.user) if jid.domain == self.config.domain else None
 
+    def _agent_jid(self, user_id: int) -> JID:
+        return JID(f"{agent_local(user_id)}@{self.config.domain}")
+
+    def _visitor_jid(self, vid: str) -> JID | None:
+        local = visitor_local(vid)
+        return None if local is None else JID(f"{local}@{self.config.component}")
+
     # ------------------------------------------------------------------ visitor to agents
 
     async def _relay_loop(self) -> None:
@@ -364,8 +357,7 @@ class Bridge:
                 log.exception("XMPP bridge: an event of account %d could not be written to its agents", account_id)
 
     async def _relay(self, account_id: int, data: bytes) -> None:
-        frames = data[1:].split(b"\n") if data.startswith(b"\n") else [data]
-        for raw in frames:
+        for raw in batch_frames(data):
             try:
                 frame = orjson.loads(raw)
             except orjson.JSONDecodeError:
@@ -410,10 +402,9 @@ class Bridge:
         if found is None:
             return
         vid, name = found
-        local = visitor_local(vid)
-        if local is None:
+        sender = self._visitor_jid(vid)
+        if sender is None:
             return
-        sender = JID(f"{local}@{self.config.component}")
         self._in_flight[account_id] = message_id
         try:
             await self._write_to_agents(account_id, message_id, agents, vid, sender, name,
@@ -430,7 +421,7 @@ class Bridge:
             if xmpp is None or not self.connected.is_set():
                 self._owe(account_id, message_id - 1)
                 return
-            stanza = xmpp.make_message(mto=JID(f"{agent_local(user_id)}@{self.config.domain}"), mfrom=sender,
+            stanza = xmpp.make_message(mto=self._agent_jid(user_id), mfrom=sender,
                                        mbody=text, mtype="chat")
             stanza["id"] = f"opensupp-m{message_id}"
             stanza.send()
@@ -482,7 +473,7 @@ class Bridge:
             return
         xmpp = self.xmpp
         assert xmpp is not None
-        agent = JID(f"{agent_local(user_id)}@{self.config.domain}")
+        agent = self._agent_jid(user_id)
         try:
             await xmpp.plugin["xep_0356"].set_roster(
                 agent, {contact.bare: {"name": name[:100], "subscription": "both", "groups": [GROUP]}}, timeout=3)
@@ -508,39 +499,37 @@ class Bridge:
         if found is None or xmpp is None or not self.connected.is_set():
             return
         vid = found[0]
-        local = visitor_local(vid)
-        if local is None:
+        contact = self._visitor_jid(vid)
+        if contact is None:
             return
-        contact = f"{local}@{self.config.component}"
         for user_id in sorted(self.agents.get(account_id, ())):
-            agent = JID(f"{agent_local(user_id)}@{self.config.domain}")
-            self._send_presence(JID(contact), agent, False)
+            agent = self._agent_jid(user_id)
+            self._send_presence(contact, agent, False)
             with contextlib.suppress(PermissionError, IqError, IqTimeout):
-                await xmpp.plugin["xep_0356"].set_roster(agent, {contact: {"subscription": "remove"}}, timeout=3)
+                await xmpp.plugin["xep_0356"].set_roster(agent, {contact.bare: {"subscription": "remove"}},
+                                                         timeout=3)
             self._rostered.pop((user_id, vid), None)
 
     def _visitor_typing(self, account_id: int, vid: str, typing: bool) -> None:
         """A chat state (XEP-0085) from the visitor to the account's agents who chat with it and
         are connected now (one to an offline agent would be kept for its next login, for nothing)."""
-        local = visitor_local(vid)
+        contact = self._visitor_jid(vid)
         xmpp = self.xmpp
-        if local is None or xmpp is None or not self.connected.is_set():
+        if contact is None or xmpp is None or not self.connected.is_set():
             return
         for user_id in self.agents.get(account_id, ()):
             if (user_id, vid) in self._rostered and self._resources.get(user_id):
-                state = xmpp.make_message(mto=JID(f"{agent_local(user_id)}@{self.config.domain}"),
-                                          mfrom=JID(f"{local}@{self.config.component}"), mtype="chat")
+                state = xmpp.make_message(mto=self._agent_jid(user_id), mfrom=contact, mtype="chat")
                 state["chat_state"] = "composing" if typing else "paused"
                 state.send()
 
     def _visitor_presence(self, account_id: int, vid: str, online: bool) -> None:
-        local = visitor_local(vid)
-        if local is None or not self.connected.is_set():
+        contact = self._visitor_jid(vid)
+        if contact is None or not self.connected.is_set():
             return
-        contact = JID(f"{local}@{self.config.component}")
         for user_id in self.agents.get(account_id, ()):
             if (user_id, vid) in self._rostered:
-                self._send_presence(contact, JID(f"{agent_local(user_id)}@{self.config.domain}"), online)
+                self._send_presence(contact, self._agent_jid(user_id), online)
 
     def _send_presence(self, contact: JID, to: JID, online: bool) -> None:
         xmpp = self.xmpp
@@ -584,8 +573,8 @@ class Bridge:
         except Conflict as exc:
             self._error(message, "cancel", "not-allowed", exc.message)
             return
-        except ValidationFailed as exc:
-            self._error(message, "modify", "not-acceptable", _validation_text(exc))
+        except ValidationFailed as exc:  # (its message names each field's problem)
+            self._error(message, "modify", "not-acceptable", exc.message)
             return
         hub = self.transport.hub
         assert hub is not None
@@ -613,12 +602,8 @@ class Bridge:
                 " WHERE v.account_id = $1 AND v.vid = $2 AND c.account_id = $1 AND c.status <> 'closed'"
                 " ORDER BY c.id DESC LIMIT 1", account_id, vid, user_id)
         hub = self.transport.hub
-        if row is None or hub is None:
-            return
-        frame = p.event("chat.agent_typing", conversationId=row[0], agent={"id": user_id, "nickname": row[1]})
-        data = p.encode(frame | {"is": typing})
-        await hub.publish(visitor_topic(account_id, vid), data)
-        await hub.publish(agents_topic(account_id), data)
+        if row is not None and hub is not None:
+            await ChatEvents(hub).agent_typing(account_id, vid, row[0], {"id": user_id, "nickname": row[1]}, typing)
 
     def _error(self, message: Message, kind: str, condition: str, text: str) -> None:
         reply = message.reply(clear=False)
@@ -705,7 +690,12 @@ class Bridge:
                                           account_id, vid) is not None
 
 
-def _validation_text(exc: ValidationFailed) -> str:
-    problems: Iterable[Any] = getattr(exc, "errors", None) or ()
-    details = "; ".join(str(getattr(problem, "message", problem)) for problem in problems)
-    return f"{exc.message} {details}".strip()
+async def _until_done(action: Any, failure: str) -> None:
+    """``await action()`` until it works, backing off from 1 to 30 s, each failure logged."""
+    for attempt in itertools.count():
+        try:
+            await action()
+            return
+        except Exception as exc:
+            log.warning("XMPP bridge: %s (%s); trying again", failure, exc)
+            await asyncio.sleep(min(30, 2 ** attempt))
