@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import secrets
 import socket
@@ -27,6 +28,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 
 from opensupp.app import create_app
 from opensupp.config import Settings
@@ -162,6 +164,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any, *, lifespan: str = "auto", force: bool = False) -> AsyncIterator[int]:
+    """``app`` under uvicorn in this loop, on a free port (yielded) of 127.0.0.1; stopped at the end,
+    gracefully, or at once with ``force`` (a test's receiver that never finishes its answer)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+            if task.done():
+                task.result()  # it could not start: its error
+        yield port
+    finally:
+        server.should_exit = True
+        if force:
+            server.force_exit = True
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        else:
+            await asyncio.wait_for(task, 20)
 
 
 def opensupp(*args: str, env: dict[str, str], check: bool = True, **kw: Any) -> subprocess.CompletedProcess[str]:

@@ -16,10 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import test_chat_transport
-import uvicorn
 from websockets.asyncio.client import connect
 
-from conftest import free_port, new_key
+from conftest import new_key, serving
 from opensupp.app import create_app
 from opensupp.chat import protocol as p
 from opensupp.config import Settings
@@ -74,15 +73,8 @@ class Runtime:
 async def runtime(database_url: str) -> AsyncIterator[Runtime]:
     settings = Settings(database_url=database_url, key_cache_seconds=0, secret_key=SECRET)
     app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-        if task.done():
-            task.result()
-    url = f"http://127.0.0.1:{port}"
-    try:
+    async with serving(app) as port:
+        url = f"http://127.0.0.1:{port}"
         key = await new_key(app)
         async with httpx.AsyncClient(base_url=url, headers={"apiKey": key}, timeout=20) as api:
             account = (await api.post("/accounts/create", json={"title": "Acme", "lang": "en"})).json()
@@ -90,9 +82,6 @@ async def runtime(database_url: str) -> AsyncIterator[Runtime]:
                 "email": f"{secrets.token_hex(5)}@acme.example", "password": "secret-pass", "fullname": "Anna Agent",
                 "nickname": "Anna"})).json()
             yield Runtime(url, api, account, int(user["id"]), app)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 20)
 
 
 async def test_a_visitor_and_an_agent_chat_and_the_partner_reads_it(runtime: Runtime):

@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import pytest
 from standardwebhooks import Webhook
-from test_outbox import Receiver, serve
+from test_outbox import Receiver
 
-from conftest import client_for, new_key
+from conftest import client_for, new_key, serving
 from opensupp.app import create_app
 from opensupp.chat import service as chat
 from opensupp.chat.models import Conversation, Message
@@ -47,11 +47,9 @@ def settings(database_url: str) -> Settings:
 @pytest.fixture
 async def receiver() -> Any:
     r = Receiver()
-    server, task, port = await serve(r)
-    r.url = f"http://127.0.0.1:{port}/in"  # type: ignore[attr-defined]
-    yield r
-    server.should_exit = True
-    await task
+    async with serving(r, lifespan="off") as port:
+        r.url = f"http://127.0.0.1:{port}/in"  # type: ignore[attr-defined]
+        yield r
 
 
 class Partner:

@@ -20,6 +20,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from test_outbox import LOOPBACK, deliveries, enqueue, hook_to
 
+from conftest import serving
 from opensupp.config import Settings
 from opensupp.outbox.worker import Worker
 
@@ -231,8 +232,7 @@ class Dripper:
 
 async def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(db, receiver):
     dripper = Dripper()
-    server, task, port = await test_outbox.serve(dripper)  # type: ignore[arg-type]
-    try:
+    async with serving(dripper, lifespan="off", force=True) as port:
         aid, hid, _ = await hook_to(db, f"http://127.0.0.1:{port}/in")
         await enqueue(db, aid, hid)
         started = asyncio.get_running_loop().time()
@@ -240,10 +240,6 @@ async def test_a_receiver_that_drips_its_answer_is_cut_off_at_the_deadline(db, r
         assert asyncio.get_running_loop().time() - started < 5
         [logged] = await deliveries(db, aid, hid)
         assert (logged.status, logged.last_error) == ("pending", "no whole answer within 1.5 s")
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        task.cancel()
 
 
 async def test_a_nul_in_an_answer_is_stored_and_the_batch_recorded(db, receiver):

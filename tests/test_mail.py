@@ -26,7 +26,6 @@ import orjson
 import pytest
 import test_chat_box_live as live
 import test_chat_transport
-import uvicorn
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from click.testing import CliRunner
@@ -36,7 +35,7 @@ from test_chat_box_live import server as server  # noqa: F401 (... the real serv
 from test_chat_box_live import site as site  # noqa: F401 (... and a host page with the chat code)
 from websockets.asyncio.client import connect
 
-from conftest import free_port, new_key
+from conftest import free_port, new_key, serving
 from opensupp.accounts import service as accounts
 from opensupp.app import create_app
 from opensupp.chat import protocol as p
@@ -589,22 +588,12 @@ async def served(database_url: str, smtp: Any) -> AsyncIterator[tuple[str, dict[
     settings = Settings(database_url=database_url, key_cache_seconds=0, secret_key="mail-test-" + "k" * 40,
                         smtp_url=f"smtp://127.0.0.1:{port}", mail_from=FROM, public_url=PUBLIC)
     app = create_app(settings)
-    http_port = free_port()
-    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=http_port, log_level="warning"))
-    task = asyncio.create_task(uv.serve())
-    while not uv.started:
-        await asyncio.sleep(0.02)
-        if task.done():
-            task.result()
-    url = f"http://127.0.0.1:{http_port}"
-    try:
+    async with serving(app) as http_port:
+        url = f"http://127.0.0.1:{http_port}"
         key = await new_key(app)
         async with httpx.AsyncClient(base_url=url, headers={"apiKey": key}, timeout=20) as api:
             account = (await api.post("/accounts/create", json={"title": "Acme <Shop>", "lang": "en"})).json()
         yield url, account, server
-    finally:
-        uv.should_exit = True
-        await asyncio.wait_for(task, 20)
 
 
 async def wait_for(condition: Any, timeout: float = 10) -> None:

@@ -4,6 +4,7 @@ local receiver (uvicorn), retried, refused at internal addresses, claimed once."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import os
@@ -13,10 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from standardwebhooks import Webhook
 
-from conftest import free_port
+from conftest import serving
 from opensupp.accounts import service as accounts
 from opensupp.app import create_app
 from opensupp.config import Settings
@@ -89,29 +89,15 @@ async def db(database_url: str) -> Any:
     await database.close()
 
 
-async def serve(receiver: Receiver) -> tuple[uvicorn.Server, asyncio.Task[None], int]:
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(receiver, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    return server, task, port
-
-
 @pytest.fixture
 async def receiver() -> Any:
-    made: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+    async with contextlib.AsyncExitStack() as made:
 
-    async def start(**kw: Any) -> tuple[Receiver, int]:
-        r = Receiver(**kw)
-        server, task, port = await serve(r)
-        made.append((server, task))
-        return r, port
+        async def start(**kw: Any) -> tuple[Receiver, int]:
+            r = Receiver(**kw)
+            return r, await made.enter_async_context(serving(r, lifespan="off"))
 
-    yield start
-    for server, task in made:
-        server.should_exit = True
-        await task
+        yield start
 
 
 async def hook_to(db: Any, url: str) -> tuple[int, int, str]:
