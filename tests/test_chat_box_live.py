@@ -87,23 +87,27 @@ class Server:
         self.thread.join(timeout=15)
 
 
-class Agent:
-    """An agent connection (docs/chat-protocol.md 7): frames it skipped while waiting are kept."""
+class Socket:
+    """A chat socket's client side (docs/chat-protocol.md): ``send`` numbers its refs; ``wait``
+    answers the next frame of a kind (with those fields), keeping the frames it skips for a later
+    wait, for at most ``timeout`` seconds unless told. ``idle``: called while nothing comes (a
+    browser's sync API to pump)."""
 
-    def __init__(self, server: Server) -> None:
-        self.stack = contextlib.ExitStack()  # websockets 17 wants its connect used as a context manager
-        url = server.url.replace("http", "ws") + "/chat/ws/agent"
-        self.ws: ClientConnection = self.stack.enter_context(connect(url))
+    def __init__(self, ws: ClientConnection, who: str, idle: Any = None, timeout: float = 20) -> None:
+        self.ws = ws
+        self.who = who
+        self.idle = idle
+        self.timeout = timeout
         self.kept: list[dict[str, Any]] = []
         self.refs = 0
-        self.send(type="agent.connect", token=protocol.agent_token(SECRET, server.account_id, server.agent_id))
-        assert self.wait("ack")["data"]["agent"]["nickname"] == "Anna"
 
     def send(self, **frame: Any) -> None:
         self.refs += 1
-        self.ws.send(json.dumps({"ref": f"a{self.refs}", **frame}))
+        self.ws.send(json.dumps({"ref": f"{self.who[0]}{self.refs}", **frame}))
 
-    def wait(self, kind: str, timeout: float = 20, **fields: Any) -> dict[str, Any]:
+    def wait(self, kind: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
+        timeout = self.timeout if timeout is None else timeout
+
         def matches(frame: dict[str, Any]) -> bool:
             return frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items())
 
@@ -112,17 +116,30 @@ class Agent:
                 return self.kept.pop(n)
         deadline = time.monotonic() + timeout
         while True:
+            left = max(0.01, deadline - time.monotonic())
             try:
-                frame = json.loads(self.ws.recv(timeout=min(0.05, max(0.01, deadline - time.monotonic()))))
+                frame = json.loads(self.ws.recv(timeout=min(0.05, left) if self.idle else left))
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     raise AssertionError(
-                        f"the agent got no {kind} {fields} in {timeout} s; it got {self.kept}") from None
-                pump_browsers()  # the box's requests pass through this thread's route handler
+                        f"the {self.who} got no {kind} {fields} in {timeout} s; it got {self.kept}") from None
+                self.idle()
                 continue
             if matches(frame):
                 return dict(frame)
             self.kept.append(frame)
+
+
+class Agent(Socket):
+    """An agent connection (docs/chat-protocol.md 7), pumping the browsers while it waits (the box's
+    requests pass through this thread's route handler)."""
+
+    def __init__(self, server: Server) -> None:
+        self.stack = contextlib.ExitStack()  # websockets 17 wants its connect used as a context manager
+        url = server.url.replace("http", "ws") + "/chat/ws/agent"
+        super().__init__(self.stack.enter_context(connect(url)), "agent", idle=pump_browsers)
+        self.send(type="agent.connect", token=protocol.agent_token(SECRET, server.account_id, server.agent_id))
+        assert self.wait("ack")["data"]["agent"]["nickname"] == "Anna"
 
     def close(self) -> None:
         self.stack.close()

@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 from test_chat_box import browser as browser  # noqa: F401 (the fixture: Debian's Chromium)
-from websockets.sync.client import ClientConnection, connect
+from test_chat_box_live import Socket
+from websockets.sync.client import connect
 from xmpp_kit import DOMAIN, Prosody, XmppAgent, prosody_missing
 
 from conftest import LiveServer, cli_key, free_port, opensupp, start_server, stop_server
@@ -93,14 +94,12 @@ def stack(prosody_here: None, database_url: str, tmp_path_factory: pytest.TempPa
         s.close()
 
 
-class Visitor:
-    """A visitor over the WebSocket (docs/chat-protocol.md): frames skipped while waiting are kept."""
+class Visitor(Socket):
+    """A visitor over the WebSocket (docs/chat-protocol.md)."""
 
     def __init__(self, stack: Stack, key: str, name: str | None = None) -> None:
         url = stack.server.url.replace("http", "ws") + f"/chat/ws/visitor?key={key}"
-        self.ws: ClientConnection = connect(url, origin="http://www.shop.test", legacy=True)
-        self.kept: list[dict[str, Any]] = []
-        self.refs = 0
+        super().__init__(connect(url, origin="http://www.shop.test", legacy=True), "visitor", timeout=15)
         self.send(type="visitor.connect", **({"name": name} if name else {}))
         ack = self.wait("ack")["data"]
         self.vid: str = ack["vid"]
@@ -109,29 +108,8 @@ class Visitor:
         assert local is not None
         self.jid = f"{local}@visitors.{DOMAIN}"
 
-    def send(self, **frame: Any) -> None:
-        self.refs += 1
-        self.ws.send(json.dumps({"ref": f"v{self.refs}", **frame}))
-
     def say(self, text: str) -> None:
         self.send(type="chat.message", clientId=f"c-{time.monotonic_ns()}", text=text)
-
-    def wait(self, kind: str, timeout: float = 15, **fields: Any) -> dict[str, Any]:
-        def matches(frame: dict[str, Any]) -> bool:
-            return frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items())
-
-        for n, frame in enumerate(self.kept):
-            if matches(frame):
-                return self.kept.pop(n)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                frame = json.loads(self.ws.recv(timeout=max(0.01, deadline - time.monotonic())))
-            except TimeoutError:
-                raise AssertionError(f"the visitor got no {kind} {fields} in {timeout} s; it got {self.kept}") from None
-            if matches(frame):
-                return dict(frame)
-            self.kept.append(frame)
 
     def agent_message(self, text: str, timeout: float = 15) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
