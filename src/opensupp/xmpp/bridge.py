@@ -41,6 +41,7 @@ from slixmpp.componentxmpp import ComponentXMPP
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza import Message, Presence
 
+from opensupp.chat import service
 from opensupp.chat.hub import Subscription, agents_topic
 from opensupp.chat.transport import ChatEvents, ChatTransport, batch_frames
 from opensupp.db import Database
@@ -686,8 +687,7 @@ class Bridge:
 
     async def _visitor_exists(self, account_id: int, vid: str) -> bool:
         async with self.db.read() as session:
-            return await session.fetchval("SELECT 1 FROM visitors WHERE account_id = $1 AND vid = $2",
-                                          account_id, vid) is not None
+            return await service.visitor_by_vid(session, account_id=account_id, vid=vid) is not None
 
 
 async def _until_done(action: Any, failure: str) -> None:
