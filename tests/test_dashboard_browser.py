@@ -309,8 +309,10 @@ def test_search_finds_a_conversation_by_text_or_e_mail(browser, server, site: Li
     for query in ("CARBON", "lukas@example"):
         page.locator("#search").fill(query)
         page.locator("#search").press("Enter")
-        page.locator("#list-results .conv-item").wait_for()
-        assert page.locator("#results-note").text_content() == f"Conversations matching “{query}”: 1"
+        # The first query's item is still listed while the second is asked: wait for this query's note.
+        note = f"Conversations matching “{query}”: 1"
+        page.wait_for_function("note => document.querySelector('#results-note').textContent === note", arg=note)
+        assert page.locator("#list-results .conv-item").count() == 1
         assert not page.locator("#groups").is_visible()
     page.locator("#search").fill("no such words")
     page.get_by_role("button", name="Search", exact=True).click()
@@ -321,6 +323,35 @@ def test_search_finds_a_conversation_by_text_or_e_mail(browser, server, site: Li
     page.locator("#log .msg.visitor").wait_for()
     assert page.locator("#log .msg.visitor .text").text_content() == "Do you repair carbon frames?"
     page.locator("#results-clear").click()
+    assert page.locator("#groups").is_visible() and not page.locator("#results").is_visible()
+
+    # A slow answer to an older search neither replaces a newer one's nor reopens the results after Clear.
+    def late(query: str, then: Any) -> None:
+        held: list[Any] = []
+        pattern = "**/dashboard/search?q=" + query
+        page.route(pattern, lambda route: held.append(route))
+        page.locator("#search").fill(query)
+        page.locator("#search").press("Enter")
+        for _ in range(250):
+            if held:
+                break
+            page.wait_for_timeout(20)
+        assert len(held) == 1, "the search was not asked"
+        then()
+        with page.expect_response(lambda r: r.url.endswith("q=" + query)) as answer:
+            held[0].continue_()
+        page.unroute(pattern)
+        answer.value.finished()
+        page.evaluate("() => new Promise(done => setTimeout(done, 200))")
+
+    def newer() -> None:
+        page.locator("#search").fill("lukas@example")
+        page.locator("#search").press("Enter")
+        page.wait_for_function("() => document.querySelector('#results-note').textContent.includes('lukas@example')")
+
+    late("frames", newer)
+    assert page.locator("#results-note").text_content() == "Conversations matching “lukas@example”: 1"
+    late("frames", lambda: page.locator("#results-clear").click())
     assert page.locator("#groups").is_visible() and not page.locator("#results").is_visible()
 
 

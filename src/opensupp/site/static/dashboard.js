@@ -831,12 +831,18 @@
 
   // ------------------------------------------------------------------ search
 
+  // Each search (and Clear) takes a new number; an answer shows only if it is
+  // still the latest one, so a slow answer to an older query never replaces a
+  // newer one's, nor reopens the results after Clear.
+  let searchSeq = 0;
+
   function search(event) {
     event.preventDefault();
     const q = $('search').value.trim();
     if (q.length < 2) { $('search').focus(); return; }
+    const seq = ++searchSeq;
     getJSON('/dashboard/search?q=' + encodeURIComponent(q)).then((data) => {
-      if (!data) return;
+      if (!data || seq !== searchSeq) return;
       $('results').hidden = false;
       $('groups').hidden = true;
       $('results-note').textContent = t('dash.resultsN', { count: data.conversations.length, q: data.q });
@@ -845,6 +851,7 @@
   }
 
   function clearSearch() {
+    searchSeq += 1;
     $('search').value = '';
     $('results').hidden = true;
     $('groups').hidden = false;
