@@ -40,6 +40,8 @@ def test_the_preview_follows_the_form_and_save_stores_it(browser, tmp_path):
                                           "{bubbles: true})); }")
         page.select_option("#b-position", "left")
         frame.locator("text=Hello from the preview").wait_for(timeout=5000)
+        # the preview reloads 250 ms after the last change: wait for the one with all four
+        frame.locator("html.left").wait_for(state="attached", timeout=5000)
         assert frame.locator("#agent-name").inner_text() == "Ask us anything"
         head = frame.locator(".head").evaluate("(el) => getComputedStyle(el).backgroundColor")
         assert head == "rgb(170, 0, 0)"

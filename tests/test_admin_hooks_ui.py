@@ -24,7 +24,7 @@ PICTURE = Path(__file__).resolve().parent.parent / "docs" / "images" / "admin-ho
 
 
 class Receiver(ThreadingHTTPServer):
-    """A partner's endpoint: answers 503 to the first delivery, then 200; keeps what it got."""
+    """A partner's endpoint: answers 503 (retry in an hour) to the first delivery, then 200; keeps what it got."""
 
     def __init__(self) -> None:
         self.got: list[tuple[dict[str, str], bytes]] = []
@@ -42,6 +42,8 @@ class Handler(BaseHTTPRequestHandler):
         self.server.refuse -= 1
         answer = b"maintenance, try later" if refused else b'{"received": true}'
         self.send_response(503 if refused else 200)
+        if refused:  # the outbox's own retry (5 s by the schedule) is an hour away: the admin sends it again
+            self.send_header("retry-after", "3600")
         self.send_header("content-length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)

@@ -101,9 +101,11 @@ class Socket:
         self.kept: list[dict[str, Any]] = []
         self.refs = 0
 
-    def send(self, **frame: Any) -> None:
+    def send(self, **frame: Any) -> str:
         self.refs += 1
-        self.ws.send(json.dumps({"ref": f"{self.who[0]}{self.refs}", **frame}))
+        ref = f"{self.who[0]}{self.refs}"
+        self.ws.send(json.dumps({"ref": ref, **frame}))
+        return ref
 
     def wait(self, kind: str, timeout: float | None = None, **fields: Any) -> dict[str, Any]:
         timeout = self.timeout if timeout is None else timeout
@@ -188,8 +190,12 @@ def visitor(browser: Any, site: Live, transport: str) -> Visit:
 
 
 def connected(v: Visit) -> Any:
+    """The box's frame once its socket is connected and the host page has the visitor's vid (the
+    box tells the loader in a message of its own, handled a moment later)."""
     box = v.box()
     box.wait_for_function("() => window.opensuppBox.state.connected", timeout=15_000)
+    v.page.wait_for_function("() => typeof smartsupp.vid === 'string' && smartsupp.vid.length === 22",
+                             timeout=15_000)
     return box
 
 
@@ -364,8 +370,10 @@ def test_a_delay_site_trigger_counts_from_the_first_page_across_a_page_change(br
         # two seconds from the visit's start, never earlier (and late by no more than its delivery
         # to the box), not two seconds after the second page (it shows about a second after page
         # two's box connected; counted from page two it would take two)
+        # (page two's box connecting only after start + 2, under load, is the machine's: the trigger
+        # is then due at once, as page two's box connects)
         timing = {"start": seen - start, "page one": seen - first, "page two": seen - second}
-        assert start + 2 <= seen < start + 2.8, timing
+        assert start + 2 <= seen < max(start + 2, second) + 0.8, timing
         assert seen < second + 1.5, timing
         # from its agent_nick; the box is closed, so the launcher counts it
         assert box.locator(".msg.trigger").text_content() == "RoboCan I help you choose?"

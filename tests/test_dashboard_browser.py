@@ -134,7 +134,8 @@ def test_an_agent_answers_a_visitor_live_and_goes_away(browser, server, site: Li
         assert picture.stat().st_size > 20_000
 
         # away: no one else is online, so the visitor's box goes offline
-        page.select_option("#presence", "away")
+        with page.expect_response(lambda r: r.url.endswith("/dashboard/status")):
+            page.select_option("#presence", "away")
         box.wait_for_function("() => window.opensuppBox.state.online === false", timeout=15_000)
         assert box.locator("#status").text_content() == "We are offline"
         page.wait_for_function("() => document.getElementById('connection').textContent.includes('offline')")
@@ -216,6 +217,7 @@ def test_an_agent_starts_a_chat_with_a_visitor_on_the_site(browser, server, site
         assert page.locator("#list-open .conv-item").count() == 1
         # the live list's button now leads to that conversation
         page.get_by_role("button", name="Go to the chat with Karel").click()
+        page.wait_for_function("() => window.opensuppDashboard.state.detail !== null")  # read again
         assert page.locator("#log .msg").count() == 2
     finally:
         v.close()

@@ -109,7 +109,9 @@ class Visitor(Socket):
         self.jid = f"{local}@visitors.{DOMAIN}"
 
     def say(self, text: str) -> None:
-        self.send(type="chat.message", clientId=f"c-{time.monotonic_ns()}", text=text)
+        """Sends a message and waits for its own ack: the message is stored."""
+        ref = self.send(type="chat.message", clientId=f"c-{time.monotonic_ns()}", text=text)
+        self.wait("ack", ref=ref)
 
     def agent_message(self, text: str, timeout: float = 15) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -330,8 +332,7 @@ def test_an_offline_agent_gets_the_visitors_messages_at_the_next_login(stack: St
         assert agent.login()  # once: the bridge now writes this account's visitors to this agent
         agent.logout()
         visitor.say("Are you there?")
-        visitor.say("I will wait for an answer.")
-        time.sleep(0.5)
+        visitor.say("I will wait for an answer.")  # both stored (acked) before the next login
         assert agent.login()
         first, second = agent.message(), agent.message()
         assert (first["body"], second["body"]) == ("Are you there?", "I will wait for an answer.")
@@ -355,8 +356,7 @@ def test_prosody_restarted_mid_chat_the_bridge_comes_back_and_nothing_is_lost(st
         connects = stack.server.log_text().count("XMPP bridge: connected to Prosody")
 
         stack.prosody.stop()
-        visitor.say("While Prosody is down")  # stored; the bridge cannot hand it on now
-        visitor.wait("ack")
+        visitor.say("While Prosody is down")  # stored (acked); the bridge cannot hand it on now
         stack.prosody.start()
         stack.wait_for_bridge(connects + 1)
         agent.logout()  # its connection went with the old Prosody

@@ -559,9 +559,14 @@
   function renderLog() {
     if (!state.detail) return;
     const log = $('log');
-    log.replaceChildren(...[...state.messages.values()].sort((a, b) => a.id - b.id).map(bubble));
+    const messages = [...state.messages.values()].sort((a, b) => a.id - b.id);
+    log.replaceChildren(...messages.map(bubble));
+    // a reply still waiting for its ack, unless the log already holds it (a fetch can bring it first)
+    const stored = new Set(messages.map((m) => m.clientId).filter(Boolean));
     for (const [clientId, pending] of state.outbox) {
-      if (pending.conversationId === state.selected) log.append(pendingBubble(clientId, pending.text));
+      if (pending.conversationId === state.selected && !stored.has(clientId)) {
+        log.append(pendingBubble(clientId, pending.text));
+      }
     }
     log.scrollTop = log.scrollHeight;
   }
@@ -588,13 +593,14 @@
   }
 
   function showMessage(message) {
+    const log = $('log');
+    // the reply's pending bubble goes even when the message is known already (a fetch brought it first)
+    const pending = message.clientId && log.querySelector('.pending[data-client="' + CSS.escape(message.clientId) + '"]');
+    if (pending) pending.remove();
     if (state.messages.has(message.id)) return;
     state.messages.set(message.id, message);
     if (!state.detail) return; // being read: renderLog shows it
-    const log = $('log');
     const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 40;
-    const pending = message.clientId && log.querySelector('.pending[data-client="' + CSS.escape(message.clientId) + '"]');
-    if (pending) pending.remove();
     const newest = Math.max(0, ...[...state.messages.keys()].filter((id) => id !== message.id));
     if (message.id > newest) {
       const before = log.querySelector('.pending');
