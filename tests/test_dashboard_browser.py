@@ -432,3 +432,48 @@ def test_a_cut_socket_loses_nothing_either_way(browser, server, site: Live, dash
         assert texts == ["Before the cut", "During the cut", "Written during the cut"]
     finally:
         v.close()
+
+
+def test_a_reply_read_back_before_its_ack_shows_once(browser, server, site: Live, dashboard: Dashboard):
+    """The conversation read again (a click, a reconnect) between a reply's sending and its ack:
+    the read brings the stored reply, and the ack, when it comes, leaves no pending copy behind."""
+    page = dashboard.page
+    held: list[str | bytes] = []
+    holding = [False]
+    sockets: list[Any] = []
+
+    def through(ws: Any) -> None:  # the agent's socket, with the server's frames held back on demand
+        upstream = ws.connect_to_server()
+        sockets.append(ws)
+        ws.on_message(upstream.send)
+        upstream.on_message(lambda frame: held.append(frame) if holding[0] else ws.send(frame))
+
+    page.route_web_socket("**/chat/ws/agent", through)
+    dashboard.sign_in()
+    v = Visit(browser, site)
+    try:
+        v.open(site.snippet())
+        box = connected(v)
+        v.click_launcher(box)
+        say(box, "Anyone there?")
+        item = page.locator("#list-pending .conv-item")
+        item.click()
+        page.locator("#log .msg.visitor").wait_for()
+        holding[0] = True
+        page.locator("#reply").fill("Yes, right here")
+        page.locator("#reply").press("Enter")
+        box.locator(".msg.agent").wait_for(state="attached")  # stored and sent on; the dashboard has no ack yet
+        assert page.locator("#log .msg.pending").count() == 1
+        item.click()  # read again: the stored reply comes with the conversation
+        page.wait_for_function("() => window.opensuppDashboard.state.detail !== null")
+        page.locator("#log .msg.agent:not(.pending)").wait_for()
+        assert page.locator("#log .msg.agent").count() == 1  # not also as pending
+        assert any(b'"ack"' in (f if isinstance(f, bytes) else f.encode()) for f in held), held
+        holding[0] = False
+        for frame in held:  # the ack (and the events) arrive now
+            sockets[-1].send(frame)
+        page.wait_for_function("() => !document.querySelector('#log .pending')")
+        page.wait_for_function("() => document.querySelector('#conv-status').textContent === 'Open'")  # the ack's
+        assert page.locator("#log .msg.agent .text").all_text_contents() == ["Yes, right here"]
+    finally:
+        v.close()
