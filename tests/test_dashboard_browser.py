@@ -37,6 +37,16 @@ def say(box: Any, text: str) -> None:
     box.locator("#input").press("Enter")
 
 
+def writes(v: Visit, site: Live, text: str, head: str = "") -> Any:
+    """The visitor opens the host page (with ``head`` after the snippet), opens the box once it is
+    connected, and writes ``text``; the box's frame."""
+    v.open(site.snippet() + head)
+    box = connected(v)
+    v.click_launcher(box)
+    say(box, text)
+    return box
+
+
 class Dashboard:
     """The agent's browser context, signed in by the guide's fast login."""
 
@@ -162,10 +172,7 @@ def test_the_conversation_is_usable_at_a_phones_width(browser, server, site: Liv
     try:
         phone.page.goto(f"{server.url}/dashboard")
         phone.ready()
-        v.open(site.snippet())
-        box = connected(v)
-        v.click_launcher(box)
-        say(box, "Hi from the visitor")
+        box = writes(v, site, "Hi from the visitor")
         page = phone.page
         item = page.locator("#list-pending .conv-item")
         item.wait_for()
@@ -301,10 +308,7 @@ def test_search_finds_a_conversation_by_text_or_e_mail(browser, server, site: Li
     page = dashboard.page
     v = Visit(browser, site)
     try:
-        v.open(site.snippet() + "<script>smartsupp('email', 'lukas@example.com');</script>")
-        box = connected(v)
-        v.click_launcher(box)
-        say(box, "Do you repair carbon frames?")
+        writes(v, site, "Do you repair carbon frames?", "<script>smartsupp('email', 'lukas@example.com');</script>")
         page.locator("#list-pending .conv-item").wait_for()
     finally:
         v.close()
@@ -365,10 +369,7 @@ def test_axe_finds_no_serious_issue_in_the_inbox_or_a_conversation(browser, serv
     v = Visit(browser, site)
     try:
         d.sign_in()
-        v.open(site.snippet() + "<script>smartsupp('name', 'Jane'); smartsupp('variables', {plan: 'gold'});</script>")
-        box = connected(v)
-        v.click_launcher(box)
-        say(box, "Hello")
+        writes(v, site, "Hello", "<script>smartsupp('name', 'Jane'); smartsupp('variables', {plan: 'gold'});</script>")
         d.page.locator("#list-pending .conv-item").wait_for()
         d.page.add_script_tag(content=script)
         run = "() => axe.run(document).then(r => r.violations.filter(v => ['serious', 'critical'].includes(v.impact))" \
@@ -389,10 +390,7 @@ def test_the_keyboard_keeps_its_place_when_the_inbox_changes(browser, server, si
     page = dashboard.page
     v = Visit(browser, site)
     try:
-        v.open(site.snippet())
-        box = connected(v)
-        v.click_launcher(box)
-        say(box, "First")
+        box = writes(v, site, "First")
         item = page.locator("#list-pending .conv-item")
         item.focus()
         say(box, "Second")
@@ -410,10 +408,7 @@ def test_a_cut_socket_loses_nothing_either_way(browser, server, site: Live, dash
     page = dashboard.page
     v = Visit(browser, site)
     try:
-        v.open(site.snippet())
-        box = connected(v)
-        v.click_launcher(box)
-        say(box, "Before the cut")
+        box = writes(v, site, "Before the cut")
         page.locator("#list-pending .conv-item").click()
         page.locator("#log .msg.visitor").wait_for()
         # the socket drops; the dashboard waits 1.5 to 4.5 s before it reconnects
@@ -452,10 +447,7 @@ def test_a_reply_read_back_before_its_ack_shows_once(browser, server, site: Live
     dashboard.sign_in()
     v = Visit(browser, site)
     try:
-        v.open(site.snippet())
-        box = connected(v)
-        v.click_launcher(box)
-        say(box, "Anyone there?")
+        box = writes(v, site, "Anyone there?")
         item = page.locator("#list-pending .conv-item")
         item.click()
         page.locator("#log .msg.visitor").wait_for()
