@@ -461,9 +461,9 @@ def test_a_reply_read_back_before_its_ack_shows_once(browser, server, site: Live
         page.locator("#log .msg.agent:not(.pending)").wait_for()
         assert page.locator("#log .msg.agent").count() == 1  # not also as pending
         assert any(b'"ack"' in (f if isinstance(f, bytes) else f.encode()) for f in held), held
-        holding[0] = False
-        for frame in held:  # the ack (and the events) arrive now
+        for frame in held:  # the ack (and the events) arrive now, in order (what comes meanwhile is held too)
             sockets[-1].send(frame)
+        holding[0] = False
         page.wait_for_function("() => !document.querySelector('#log .pending')")
         page.wait_for_function("() => document.querySelector('#conv-status').textContent === 'Open'")  # the ack's
         assert page.locator("#log .msg.agent .text").all_text_contents() == ["Yes, right here"]

@@ -597,14 +597,14 @@ class Bridge:
     async def _agent_typing(self, account_id: int, user_id: int, vid: str, typing: bool) -> None:
         """chat.agent_typing to the visitor and the account's agents, as the dashboard's typing is."""
         async with self.db.read() as session:
-            row = await session.fetchrow(
-                "SELECT c.id, u.nickname FROM visitors v JOIN conversations c ON c.visitor_id = v.id"
-                " JOIN users u ON u.id = $3 AND u.account_id = $1"
-                " WHERE v.account_id = $1 AND v.vid = $2 AND c.account_id = $1 AND c.status <> 'closed'"
-                " ORDER BY c.id DESC LIMIT 1", account_id, vid, user_id)
+            visitor = await service.visitor_by_vid(session, account_id=account_id, vid=vid)
+            card = await service.agent_card(session, account_id=account_id, user_id=user_id)
+            conversation = None if visitor is None or card is None else await service.current_conversation(
+                session, account_id=account_id, visitor_id=visitor.id)
         hub = self.transport.hub
-        if row is not None and hub is not None:
-            await ChatEvents(hub).agent_typing(account_id, vid, row[0], {"id": user_id, "nickname": row[1]}, typing)
+        if conversation is not None and card is not None and hub is not None:
+            await ChatEvents(hub).agent_typing(account_id, vid, conversation.id,
+                                               {"id": user_id, "nickname": card["nickname"]}, typing)
 
     def _error(self, message: Message, kind: str, condition: str, text: str) -> None:
         reply = message.reply(clear=False)
